@@ -1,0 +1,30 @@
+# The two commands of the README, plus the pieces they are made of.
+#   make demo   train PPO on the default scenario, evaluate it against the heuristics
+#   make test   formatting, lints and the whole test suite (what CI runs)
+# Both bootstrap libtorch and the Python tools on first use (scripts/bootstrap.sh).
+
+CARGO ?= cargo
+DEMO_RUN ?= demo
+DEMO_STEPS ?= 60000
+
+.PHONY: demo test bootstrap check-libtorch build bench
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+check-libtorch: bootstrap
+	@./scripts/check-libtorch.sh
+
+test: check-libtorch
+	@echo "==> cargo fmt --check"
+	@$(CARGO) fmt --all --check
+	@echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+	@$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@echo "==> cargo test --workspace"
+	@$(CARGO) test --workspace
+
+build: check-libtorch
+	@$(CARGO) build --release -p lepton-train -p lepton-eval
+
+demo: build
+	@./scripts/demo.sh "$(DEMO_RUN)" "$(DEMO_STEPS)"

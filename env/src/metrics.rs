@@ -1,0 +1,32 @@
+//! Per-episode scheduling metrics, reported in the final info of an episode.
+
+use serde::{Deserialize, Serialize};
+
+/// Metrics of one finished (terminated or truncated) scheduling episode. Times are in the
+/// scenario's time unit (seconds for real clusters, steps for DeepRM). Slowdown-like metrics
+/// are over tasks that finished; `num_unfinished` counts tasks still queued or running when
+/// the episode was truncated, `num_dropped` those refused by the backlog cap or dropped.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeMetrics {
+    pub num_tasks: usize,
+    pub num_finished: usize,
+    pub num_dropped: usize,
+    pub num_unfinished: usize,
+    /// Mean of (finish − arrival) / duration.
+    pub mean_slowdown: f64,
+    pub p50_slowdown: f64,
+    pub p95_slowdown: f64,
+    /// Mean of max(1, (wait + run) / max(run, 10 s)).
+    pub mean_bounded_slowdown: f64,
+    pub mean_wait: f64,
+    /// Mean of finish − arrival.
+    pub mean_completion_time: f64,
+    /// Time from the first arrival to the last finish.
+    pub makespan: f64,
+    /// Used / available capacity integrated over the makespan, one entry per resource.
+    pub utilization: Vec<f64>,
+    /// Fraction of tasks with a deadline that finished after it (or never finished).
+    pub deadline_miss_rate: f64,
+    /// Energy in kWh (0 while no power model is configured).
+    pub energy_kwh: f64,
+}
