@@ -1,0 +1,153 @@
+//! The flat observation of [`ClusterEnv`]; the feature list is documented on the env.
+
+use super::ClusterEnv;
+use crate::api::ObsLayout;
+use crate::spaces::BoxSpace;
+
+/// `x / (1 + x)`: maps `[0, ∞)` onto `[0, 1)` while staying linear near 0.
+#[inline]
+fn squash(x: f64) -> f32 {
+    let x = x.max(0.0);
+    (x / (1.0 + x)) as f32
+}
+
+pub(super) fn layout(
+    num_resources: usize,
+    num_types: usize,
+    num_servers: usize,
+    num_slots: usize,
+) -> ObsLayout {
+    ObsLayout {
+        global: 2 * num_resources + 4,
+        server_rows: num_servers,
+        server_features: 2 * num_resources + num_types + 3,
+        slot_rows: num_slots,
+        slot_features: num_resources + 7,
+    }
+}
+
+pub(super) fn space(layout: &ObsLayout, num_resources: usize) -> BoxSpace {
+    let mut space = BoxSpace::uniform(layout.dim(), 0.0, 1.0);
+    let slack = num_resources + 5;
+    let slots_start = layout.global + layout.server_rows * layout.server_features;
+    for k in 0..layout.slot_rows {
+        space.low[slots_start + k * layout.slot_features + slack] = -1.0;
+    }
+    space
+}
+
+pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
+    let nr = env.num_resources;
+    let scale = env.config.time_scale_s;
+    let layout = env.layout;
+    let (global, rest) = obs.split_at_mut(layout.global);
+    let (server_block, slot_block) = rest.split_at_mut(layout.server_rows * layout.server_features);
+    let frac = |x: f64, max: u32| {
+        if max == 0 {
+            0.0
+        } else {
+            (x / f64::from(max)) as f32
+        }
+    };
+
+    // Global block.
+    let queue = &env.queue;
+    let backlog_len = queue.backlog.len();
+    global[0] = if queue.backlog_cap == 0 {
+        0.0
+    } else {
+        backlog_len as f32 / queue.backlog_cap as f32
+    };
+    let oldest_wait_s = queue
+        .backlog
+        .front()
+        .map_or(0.0, |&i| env.now_s - env.tasks[i as usize].arrival_s);
+    global[1] = squash(oldest_wait_s / scale);
+    let per_task = if backlog_len == 0 {
+        0.0
+    } else {
+        1.0 / backlog_len as f64
+    };
+    global[2] = squash(queue.backlog_estimate_sum_s * per_task / scale);
+    for r in 0..nr {
+        global[3 + r] = frac(
+            queue.backlog_demand_sum[r] as f64 * per_task,
+            env.max_capacity[r],
+        )
+        .min(1.0);
+        let cap = env.capacity_total[r];
+        global[3 + nr + r] = if cap > 0.0 {
+            (env.used[r] as f64 / cap) as f32
+        } else {
+            0.0
+        };
+    }
+    let num_full = queue.slots.iter().filter(|s| s.is_some()).count();
+    global[3 + 2 * nr] = num_full as f32 / queue.slots.len() as f32;
+
+    // Server rows. The next estimated completion per server needs one pass over the running
+    // tasks; the row's last feature doubles as its accumulator (time to go, unsquashed).
+    let sf = layout.server_features;
+    let num_types = env.config.server_types.len();
+    let next_col = 2 * nr + num_types + 2;
+    for (row, s) in server_block.chunks_exact_mut(sf).zip(&env.servers) {
+        for r in 0..nr {
+            row[r] = frac(f64::from(s.free[r]), s.capacity[r]);
+            row[nr + r] = frac(f64::from(s.capacity[r]), env.max_capacity[r]);
+        }
+        row[2 * nr] = (s.speed / env.max_speed) as f32;
+        row[2 * nr + 1..2 * nr + 1 + num_types].fill(0.0);
+        row[2 * nr + 1 + s.type_index] = 1.0;
+        row[2 * nr + 1 + num_types] = if s.num_running > 0 { 1.0 } else { 0.0 };
+        row[next_col] = f32::INFINITY;
+    }
+    for &i in &env.running {
+        let rec = &env.records[i as usize];
+        let n = rec.server as usize;
+        let to_go_s =
+            rec.start_s + env.tasks[i as usize].estimate_s / env.servers[n].speed - env.now_s;
+        let cell = &mut server_block[n * sf + next_col];
+        *cell = cell.min(to_go_s.max(0.0) as f32);
+    }
+    for row in server_block.chunks_exact_mut(sf) {
+        let to_go_s = row[next_col];
+        row[next_col] = if to_go_s.is_finite() {
+            squash(f64::from(to_go_s) / scale)
+        } else {
+            0.0
+        };
+    }
+
+    // Slot rows.
+    let kf = layout.slot_features;
+    for (row, slot) in slot_block.chunks_exact_mut(kf).zip(&queue.slots) {
+        let Some(i) = *slot else {
+            row.fill(0.0);
+            continue;
+        };
+        let spec = &env.tasks[i as usize];
+        row[0] = 1.0;
+        for r in 0..nr {
+            row[1 + r] = frac(f64::from(spec.demand[r]), env.max_capacity[r]);
+        }
+        row[1 + nr] = squash(spec.estimate_s / scale);
+        row[2 + nr] = squash((env.now_s - spec.arrival_s) / scale);
+        row[3 + nr] = if env.config.max_priority == 0 {
+            0.0
+        } else {
+            f32::from(spec.priority) / f32::from(env.config.max_priority)
+        };
+        match spec.deadline_s {
+            Some(deadline_s) => {
+                row[4 + nr] = 1.0;
+                row[5 + nr] = ((deadline_s - env.now_s - spec.estimate_s) / scale).tanh() as f32;
+            }
+            None => {
+                row[4 + nr] = 0.0;
+                row[5 + nr] = 0.0;
+            }
+        }
+        let fits = env.servers.iter().any(|s| s.fits_now(&spec.demand, nr));
+        row[6 + nr] = if fits { 1.0 } else { 0.0 };
+    }
+}

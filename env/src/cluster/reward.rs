@@ -1,0 +1,39 @@
+//! The reward: a configurable weighted sum of costs, negated.
+
+/// Weights of the cost terms; the reward of a step is minus their weighted sum over the
+/// simulated interval the step covered.
+///
+/// - `slowdown` (default 1): Σ over tasks in the system (queued or running) of `1/duration_s`
+///   per unit time, integrated between decisions. A task that arrives at `a` and finishes at
+///   `f` contributes `(f − a)/duration_s`, its slowdown, so with this term alone an episode's
+///   return is exactly −Σ slowdown (DeepRM's objective).
+/// - `wait`: number of queued tasks per unit time (return = −total waiting time).
+/// - `deadline_miss`: per task that finishes after its deadline or is dropped with one.
+/// - `dropped`: per task refused by the backlog cap (or oversize, under the drop policy).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RewardWeights {
+    pub slowdown: f64,
+    pub wait: f64,
+    pub deadline_miss: f64,
+    pub dropped: f64,
+}
+
+impl Default for RewardWeights {
+    fn default() -> Self {
+        Self {
+            slowdown: 1.0,
+            wait: 0.0,
+            deadline_miss: 0.0,
+            dropped: 0.0,
+        }
+    }
+}
+
+impl RewardWeights {
+    /// Cost per unit time while `inv_duration_sum` = Σ 1/duration over tasks in the system
+    /// and `num_queued` tasks wait.
+    #[inline]
+    pub fn cost_rate(&self, inv_duration_sum: f64, num_queued: usize) -> f64 {
+        self.slowdown * inv_duration_sum + self.wait * num_queued as f64
+    }
+}

@@ -1,0 +1,122 @@
+//! Episode metrics from per-task records, shared by the cluster and DeepRM envs.
+
+use super::state::{TaskPhase, TaskRecord};
+use crate::metrics::EpisodeMetrics;
+use crate::workload::TaskSpec;
+
+/// Lower bound on the runtime in the bounded-slowdown denominator (seconds, or steps).
+pub const BOUNDED_SLOWDOWN_MIN_RUN_S: f64 = 10.0;
+
+/// Everything the metrics need besides the task records.
+pub(crate) struct EpisodeTotals<'a> {
+    pub num_arrived: usize,
+    pub end_s: f64,
+    /// ∫ used capacity dt per resource.
+    pub used_integral: &'a [f64],
+    /// Σ capacity over servers per resource.
+    pub capacity_total: &'a [f64],
+}
+
+/// Fills `out` from the first `totals.num_arrived` tasks. `scratch` is reused for the
+/// percentiles so that a finished episode does not allocate once warmed up.
+pub(crate) fn fill_metrics(
+    tasks: &[TaskSpec],
+    records: &[TaskRecord],
+    totals: &EpisodeTotals<'_>,
+    scratch: &mut Vec<f64>,
+    out: &mut EpisodeMetrics,
+) {
+    let arrived = &records[..totals.num_arrived];
+    let specs = &tasks[..totals.num_arrived];
+    scratch.clear();
+    let (mut sum_bounded, mut sum_completion) = (0.0, 0.0);
+    let (mut sum_wait, mut num_started) = (0.0, 0usize);
+    let (mut num_with_deadline, mut num_missed) = (0usize, 0usize);
+    let (mut num_dropped, mut num_unfinished) = (0usize, 0usize);
+    let mut last_finish_s = f64::NEG_INFINITY;
+    for (spec, rec) in specs.iter().zip(arrived) {
+        if rec.phase == TaskPhase::Running || rec.phase == TaskPhase::Finished {
+            sum_wait += rec.start_s - spec.arrival_s;
+            num_started += 1;
+        }
+        match rec.phase {
+            TaskPhase::Finished => {
+                let completion_s = rec.finish_s - spec.arrival_s;
+                let run_s = rec.finish_s - rec.start_s;
+                scratch.push(completion_s / spec.duration_s);
+                sum_bounded += (completion_s / run_s.max(BOUNDED_SLOWDOWN_MIN_RUN_S)).max(1.0);
+                sum_completion += completion_s;
+                last_finish_s = last_finish_s.max(rec.finish_s);
+            }
+            TaskPhase::Dropped => num_dropped += 1,
+            _ => num_unfinished += 1,
+        }
+        if let Some(deadline_s) = spec.deadline_s {
+            num_with_deadline += 1;
+            if rec.phase != TaskPhase::Finished || rec.finish_s > deadline_s {
+                num_missed += 1;
+            }
+        }
+    }
+    let num_finished = scratch.len();
+    let mean = |sum: f64, n: usize| if n == 0 { 0.0 } else { sum / n as f64 };
+    scratch.sort_by(f64::total_cmp);
+    let first_arrival_s = specs.first().map_or(0.0, |s| s.arrival_s);
+    let span_s = (totals.end_s - first_arrival_s).max(0.0);
+
+    out.num_tasks = totals.num_arrived;
+    out.num_finished = num_finished;
+    out.num_dropped = num_dropped;
+    out.num_unfinished = num_unfinished;
+    out.mean_slowdown = mean(scratch.iter().sum(), num_finished);
+    out.p50_slowdown = percentile(scratch, 0.50);
+    out.p95_slowdown = percentile(scratch, 0.95);
+    out.mean_bounded_slowdown = mean(sum_bounded, num_finished);
+    out.mean_wait = mean(sum_wait, num_started);
+    out.mean_completion_time = mean(sum_completion, num_finished);
+    out.makespan = if num_finished == 0 {
+        0.0
+    } else {
+        last_finish_s - first_arrival_s
+    };
+    out.utilization.clear();
+    out.utilization
+        .extend(
+            totals
+                .used_integral
+                .iter()
+                .zip(totals.capacity_total)
+                .map(|(&used, &cap)| {
+                    if cap > 0.0 && span_s > 0.0 {
+                        used / (cap * span_s)
+                    } else {
+                        0.0
+                    }
+                }),
+        );
+    out.deadline_miss_rate = mean(num_missed as f64, num_with_deadline);
+    out.energy_kwh = 0.0;
+}
+
+/// Nearest-rank percentile of sorted `xs` (0 when empty).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 0.5), 10.0);
+        assert_eq!(percentile(&xs, 0.95), 19.0);
+        assert_eq!(percentile(&[3.0], 0.95), 3.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}

@@ -1,0 +1,172 @@
+//! Workloads: where an episode's tasks come from.
+//!
+//! A [`TaskSource`] fills a caller-owned `Vec<TaskSpec>` with the whole job sequence of one
+//! episode, sorted by arrival time, at every reset. The env keeps that list private: it
+//! reveals a task to the agent and to schedulers only once the task has arrived, so nothing
+//! downstream can see future arrivals.
+//!
+//! Shipped sources:
+//! - [`Synthetic`]: an arrival process ([`ArrivalProcess`]: Poisson, bursty two-state MMPP,
+//!   diurnal) combined with a mixture of [`TaskClass`]es (demand, duration distribution,
+//!   estimate noise, priority, deadline).
+//! - [`DeepRmGenerator`]: the job generator of DeepRM (Mao et al., HotNets'16).
+//! - [`TaskList`]: an explicit task list, built in code or read from a CSV file
+//!   ([`TaskList::from_csv`]), replayed exactly at every reset.
+//!
+//! Trace replay (issue 6) is one more implementation of [`TaskSource`].
+
+mod arrivals;
+mod classes;
+pub mod csv;
+mod deeprm;
+
+pub use arrivals::ArrivalProcess;
+pub use classes::{DurationDist, TaskClass};
+pub use csv::CsvError;
+pub use deeprm::DeepRmGenerator;
+
+use rand_chacha::ChaCha8Rng;
+
+/// The most resources (cpu, memory, gpu, ...) a scenario may declare. Demands and capacities
+/// are fixed-size arrays of this length so that tasks are `Copy` and a reset never allocates.
+pub const MAX_RESOURCES: usize = 8;
+
+/// One task of a workload, as the simulator knows it (including the truth).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskSpec {
+    /// The user-facing id (the CSV/list id, or the generation index); used in error messages.
+    pub id: u64,
+    pub arrival_s: f64,
+    /// True work: the runtime on a server of speed 1 (runtime on server n = work / speed_n).
+    /// Hidden from the agent and schedulers.
+    pub duration_s: f64,
+    /// The runtime estimate that the agent and schedulers see (work at speed 1).
+    pub estimate_s: f64,
+    /// Integer units per resource; entries past the scenario's resource count are 0.
+    pub demand: [u32; MAX_RESOURCES],
+    /// Priority class, 0 = lowest.
+    pub priority: u8,
+    /// Absolute deadline, if any.
+    pub deadline_s: Option<f64>,
+}
+
+impl TaskSpec {
+    /// A task with no estimate error, priority 0 and no deadline.
+    pub fn new(id: u64, arrival_s: f64, duration_s: f64, demand: &[u32]) -> Self {
+        let mut padded = [0; MAX_RESOURCES];
+        padded[..demand.len()].copy_from_slice(demand);
+        Self {
+            id,
+            arrival_s,
+            duration_s,
+            estimate_s: duration_s,
+            demand: padded,
+            priority: 0,
+            deadline_s: None,
+        }
+    }
+}
+
+/// Produces the job sequence of one episode.
+///
+/// `fill` must clear `out` and push every task of the episode sorted by `arrival_s`, using only
+/// `rng` for randomness (so a reset seed reproduces the episode). It should not allocate once
+/// `out` has grown to its steady size, because vector envs reset inside `step`.
+pub trait TaskSource: Send + Sync + std::fmt::Debug {
+    fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>);
+}
+
+/// A synthetic workload: `num_tasks` tasks whose arrival times follow `arrivals` and whose
+/// shapes are drawn from the `classes` mixture.
+#[derive(Clone, Debug)]
+pub struct Synthetic {
+    pub num_tasks: usize,
+    pub arrivals: ArrivalProcess,
+    pub classes: Vec<TaskClass>,
+    /// Cumulative class weights normalised to end at 1, for sampling without allocation.
+    cumulative_weights: Vec<f64>,
+}
+
+impl Synthetic {
+    /// `classes` must be non-empty with non-negative weights summing to more than 0
+    /// (the scenario loader validates this and names the offending key).
+    pub fn new(num_tasks: usize, arrivals: ArrivalProcess, classes: Vec<TaskClass>) -> Self {
+        let total: f64 = classes.iter().map(|c| c.weight).sum();
+        let mut running = 0.0;
+        let cumulative_weights = classes
+            .iter()
+            .map(|c| {
+                running += c.weight / total;
+                running
+            })
+            .collect();
+        Self {
+            num_tasks,
+            arrivals,
+            classes,
+            cumulative_weights,
+        }
+    }
+
+    fn pick_class(&self, u: f64) -> &TaskClass {
+        let index = self.cumulative_weights.partition_point(|&c| c <= u);
+        &self.classes[index.min(self.classes.len() - 1)]
+    }
+
+    /// Expected work-weighted demand per unit time of one task, per resource:
+    /// E[demand_r × duration]. Offered load = rate × this / Σ_servers capacity_r × speed.
+    pub fn mean_demand_times_duration(classes: &[TaskClass]) -> [f64; MAX_RESOURCES] {
+        let total: f64 = classes.iter().map(|c| c.weight).sum();
+        let mut out = [0.0; MAX_RESOURCES];
+        for class in classes {
+            let mean_duration_s = class.duration_s.mean_s();
+            for (o, &d) in out.iter_mut().zip(&class.demand) {
+                *o += class.weight / total * f64::from(d) * mean_duration_s;
+            }
+        }
+        out
+    }
+}
+
+impl TaskSource for Synthetic {
+    fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
+        use rand::Rng;
+        out.clear();
+        let mut clock = self.arrivals.start(rng);
+        for id in 0..self.num_tasks {
+            let arrival_s = self.arrivals.next_arrival_s(&mut clock, rng);
+            let class = self.pick_class(rng.random::<f64>());
+            out.push(class.sample(id as u64, arrival_s, rng));
+        }
+    }
+}
+
+/// An explicit task list replayed exactly at every reset (the seed does not matter).
+#[derive(Clone, Debug, Default)]
+pub struct TaskList {
+    tasks: Vec<TaskSpec>,
+}
+
+impl TaskList {
+    /// Sorts `tasks` by arrival time (stable, so equal arrivals keep their order).
+    pub fn new(mut tasks: Vec<TaskSpec>) -> Self {
+        tasks.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
+        Self { tasks }
+    }
+
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    /// Reads a CSV task list; see [`csv`] for the format.
+    pub fn from_csv(path: &std::path::Path, resources: &[String]) -> Result<Self, CsvError> {
+        csv::read_task_csv(path, resources).map(Self::new)
+    }
+}
+
+impl TaskSource for TaskList {
+    fn fill(&self, _rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
+        out.clear();
+        out.extend_from_slice(&self.tasks);
+    }
+}

@@ -1,0 +1,239 @@
+//! Every shipped scenario loads, validates, and passes the env checker; bad scenario files
+//! fail with messages that name the file, the key and the reason.
+
+use lepton_env::scenario::{self, SHIPPED, Scenario, ScenarioError};
+use lepton_env::{Env, check_env};
+use std::path::Path;
+
+fn shipped_text(name: &str) -> String {
+    std::fs::read_to_string(scenario::scenarios_dir().join(format!("{name}.toml"))).unwrap()
+}
+
+#[test]
+fn every_shipped_scenario_passes_check_env() {
+    for name in SHIPPED {
+        let env = scenario::load_named(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .build();
+        let report = check_env(&env, 0, 1500).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.placements > 0, "{name}: {report:?}");
+    }
+}
+
+#[test]
+fn shipped_scenarios_in_other_modes_pass_check_env() {
+    let variants = [
+        (
+            "tiny",
+            r#"mode = "placement""#,
+            "mode = \"slot\"\nplacement_rule = \"best_fit\"",
+        ),
+        ("tiny", r#"mode = "event""#, r#"mode = "stepped""#),
+        ("tiny", r#"illegal = "error""#, r#"illegal = "wait""#),
+        ("cloud", r#"mode = "placement""#, r#"mode = "slot""#),
+    ];
+    for (name, from, to) in variants {
+        let text = shipped_text(name).replace(from, to);
+        let env = Scenario::from_toml_str(&text, Path::new(name))
+            .unwrap()
+            .build();
+        check_env(&env, 11, 800).unwrap_or_else(|e| panic!("{name} with {to}: {e}"));
+    }
+}
+
+#[test]
+fn cloud_and_deeprm_have_the_documented_shapes() {
+    let cloud = scenario::load_named("cloud").unwrap().build();
+    let layout = cloud.obs_layout();
+    assert_eq!(layout.server_rows, 24);
+    assert_eq!(layout.slot_rows, 10);
+    assert_eq!(cloud.action_space().n, 10 * 24 + 1);
+    let deeprm = scenario::load_named("deeprm").unwrap().build();
+    assert_eq!(deeprm.action_space().n, 11);
+    assert_eq!(deeprm.obs_layout().server_features, 20 * 2);
+}
+
+fn error_of(text: &str) -> String {
+    match Scenario::from_toml_str(text, Path::new("configs/scenarios/broken.toml")) {
+        Ok(_) => panic!("accepted a broken scenario"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unknown_key_is_rejected_naming_file_and_key() {
+    let text =
+        shipped_text("tiny").replace("backlog_cap = 20", "backlog_cap = 20\nbacklog_size = 3");
+    let msg = error_of(&text);
+    assert!(
+        msg.contains("broken.toml") && msg.contains("backlog_size"),
+        "{msg}"
+    );
+    let msg =
+        error_of(&shipped_text("deeprm").replace("horizon = 20", "horizon = 20\nhorizont = 3"));
+    assert!(msg.contains("horizont"), "{msg}");
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_reason() {
+    let cases = [
+        (
+            shipped_text("tiny").replace("num_slots = 4", "num_slots = 0"),
+            "queue.num_slots",
+        ),
+        (
+            shipped_text("tiny").replace("capacity = [4, 16]", "capacity = [4]"),
+            "server_types[0].capacity",
+        ),
+        (
+            shipped_text("tiny").replace("speed = 2.0", "speed = -1.0"),
+            "server_types[1].speed",
+        ),
+        (
+            shipped_text("tiny")
+                .replace("offered_load = 0.8", "offered_load = 0.8, rate_per_s = 1.0"),
+            "workload.arrivals",
+        ),
+        (
+            shipped_text("tiny").replace("min_s = 10.0, max_s = 30.0", "min_s = 10.0, max_s = 3.0"),
+            "workload.classes[1].duration.max_s",
+        ),
+        (
+            shipped_text("tiny").replace("demand = [4, 8]", "demand = [40, 8]"),
+            "workload.classes[1].demand",
+        ),
+        (
+            shipped_text("deeprm").replace("arrival_prob = 0.7", "arrival_prob = 1.5"),
+            "workload.arrival_prob",
+        ),
+        (
+            shipped_text("deeprm").replace("horizon = 20", "horizon = 12"),
+            "horizon",
+        ),
+        (
+            shipped_text("tiny").replace("name = \"tiny\"", "name = \"tiny\"\nmodel = \"k8s\""),
+            "model",
+        ),
+    ];
+    for (text, key) in cases {
+        let msg = error_of(&text);
+        assert!(
+            msg.contains("broken.toml") && msg.contains(&format!("`{key}`")),
+            "expected key {key}: {msg}"
+        );
+    }
+    // A type error comes from the TOML parser, which names the key too.
+    let msg = error_of(&shipped_text("tiny").replace("num_slots = 4", "num_slots = \"four\""));
+    assert!(
+        msg.contains("broken.toml") && msg.contains("num_slots"),
+        "{msg}"
+    );
+}
+
+const LIST_SCENARIO: &str = r#"
+name = "list"
+resources = ["cpu"]
+[[server_types]]
+name = "s"
+count = 2
+capacity = [4]
+[queue]
+num_slots = 2
+backlog_cap = 4
+[workload]
+kind = "list"
+tasks = [
+  { id = 10, arrival_s = 0.0, duration_s = 2.0, demand = [2] },
+  { id = 11, arrival_s = 1.0, duration_s = 1.0, demand = [9] },
+]
+"#;
+
+#[test]
+fn a_task_larger_than_every_server_is_rejected_with_its_id() {
+    let msg = error_of(LIST_SCENARIO);
+    assert!(
+        msg.contains("task 11") && msg.contains("larger than every server"),
+        "{msg}"
+    );
+    let text = LIST_SCENARIO.replace("kind = \"list\"", "kind = \"list\"\noversize = \"drop\"");
+    let mut env = Scenario::from_toml_str(&text, Path::new("list.toml"))
+        .unwrap()
+        .build();
+    let mut obs = vec![0.0; env.obs_layout().dim()];
+    env.reset(Some(0), &mut obs);
+    let t = env.step(0, &mut obs).unwrap();
+    assert!(t.terminated);
+    let m = env.episode_metrics().unwrap();
+    assert_eq!((m.num_finished, m.num_dropped), (1, 1));
+}
+
+#[test]
+fn csv_workload_loads_relative_to_the_scenario_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tasks.csv"),
+        "id,arrival_s,duration_s,cpu\n1,0,2,1\n2,0.5,1,3\n",
+    )
+    .unwrap();
+    let text = LIST_SCENARIO
+        .split("kind = \"list\"")
+        .next()
+        .unwrap()
+        .to_owned()
+        + "kind = \"csv\"\npath = \"tasks.csv\"\n";
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, &text).unwrap();
+    let env = scenario::load_file(&path).unwrap().build();
+    check_env(&env, 0, 50).unwrap();
+
+    std::fs::write(
+        dir.path().join("tasks.csv"),
+        "id,arrival_s,duration_s,cpu\n1,0,oops,1\n",
+    )
+    .unwrap();
+    let msg = scenario::load_file(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("tasks.csv:2") && msg.contains("duration_s"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let err = scenario::load_named("no-such-scenario").unwrap_err();
+    assert!(matches!(err, ScenarioError::Io { .. }));
+    assert!(err.to_string().contains("no-such-scenario.toml"));
+}
+
+#[test]
+fn cloud_episode_is_a_sensible_training_size() {
+    // Random legal actions finish an episode of a few hundred tasks in a few thousand steps.
+    use rand::{Rng, SeedableRng};
+    let mut env = scenario::load_named("cloud").unwrap().build();
+    let mut obs = vec![0.0; env.obs_layout().dim()];
+    let n = env.action_space().n;
+    let mut mask = vec![false; n];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    env.reset(Some(0), &mut obs);
+    let mut steps = 0;
+    loop {
+        env.action_mask(&mut mask);
+        let legal: Vec<usize> = (0..n).filter(|&a| mask[a]).collect();
+        steps += 1;
+        if env
+            .step(legal[rng.random_range(0..legal.len())], &mut obs)
+            .unwrap()
+            .episode_over()
+        {
+            break;
+        }
+    }
+    let m = env.episode_metrics().unwrap();
+    assert_eq!(m.num_tasks, 400);
+    assert_eq!(m.num_finished + m.num_dropped, 400, "{m:?}");
+    assert!((400..5000).contains(&steps), "{steps} steps");
+    assert!(
+        m.utilization.iter().all(|u| (0.0..=1.0).contains(u)),
+        "{m:?}"
+    );
+}
