@@ -957,6 +957,7 @@ fn resolve_workload(
                             .deadline_s
                             .map(|d| c.non_negative(&key("deadline_s"), d))
                             .transpose()?,
+                        gpu_models: 0,
                     });
                 }
                 tasks

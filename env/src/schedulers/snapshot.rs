@@ -1,0 +1,268 @@
+//! What a heuristic sees at one decision: a copy of the env's scheduler-facing state.
+//!
+//! A [`Snapshot`] holds exactly what a real scheduler could know — queued tasks with their
+//! runtime *estimates*, servers' free capacity, running tasks' *estimated* finish times and
+//! the placements that are feasible right now with the action index of each — and nothing
+//! else: no true durations, no future arrivals. Heuristics are pure functions of it, so unit
+//! tests build snapshots by hand instead of driving a simulator into a state.
+
+use crate::cluster::{ActionMode, SlotView};
+use crate::scenario::ScenarioEnv;
+use crate::workload::MAX_RESOURCES;
+
+/// A task waiting in a visible slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueuedTask {
+    pub slot: usize,
+    pub task_id: u64,
+    pub arrival_s: f64,
+    /// Integer units per resource (entries past the scenario's resource count are 0).
+    pub demand: [u32; MAX_RESOURCES],
+    /// Runtime estimate on a speed-1 server.
+    pub estimate_s: f64,
+    /// Priority class, 0 = lowest.
+    pub priority: u8,
+    pub deadline_s: Option<f64>,
+}
+
+impl From<SlotView<'_>> for QueuedTask {
+    fn from(s: SlotView<'_>) -> Self {
+        Self {
+            slot: s.slot,
+            task_id: s.task_id,
+            arrival_s: s.arrival_s,
+            demand: padded(s.demand),
+            estimate_s: s.estimate_s,
+            priority: s.priority,
+            deadline_s: s.deadline_s,
+        }
+    }
+}
+
+/// A server's shape and what is free on it now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServerInfo {
+    pub capacity: [u32; MAX_RESOURCES],
+    pub free: [u32; MAX_RESOURCES],
+    pub speed: f64,
+}
+
+/// A task holding resources on a server until its *estimated* finish time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunningTask {
+    pub server: usize,
+    pub demand: [u32; MAX_RESOURCES],
+    pub estimated_finish_s: f64,
+}
+
+/// A placement that the env would carry out now: start `tasks[task]` on `servers[server]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub task: usize,
+    pub server: usize,
+    pub action: usize,
+}
+
+/// The scheduler-facing state at one decision (see the module docs).
+///
+/// Invariants the heuristics rely on: `tasks` ascend by slot; `placements` ascend by
+/// (slot, server), so "the first best placement" means the lowest slot, then the lowest
+/// server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub now_s: f64,
+    pub num_resources: usize,
+    pub tasks: Vec<QueuedTask>,
+    pub servers: Vec<ServerInfo>,
+    pub running: Vec<RunningTask>,
+    pub placements: Vec<Placement>,
+    pub wait_action: usize,
+    /// Alignment scores (Packer, Tetris) in raw units instead of fractions of each server's
+    /// capacity: set for DeepRM, whose Packer dots raw free units with raw demands.
+    pub raw_units: bool,
+}
+
+fn padded(values: &[u32]) -> [u32; MAX_RESOURCES] {
+    let mut out = [0; MAX_RESOURCES];
+    out[..values.len()].copy_from_slice(values);
+    out
+}
+
+impl Snapshot {
+    /// Refills `self` from `env`, reusing its buffers.
+    ///
+    /// Cluster scenarios: in placement mode every (slot, server) where the task fits now is
+    /// a placement; in slot mode the server is the env's placement rule's choice. DeepRM:
+    /// one server whose free capacity is the grid's offset 0, and a slot is a placement only
+    /// when its job fits *now for its whole length* (DeepRM's heuristics never reserve a
+    /// future start).
+    pub fn fill(&mut self, env: &ScenarioEnv) {
+        self.tasks.clear();
+        self.servers.clear();
+        self.running.clear();
+        self.placements.clear();
+        match env {
+            ScenarioEnv::Cluster(env) => {
+                self.now_s = env.now_s();
+                self.num_resources = env.num_resources();
+                self.wait_action = env.wait_action();
+                self.raw_units = false;
+                self.tasks.extend(
+                    (0..env.num_slots())
+                        .filter_map(|k| env.slot(k))
+                        .map(QueuedTask::from),
+                );
+                self.servers.extend((0..env.num_servers()).map(|n| {
+                    let s = env.server(n);
+                    ServerInfo {
+                        capacity: padded(s.capacity),
+                        free: padded(s.free),
+                        speed: s.speed,
+                    }
+                }));
+                self.running.extend(env.running().map(|r| RunningTask {
+                    server: r.server,
+                    demand: padded(r.demand),
+                    estimated_finish_s: r.estimated_finish_s,
+                }));
+                for (t, task) in self.tasks.iter().enumerate() {
+                    match env.action_mode() {
+                        ActionMode::Placement => {
+                            for n in 0..self.servers.len() {
+                                if env.fits(task.slot, n) {
+                                    let action =
+                                        env.action_index(task.slot, n).unwrap_or(self.wait_action);
+                                    self.placements.push(Placement {
+                                        task: t,
+                                        server: n,
+                                        action,
+                                    });
+                                }
+                            }
+                        }
+                        ActionMode::Slot => {
+                            if let (Some(n), Some(action)) = (
+                                env.chosen_server(task.slot),
+                                env.slot_action_index(task.slot),
+                            ) {
+                                self.placements.push(Placement {
+                                    task: t,
+                                    server: n,
+                                    action,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            ScenarioEnv::DeepRm(env) => {
+                self.now_s = f64::from(env.now_steps());
+                self.num_resources = env.num_resources();
+                self.wait_action = env.wait_action();
+                self.raw_units = true;
+                self.tasks.extend(
+                    (0..env.num_slots())
+                        .filter_map(|k| env.slot(k))
+                        .map(QueuedTask::from),
+                );
+                self.servers.push(ServerInfo {
+                    capacity: padded(env.capacity()),
+                    free: padded(env.free_at(0)),
+                    speed: 1.0,
+                });
+                self.running.extend(env.running().map(|r| RunningTask {
+                    server: 0,
+                    demand: padded(r.demand),
+                    estimated_finish_s: r.estimated_finish_s,
+                }));
+                for (t, task) in self.tasks.iter().enumerate() {
+                    if env.fits_now(task.slot) {
+                        let action = env.action_index(task.slot).unwrap_or(self.wait_action);
+                        self.placements.push(Placement {
+                            task: t,
+                            server: 0,
+                            action,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A hand-built snapshot for tests and examples: placement-mode actions
+    /// (`slot × num_servers + server`, wait last) with `num_slots` slots, and every
+    /// (task, server) where the demand fits in the free capacity as a placement.
+    pub fn by_hand(
+        now_s: f64,
+        num_resources: usize,
+        num_slots: usize,
+        tasks: Vec<QueuedTask>,
+        servers: Vec<ServerInfo>,
+        running: Vec<RunningTask>,
+    ) -> Self {
+        let num_servers = servers.len();
+        let mut placements = Vec::new();
+        for (t, task) in tasks.iter().enumerate() {
+            for (n, server) in servers.iter().enumerate() {
+                if fits(&task.demand, &server.free, num_resources) {
+                    placements.push(Placement {
+                        task: t,
+                        server: n,
+                        action: task.slot * num_servers + n,
+                    });
+                }
+            }
+        }
+        Self {
+            now_s,
+            num_resources,
+            tasks,
+            servers,
+            running,
+            placements,
+            wait_action: num_slots * num_servers,
+            raw_units: false,
+        }
+    }
+
+    /// The task's waiting time so far.
+    pub fn waiting_s(&self, task: usize) -> f64 {
+        self.now_s - self.tasks[task].arrival_s
+    }
+
+    /// The queued task that arrived first (ties: lower task id, then lower slot).
+    pub fn oldest_task(&self) -> Option<usize> {
+        (0..self.tasks.len()).min_by(|&a, &b| {
+            let (ta, tb) = (&self.tasks[a], &self.tasks[b]);
+            ta.arrival_s
+                .total_cmp(&tb.arrival_s)
+                .then(ta.task_id.cmp(&tb.task_id))
+        })
+    }
+
+    /// Task indices in first-come-first-served order (arrival, then task id).
+    pub fn fcfs_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.tasks.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ta, tb) = (&self.tasks[a], &self.tasks[b]);
+            ta.arrival_s
+                .total_cmp(&tb.arrival_s)
+                .then(ta.task_id.cmp(&tb.task_id))
+        });
+        order
+    }
+
+    /// The first placement of `task` (its lowest feasible server), if any.
+    pub fn first_placement_of(&self, task: usize) -> Option<usize> {
+        self.placements.iter().position(|p| p.task == task)
+    }
+}
+
+/// True when `demand` fits in `free` on the first `num_resources` resources.
+pub fn fits(
+    demand: &[u32; MAX_RESOURCES],
+    free: &[u32; MAX_RESOURCES],
+    num_resources: usize,
+) -> bool {
+    (0..num_resources).all(|r| demand[r] <= free[r])
+}

@@ -1,0 +1,504 @@
+//! Each heuristic's choice pinned on small hand-built states, the registry, and DeepRM's
+//! SJF/Packer semantics on the real DeepRM env.
+
+use lepton_env::scenario::{Scenario, ScenarioEnv};
+use lepton_env::schedulers::{
+    self, Heuristic, QueuedTask, Rule, RunningTask, Scheduler, ServerInfo, Snapshot, WeightedParams,
+};
+use lepton_env::workload::MAX_RESOURCES;
+use lepton_env::{Env, EpisodeMetrics};
+use std::path::Path;
+
+fn arr(values: &[u32]) -> [u32; MAX_RESOURCES] {
+    let mut out = [0; MAX_RESOURCES];
+    out[..values.len()].copy_from_slice(values);
+    out
+}
+
+fn task(slot: usize, task_id: u64, arrival_s: f64, demand: &[u32], estimate_s: f64) -> QueuedTask {
+    QueuedTask {
+        slot,
+        task_id,
+        arrival_s,
+        demand: arr(demand),
+        estimate_s,
+        priority: 0,
+        deadline_s: None,
+    }
+}
+
+fn server(capacity: &[u32], free: &[u32]) -> ServerInfo {
+    ServerInfo {
+        capacity: arr(capacity),
+        free: arr(free),
+        speed: 1.0,
+    }
+}
+
+fn running(server: usize, demand: &[u32], estimated_finish_s: f64) -> RunningTask {
+    RunningTask {
+        server,
+        demand: arr(demand),
+        estimated_finish_s,
+    }
+}
+
+/// The action `rule` takes; placement-mode actions are `slot × num_servers + server`.
+fn decide(rule: Rule, s: &Snapshot) -> usize {
+    Heuristic::new("test", rule).decide(s)
+}
+
+/// One single-resource server with 10 units of which `free` are free; 4 slots.
+fn one_server(now_s: f64, free: u32, tasks: Vec<QueuedTask>, run: Vec<RunningTask>) -> Snapshot {
+    Snapshot::by_hand(now_s, 1, 4, tasks, vec![server(&[10], &[free])], run)
+}
+
+const WAIT_4X1: usize = 4; // 4 slots × 1 server
+
+#[test]
+fn fcfs_starts_the_oldest_task_or_waits_for_it() {
+    // Slot 0 arrived at t=3, slot 1 at t=1: slot 1 is the head and fits (2 <= 3 free).
+    let s = one_server(
+        5.0,
+        3,
+        vec![task(0, 5, 3.0, &[1], 1.0), task(1, 2, 1.0, &[2], 9.0)],
+        vec![],
+    );
+    assert_eq!(decide(Rule::Fcfs, &s), 1);
+    // The head (slot 1, demand 4) does not fit in 3 free units: FCFS waits although slot 0 fits.
+    let s = one_server(
+        5.0,
+        3,
+        vec![task(0, 5, 3.0, &[1], 1.0), task(1, 2, 1.0, &[4], 9.0)],
+        vec![],
+    );
+    assert_eq!(decide(Rule::Fcfs, &s), WAIT_4X1);
+    // Equal arrivals: the lower task id is first.
+    let s = one_server(
+        5.0,
+        9,
+        vec![task(0, 8, 1.0, &[1], 1.0), task(2, 3, 1.0, &[1], 1.0)],
+        vec![],
+    );
+    assert_eq!(decide(Rule::Fcfs, &s), 2);
+}
+
+#[test]
+fn fcfs_uses_the_first_server_that_fits() {
+    let servers = vec![server(&[4], &[1]), server(&[4], &[3]), server(&[4], &[4])];
+    let s = Snapshot::by_hand(0.0, 1, 2, vec![task(1, 0, 0.0, &[2], 1.0)], servers, vec![]);
+    // slot 1 × 3 servers + server 1
+    assert_eq!(decide(Rule::Fcfs, &s), 4);
+}
+
+#[test]
+fn sjf_takes_the_shortest_fitting_task_ties_to_the_lowest_slot() {
+    let tasks = vec![
+        task(0, 0, 0.0, &[2], 5.0),
+        task(1, 1, 0.0, &[9], 1.0), // shortest but does not fit in 4 free units
+        task(2, 2, 0.0, &[1], 3.0),
+        task(3, 3, 0.0, &[1], 3.0), // same estimate as slot 2: slot 2 wins
+    ];
+    assert_eq!(decide(Rule::Sjf, &one_server(0.0, 4, tasks, vec![])), 2);
+    // Nothing fits: wait.
+    let s = one_server(0.0, 0, vec![task(0, 0, 0.0, &[2], 5.0)], vec![]);
+    assert_eq!(decide(Rule::Sjf, &s), WAIT_4X1);
+}
+
+#[test]
+fn packer_maximises_free_dot_demand() {
+    // Free (6, 2) of (10, 10). Dot products (raw units): slot 0: 6·1 + 2·2 = 10;
+    // slot 1: 6·5 + 2·1 = 32; slot 2: 6·3 + 2·2 = 22; slot 3 demands 3 of resource 1: no fit.
+    let tasks = vec![
+        task(0, 0, 0.0, &[1, 2], 1.0),
+        task(1, 1, 0.0, &[5, 1], 1.0),
+        task(2, 2, 0.0, &[3, 2], 1.0),
+        task(3, 3, 0.0, &[6, 3], 1.0),
+    ];
+    let s = Snapshot::by_hand(0.0, 2, 4, tasks, vec![server(&[10, 10], &[6, 2])], vec![]);
+    assert_eq!(decide(Rule::Packer, &s), 1);
+    // Ties (6·2 + 2·0 = 12 = 6·1 + 2·3) go to the lowest slot.
+    let tasks = vec![
+        task(0, 0, 0.0, &[1, 3], 1.0),
+        task(1, 1, 0.0, &[2, 0], 1.0),
+        task(2, 2, 0.0, &[2, 0], 1.0),
+    ];
+    let s = Snapshot::by_hand(0.0, 2, 4, tasks, vec![server(&[10, 10], &[6, 4])], vec![]);
+    // slot 0: 6·1 + 4·3 = 18 beats 12.
+    assert_eq!(decide(Rule::Packer, &s), 0);
+    let tasks = vec![
+        task(0, 0, 0.0, &[1, 1], 1.0),
+        task(1, 1, 0.0, &[2, 0], 1.0),
+        task(2, 2, 0.0, &[2, 0], 1.0),
+    ];
+    let s = Snapshot::by_hand(0.0, 2, 4, tasks, vec![server(&[10, 10], &[6, 6])], vec![]);
+    // slot 0: 6 + 6 = 12; slots 1 and 2: 12 too: all tie, the lowest slot wins.
+    assert_eq!(decide(Rule::Packer, &s), 0);
+}
+
+#[test]
+fn tetris_combines_alignment_with_shortest_remaining_work() {
+    // One server (10, 10) with free (10, 2). Fractions of capacity:
+    //   slot 0: demand (5, 1), estimate 10: a = 1.0·0.5 + 0.2·0.1 = 0.52, w = 10·0.6 = 6
+    //   slot 1: demand (1, 1), estimate 1:  a = 1.0·0.1 + 0.2·0.1 = 0.12, w = 1·0.2 = 0.2
+    // mean a = 0.32, mean w = 3.1, ε = 0.32 / 3.1 = 0.10323
+    //   score 0 = 0.52 − 0.10323·6 = −0.0994;  score 1 = 0.12 − 0.10323·0.2 = 0.0994
+    // Pure alignment (Packer) would take slot 0; the SRTF term makes Tetris take slot 1.
+    let tasks = vec![
+        task(0, 0, 0.0, &[5, 1], 10.0),
+        task(1, 1, 0.0, &[1, 1], 1.0),
+    ];
+    let s = Snapshot::by_hand(0.0, 2, 4, tasks, vec![server(&[10, 10], &[10, 2])], vec![]);
+    assert_eq!(decide(Rule::Packer, &s), 0);
+    assert_eq!(decide(Rule::Tetris { srtf_weight: 1.0 }, &s), 1);
+    // With the SRTF term switched off Tetris is alignment only.
+    assert_eq!(decide(Rule::Tetris { srtf_weight: 0.0 }, &s), 0);
+}
+
+#[test]
+fn best_fit_and_worst_fit_place_the_oldest_fitting_task() {
+    // Head (slot 0, demand 6) fits nowhere; the next oldest (slot 2, arrival 1, demand 2)
+    // fits on all three servers: leftovers 3−2 = 1/8, 5−2 = 3/8, 2−2 = 0/8.
+    // Loads: server 0 (8−3)/8, server 1 (8−5)/8, server 2 (8−2)/8.
+    let tasks = vec![
+        task(0, 0, 0.0, &[6], 1.0),
+        task(1, 1, 2.0, &[1], 1.0),
+        task(2, 2, 1.0, &[2], 1.0),
+    ];
+    let servers = vec![server(&[8], &[3]), server(&[8], &[5]), server(&[8], &[2])];
+    let s = Snapshot::by_hand(5.0, 1, 3, tasks, servers, vec![]);
+    assert_eq!(decide(Rule::BestFit, &s), 2 * 3 + 2);
+    assert_eq!(decide(Rule::WorstFit, &s), 2 * 3 + 1);
+}
+
+#[test]
+fn edf_prefers_the_earliest_deadline_and_deadlines_over_none() {
+    let mut tasks = vec![
+        task(0, 0, 0.0, &[1], 1.0),
+        task(1, 1, 0.0, &[1], 1.0),
+        task(2, 2, 0.0, &[1], 1.0),
+        task(3, 3, 0.0, &[9], 1.0),
+    ];
+    tasks[1].deadline_s = Some(50.0);
+    tasks[2].deadline_s = Some(20.0);
+    tasks[3].deadline_s = Some(5.0); // earliest, but does not fit
+    assert_eq!(
+        decide(Rule::Edf, &one_server(0.0, 4, tasks.clone(), vec![])),
+        2
+    );
+    // No deadlines at all: the earliest arrival.
+    let plain = vec![task(0, 0, 4.0, &[1], 1.0), task(1, 1, 2.0, &[1], 1.0)];
+    assert_eq!(decide(Rule::Edf, &one_server(9.0, 4, plain, vec![])), 1);
+}
+
+#[test]
+fn weighted_priority_trades_runtime_against_slack() {
+    // now = 10. slot 0: estimate 20, deadline 40 → slack 10; slot 1: estimate 5, no deadline
+    // → slack 100 (configured). α=1, β=0.5: P0 = 20 + 5 = 25, P1 = 5 + 50 = 55 → slot 0.
+    let mut tasks = vec![task(0, 0, 0.0, &[1], 20.0), task(1, 1, 0.0, &[1], 5.0)];
+    tasks[0].deadline_s = Some(40.0);
+    let s = one_server(10.0, 4, tasks, vec![]);
+    let params = WeightedParams {
+        alpha: 1.0,
+        beta: 0.5,
+        no_deadline_slack_s: 100.0,
+    };
+    assert_eq!(decide(Rule::Weighted(params), &s), 0);
+    // α=4, β=0.1: P0 = 80 + 1 = 81, P1 = 20 + 10 = 30 → slot 1.
+    let params = WeightedParams {
+        alpha: 4.0,
+        beta: 0.1,
+        no_deadline_slack_s: 100.0,
+    };
+    assert_eq!(decide(Rule::Weighted(params), &s), 1);
+    // Equal P: the higher priority class wins over the lower slot.
+    let mut tasks = vec![task(0, 0, 0.0, &[1], 5.0), task(1, 1, 0.0, &[1], 5.0)];
+    tasks[1].priority = 2;
+    let params = WeightedParams {
+        alpha: 1.0,
+        beta: 0.0,
+        no_deadline_slack_s: 0.0,
+    };
+    assert_eq!(
+        decide(Rule::Weighted(params), &one_server(0.0, 4, tasks, vec![])),
+        1
+    );
+}
+
+#[test]
+fn easy_backfills_only_what_cannot_delay_the_head() {
+    // 10 units, 4 free; running: 3 units until t=20, 3 units until t=50. now = 10.
+    // Head (slot 0, arrival 0) needs 7: at t=20 free = 7 → shadow 20, extra = 7 − 7 = 0.
+    let run = vec![running(0, &[3], 20.0), running(0, &[3], 50.0)];
+    // slot 1: 2 units for 15 s → ends 25 > 20 and 2 > extra 0: refused.
+    // slot 2: 4 units for 10 s → ends exactly at the shadow time: allowed.
+    let tasks = vec![
+        task(0, 0, 0.0, &[7], 5.0),
+        task(1, 1, 1.0, &[2], 15.0),
+        task(2, 2, 2.0, &[4], 10.0),
+    ];
+    assert_eq!(
+        decide(Rule::Easy, &one_server(10.0, 4, tasks, run.clone())),
+        2
+    );
+    // Only the long task: wait.
+    let tasks = vec![task(0, 0, 0.0, &[7], 5.0), task(1, 1, 1.0, &[2], 15.0)];
+    assert_eq!(
+        decide(Rule::Easy, &one_server(10.0, 4, tasks, run.clone())),
+        WAIT_4X1
+    );
+    // Head needs 6: shadow 20 with 7 free → extra 1; a long 1-unit task uses the extra nodes.
+    let tasks = vec![
+        task(0, 0, 0.0, &[6], 5.0),
+        task(1, 1, 1.0, &[2], 99.0),
+        task(2, 2, 2.0, &[1], 99.0),
+    ];
+    assert_eq!(decide(Rule::Easy, &one_server(10.0, 4, tasks, run)), 2);
+    // The head fits: it starts (FCFS).
+    let tasks = vec![task(0, 0, 0.0, &[3], 5.0), task(1, 1, 1.0, &[1], 1.0)];
+    assert_eq!(decide(Rule::Easy, &one_server(10.0, 4, tasks, vec![])), 0);
+}
+
+#[test]
+fn easy_backfills_freely_on_servers_other_than_the_reserved_one() {
+    // Server 0 (cap 8, 0 free) frees 8 at t=30; server 1 (cap 4, 2 free) can never hold the
+    // head (needs 6). Reservation: server 0 at t=30. A long 2-unit task may run on server 1.
+    let run = vec![running(0, &[8], 30.0), running(1, &[2], 100.0)];
+    let tasks = vec![task(0, 0, 0.0, &[6], 5.0), task(1, 1, 1.0, &[2], 500.0)];
+    let s = Snapshot::by_hand(
+        0.0,
+        1,
+        2,
+        tasks,
+        vec![server(&[8], &[0]), server(&[4], &[2])],
+        run,
+    );
+    assert_eq!(decide(Rule::Easy, &s), 2 + 1);
+}
+
+#[test]
+fn hpc_priority_functions_follow_rlscheduler() {
+    // now = 100. slot 0: arrival 0 (wait 100), estimate 50, 2 procs;
+    //            slot 1: arrival 90 (wait 10), estimate 1, 8 procs.
+    // WFP3: −(100/50)³·2 = −16 vs −(10/1)³·8 = −8000 → slot 1.
+    // UNICEP: −100/(log2 2 · 50) = −2 vs −10/(log2 8 · 1) = −3.33 → slot 1.
+    // F1: log10(50)·2 + 870·log10(0.1) = 3.40 − 870 vs log10(1)·8 + 870·log10(90) = 1700 → slot 0.
+    let tasks = vec![task(0, 0, 0.0, &[2], 50.0), task(1, 1, 90.0, &[8], 1.0)];
+    let s = Snapshot::by_hand(100.0, 1, 2, tasks, vec![server(&[16], &[16])], vec![]);
+    assert_eq!(decide(Rule::Wfp3, &s), 1);
+    assert_eq!(decide(Rule::Unicep, &s), 1);
+    assert_eq!(decide(Rule::F1, &s), 0);
+    // UNICEP with a long wait on a 4-proc job: −400/(2·100) = −2 vs −10/(3·1) = −3.33 → 1 still;
+    // with wait 1000: −1000/(2·100) = −5 → slot 0.
+    let tasks = vec![task(0, 0, 0.0, &[4], 100.0), task(1, 1, 990.0, &[8], 1.0)];
+    let s = Snapshot::by_hand(1000.0, 1, 2, tasks, vec![server(&[16], &[16])], vec![]);
+    assert_eq!(decide(Rule::Unicep, &s), 0);
+}
+
+#[test]
+fn every_rule_waits_when_nothing_fits() {
+    let s = one_server(
+        0.0,
+        1,
+        vec![task(0, 0, 0.0, &[3], 1.0), task(1, 1, 0.0, &[2], 1.0)],
+        vec![],
+    );
+    let rules = [
+        Rule::Fcfs,
+        Rule::Sjf,
+        Rule::Packer,
+        Rule::Tetris { srtf_weight: 1.0 },
+        Rule::BestFit,
+        Rule::WorstFit,
+        Rule::Edf,
+        Rule::Weighted(WeightedParams::default()),
+        Rule::Easy,
+        Rule::Wfp3,
+        Rule::Unicep,
+        Rule::F1,
+    ];
+    for rule in rules {
+        assert_eq!(decide(rule, &s), WAIT_4X1, "{rule:?}");
+    }
+}
+
+#[test]
+fn registry_knows_every_name_and_rejects_unknown_ones() {
+    for name in schedulers::NAMES {
+        assert_eq!(schedulers::by_name(name).unwrap().name(), *name);
+    }
+    let err = schedulers::by_name("shortest").err().unwrap().to_string();
+    assert!(
+        err.contains("unknown scheduler `shortest`") && err.contains("packer, tetris"),
+        "{err}"
+    );
+    assert_eq!(
+        schedulers::by_name("weighted:2:0.25").unwrap().name(),
+        "weighted:2:0.25"
+    );
+    let err = schedulers::by_name("weighted:2").err().unwrap().to_string();
+    assert!(err.contains("weighted:ALPHA:BETA"), "{err}");
+    assert!(schedulers::by_name("sjf:3").is_err());
+}
+
+fn scenario(text: &str) -> Scenario {
+    Scenario::from_toml_str(text, Path::new("inline.toml")).unwrap()
+}
+
+fn run(name: &str, env: &mut ScenarioEnv, seed: u64) -> EpisodeMetrics {
+    let mut s = schedulers::by_name(name).unwrap();
+    schedulers::run_episode(s.as_mut(), env, seed).unwrap()
+}
+
+#[test]
+fn random_is_legal_seeded_and_spread_over_legal_actions() {
+    let mut env = lepton_env::scenario::load_named("tiny").unwrap().build();
+    let a = run("random", &mut env, 3);
+    let b = run("random", &mut env, 3);
+    assert_eq!(a, b, "same seed, same episode");
+    let c = run("random", &mut env, 4);
+    assert_ne!(a, c);
+    // Uniform over legal entries.
+    let mut random = schedulers::RandomScheduler::new(1);
+    let mask = [false, true, false, true, true];
+    let mut counts = [0usize; 5];
+    for _ in 0..3000 {
+        counts[random.act(&env, &[], &mask)] += 1;
+    }
+    assert_eq!(counts[0] + counts[2], 0);
+    for &c in &[counts[1], counts[3], counts[4]] {
+        assert!((900..1100).contains(&c), "{counts:?}");
+    }
+}
+
+#[test]
+fn every_heuristic_finishes_every_shipped_scenario_legally() {
+    for scenario_name in lepton_env::scenario::SHIPPED {
+        let mut env = lepton_env::scenario::load_named(scenario_name)
+            .unwrap()
+            .build();
+        for name in schedulers::NAMES {
+            let m = run(name, &mut env, 11);
+            assert_eq!(
+                m.num_finished + m.num_dropped + m.num_unfinished,
+                m.num_tasks,
+                "{scenario_name}/{name}"
+            );
+            let again = run(name, &mut env, 11);
+            assert_eq!(m, again, "{scenario_name}/{name} is not deterministic");
+        }
+    }
+}
+
+/// DeepRM machine (10, 10), horizon 20, with one job already allocated; see the test.
+const DEEPRM_LIST: &str = r#"
+model = "deeprm"
+name = "deeprm-list"
+resources = ["res0", "res1"]
+capacity = [10, 10]
+horizon = 20
+num_slots = 4
+backlog_cap = 10
+max_steps = 100
+[workload]
+kind = "list"
+tasks = [
+  { id = 0, arrival_s = 0, duration_s = 3, demand = [8, 1] },
+  { id = 1, arrival_s = 0, duration_s = 1, demand = [5, 1] },
+  { id = 2, arrival_s = 0, duration_s = 2, demand = [2, 2] },
+  { id = 3, arrival_s = 0, duration_s = 2, demand = [1, 1] },
+]
+"#;
+
+#[test]
+fn deeprm_sjf_and_packer_consider_only_jobs_that_fit_now_for_their_whole_length() {
+    let mut env = scenario(DEEPRM_LIST).build();
+    let mut obs = vec![0.0; env.observation_space().dim()];
+    env.reset(Some(0), &mut obs);
+    // Allocate job 0 (slot 0: 8 units of res0 for 3 steps): offsets 0..3 have 2 free.
+    env.step(0, &mut obs).unwrap();
+    let ScenarioEnv::DeepRm(deeprm) = &env else {
+        unreachable!()
+    };
+    // Job 1 (5 units, len 1) no longer fits now but would fit at offset 3 (a reservation);
+    // jobs 2 and 3 fit now.
+    assert!(!deeprm.fits_now(1) && deeprm.fits(1));
+    assert!(deeprm.fits_now(2) && deeprm.fits_now(3));
+    let mut mask = vec![false; env.action_space().n];
+    env.action_mask(&mut mask);
+    // SJF: job 1 is the shortest (len 1) but does not fit now; jobs 2 and 3 tie at len 2 →
+    // the lowest slot, 2.
+    let mut sjf = schedulers::by_name("sjf").unwrap();
+    assert_eq!(sjf.act(&env, &obs, &mask), 2);
+    // Packer: free now (2, 9): job 2: 2·2 + 9·2 = 22; job 3: 2·1 + 9·1 = 11 → slot 2.
+    let mut packer = schedulers::by_name("packer").unwrap();
+    assert_eq!(packer.act(&env, &obs, &mask), 2);
+    // After job 2 and job 3 start, only job 1 is left and it does not fit now: both wait
+    // (void action 4), although DeepRM's env would let an agent reserve it at offset 3.
+    env.step(2, &mut obs).unwrap();
+    env.step(3, &mut obs).unwrap();
+    env.action_mask(&mut mask);
+    assert!(
+        mask[1],
+        "job 1 is legal for an agent (a future reservation)"
+    );
+    assert_eq!(sjf.act(&env, &obs, &mask), 4);
+    assert_eq!(packer.act(&env, &obs, &mask), 4);
+}
+
+/// DeepRM's own definitions, written against the env's grid API: among slots whose job fits
+/// in rows `0..len` of the free grid, SJF takes the largest 1/len and Packer the largest
+/// free(offset 0) · demand, each strictly greater (so ties go to the lowest slot); nothing
+/// fits → the void action.
+fn deeprm_reference(env: &lepton_env::DeepRmEnv, packer: bool) -> usize {
+    let mut best: Option<(f64, usize)> = None;
+    for k in 0..env.num_slots() {
+        let Some(job) = env.slot(k) else { continue };
+        let len = job.estimate_s as usize;
+        let fits = (0..len).all(|t| env.free_at(t).iter().zip(job.demand).all(|(&f, &d)| d <= f));
+        if !fits {
+            continue;
+        }
+        let score = if packer {
+            env.free_at(0)
+                .iter()
+                .zip(job.demand)
+                .map(|(&f, &d)| f64::from(f) * f64::from(d))
+                .sum()
+        } else {
+            1.0 / len as f64
+        };
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, k));
+        }
+    }
+    best.map_or(env.wait_action(), |(_, k)| k)
+}
+
+#[test]
+fn deeprm_sjf_and_packer_agree_with_deeprms_definitions_at_every_decision() {
+    let scenario = lepton_env::scenario::load_named("deeprm").unwrap();
+    for name in ["sjf", "packer"] {
+        let mut decisions = 0;
+        for seed in 0..20 {
+            let mut env = scenario.build();
+            let mut scheduler = schedulers::by_name(name).unwrap();
+            schedulers::run_episode_with(scheduler.as_mut(), &mut env, seed, |env, action| {
+                let ScenarioEnv::DeepRm(deeprm) = env else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    action,
+                    deeprm_reference(deeprm, name == "packer"),
+                    "{name}, seed {seed}"
+                );
+                decisions += 1;
+            })
+            .unwrap();
+        }
+        assert!(
+            decisions > 1000,
+            "{name}: only {decisions} decisions checked"
+        );
+    }
+}

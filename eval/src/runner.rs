@@ -1,0 +1,74 @@
+//! Runs every (scenario, contender, episode) of an evaluation in parallel.
+//!
+//! Each episode is an independent job: a fresh env built from the scenario, reset with the
+//! episode's seed, and a fresh scheduler reset with the same seed. Jobs share nothing, and
+//! results are collected in job order, so the outcome is identical for any number of threads.
+
+use crate::contenders::Contender;
+use crate::suite::SuiteScenario;
+use anyhow::{Result, anyhow};
+use indicatif::ProgressBar;
+use lepton_env::EpisodeMetrics;
+use lepton_env::schedulers;
+use rayon::prelude::*;
+
+/// What one episode produced.
+#[derive(Clone, Debug)]
+pub struct EpisodeOutcome {
+    pub seed: u64,
+    pub metrics: EpisodeMetrics,
+    /// Slowdown of every task that finished (for the CDF plots).
+    pub slowdowns: Vec<f64>,
+}
+
+/// Outcomes indexed `[scenario][contender][episode]`.
+pub type Outcomes = Vec<Vec<Vec<EpisodeOutcome>>>;
+
+/// Runs `episodes` episodes of every scenario for every contender on the current rayon pool.
+pub fn run(
+    scenarios: &[SuiteScenario],
+    contenders: &[Contender],
+    episodes: usize,
+    progress: &ProgressBar,
+) -> Result<Outcomes> {
+    let jobs: Vec<(usize, usize, u64)> = scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(s, sc)| {
+            (0..contenders.len())
+                .flat_map(move |c| sc.seeds(episodes).into_iter().map(move |seed| (s, c, seed)))
+        })
+        .collect();
+    progress.set_length(jobs.len() as u64);
+    let results: Vec<EpisodeOutcome> = jobs
+        .par_iter()
+        .map(|&(s, c, seed)| {
+            let outcome = run_one(&scenarios[s], &contenders[c], seed);
+            progress.inc(1);
+            outcome
+        })
+        .collect::<Result<_>>()?;
+    let mut results = results.into_iter();
+    Ok(scenarios
+        .iter()
+        .map(|_| {
+            contenders
+                .iter()
+                .map(|_| results.by_ref().take(episodes).collect())
+                .collect()
+        })
+        .collect())
+}
+
+fn run_one(scenario: &SuiteScenario, contender: &Contender, seed: u64) -> Result<EpisodeOutcome> {
+    let mut env = scenario.scenario.build();
+    let mut scheduler = contender.instantiate()?;
+    let metrics = schedulers::run_episode(scheduler.as_mut(), &mut env, seed)
+        .map_err(|e| anyhow!("scenario `{}`, seed {seed}: {e}", scenario.name))?;
+    let slowdowns = env.finished_slowdowns().collect();
+    Ok(EpisodeOutcome {
+        seed,
+        metrics,
+        slowdowns,
+    })
+}

@@ -1,0 +1,432 @@
+//! `lepton-eval` end to end: reproducible reports, gate exit codes, --compare, checkpoints,
+//! and one clear message with exit code 2 (and no report) for every kind of bad input.
+
+use lepton_agent::checkpoint::{self, SaveRequest};
+use lepton_agent::networks::{NetworkConfig, Policy};
+use lepton_agent::ppo::Adam;
+use lepton_env::{Env, ObsLayout};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs lepton-eval from the workspace root.
+fn eval(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lepton-eval"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+/// A suite of `episodes` episodes of one shipped scenario, in `dir`.
+fn suite(dir: &Path, scenario: &str, episodes: usize) -> PathBuf {
+    let scenario_path = workspace()
+        .join("configs/scenarios")
+        .join(format!("{scenario}.toml"));
+    let path = dir.join(format!("{scenario}-suite.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"test\"\nepisodes = {episodes}\nbootstrap_resamples = 200\n[[scenarios]]\npath = {:?}\nfirst_seed = 500\n",
+            scenario_path.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn smoke_report_is_byte_identical_across_runs_and_thread_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["one-thread", "two-threads", "two-threads-again"]
+        .iter()
+        .map(|d| tmp.path().join(d))
+        .collect();
+    for (dir, threads) in dirs.iter().zip(["1", "2", "2"]) {
+        let out = eval(&[
+            "--suite",
+            "configs/eval/smoke.toml",
+            "--out",
+            s(dir),
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("scenario cloud"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    let reference = files(&dirs[0]);
+    let names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "report.json",
+        "report.md",
+        "cloud_metrics.svg",
+        "deeprm_slowdown_cdf.svg",
+        "tiny_metrics.svg",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with('.')),
+        "staging left behind: {names:?}"
+    );
+    for dir in &dirs[1..] {
+        let other = files(dir);
+        assert_eq!(reference.len(), other.len());
+        for ((name, a), (other_name, b)) in reference.iter().zip(&other) {
+            assert_eq!(name, other_name);
+            assert!(a == b, "{name} differs between runs/thread counts");
+        }
+    }
+    let md = std::fs::read_to_string(dirs[0].join("report.md")).unwrap();
+    assert!(
+        md.contains("| sjf |") && md.contains("Best heuristic by `mean_slowdown`"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["format"], "lepton-eval-report/1");
+    assert_eq!(json["scenarios"][0]["seeds"][0], 2_000_000);
+    assert!(
+        json["scenarios"][2]["config_toml"]
+            .as_str()
+            .unwrap()
+            .contains("name = \"cloud\"")
+    );
+}
+
+#[test]
+fn gate_exits_0_when_the_candidate_holds_and_1_when_it_loses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = suite(tmp.path(), "deeprm", 3);
+    let out_dir = tmp.path().join("out");
+    // On DeepRM, SJF beats FCFS by far (slowdown ~4 vs ~17).
+    let pass = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "fcfs,sjf",
+        "--fail-if-worse-than",
+        "fcfs",
+        "--candidate",
+        "sjf",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(
+        code(&pass),
+        0,
+        "{}{}",
+        text(&pass.stdout),
+        text(&pass.stderr)
+    );
+    assert!(text(&pass.stdout).contains("gate PASSED"));
+    let fail = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "fcfs",
+        "--fail-if-worse-than",
+        "sjf",
+        "--candidate",
+        "fcfs",
+        "--margin",
+        "0.05",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(
+        code(&fail),
+        1,
+        "{}{}",
+        text(&fail.stdout),
+        text(&fail.stderr)
+    );
+    let stdout = text(&fail.stdout);
+    assert!(
+        stdout.contains("gate FAILED") && stdout.contains("fcfs on deeprm"),
+        "{stdout}"
+    );
+    // A failed gate is still a complete report, and says so.
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("**Gate: FAIL**"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["gate"]["passed"], false);
+    // The baseline took part although --schedulers did not list it.
+    assert_eq!(json["contenders"][1]["name"], "sjf");
+}
+
+#[test]
+fn compare_lists_regressions_against_an_older_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = suite(tmp.path(), "tiny", 2);
+    let old_dir = tmp.path().join("old");
+    let first = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,fcfs",
+        "--out",
+        s(&old_dir),
+    ]);
+    assert_eq!(code(&first), 0, "{}", text(&first.stderr));
+    let same = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,fcfs",
+        "--out",
+        s(&tmp.path().join("same")),
+        "--compare",
+        s(&old_dir.join("report.json")),
+    ]);
+    assert_eq!(code(&same), 0);
+    assert!(
+        text(&same.stdout).contains("0 regression(s)"),
+        "{}",
+        text(&same.stdout)
+    );
+    // Pretend SJF used to be twice as good: now it is a regression.
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(old_dir.join("report.json")).unwrap()).unwrap();
+    let mean = &mut old["scenarios"][0]["results"][0]["metrics"]["mean_slowdown"]["mean"];
+    *mean = serde_json::json!(mean.as_f64().unwrap() / 2.0);
+    let tampered = tmp.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&old).unwrap()).unwrap();
+    let new_dir = tmp.path().join("new");
+    let regressed = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,fcfs",
+        "--out",
+        s(&new_dir),
+        "--compare",
+        s(&tampered),
+    ]);
+    assert_eq!(code(&regressed), 0, "--compare reports, it does not gate");
+    let stdout = text(&regressed.stdout);
+    assert!(
+        stdout.contains("1 regression(s)") && stdout.contains("tiny / sjf / mean_slowdown"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(new_dir.join("report.md")).unwrap();
+    assert!(md.contains("1 regression(s) beyond 5.0%"), "{md}");
+}
+
+/// Saves an untrained checkpoint for `layout` and `num_actions`; returns its metadata path.
+fn save_checkpoint(dir: &Path, layout: ObsLayout, num_actions: usize) -> PathBuf {
+    tch::manual_seed(3);
+    let network = NetworkConfig::default();
+    let policy = Policy::new(&network, layout, num_actions, tch::Device::Cpu).unwrap();
+    let optimizer = Adam::new(&policy, 1e-5);
+    checkpoint::save(
+        dir,
+        SaveRequest {
+            kind: "best",
+            global_step: 64,
+            iteration: 1,
+            seed: 0,
+            config_toml: "",
+            network: &network,
+            policy: &policy,
+            optimizer: &optimizer,
+            normalizer: None,
+            trainer_state: serde_json::Value::Null,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_checkpoint_is_scored_hashed_and_gated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = lepton_env::scenario::load_named("deeprm").unwrap().build();
+    let ckpt_dir = tmp.path().join("checkpoints");
+    save_checkpoint(&ckpt_dir, env.obs_layout(), env.action_space().n);
+    let suite = suite(tmp.path(), "deeprm", 2);
+    let out_dir = tmp.path().join("out");
+    // `checkpoints/best` (no extension) is how `make demo` names it.
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf",
+        "--checkpoint",
+        s(&ckpt_dir.join("best")),
+        "--out",
+        s(&out_dir),
+        "--fail-if-worse-than",
+        "sjf",
+        "--margin",
+        "1e9",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let ckpt = &json["contenders"][1];
+    assert_eq!(ckpt["name"], "ckpt:best");
+    assert_eq!(ckpt["kind"], "checkpoint");
+    assert_eq!(ckpt["metadata_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(json["scenarios"][0]["learned_gains"][0]["versus"], "sjf");
+    assert_eq!(json["gate"]["checks"][0]["candidate"], "ckpt:best");
+    assert!(
+        text(&out.stdout).contains("ckpt:best vs best heuristic sjf"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Exit code 2, one `error:` message naming the problem, and no report in --out (not even one
+/// left there by an earlier successful run).
+fn assert_input_error(args: &[&str], out_dir: &Path, expected: &[&str]) {
+    std::fs::create_dir_all(out_dir).unwrap();
+    std::fs::write(out_dir.join("report.json"), "{}").unwrap();
+    std::fs::write(out_dir.join("report.md"), "stale").unwrap();
+    let mut all = args.to_vec();
+    all.extend(["--out", s(out_dir)]);
+    let out = eval(&all);
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+    // One message (a TOML error may quote the offending line under it), no panic.
+    assert!(
+        stderr.starts_with("error: ") && stderr.matches("error").count() <= 2,
+        "{args:?}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in expected {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: `{needle}` not in: {stderr}"
+        );
+    }
+    assert!(
+        !out_dir.join("report.json").exists() && !out_dir.join("report.md").exists(),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn bad_input_gives_one_clear_message_exit_2_and_no_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let good = suite(tmp.path(), "deeprm", 1);
+    assert_input_error(
+        &["--suite", s(&good), "--schedulers", "sjf,shortest"],
+        &out_dir,
+        &[
+            "unknown scheduler `shortest`",
+            "valid names: random, fcfs, sjf",
+        ],
+    );
+    assert_input_error(
+        &["--suite", "configs/eval/nope.toml"],
+        &out_dir,
+        &["cannot read suite configs/eval/nope.toml"],
+    );
+    let corrupt = tmp.path().join("corrupt.toml");
+    std::fs::write(
+        &corrupt,
+        "name = \"x\"\nepisodes = 2\nepisodez = 3\nscenarios = []\n",
+    )
+    .unwrap();
+    assert_input_error(
+        &["--suite", s(&corrupt)],
+        &out_dir,
+        &["not a valid suite file", "episodez"],
+    );
+    assert_input_error(
+        &["--suite", s(&good), "--metric", "speed"],
+        &out_dir,
+        &["unknown --metric `speed`", "mean_slowdown"],
+    );
+    assert_input_error(
+        &[
+            "--suite",
+            s(&good),
+            "--checkpoint",
+            s(&tmp.path().join("missing")),
+        ],
+        &out_dir,
+        &["missing", "no such file"],
+    );
+    let garbage = tmp.path().join("garbage.json");
+    std::fs::write(&garbage, "{ not json").unwrap();
+    assert_input_error(
+        &["--suite", s(&good), "--checkpoint", s(&garbage)],
+        &out_dir,
+        &["not a valid metadata file"],
+    );
+    // A real checkpoint, but trained for a 3-feature, 4-action env.
+    let other = save_checkpoint(&tmp.path().join("other"), ObsLayout::flat(3), 4);
+    assert_input_error(
+        &["--suite", s(&good), "--checkpoint", s(&other)],
+        &out_dir,
+        &[
+            "does not fit scenario `deeprm`",
+            "3 observations and 4 actions",
+        ],
+    );
+    assert_input_error(
+        &["--suite", s(&good), "--compare", s(&garbage)],
+        &out_dir,
+        &["not a lepton-eval report.json"],
+    );
+    assert_input_error(
+        &["--suite", s(&good), "--fail-if-worse-than", "sjf"],
+        &out_dir,
+        &["needs a candidate"],
+    );
+    // clap's own usage errors also exit 2.
+    let out = eval(&["--suite"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = eval(&["--help"]);
+    assert_eq!(code(&out), 0);
+    let help = text(&out.stdout);
+    for needle in [
+        "Exit codes:",
+        "0  evaluation done",
+        "1  the gate failed",
+        "2  usage or input error",
+    ] {
+        assert!(help.contains(needle), "{help}");
+    }
+}
