@@ -1,5 +1,6 @@
 //! Env throughput: single-thread steps/s with random legal actions (mask computed every
-//! step, autoreset included) on the shipped `deeprm` and `cloud` scenarios.
+//! step, autoreset included) on the shipped `deeprm` and `cloud` scenarios, and the trace
+//! scenarios of issue 6 (`hpc-lublin`, `tiresias`, and `alibaba-gpu`: 1,523 servers).
 //!
 //! Run: `cargo bench -p lepton-env --bench env_throughput` (optionally `-- <seconds per env>`).
 
@@ -37,7 +38,7 @@ fn measure(name: &str, budget: Duration) {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{name:>8}: {:>12.0} steps/s  ({steps} steps in {secs:.2} s; {episodes} episodes, {:.0} steps/episode, \
+        "{name:>11}: {:>12.0} steps/s  ({steps} steps in {secs:.2} s; {episodes} episodes, {:.0} steps/episode, \
          random-policy mean slowdown {:.2}; obs dim {}, {n} actions)",
         steps as f64 / secs,
         steps as f64 / episodes.max(1) as f64,
@@ -52,7 +53,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse::<f64>().ok())
         .unwrap_or(5.0);
-    for name in ["deeprm", "cloud"] {
+    for name in ["deeprm", "cloud", "hpc-lublin", "tiresias", "alibaba-gpu"] {
         measure(name, Duration::from_secs_f64(secs));
     }
 }

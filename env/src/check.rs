@@ -26,6 +26,10 @@ pub trait Inspect: Env + Clone {
     fn is_feasible_placement(&self, action: usize) -> bool;
     /// True when masked-out actions return an error (false: they act as wait).
     fn illegal_action_errors(&self) -> bool;
+    /// Task runs killed by server failures so far this episode (0 for envs without them).
+    fn num_killed(&self) -> usize {
+        0
+    }
 }
 
 impl Inspect for ClusterEnv {
@@ -43,6 +47,9 @@ impl Inspect for ClusterEnv {
     }
     fn illegal_action_errors(&self) -> bool {
         self.config().illegal_action == IllegalAction::Error
+    }
+    fn num_killed(&self) -> usize {
+        ClusterEnv::num_killed(self)
     }
 }
 
@@ -198,10 +205,11 @@ fn run<E: Inspect>(
                 probe
                     .step(a, &mut next_obs)
                     .map_err(|e| ctx(format!("masked-in action {a} failed: {e}")))?;
-                if a != wait
-                    && probe.census().num_running + probe.census().num_finished
-                        <= env.census().num_running + env.census().num_finished
-                {
+                // Running + finished + killed grows by one per placement, whatever failures
+                // the step's clock advance brings.
+                let started =
+                    |e: &E| e.census().num_running + e.census().num_finished + e.num_killed();
+                if a != wait && started(&probe) <= started(&env) {
                     return Err(ctx(format!("masked-in placement {a} placed nothing")));
                 }
             }

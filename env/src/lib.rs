@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod scenario;
 pub mod schedulers;
 pub mod spaces;
+pub mod trace;
 pub mod vec_env;
 pub mod workload;
 pub mod wrappers;

@@ -29,4 +29,13 @@ pub struct EpisodeMetrics {
     pub deadline_miss_rate: f64,
     /// Energy in kWh (0 while no power model is configured).
     pub energy_kwh: f64,
+    /// Server failures during the episode.
+    #[serde(default)]
+    pub num_failures: usize,
+    /// Task runs killed by failures (a requeued task killed twice counts twice).
+    #[serde(default)]
+    pub num_killed: usize,
+    /// Work lost to failures: Σ over killed runs of time run × server speed (s of work).
+    #[serde(default)]
+    pub lost_work_s: f64,
 }

@@ -61,6 +61,44 @@
 //! `max_demand` (see [`DeepRmGenerator`]). DeepRM scenarios are shown in
 //! `configs/scenarios/deeprm.toml`.
 //!
+//! Trace workloads (issue 6; see [`crate::trace`] for each format's mapping):
+//!
+//! ```toml
+//! [workload]
+//! kind = "swf"              # "swf" (path) | "alibaba" (path = pods, nodes) | "tiresias" (path, cluster)
+//! path = "../../../shared/data/swf/lublin_256_new2.swf"   # relative to the scenario file
+//! window_jobs = 1024        # optional: a window of this many tasks at a seeded offset
+//! load_factor = 1.0         # optional: inter-arrival times divided by this
+//! lenient = false           # optional: skip and count malformed lines instead of failing
+//! ```
+//!
+//! With a trace, `resources` and `server_types` may be left out: they come from the trace
+//! (SWF header `MaxNodes`/`MaxProcs`; the Alibaba node list; the Tiresias cluster shape).
+//! Cluster options of issue 6 (all optional):
+//!
+//! ```toml
+//! [gpu]                                # per-GPU tracking: shares of one GPU, GPU models
+//! resource = "gpu_milli"
+//! units_per_gpu = 1000
+//! models = ["T4", "V100"]              # server_types[].gpu_model names one
+//! [failures]                           # default for every type; per type: failure = {..}
+//! mttf_s = 40000.0                     # exponential time to failure
+//! mttr_s = 600.0                       # exponential time to repair
+//! on_kill = "requeue"                  # "requeue" | "drop"
+//! [power]                              # default for every type; per type: power = {..}
+//! idle_w = 100.0
+//! peak_w = 300.0                       # linear in the dominant resource's utilisation
+//! idle_timeout_s = 300.0               # idle servers power down; none: never
+//! boot_s = 30.0                        # a task placed on a powered-down server waits this
+//! [[reservations]]                     # repeated, one per class
+//! priority = 2
+//! fraction = 0.1                       # of each server type, for priority >= 2 only
+//! [observation]
+//! servers = "per_type"                 # "per_server" | "per_type" (large clusters)
+//! [reward]
+//! energy_kwh = 0.0                     # cost per kWh
+//! ```
+//!
 //! Offered load: for a target `offered_load`, the mean arrival rate is chosen so that the
 //! bottleneck resource `r` receives `rate × E[demand_r × work] = load × Σ_servers capacity_r
 //! × speed`.
@@ -68,12 +106,14 @@
 use crate::api::{Env, EnvError, ObsLayout, Transition};
 use crate::check::Inspect;
 use crate::cluster::{
-    ActionMode, Census, ClusterConfig, ClusterEnv, IllegalAction, OversizePolicy, PlacementRule,
-    RewardWeights, ServerType, TimeMode,
+    ActionMode, Census, ClusterConfig, ClusterEnv, FailureModel, GpuConfig, IllegalAction,
+    KillPolicy, OversizePolicy, PlacementRule, PowerModel, Reservation, RewardWeights, ServerObs,
+    ServerType, TimeMode,
 };
 use crate::deeprm::{DeepRmConfig, DeepRmEnv};
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
+use crate::trace::{self, LoadedTrace, Trace};
 use crate::workload::{
     ArrivalProcess, DeepRmGenerator, DurationDist, MAX_RESOURCES, Synthetic, TaskClass, TaskList,
     TaskSource, TaskSpec,
@@ -83,7 +123,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The scenarios shipped in `configs/scenarios/`.
-pub const SHIPPED: &[&str] = &["tiny", "deeprm", "cloud"];
+pub const SHIPPED: &[&str] = &[
+    "tiny",
+    "deeprm",
+    "cloud",
+    "hpc-lublin",
+    "alibaba-gpu",
+    "tiresias",
+];
 
 /// A scenario error that names the file, and for validation errors the key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +292,9 @@ impl Inspect for ScenarioEnv {
     fn illegal_action_errors(&self) -> bool {
         delegate!(self, e => e.illegal_action_errors())
     }
+    fn num_killed(&self) -> usize {
+        delegate!(self, e => e.num_killed())
+    }
 }
 
 // ----- File format (raw, as written) -----
@@ -265,9 +315,18 @@ struct ClusterFile {
     description: String,
     #[serde(default)]
     seed: u64,
+    /// Optional for trace workloads that bring their own (SWF, Alibaba, Tiresias).
+    #[serde(default)]
     resources: Vec<String>,
+    /// Optional for trace workloads that describe their cluster.
+    #[serde(default)]
     server_types: Vec<ServerTypeFile>,
     queue: QueueFile,
+    gpu: Option<GpuFile>,
+    failures: Option<FailuresFile>,
+    power: Option<PowerFile>,
+    #[serde(default)]
+    reservations: Vec<ReservationFile>,
     #[serde(default)]
     time: TimeFile,
     #[serde(default)]
@@ -287,6 +346,66 @@ struct ServerTypeFile {
     capacity: Vec<u32>,
     #[serde(default = "one")]
     speed: f64,
+    gpu_model: Option<String>,
+    failure: Option<FailureModelFile>,
+    power: Option<PowerModelFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GpuFile {
+    resource: String,
+    units_per_gpu: u32,
+    #[serde(default)]
+    models: Vec<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct FailureModelFile {
+    mttf_s: f64,
+    mttr_s: f64,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct PowerModelFile {
+    idle_w: f64,
+    peak_w: f64,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum KillFile {
+    #[default]
+    Requeue,
+    Drop,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailuresFile {
+    mttf_s: Option<f64>,
+    mttr_s: Option<f64>,
+    #[serde(default)]
+    on_kill: KillFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerFile {
+    idle_w: Option<f64>,
+    peak_w: Option<f64>,
+    idle_timeout_s: Option<f64>,
+    #[serde(default)]
+    boot_s: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReservationFile {
+    priority: u8,
+    fraction: f64,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +493,8 @@ struct RewardFile {
     deadline_miss: f64,
     #[serde(default)]
     dropped: f64,
+    #[serde(default)]
+    energy_kwh: f64,
 }
 
 impl Default for RewardFile {
@@ -383,14 +504,25 @@ impl Default for RewardFile {
             wait: 0.0,
             deadline_miss: 0.0,
             dropped: 0.0,
+            energy_kwh: 0.0,
         }
     }
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum ServerObsFile {
+    #[default]
+    PerServer,
+    PerType,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ObservationFile {
     time_scale_s: Option<f64>,
+    #[serde(default)]
+    servers: ServerObsFile,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -400,6 +532,9 @@ enum WorkloadKind {
     List,
     Csv,
     Deeprm,
+    Swf,
+    Alibaba,
+    Tiresias,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -422,6 +557,13 @@ struct WorkloadFile {
     classes: Option<Vec<ClassFile>>,
     tasks: Option<Vec<TaskFile>>,
     path: Option<String>,
+    /// Alibaba: the node list.
+    nodes: Option<String>,
+    /// Tiresias: the cluster shape.
+    cluster: Option<String>,
+    window_jobs: Option<usize>,
+    load_factor: Option<f64>,
+    lenient: Option<bool>,
     arrival_prob: Option<f64>,
     num_steps: Option<u32>,
     max_demand: Option<u32>,
@@ -611,38 +753,205 @@ impl Check<'_> {
         Ok(out)
     }
 
+    fn failure_model(&self, key: &str, f: FailureModelFile) -> Result<FailureModel, ScenarioError> {
+        Ok(FailureModel {
+            mttf_s: self.positive(&format!("{key}.mttf_s"), f.mttf_s)?,
+            mttr_s: self.positive(&format!("{key}.mttr_s"), f.mttr_s)?,
+        })
+    }
+
+    fn power_model(&self, key: &str, p: PowerModelFile) -> Result<PowerModel, ScenarioError> {
+        let idle_w = self.non_negative(&format!("{key}.idle_w"), p.idle_w)?;
+        let peak_w = self.non_negative(&format!("{key}.peak_w"), p.peak_w)?;
+        if peak_w < idle_w {
+            return Err(self.err(&format!("{key}.peak_w"), "must be >= idle_w"));
+        }
+        Ok(PowerModel { idle_w, peak_w })
+    }
+
     fn reward(&self, r: &RewardFile) -> Result<RewardWeights, ScenarioError> {
         Ok(RewardWeights {
             slowdown: self.non_negative("reward.slowdown", r.slowdown)?,
             wait: self.non_negative("reward.wait", r.wait)?,
             deadline_miss: self.non_negative("reward.deadline_miss", r.deadline_miss)?,
             dropped: self.non_negative("reward.dropped", r.dropped)?,
+            energy_kwh: self.non_negative("reward.energy_kwh", r.energy_kwh)?,
         })
     }
 }
 
-fn resolve_cluster(file: ClusterFile, path: &Path) -> Result<ClusterConfig, ScenarioError> {
+fn resolve_cluster(mut file: ClusterFile, path: &Path) -> Result<ClusterConfig, ScenarioError> {
     let c = Check(path);
     if file.name.trim().is_empty() {
         return Err(c.err("name", "must not be empty"));
     }
+    let loaded = load_trace(&file.workload, path, &c)?;
+    if let Some(t) = &loaded {
+        if file.resources.is_empty() {
+            file.resources = t.resources.clone();
+        } else if file.resources.len() != t.resources.len() {
+            return Err(c.err(
+                "resources",
+                format!(
+                    "this trace has {} resources ({}); give as many names or none",
+                    t.resources.len(),
+                    t.resources.join(", ")
+                ),
+            ));
+        }
+    }
     c.resources(&file.resources)?;
     let nr = file.resources.len();
-    if file.server_types.is_empty() {
-        return Err(c.err("server_types", "needs at least one server type"));
-    }
-    let mut server_types = Vec::with_capacity(file.server_types.len());
-    for (t, st) in file.server_types.iter().enumerate() {
-        let key = |k: &str| format!("server_types[{t}].{k}");
-        if st.count == 0 {
-            return Err(c.err(&key("count"), "must be >= 1"));
+    let trace_cluster = loaded.as_ref().and_then(|t| t.cluster.clone());
+    let mut gpu = match &file.gpu {
+        Some(g) => {
+            let resource = file
+                .resources
+                .iter()
+                .position(|r| *r == g.resource)
+                .ok_or_else(|| {
+                    c.err(
+                        "gpu.resource",
+                        format!("`{}` is not a resource", g.resource),
+                    )
+                })?;
+            if g.units_per_gpu == 0 || g.units_per_gpu > u32::from(u16::MAX) {
+                return Err(c.err("gpu.units_per_gpu", "must be in 1..=65535"));
+            }
+            Some(GpuConfig {
+                resource,
+                units_per_gpu: g.units_per_gpu,
+                models: g.models.clone(),
+            })
         }
-        server_types.push(ServerType {
-            name: st.name.clone(),
-            count: st.count,
-            capacity: c.per_resource(&key("capacity"), &st.capacity, nr)?,
-            speed: c.positive(&key("speed"), st.speed)?,
+        None => None,
+    };
+    let server_types = if file.server_types.is_empty() {
+        match trace_cluster {
+            Some(cluster) => {
+                if gpu.is_none() {
+                    gpu = cluster.gpu;
+                }
+                cluster.server_types
+            }
+            None => return Err(c.err("server_types", "needs at least one server type")),
+        }
+    } else {
+        let mut server_types = Vec::with_capacity(file.server_types.len());
+        for (t, st) in file.server_types.iter().enumerate() {
+            let key = |k: &str| format!("server_types[{t}].{k}");
+            if st.count == 0 {
+                return Err(c.err(&key("count"), "must be >= 1"));
+            }
+            let gpu_model = match (&st.gpu_model, &mut gpu) {
+                (None, _) => None,
+                (Some(_), None) => {
+                    return Err(c.err(&key("gpu_model"), "needs a [gpu] section"));
+                }
+                (Some(m), Some(g)) => {
+                    Some(g.models.iter().position(|x| x == m).unwrap_or_else(|| {
+                        g.models.push(m.clone());
+                        g.models.len() - 1
+                    }))
+                }
+            };
+            let mut ty = ServerType::new(
+                &st.name,
+                st.count,
+                &c.per_resource(&key("capacity"), &st.capacity, nr)?[..nr],
+                c.positive(&key("speed"), st.speed)?,
+            );
+            ty.gpu_model = gpu_model;
+            ty.failure = st
+                .failure
+                .map(|f| c.failure_model(&key("failure"), f))
+                .transpose()?;
+            ty.power = st
+                .power
+                .map(|p| c.power_model(&key("power"), p))
+                .transpose()?;
+            server_types.push(ty);
+        }
+        server_types
+    };
+    let mut server_types = server_types;
+    if let Some(g) = &gpu {
+        if g.models.len() > 31 {
+            return Err(c.err("gpu.models", "at most 31 GPU models"));
+        }
+        for (t, ty) in server_types.iter().enumerate() {
+            if ty.capacity[g.resource] % g.units_per_gpu != 0
+                || ty.capacity[g.resource] / g.units_per_gpu > crate::cluster::MAX_GPUS as u32
+            {
+                return Err(c.err(
+                    &format!("server_types[{t}].capacity"),
+                    format!(
+                        "GPU capacity must be whole GPUs of {} units, at most {}",
+                        g.units_per_gpu,
+                        crate::cluster::MAX_GPUS
+                    ),
+                ));
+            }
+        }
+    }
+    let mut on_kill = KillPolicy::Requeue;
+    if let Some(f) = &file.failures {
+        on_kill = match f.on_kill {
+            KillFile::Requeue => KillPolicy::Requeue,
+            KillFile::Drop => KillPolicy::Drop,
+        };
+        match (f.mttf_s, f.mttr_s) {
+            (Some(mttf_s), Some(mttr_s)) => {
+                let model = c.failure_model("failures", FailureModelFile { mttf_s, mttr_s })?;
+                for ty in &mut server_types {
+                    ty.failure.get_or_insert(model);
+                }
+            }
+            (None, None) => {}
+            _ => return Err(c.err("failures", "give both `mttf_s` and `mttr_s`, or neither")),
+        }
+    }
+    let (mut idle_timeout_s, mut boot_s) = (None, 0.0);
+    if let Some(p) = &file.power {
+        idle_timeout_s = p
+            .idle_timeout_s
+            .map(|t| c.positive("power.idle_timeout_s", t))
+            .transpose()?;
+        boot_s = c.non_negative("power.boot_s", p.boot_s)?;
+        match (p.idle_w, p.peak_w) {
+            (Some(idle_w), Some(peak_w)) => {
+                let model = c.power_model("power", PowerModelFile { idle_w, peak_w })?;
+                for ty in &mut server_types {
+                    ty.power.get_or_insert(model);
+                }
+            }
+            (None, None) => {}
+            _ => return Err(c.err("power", "give both `idle_w` and `peak_w`, or neither")),
+        }
+    }
+    let mut reservations = Vec::with_capacity(file.reservations.len());
+    for (i, r) in file.reservations.iter().enumerate() {
+        let key = format!("reservations[{i}].fraction");
+        let fraction = c.non_negative(&key, r.fraction)?;
+        if fraction > 1.0 {
+            return Err(c.err(&key, "must be in [0, 1]"));
+        }
+        if file.reservations[..i]
+            .iter()
+            .any(|o| o.priority == r.priority)
+        {
+            return Err(c.err(
+                &format!("reservations[{i}].priority"),
+                format!("class {} is reserved twice", r.priority),
+            ));
+        }
+        reservations.push(Reservation {
+            priority: r.priority,
+            fraction,
         });
+    }
+    if reservations.iter().map(|r| r.fraction).sum::<f64>() > 1.0 {
+        return Err(c.err("reservations", "the fractions add up to more than 1"));
     }
     if file.queue.num_slots == 0 {
         return Err(c.err("queue.num_slots", "must be >= 1"));
@@ -661,16 +970,32 @@ fn resolve_cluster(file: ClusterFile, path: &Path) -> Result<ClusterConfig, Scen
             .iter()
             .any(|t| (0..nr).all(|r| demand[r] <= t.capacity[r]))
     };
-    let resolved = resolve_workload(&file.workload, &file.resources, &c, path, |demand, what| {
-        if oversize == OversizePolicy::Reject && !fits_somewhere(demand) {
-            Err(format!(
-                "{what}: demand {:?} is larger than every server",
-                &demand[..nr]
-            ))
-        } else {
-            Ok(())
-        }
-    })?;
+    let resolved = match loaded {
+        Some(t) => resolve_trace(
+            t,
+            &file.workload,
+            &c,
+            |spec| {
+                crate::cluster::fits_some_server_type(
+                    spec,
+                    &server_types,
+                    gpu.as_ref(),
+                    &reservations,
+                )
+            },
+            oversize,
+        )?,
+        None => resolve_workload(&file.workload, &file.resources, &c, path, |demand, what| {
+            if oversize == OversizePolicy::Reject && !fits_somewhere(demand) {
+                Err(format!(
+                    "{what}: demand {:?} is larger than every server",
+                    &demand[..nr]
+                ))
+            } else {
+                Ok(())
+            }
+        })?,
+    };
     // Offered load needs the cluster's capacity, so it is resolved here.
     let workload: Arc<dyn TaskSource> = match resolved.synthetic {
         Some((mut synthetic, Some(load))) => {
@@ -735,6 +1060,128 @@ fn resolve_cluster(file: ClusterFile, path: &Path) -> Result<ClusterConfig, Scen
         max_priority: resolved.max_priority,
         seed: file.seed,
         workload,
+        gpu,
+        on_kill,
+        idle_timeout_s,
+        boot_s,
+        reservations,
+        server_obs: match file.observation.servers {
+            ServerObsFile::PerServer => ServerObs::PerServer,
+            ServerObsFile::PerType => ServerObs::PerType,
+        },
+    })
+}
+
+/// Loads the trace a trace workload names (paths relative to the scenario file).
+fn load_trace(
+    w: &WorkloadFile,
+    path: &Path,
+    c: &Check<'_>,
+) -> Result<Option<LoadedTrace>, ScenarioError> {
+    let why = format!(
+        "when workload.kind = \"{}\"",
+        format!("{:?}", w.kind).to_lowercase()
+    );
+    let is_trace = matches!(
+        w.kind,
+        WorkloadKind::Swf | WorkloadKind::Alibaba | WorkloadKind::Tiresias
+    );
+    for (key, present, kind) in [
+        ("workload.nodes", w.nodes.is_some(), WorkloadKind::Alibaba),
+        (
+            "workload.cluster",
+            w.cluster.is_some(),
+            WorkloadKind::Tiresias,
+        ),
+    ] {
+        if present && w.kind != kind {
+            return Err(c.err(key, format!("is not used {why}")));
+        }
+    }
+    for (key, present) in [
+        ("workload.window_jobs", w.window_jobs.is_some()),
+        ("workload.load_factor", w.load_factor.is_some()),
+        ("workload.lenient", w.lenient.is_some()),
+    ] {
+        if present && !is_trace {
+            return Err(c.err(key, format!("is not used {why}")));
+        }
+    }
+    if !is_trace {
+        return Ok(None);
+    }
+    for (key, present) in [
+        ("workload.num_tasks", w.num_tasks.is_some()),
+        ("workload.arrivals", w.arrivals.is_some()),
+        ("workload.classes", w.classes.is_some()),
+        ("workload.tasks", w.tasks.is_some()),
+        ("workload.arrival_prob", w.arrival_prob.is_some()),
+        ("workload.num_steps", w.num_steps.is_some()),
+        ("workload.max_demand", w.max_demand.is_some()),
+    ] {
+        if present {
+            return Err(c.err(key, format!("is not used {why}")));
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = |key: &str, rel: &Option<String>| -> Result<PathBuf, ScenarioError> {
+        Ok(dir.join(c.required(key, rel.as_ref(), &why)?))
+    };
+    let lenient = w.lenient.unwrap_or(false);
+    let main = file("workload.path", &w.path)?;
+    let loaded = match w.kind {
+        WorkloadKind::Swf => trace::swf::load(&main, lenient),
+        WorkloadKind::Alibaba => {
+            trace::alibaba::load(&file("workload.nodes", &w.nodes)?, &main, lenient)
+        }
+        _ => trace::tiresias::load(&main, &file("workload.cluster", &w.cluster)?, lenient),
+    };
+    loaded
+        .map(Some)
+        .map_err(|e| c.err("workload.path", e.to_string()))
+}
+
+/// A loaded trace as the scenario's workload: window, load factor, and tasks that fit.
+fn resolve_trace(
+    t: LoadedTrace,
+    w: &WorkloadFile,
+    c: &Check<'_>,
+    fits: impl Fn(&TaskSpec) -> bool,
+    oversize: OversizePolicy,
+) -> Result<ResolvedWorkload, ScenarioError> {
+    let window_jobs = match w.window_jobs {
+        Some(0) => return Err(c.err("workload.window_jobs", "must be >= 1")),
+        other => other,
+    };
+    let load_factor = c.positive("workload.load_factor", w.load_factor.unwrap_or(1.0))?;
+    let mut num_fitting = 0;
+    for task in &t.tasks {
+        if fits(task) {
+            num_fitting += 1;
+        } else if oversize == OversizePolicy::Reject {
+            return Err(c.err(
+                "workload",
+                format!(
+                    "task {}: demand {:?} fits no server of the cluster (size, GPUs, GPU model \
+                     or reservation); set workload.oversize = \"drop\" to drop such tasks",
+                    task.id,
+                    &task.demand[..t.resources.len()]
+                ),
+            ));
+        }
+    }
+    if num_fitting == 0 {
+        return Err(c.err("workload", "no task of the trace fits any server"));
+    }
+    let mean_duration_s = t.tasks.iter().map(|t| t.estimate_s).sum::<f64>() / t.tasks.len() as f64;
+    let max_priority = t.tasks.iter().map(|t| t.priority).max().unwrap_or(0);
+    Ok(ResolvedWorkload {
+        source: Arc::new(Trace::new(t.tasks, window_jobs, load_factor)),
+        synthetic: None,
+        list: None,
+        deeprm: None,
+        max_priority,
+        mean_duration_s,
     })
 }
 
@@ -754,6 +1201,15 @@ fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConfig, Scenari
     }
     if file.max_steps == 0 {
         return Err(c.err("max_steps", "must be >= 1"));
+    }
+    if matches!(
+        file.workload.kind,
+        WorkloadKind::Swf | WorkloadKind::Alibaba | WorkloadKind::Tiresias
+    ) {
+        return Err(c.err(
+            "workload.kind",
+            "DeepRM scenarios take kind = \"deeprm\", \"list\" or \"csv\"",
+        ));
     }
     let reject = matches!(file.workload.oversize, OversizeFile::Reject);
     let horizon = file.horizon;
@@ -989,6 +1445,10 @@ fn resolve_workload(
                 mean_duration_s,
             })
         }
+        WorkloadKind::Swf | WorkloadKind::Alibaba | WorkloadKind::Tiresias => Err(c.err(
+            "workload.kind",
+            "trace workloads are only for cluster scenarios",
+        )),
         WorkloadKind::Deeprm => {
             let p = c.required("workload.arrival_prob", w.arrival_prob, &why)?;
             if !(0.0..=1.0).contains(&p) {

@@ -5,6 +5,7 @@
 //! Scenarios are usually loaded from TOML with [`crate::scenario`]; [`ClusterConfig`] is
 //! the resolved, validated form.
 
+mod index;
 mod observation;
 pub mod reward;
 pub mod state;
@@ -13,13 +14,14 @@ pub(crate) mod stats;
 mod tests;
 
 pub use reward::RewardWeights;
-pub use state::{EventKind, TaskPhase};
+pub use state::{EventKind, MAX_GPUS, TaskPhase};
 
 use crate::api::{Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
 use crate::workload::{MAX_RESOURCES, TaskSource, TaskSpec};
-use rand::SeedableRng;
+use index::{Need, ServerIndex};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use state::{Admission, EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 use std::sync::Arc;
@@ -80,6 +82,70 @@ pub struct ServerType {
     pub capacity: [u32; MAX_RESOURCES],
     /// Runtime on this type = work / speed.
     pub speed: f64,
+    /// Index of its GPUs' model in [`GpuConfig::models`] (tasks may restrict models).
+    pub gpu_model: Option<usize>,
+    /// Random failures and repairs; `None`: never fails.
+    pub failure: Option<FailureModel>,
+    /// Power draw; `None`: not counted in the energy.
+    pub power: Option<PowerModel>,
+}
+
+/// Per-GPU tracking: GPU capacity is resource `resource`, `units_per_gpu` units per whole
+/// GPU (e.g. 1000 for milli-GPUs). A demand below one GPU is a *share of one GPU* (it must
+/// fit in the free units of a single GPU); a larger demand is a number of *whole* GPUs
+/// (multiples of `units_per_gpu`, each entirely free). Placement gives a share the GPU
+/// with the least room that holds it, and whole GPUs the lowest-numbered free ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuConfig {
+    pub resource: usize,
+    pub units_per_gpu: u32,
+    /// GPU model names; a task's [`TaskSpec::gpu_models`] bit `m` allows `models[m]`.
+    pub models: Vec<String>,
+}
+
+/// Exponential time to failure and time to repair of each server of a type (seeded from
+/// the episode's seed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailureModel {
+    pub mttf_s: f64,
+    pub mttr_s: f64,
+}
+
+/// Power draw of a server that is up and powered on: `idle_w + (peak_w − idle_w) × u`, with
+/// `u` the utilisation of its dominant resource (the largest used / capacity). Failed and
+/// powered-down servers draw nothing; a booting server draws like a running one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PowerModel {
+    pub idle_w: f64,
+    pub peak_w: f64,
+}
+
+/// What happens to the tasks running on a server that fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillPolicy {
+    /// Back into the queue (lowest empty slot, else the backlog tail, else dropped), to
+    /// restart from scratch; the work done is lost.
+    Requeue,
+    /// Dropped and counted in `num_dropped`.
+    Drop,
+}
+
+/// Capacity reserved for critical work: on every server type, the last
+/// `round(fraction × count)` servers (after those of higher classes) accept only tasks of
+/// priority `>= priority`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reservation {
+    pub priority: u8,
+    pub fraction: f64,
+}
+
+/// How servers appear in the observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerObs {
+    /// One row per server (see [`ClusterEnv`]).
+    PerServer,
+    /// One row per server type, aggregated, for large clusters (see [`ClusterEnv`]).
+    PerType,
 }
 
 /// A resolved, validated cluster scenario.
@@ -108,6 +174,17 @@ pub struct ClusterConfig {
     /// Seed of the workload stream until `reset(Some(seed))` replaces it.
     pub seed: u64,
     pub workload: Arc<dyn TaskSource>,
+    /// Per-GPU tracking (GPU sharing and GPU models); `None`: GPUs are plain units.
+    pub gpu: Option<GpuConfig>,
+    /// What a server failure does to its tasks.
+    pub on_kill: KillPolicy,
+    /// A server idle this long powers down (types with a power model); `None`: never.
+    pub idle_timeout_s: Option<f64>,
+    /// Delay before a powered-down server that receives a task can run it.
+    pub boot_s: f64,
+    /// Capacity reserved per priority class.
+    pub reservations: Vec<Reservation>,
+    pub server_obs: ServerObs,
 }
 
 impl ClusterConfig {
@@ -139,6 +216,12 @@ impl ClusterConfig {
             max_priority: 0,
             seed: 0,
             workload,
+            gpu: None,
+            on_kill: KillPolicy::Requeue,
+            idle_timeout_s: None,
+            boot_s: 0.0,
+            reservations: Vec::new(),
+            server_obs: ServerObs::PerServer,
         }
     }
 }
@@ -152,6 +235,9 @@ impl ServerType {
             count,
             capacity: padded,
             speed,
+            gpu_model: None,
+            failure: None,
+            power: None,
         }
     }
 }
@@ -248,6 +334,16 @@ pub struct Census {
 /// - `2R+1+T`: 1 if any task runs on it;
 /// - `2R+2+T`: sq(time to its next *estimated* completion), 0 when idle or overdue.
 ///
+/// A failed server's free-capacity features read 0.
+///
+/// With `server_obs = PerType` (large clusters) there is one row per server *type* instead
+/// (`S = 3R + 7`): `0 .. R` mean free fraction over the type (failed servers count as 0);
+/// `R .. 2R` largest free fraction of any up server; `2R .. 3R` capacity / largest
+/// capacity; `3R` speed / fastest; `3R+1` fraction up; `3R+2` fraction running a task;
+/// `3R+3` fraction powered down; `3R+4` count / largest type count; `3R+5` largest free
+/// share of one GPU / units per GPU; `3R+6` largest number of whole free GPUs / GPUs per
+/// server (both 0 without per-GPU tracking).
+///
 /// One row per visible slot (`K = R + 7`), all zeros when the slot is empty:
 /// - `0`: 1 if the slot holds a task;
 /// - `1 .. 1+R`: demand / largest server capacity, per resource;
@@ -319,6 +415,25 @@ pub struct ClusterEnv {
     metrics: EpisodeMetrics,
     metrics_ready: bool,
     scratch: Vec<f64>,
+
+    // ----- Issue 6: large clusters, failures, energy, reservations -----
+    index: ServerIndex,
+    /// Servers `lo..hi` of each type.
+    type_ranges: Vec<(usize, usize)>,
+    /// Lowest reservation gate among a type's servers.
+    type_min_gate: Vec<u8>,
+    /// Per type: free capacity summed over its up servers, and head counts.
+    type_free_sum: Vec<[u64; MAX_RESOURCES]>,
+    type_num_up: Vec<u32>,
+    type_num_busy: Vec<u32>,
+    type_num_off: Vec<u32>,
+    any_failures: bool,
+    fail_rng: ChaCha8Rng,
+    power_w_total: f64,
+    energy_j: f64,
+    num_failures: usize,
+    num_killed: usize,
+    lost_work_s: f64,
 }
 
 impl ClusterEnv {
@@ -328,10 +443,24 @@ impl ClusterEnv {
         let mut servers = Vec::new();
         let mut max_capacity = [0u32; MAX_RESOURCES];
         let mut capacity_total = [0f64; MAX_RESOURCES];
+        let mut type_ranges = Vec::new();
         for (t, ty) in config.server_types.iter().enumerate() {
+            let lo = servers.len();
             for _ in 0..ty.count {
-                servers.push(ServerState::new(t, ty.speed, ty.capacity));
+                let mut s = ServerState::new(t, ty.speed, ty.capacity);
+                if let Some(g) = &config.gpu {
+                    s.num_gpus = (ty.capacity[g.resource] / g.units_per_gpu.max(1))
+                        .min(state::MAX_GPUS as u32) as u8;
+                    s.model_bit = ty.gpu_model.map_or(0, |m| 1u32 << m);
+                }
+                servers.push(s);
             }
+            // Reserved servers are taken from the end of the type, highest class first.
+            let gates = reservation_gates(ty.count, &config.reservations);
+            for (s, gate) in servers[lo..].iter_mut().zip(gates) {
+                s.min_priority = gate;
+            }
+            type_ranges.push((lo, servers.len()));
             for r in 0..num_resources {
                 max_capacity[r] = max_capacity[r].max(ty.capacity[r]);
                 capacity_total[r] += ty.count as f64 * f64::from(ty.capacity[r]);
@@ -347,9 +476,37 @@ impl ClusterEnv {
             config.server_types.len(),
             servers.len(),
             config.num_slots,
+            config.server_obs,
         );
         let obs_space = observation::space(&layout, num_resources);
+        let num_types = config.server_types.len();
+        let index = ServerIndex::new(&servers, num_types, num_resources);
+        let any_failures = config.server_types.iter().any(|t| t.failure.is_some());
+        let type_min_gate = type_ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                servers[lo..hi]
+                    .iter()
+                    .map(|s| s.min_priority)
+                    .min()
+                    .unwrap_or(0)
+            })
+            .collect();
         let mut env = Self {
+            index,
+            type_min_gate,
+            type_ranges,
+            type_free_sum: vec![[0; MAX_RESOURCES]; num_types],
+            type_num_up: vec![0; num_types],
+            type_num_busy: vec![0; num_types],
+            type_num_off: vec![0; num_types],
+            any_failures,
+            fail_rng: ChaCha8Rng::seed_from_u64(0),
+            power_w_total: 0.0,
+            energy_j: 0.0,
+            num_failures: 0,
+            num_killed: 0,
+            lost_work_s: 0.0,
             obs_space,
             layout,
             num_resources,
@@ -469,14 +626,44 @@ impl ClusterEnv {
         })
     }
 
-    /// True when slot `k` holds a task that fits in server `n`'s free capacity now.
+    /// True when slot `k` holds a task that can start on server `n` now: it fits in the
+    /// free capacity (and, with per-GPU tracking, on the server's GPUs and GPU model), the
+    /// server is up, and its priority may use the server (reservations).
     pub fn fits(&self, k: usize, n: usize) -> bool {
         match (self.queue.slots.get(k), self.servers.get(n)) {
             (Some(Some(i)), Some(server)) => {
-                server.fits_now(&self.tasks[*i as usize].demand, self.num_resources)
+                index::server_admits(server, &self.need(*i), self.num_resources)
             }
             _ => false,
         }
+    }
+
+    /// False while server `n` is failed (it takes no task until repaired).
+    pub fn server_is_up(&self, n: usize) -> bool {
+        self.servers[n].up
+    }
+
+    /// True while server `n` is powered down (a task placed on it waits for its boot).
+    pub fn server_is_off(&self, n: usize) -> bool {
+        self.servers[n].off
+    }
+
+    /// Free units of each GPU of server `n` (empty without per-GPU tracking).
+    pub fn server_gpu_free(&self, n: usize) -> &[u16] {
+        let s = &self.servers[n];
+        &s.gpu_free[..usize::from(s.num_gpus)]
+    }
+
+    /// Lowest priority class that may use server `n` (0 unless reserved).
+    pub fn server_min_priority(&self, n: usize) -> u8 {
+        self.servers[n].min_priority
+    }
+
+    /// GPU models allowed to the task in slot `k` (bit set over [`GpuConfig::models`]; 0 =
+    /// any).
+    pub fn slot_gpu_models(&self, k: usize) -> Option<u32> {
+        let i = (*self.queue.slots.get(k)?)?;
+        Some(self.tasks[i as usize].gpu_models)
     }
 
     /// The action that starts slot `k` on server `n`: `k × num_servers + n` in placement
@@ -509,7 +696,7 @@ impl ClusterEnv {
     /// The server the placement rule picks for slot `k` now.
     pub fn chosen_server(&self, k: usize) -> Option<usize> {
         let index = (*self.queue.slots.get(k)?)?;
-        self.rule_server(&self.tasks[index as usize].demand)
+        self.rule_server(&self.need(index))
     }
 
     // ----- Introspection for checks and tests (not for schedulers) -----
@@ -517,6 +704,11 @@ impl ClusterEnv {
     /// Head counts of arrived tasks.
     pub fn census(&self) -> Census {
         self.census
+    }
+
+    /// Task runs killed by server failures so far this episode.
+    pub fn num_killed(&self) -> usize {
+        self.num_killed
     }
 
     /// Recounts task phases and resource use from scratch and compares them with the
@@ -562,6 +754,27 @@ impl ClusterEnv {
                 *total += u64::from(free);
             }
         }
+        if let Some(g) = &self.config.gpu {
+            for (n, s) in self.servers.iter().enumerate() {
+                let gpus = &s.gpu_free[..usize::from(s.num_gpus)];
+                let sum: u32 = gpus.iter().map(|&x| u32::from(x)).sum();
+                if s.num_gpus > 0 && sum != s.free[g.resource] {
+                    return Err(format!(
+                        "server {n}: GPU free units {gpus:?} do not add up to {}",
+                        s.free[g.resource]
+                    ));
+                }
+                if gpus.iter().any(|&x| u32::from(x) > g.units_per_gpu) {
+                    return Err(format!("server {n}: a GPU has more than a whole GPU free"));
+                }
+            }
+        }
+        for &i in &self.running {
+            let rec = &self.records[i as usize];
+            if !self.servers[rec.server as usize].up {
+                return Err(format!("task {i} runs on failed server {}", rec.server));
+            }
+        }
         for r in 0..self.num_resources {
             let capacity = self.capacity_total[r] as u64;
             if free_total[r] + used[r] != capacity || used[r] != self.used[r] {
@@ -576,21 +789,38 @@ impl ClusterEnv {
 
     // ----- Dynamics -----
 
-    fn rule_server(&self, demand: &[u32; MAX_RESOURCES]) -> Option<usize> {
+    fn gpu_key(&self) -> Option<(usize, u32)> {
+        self.config
+            .gpu
+            .as_ref()
+            .map(|g| (g.resource, g.units_per_gpu))
+    }
+
+    fn need(&self, i: TaskIndex) -> Need {
+        Need::of(&self.tasks[i as usize], self.gpu_key())
+    }
+
+    fn rule_server(&self, need: &Need) -> Option<usize> {
         let nr = self.num_resources;
         match self.config.placement_rule {
-            PlacementRule::FirstFit => self.servers.iter().position(|s| s.fits_now(demand, nr)),
+            PlacementRule::FirstFit => self.index.first_fit(need),
             PlacementRule::BestFit => {
                 let mut best: Option<(f64, usize)> = None;
-                for (n, s) in self.servers.iter().enumerate() {
-                    if !s.fits_now(demand, nr) {
+                for (t, &(lo, hi)) in self.type_ranges.iter().enumerate() {
+                    if !self.index.range_summary(lo, hi).admits(need, nr) {
                         continue;
                     }
+                    let capacity = &self.config.server_types[t].capacity;
+                    let found = self.index.best_of_type(t, capacity, need, |n| {
+                        index::server_admits(&self.servers[n], need, nr)
+                    });
+                    let Some(n) = found else { continue };
+                    let s = &self.servers[n];
                     let leftover: f64 = (0..nr)
                         .filter(|&r| s.capacity[r] > 0)
-                        .map(|r| f64::from(s.free[r] - demand[r]) / f64::from(s.capacity[r]))
+                        .map(|r| f64::from(s.free[r] - need.demand[r]) / f64::from(s.capacity[r]))
                         .sum();
-                    if best.is_none_or(|(b, _)| leftover < b) {
+                    if best.is_none_or(|(b, bn)| leftover < b || (leftover == b && n < bn)) {
                         best = Some((leftover, n));
                     }
                 }
@@ -618,10 +848,11 @@ impl ClusterEnv {
         match self.queue.slots[k] {
             None => Err("the slot is empty"),
             Some(i)
-                if !self.servers[n]
-                    .fits_now(&self.tasks[i as usize].demand, self.num_resources) =>
+                if !index::server_admits(&self.servers[n], &self.need(i), self.num_resources) =>
             {
-                Err("the task does not fit in the server's free capacity")
+                Err(
+                    "the task cannot start on this server now (capacity, GPUs, failure or reservation)",
+                )
             }
             Some(_) => Ok((k, n)),
         }
@@ -632,31 +863,139 @@ impl ClusterEnv {
         action < self.wait_action() && self.feasible_placement(action).is_ok()
     }
 
+    fn fits_somewhere_now(&self, i: TaskIndex) -> bool {
+        self.index.first_fit(&self.need(i)).is_some()
+    }
+
     fn any_feasible_placement(&self) -> bool {
+        self.queue
+            .slots
+            .iter()
+            .flatten()
+            .any(|&i| self.fits_somewhere_now(i))
+    }
+
+    /// True when the task could run on some server once it is empty, up and powered on.
+    fn fits_some_type(&self, spec: &TaskSpec) -> bool {
+        let gpu = self.config.gpu.as_ref();
+        self.config
+            .server_types
+            .iter()
+            .zip(&self.type_min_gate)
+            .any(|(ty, &gate)| fits_type(spec, ty, gpu, gate))
+    }
+
+    /// Applies `f` to server `n`, then refreshes the index, the per-type aggregates and the
+    /// power draw: every change to a server goes through here.
+    fn modify_server(&mut self, n: usize, f: impl FnOnce(&mut ServerState)) {
+        let before = self.servers[n];
+        f(&mut self.servers[n]);
+        let unit = self.gpu_key().map_or(0, |(_, u)| u as u16);
         let nr = self.num_resources;
-        self.queue.slots.iter().flatten().any(|&i| {
-            let demand = &self.tasks[i as usize].demand;
-            self.servers.iter().any(|s| s.fits_now(demand, nr))
-        })
+        let s = &mut self.servers[n];
+        if s.num_gpus > 0 {
+            s.refresh_gpu_summary(unit);
+        }
+        let power = self.config.server_types[s.type_index].power;
+        s.power_w = power_draw(s, power, nr);
+        let after = *s;
+        self.power_w_total += after.power_w - before.power_w;
+        let t = after.type_index;
+        for r in 0..nr {
+            let sum = &mut self.type_free_sum[t][r];
+            *sum =
+                *sum + if after.up {
+                    u64::from(after.free[r])
+                } else {
+                    0
+                } - if before.up {
+                    u64::from(before.free[r])
+                } else {
+                    0
+                };
+        }
+        let delta = |a: bool, b: bool| i64::from(a) - i64::from(b);
+        let add = |x: &mut u32, d: i64| *x = (i64::from(*x) + d) as u32;
+        add(&mut self.type_num_up[t], delta(after.up, before.up));
+        add(
+            &mut self.type_num_busy[t],
+            delta(after.num_running > 0, before.num_running > 0),
+        );
+        add(&mut self.type_num_off[t], delta(after.off, before.off));
+        self.index.update(n, &self.servers[n]);
+    }
+
+    /// Arms the idle timeout of server `n` if it is idle, up and has a power model.
+    fn arm_power_down(&mut self, n: usize) {
+        let s = &self.servers[n];
+        let has_power = self.config.server_types[s.type_index].power.is_some();
+        if let Some(timeout_s) = self.config.idle_timeout_s
+            && has_power
+            && s.up
+            && !s.off
+            && s.num_running == 0
+        {
+            let at_s = self.now_s + timeout_s;
+            self.servers[n].power_down_at_s = at_s;
+            self.events
+                .push(at_s, EventKind::PowerDown { server: n as u32 });
+        }
     }
 
     fn place(&mut self, k: usize, n: usize) {
         let Some(i) = self.queue.take(k, &self.tasks) else {
             return;
         };
-        let spec = &self.tasks[i as usize];
-        let server = &mut self.servers[n];
-        for r in 0..self.num_resources {
-            server.free[r] -= spec.demand[r];
+        let spec = self.tasks[i as usize];
+        let need = Need::of(&spec, self.gpu_key());
+        let unit = self.gpu_key().map_or(0, |(_, u)| u as u16);
+        let gpu_resource = self.gpu_key().map(|(g, _)| g);
+        let (now_s, boot_s, nr) = (self.now_s, self.config.boot_s, self.num_resources);
+        let mut gpus = 0u16;
+        self.modify_server(n, |server| {
+            if server.off {
+                server.off = false;
+                server.ready_at_s = now_s + boot_s;
+            }
+            server.power_down_at_s = f64::NAN;
+            for r in 0..nr {
+                server.free[r] -= spec.demand[r];
+            }
+            let g = &mut server.gpu_free[..usize::from(server.num_gpus)];
+            if gpu_resource.is_some() && need.gpu_share > 0 {
+                // The GPU with the least room that holds the share.
+                let j = (0..g.len())
+                    .filter(|&j| g[j] >= need.gpu_share)
+                    .min_by_key(|&j| (g[j], j));
+                if let Some(j) = j {
+                    g[j] -= need.gpu_share;
+                    gpus = 1 << j;
+                }
+            } else if need.gpu_whole > 0 {
+                let mut left = need.gpu_whole;
+                for (j, free) in g.iter_mut().enumerate() {
+                    if left > 0 && *free == unit {
+                        *free = 0;
+                        gpus |= 1 << j;
+                        left -= 1;
+                    }
+                }
+            }
+            server.num_running += 1;
+        });
+        for r in 0..nr {
             self.used[r] += u64::from(spec.demand[r]);
         }
-        server.num_running += 1;
-        let finish_s = self.now_s + spec.duration_s / server.speed;
+        let server = &self.servers[n];
+        let start_s = now_s.max(server.ready_at_s);
+        let finish_s = start_s + spec.duration_s / server.speed;
         let rec = &mut self.records[i as usize];
         rec.phase = TaskPhase::Running;
-        rec.start_s = self.now_s;
+        rec.start_s = start_s;
         rec.server = n as u32;
         rec.running_pos = self.running.len() as u32;
+        rec.due_s = finish_s;
+        rec.gpus = gpus;
         self.running.push(i);
         self.events.push(
             finish_s,
@@ -669,55 +1008,170 @@ impl ClusterEnv {
         self.census.num_running += 1;
     }
 
-    fn complete(&mut self, i: TaskIndex, n: u32) {
+    /// Gives a running task's resources back and takes it off the running list.
+    fn release(&mut self, i: TaskIndex) {
         let spec = self.tasks[i as usize];
-        let server = &mut self.servers[n as usize];
-        for r in 0..self.num_resources {
-            server.free[r] += spec.demand[r];
+        let rec = self.records[i as usize];
+        let n = rec.server as usize;
+        let unit = self.gpu_key().map_or(0, |(_, u)| u as u16);
+        let gpu_resource = self.gpu_key().map(|(g, _)| g);
+        let nr = self.num_resources;
+        self.modify_server(n, |server| {
+            for r in 0..nr {
+                server.free[r] += spec.demand[r];
+            }
+            if let Some(g) = gpu_resource {
+                let d = spec.demand[g];
+                for j in 0..server.num_gpus as usize {
+                    if rec.gpus & (1 << j) != 0 {
+                        server.gpu_free[j] += if d < u32::from(unit) { d as u16 } else { unit };
+                    }
+                }
+            }
+            server.num_running -= 1;
+        });
+        for r in 0..nr {
             self.used[r] -= u64::from(spec.demand[r]);
         }
-        server.num_running -= 1;
-        let pos = self.records[i as usize].running_pos as usize;
+        let pos = rec.running_pos as usize;
         self.running.swap_remove(pos);
         if let Some(&moved) = self.running.get(pos) {
             self.records[moved as usize].running_pos = pos as u32;
         }
         let rec = &mut self.records[i as usize];
+        rec.running_pos = u32::MAX;
+        rec.due_s = f64::NAN;
+        rec.gpus = 0;
+        self.census.num_running -= 1;
+        self.arm_power_down(n);
+    }
+
+    fn complete(&mut self, i: TaskIndex) {
+        let spec = self.tasks[i as usize];
+        self.release(i);
+        let rec = &mut self.records[i as usize];
         rec.phase = TaskPhase::Finished;
         rec.finish_s = self.now_s;
-        rec.running_pos = u32::MAX;
         if spec.deadline_s.is_some_and(|d| self.now_s > d) {
             self.pending_cost += self.config.reward.deadline_miss;
         }
-        self.census.num_running -= 1;
         self.census.num_finished += 1;
         self.leave_system(spec.duration_s);
+    }
+
+    /// Marks an arrived (or killed) task dropped.
+    fn drop_task(&mut self, i: TaskIndex, in_system: bool) {
+        let spec = self.tasks[i as usize];
+        self.records[i as usize].phase = TaskPhase::Dropped;
+        self.records[i as usize].finish_s = self.now_s;
+        self.census.num_dropped += 1;
+        self.pending_cost += self.config.reward.dropped;
+        if spec.deadline_s.is_some() {
+            self.pending_cost += self.config.reward.deadline_miss;
+        }
+        if in_system {
+            self.leave_system(spec.duration_s);
+        }
     }
 
     fn arrive(&mut self, i: TaskIndex) {
         let spec = self.tasks[i as usize];
         self.census.num_arrived += 1;
-        let fits_somewhere = self
-            .servers
-            .iter()
-            .any(|s| s.fits_when_empty(&spec.demand, self.num_resources));
-        let admission = if fits_somewhere {
+        let admission = if self.fits_some_type(&spec) {
             self.queue.admit(i, &spec)
         } else {
             Admission::Dropped
         };
         if admission == Admission::Dropped {
-            self.records[i as usize].phase = TaskPhase::Dropped;
-            self.records[i as usize].finish_s = self.now_s;
-            self.census.num_dropped += 1;
-            self.pending_cost += self.config.reward.dropped;
-            if spec.deadline_s.is_some() {
-                self.pending_cost += self.config.reward.deadline_miss;
-            }
+            self.drop_task(i, false);
         } else {
             self.records[i as usize].phase = TaskPhase::Queued;
             self.census.num_queued += 1;
             self.inv_duration_sum += 1.0 / spec.duration_s;
+        }
+    }
+
+    /// A failure kills every task on server `n` (requeued or dropped), then takes it down
+    /// until its repair.
+    fn fail(&mut self, n: usize) {
+        if !self.servers[n].up {
+            return;
+        }
+        self.num_failures += 1;
+        let speed = self.servers[n].speed;
+        // Backwards, so that the swap-remove of a killed task only moves visited entries.
+        let mut pos = self.running.len();
+        while pos > 0 {
+            pos -= 1;
+            let i = self.running[pos];
+            if self.records[i as usize].server as usize != n {
+                continue;
+            }
+            let start_s = self.records[i as usize].start_s;
+            self.release(i);
+            self.num_killed += 1;
+            self.lost_work_s += (self.now_s - start_s).max(0.0) * speed;
+            match self.config.on_kill {
+                KillPolicy::Requeue => {
+                    self.records[i as usize].restarts += 1;
+                    let spec = self.tasks[i as usize];
+                    if self.queue.admit(i, &spec) == Admission::Dropped {
+                        self.drop_task(i, true);
+                    } else {
+                        self.records[i as usize].phase = TaskPhase::Queued;
+                        self.census.num_queued += 1;
+                    }
+                }
+                KillPolicy::Drop => self.drop_task(i, true),
+            }
+        }
+        self.modify_server(n, |s| {
+            s.up = false;
+            s.off = false;
+            s.power_down_at_s = f64::NAN;
+        });
+        let ty = self.config.server_types[self.servers[n].type_index].failure;
+        if let Some(model) = ty {
+            let at_s = self.now_s + exponential(&mut self.fail_rng, model.mttr_s);
+            self.events
+                .push(at_s, EventKind::Repair { server: n as u32 });
+        }
+    }
+
+    fn repair(&mut self, n: usize) {
+        let now_s = self.now_s;
+        self.modify_server(n, |s| {
+            s.up = true;
+            s.ready_at_s = now_s;
+        });
+        self.arm_power_down(n);
+        let ty = self.config.server_types[self.servers[n].type_index].failure;
+        if let Some(model) = ty {
+            let at_s = now_s + exponential(&mut self.fail_rng, model.mttf_s);
+            self.events
+                .push(at_s, EventKind::Failure { server: n as u32 });
+        }
+    }
+
+    fn dispatch(&mut self, time_s: f64, kind: EventKind) {
+        match kind {
+            EventKind::Completion { task, server } => {
+                let rec = &self.records[task as usize];
+                if rec.phase == TaskPhase::Running && rec.server == server && rec.due_s == time_s {
+                    self.complete(task);
+                }
+            }
+            EventKind::Failure { server } => self.fail(server as usize),
+            EventKind::Repair { server } => self.repair(server as usize),
+            EventKind::PowerDown { server } => {
+                let s = &self.servers[server as usize];
+                if s.up && !s.off && s.num_running == 0 && s.power_down_at_s == time_s {
+                    self.modify_server(server as usize, |s| {
+                        s.off = true;
+                        s.power_down_at_s = f64::NAN;
+                    });
+                }
+            }
         }
     }
 
@@ -730,7 +1184,7 @@ impl ClusterEnv {
         }
     }
 
-    /// Moves the clock to `t_s`, accruing cost and utilisation at the current rates.
+    /// Moves the clock to `t_s`, accruing cost, utilisation and energy at the current rates.
     fn advance_clock_to(&mut self, t_s: f64) {
         let dt = t_s - self.now_s;
         if dt > 0.0 {
@@ -742,6 +1196,9 @@ impl ClusterEnv {
             for r in 0..self.num_resources {
                 self.used_integral[r] += dt * self.used[r] as f64;
             }
+            let joules = dt * self.power_w_total.max(0.0);
+            self.energy_j += joules;
+            self.pending_cost += self.config.reward.energy_kwh * joules / JOULES_PER_KWH;
             self.now_s = t_s;
         }
     }
@@ -757,20 +1214,18 @@ impl ClusterEnv {
         }
     }
 
-    /// Processes every event at or before `t_s` in time order (completions before arrivals
-    /// at the same instant, so an arrival can use what a completion frees), then moves the
-    /// clock to `t_s`.
+    /// Processes every event at or before `t_s` in time order (server events before
+    /// arrivals at the same instant, so an arrival can use what a completion frees), then
+    /// moves the clock to `t_s`.
     fn run_until(&mut self, t_s: f64) {
         loop {
-            let completion = self.events.peek_time_s().filter(|&c| c <= t_s);
+            let event = self.events.peek_time_s().filter(|&c| c <= t_s);
             let arrival = self.next_arrival_s().filter(|&a| a <= t_s);
-            match (completion, arrival) {
+            match (event, arrival) {
                 (Some(c), a) if a.is_none_or(|a| c <= a) => {
                     self.advance_clock_to(c);
                     if let Some(event) = self.events.pop() {
-                        match event.kind {
-                            EventKind::Completion { task, server } => self.complete(task, server),
-                        }
+                        self.dispatch(event.time_s, event.kind);
                     }
                 }
                 (_, Some(a)) => {
@@ -850,12 +1305,132 @@ impl ClusterEnv {
             &mut self.scratch,
             &mut self.metrics,
         );
+        self.metrics.energy_kwh = self.energy_j / JOULES_PER_KWH;
+        self.metrics.num_failures = self.num_failures;
+        self.metrics.num_killed = self.num_killed;
+        self.metrics.lost_work_s = self.lost_work_s;
         self.metrics_ready = true;
     }
 
     fn write_observation(&self, obs: &mut [f32]) {
         observation::write(self, obs);
     }
+
+    /// Back to an empty cluster at time 0 (servers, index, aggregates, power, failures).
+    fn reset_servers(&mut self) {
+        let unit = self.gpu_key().map_or(0, |(_, u)| u as u16);
+        let nr = self.num_resources;
+        self.power_w_total = 0.0;
+        for t in 0..self.type_ranges.len() {
+            self.type_free_sum[t] = [0; MAX_RESOURCES];
+            self.type_num_up[t] = 0;
+            self.type_num_busy[t] = 0;
+            self.type_num_off[t] = 0;
+        }
+        for s in &mut self.servers {
+            s.clear(unit);
+            s.power_w = power_draw(s, self.config.server_types[s.type_index].power, nr);
+            self.power_w_total += s.power_w;
+            let t = s.type_index;
+            for r in 0..nr {
+                self.type_free_sum[t][r] += u64::from(s.free[r]);
+            }
+            self.type_num_up[t] += 1;
+        }
+        self.index.rebuild(&self.servers);
+        self.energy_j = 0.0;
+        self.num_failures = 0;
+        self.num_killed = 0;
+        self.lost_work_s = 0.0;
+    }
+
+    /// Schedules the first failure of every server that can fail, and the idle timeouts.
+    fn schedule_server_events(&mut self) {
+        if self.any_failures {
+            self.fail_rng = ChaCha8Rng::seed_from_u64(self.rng.random::<u64>());
+            for n in 0..self.servers.len() {
+                let ty = self.config.server_types[self.servers[n].type_index].failure;
+                if let Some(model) = ty {
+                    let at_s = exponential(&mut self.fail_rng, model.mttf_s);
+                    self.events
+                        .push(at_s, EventKind::Failure { server: n as u32 });
+                }
+            }
+        }
+        for n in 0..self.servers.len() {
+            self.arm_power_down(n);
+        }
+    }
+}
+
+const JOULES_PER_KWH: f64 = 3.6e6;
+
+/// Reservation gate of each server of a type of `count` servers (see [`Reservation`]).
+fn reservation_gates(count: usize, reservations: &[Reservation]) -> impl Iterator<Item = u8> {
+    let mut sorted = reservations.to_vec();
+    sorted.sort_by_key(|r| std::cmp::Reverse(r.priority));
+    let mut gates = vec![0u8; count];
+    let mut end = count;
+    for r in &sorted {
+        let n = ((r.fraction * count as f64).round() as usize).min(end);
+        gates[end - n..end].fill(r.priority);
+        end -= n;
+    }
+    gates.into_iter()
+}
+
+/// True when `spec` could run on some server of `server_types` once that server is empty,
+/// up and powered on: capacity, whole GPUs or a GPU share, GPU model and reservations.
+/// Tasks for which this is false never start: they are rejected at load or dropped.
+pub fn fits_some_server_type(
+    spec: &TaskSpec,
+    server_types: &[ServerType],
+    gpu: Option<&GpuConfig>,
+    reservations: &[Reservation],
+) -> bool {
+    server_types.iter().any(|ty| {
+        let min_gate = reservation_gates(ty.count, reservations).min().unwrap_or(0);
+        fits_type(spec, ty, gpu, min_gate)
+    })
+}
+
+/// [`fits_some_server_type`] for one type whose lowest reservation gate is `min_gate`.
+fn fits_type(spec: &TaskSpec, ty: &ServerType, gpu: Option<&GpuConfig>, min_gate: u8) -> bool {
+    let need = Need::of(spec, gpu.map(|g| (g.resource, g.units_per_gpu)));
+    {
+        let (num_gpus, model_bit, unit) = match gpu {
+            Some(g) => (
+                ty.capacity[g.resource] / g.units_per_gpu.max(1),
+                ty.gpu_model.map_or(0, |m| 1u32 << m),
+                g.units_per_gpu,
+            ),
+            None => (0, 0, 0),
+        };
+        (0..MAX_RESOURCES).all(|r| need.demand[r] <= ty.capacity[r])
+            && min_gate <= need.priority
+            && (need.models == 0 || model_bit & need.models != 0)
+            && (need.gpu_share == 0 || (num_gpus > 0 && u32::from(need.gpu_share) <= unit))
+            && u32::from(need.gpu_whole) <= num_gpus
+    }
+}
+
+/// An exponential draw with the given mean.
+fn exponential(rng: &mut ChaCha8Rng, mean_s: f64) -> f64 {
+    let u: f64 = rng.random::<f64>();
+    -mean_s * (1.0 - u).ln()
+}
+
+/// Power draw of a server now (see [`PowerModel`]).
+fn power_draw(s: &ServerState, model: Option<PowerModel>, num_resources: usize) -> f64 {
+    let Some(m) = model else { return 0.0 };
+    if !s.up || s.off {
+        return 0.0;
+    }
+    let dominant = (0..num_resources)
+        .filter(|&r| s.capacity[r] > 0)
+        .map(|r| f64::from(s.capacity[r] - s.free[r]) / f64::from(s.capacity[r]))
+        .fold(0.0, f64::max);
+    m.idle_w + (m.peak_w - m.idle_w) * dominant
 }
 
 impl Env for ClusterEnv {
@@ -882,10 +1457,7 @@ impl Env for ClusterEnv {
         self.config.workload.fill(&mut self.rng, &mut self.tasks);
         self.records.clear();
         self.records.resize(self.tasks.len(), TaskRecord::NEW);
-        for s in &mut self.servers {
-            s.free = s.capacity;
-            s.num_running = 0;
-        }
+        self.reset_servers();
         self.events.clear();
         self.queue.clear();
         self.running.clear();
@@ -898,6 +1470,7 @@ impl Env for ClusterEnv {
         self.used_integral = [0.0; MAX_RESOURCES];
         self.pending_cost = 0.0;
         self.metrics_ready = false;
+        self.schedule_server_events();
         self.run_until(0.0);
         self.skip_to_decision();
         if self.terminated || self.truncated {
@@ -938,9 +1511,9 @@ impl Env for ClusterEnv {
                     let row = &mut mask[k * num_servers..(k + 1) * num_servers];
                     match slot {
                         Some(i) => {
-                            let demand = &self.tasks[*i as usize].demand;
+                            let need = self.need(*i);
                             for (m, s) in row.iter_mut().zip(&self.servers) {
-                                *m = s.fits_now(demand, nr);
+                                *m = index::server_admits(s, &need, nr);
                             }
                         }
                         None => row.fill(false),
@@ -949,10 +1522,7 @@ impl Env for ClusterEnv {
             }
             ActionMode::Slot => {
                 for (m, slot) in mask.iter_mut().zip(&self.queue.slots) {
-                    *m = slot.is_some_and(|i| {
-                        let demand = &self.tasks[i as usize].demand;
-                        self.servers.iter().any(|s| s.fits_now(demand, nr))
-                    });
+                    *m = slot.is_some_and(|i| self.fits_somewhere_now(i));
                 }
             }
         }

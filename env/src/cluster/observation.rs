@@ -1,6 +1,6 @@
 //! The flat observation of [`ClusterEnv`]; the feature list is documented on the env.
 
-use super::ClusterEnv;
+use super::{ClusterEnv, ServerObs};
 use crate::api::ObsLayout;
 use crate::spaces::BoxSpace;
 
@@ -16,11 +16,16 @@ pub(super) fn layout(
     num_types: usize,
     num_servers: usize,
     num_slots: usize,
+    server_obs: ServerObs,
 ) -> ObsLayout {
+    let (server_rows, server_features) = match server_obs {
+        ServerObs::PerServer => (num_servers, 2 * num_resources + num_types + 3),
+        ServerObs::PerType => (num_types, 3 * num_resources + 7),
+    };
     ObsLayout {
         global: 2 * num_resources + 4,
-        server_rows: num_servers,
-        server_features: 2 * num_resources + num_types + 3,
+        server_rows,
+        server_features,
         slot_rows: num_slots,
         slot_features: num_resources + 7,
     }
@@ -85,6 +90,79 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
     let num_full = queue.slots.iter().filter(|s| s.is_some()).count();
     global[3 + 2 * nr] = num_full as f32 / queue.slots.len() as f32;
 
+    if env.config.server_obs == ServerObs::PerType {
+        write_type_rows(env, server_block);
+    } else {
+        write_server_rows(env, server_block);
+    }
+    write_slot_rows(env, slot_block);
+}
+
+/// One row per server type (see the env's docs).
+fn write_type_rows(env: &ClusterEnv, server_block: &mut [f32]) {
+    let nr = env.num_resources;
+    let sf = env.layout.server_features;
+    let unit = env.config.gpu.as_ref().map_or(0, |g| g.units_per_gpu);
+    let max_count = env
+        .config
+        .server_types
+        .iter()
+        .map(|t| t.count)
+        .max()
+        .unwrap_or(1) as f32;
+    for (t, row) in server_block.chunks_exact_mut(sf).enumerate() {
+        let ty = &env.config.server_types[t];
+        let (lo, hi) = env.type_ranges[t];
+        let summary = env.index.range_summary(lo, hi);
+        let count = ty.count as f32;
+        for r in 0..nr {
+            let cap = f64::from(ty.capacity[r]);
+            let (mean, max) = if cap > 0.0 {
+                (
+                    env.type_free_sum[t][r] as f64 / (cap * ty.count as f64),
+                    f64::from(summary.free[r]) / cap,
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            row[r] = mean as f32;
+            row[nr + r] = max as f32;
+            row[2 * nr + r] = if env.max_capacity[r] == 0 {
+                0.0
+            } else {
+                (cap / f64::from(env.max_capacity[r])) as f32
+            };
+        }
+        row[3 * nr] = (ty.speed / env.max_speed) as f32;
+        row[3 * nr + 1] = env.type_num_up[t] as f32 / count;
+        row[3 * nr + 2] = env.type_num_busy[t] as f32 / count;
+        row[3 * nr + 3] = env.type_num_off[t] as f32 / count;
+        row[3 * nr + 4] = count / max_count;
+        let num_gpus = env.servers.get(lo).map_or(0, |s| s.num_gpus);
+        row[3 * nr + 5] = if unit > 0 && num_gpus > 0 {
+            (f64::from(summary.gpu_free) / f64::from(unit)) as f32
+        } else {
+            0.0
+        };
+        row[3 * nr + 6] = if num_gpus > 0 {
+            f32::from(summary.full_gpus) / f32::from(num_gpus)
+        } else {
+            0.0
+        };
+    }
+}
+
+fn write_server_rows(env: &ClusterEnv, server_block: &mut [f32]) {
+    let nr = env.num_resources;
+    let scale = env.config.time_scale_s;
+    let layout = env.layout;
+    let frac = |x: f64, max: u32| {
+        if max == 0 {
+            0.0
+        } else {
+            (x / f64::from(max)) as f32
+        }
+    };
     // Server rows. The next estimated completion per server needs one pass over the running
     // tasks; the row's last feature doubles as its accumulator (time to go, unsquashed).
     let sf = layout.server_features;
@@ -92,7 +170,12 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
     let next_col = 2 * nr + num_types + 2;
     for (row, s) in server_block.chunks_exact_mut(sf).zip(&env.servers) {
         for r in 0..nr {
-            row[r] = frac(f64::from(s.free[r]), s.capacity[r]);
+            // A failed server offers nothing.
+            row[r] = if s.up {
+                frac(f64::from(s.free[r]), s.capacity[r])
+            } else {
+                0.0
+            };
             row[nr + r] = frac(f64::from(s.capacity[r]), env.max_capacity[r]);
         }
         row[2 * nr] = (s.speed / env.max_speed) as f32;
@@ -117,9 +200,20 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
             0.0
         };
     }
+}
 
-    // Slot rows.
-    let kf = layout.slot_features;
+fn write_slot_rows(env: &ClusterEnv, slot_block: &mut [f32]) {
+    let nr = env.num_resources;
+    let scale = env.config.time_scale_s;
+    let queue = &env.queue;
+    let frac = |x: f64, max: u32| {
+        if max == 0 {
+            0.0
+        } else {
+            (x / f64::from(max)) as f32
+        }
+    };
+    let kf = env.layout.slot_features;
     for (row, slot) in slot_block.chunks_exact_mut(kf).zip(&queue.slots) {
         let Some(i) = *slot else {
             row.fill(0.0);
@@ -147,7 +241,7 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
                 row[5 + nr] = 0.0;
             }
         }
-        let fits = env.servers.iter().any(|s| s.fits_now(&spec.demand, nr));
+        let fits = env.fits_somewhere_now(i);
         row[6 + nr] = if fits { 1.0 } else { 0.0 };
     }
 }

@@ -9,13 +9,16 @@
 ///   return is exactly −Σ slowdown (DeepRM's objective).
 /// - `wait`: number of queued tasks per unit time (return = −total waiting time).
 /// - `deadline_miss`: per task that finishes after its deadline or is dropped with one.
-/// - `dropped`: per task refused by the backlog cap (or oversize, under the drop policy).
+/// - `dropped`: per task refused by the backlog cap (or oversize, under the drop policy),
+///   or killed by a failure under `on_kill = "drop"`.
+/// - `energy_kwh`: per kWh the cluster draws (servers with a power model).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RewardWeights {
     pub slowdown: f64,
     pub wait: f64,
     pub deadline_miss: f64,
     pub dropped: f64,
+    pub energy_kwh: f64,
 }
 
 impl Default for RewardWeights {
@@ -25,6 +28,7 @@ impl Default for RewardWeights {
             wait: 0.0,
             deadline_miss: 0.0,
             dropped: 0.0,
+            energy_kwh: 0.0,
         }
     }
 }

@@ -29,6 +29,13 @@ pub struct TaskRecord {
     pub server: u32,
     /// Position in the env's running list while `phase == Running`.
     pub running_pos: u32,
+    /// When the current run ends (a completion event for another time is stale: the task
+    /// was killed by a failure and restarted since).
+    pub due_s: f64,
+    /// GPUs held while running (bit `i` = GPU `i` of the server), with per-GPU tracking.
+    pub gpus: u16,
+    /// Times the task was killed by a server failure and requeued.
+    pub restarts: u32,
 }
 
 impl TaskRecord {
@@ -38,8 +45,14 @@ impl TaskRecord {
         finish_s: f64::NAN,
         server: u32::MAX,
         running_pos: u32::MAX,
+        due_s: f64::NAN,
+        gpus: 0,
+        restarts: 0,
     };
 }
+
+/// Most GPUs one server may have when GPUs are tracked one by one.
+pub const MAX_GPUS: usize = 16;
 
 /// One server: static shape and what is free now.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +62,27 @@ pub struct ServerState {
     pub capacity: [u32; MAX_RESOURCES],
     pub free: [u32; MAX_RESOURCES],
     pub num_running: u32,
+    /// GPUs tracked one by one (0 without per-GPU tracking).
+    pub num_gpus: u8,
+    /// Free units of each GPU (first `num_gpus` entries).
+    pub gpu_free: [u16; MAX_GPUS],
+    /// Number of entirely free GPUs, and the largest free share of one GPU.
+    pub full_gpus: u8,
+    pub max_gpu_free: u16,
+    /// Bit of the server's GPU model (0: no model).
+    pub model_bit: u32,
+    /// Lowest priority class allowed here (capacity reserved for critical work).
+    pub min_priority: u8,
+    /// False while failed.
+    pub up: bool,
+    /// True while powered down (idle timeout); a placement wakes it.
+    pub off: bool,
+    /// A woken server runs tasks from this time on (the end of its boot).
+    pub ready_at_s: f64,
+    /// Time of the pending power-down, if the server is idle and a timeout is configured.
+    pub power_down_at_s: f64,
+    /// Power drawn now (W).
+    pub power_w: f64,
 }
 
 impl ServerState {
@@ -59,7 +93,39 @@ impl ServerState {
             capacity,
             free: capacity,
             num_running: 0,
+            num_gpus: 0,
+            gpu_free: [0; MAX_GPUS],
+            full_gpus: 0,
+            max_gpu_free: 0,
+            model_bit: 0,
+            min_priority: 0,
+            up: true,
+            off: false,
+            ready_at_s: 0.0,
+            power_down_at_s: f64::NAN,
+            power_w: 0.0,
         }
+    }
+
+    /// Back to empty, up and powered on, with `units` free on each of its GPUs.
+    pub fn clear(&mut self, units_per_gpu: u16) {
+        self.free = self.capacity;
+        self.num_running = 0;
+        self.gpu_free = [0; MAX_GPUS];
+        self.gpu_free[..usize::from(self.num_gpus)].fill(units_per_gpu);
+        self.up = true;
+        self.off = false;
+        self.ready_at_s = 0.0;
+        self.power_down_at_s = f64::NAN;
+        self.power_w = 0.0;
+        self.refresh_gpu_summary(units_per_gpu);
+    }
+
+    /// Recomputes `full_gpus` and `max_gpu_free` from `gpu_free`.
+    pub fn refresh_gpu_summary(&mut self, units_per_gpu: u16) {
+        let gpus = &self.gpu_free[..usize::from(self.num_gpus)];
+        self.full_gpus = gpus.iter().filter(|&&g| g == units_per_gpu).count() as u8;
+        self.max_gpu_free = gpus.iter().copied().max().unwrap_or(0);
     }
 
     /// True when `demand` fits in the free capacity right now.
@@ -77,12 +143,27 @@ impl ServerState {
 
 /// Something that happens at a known future time.
 ///
-/// Only completions exist today. Issue 6 adds `Failure`/`Repair` (a server leaves and
-/// rejoins; its running tasks are requeued or lost) and `BootDone` (a powered-down server
-/// becomes usable); the clock, ordering and dispatch below are written to take them.
+/// A completion whose time no longer matches its task's `due_s` is stale (the task was
+/// killed) and is ignored; likewise a power-down whose time no longer matches the server's
+/// `power_down_at_s`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    Completion { task: TaskIndex, server: u32 },
+    Completion {
+        task: TaskIndex,
+        server: u32,
+    },
+    /// The server fails: its tasks are killed (requeued or dropped).
+    Failure {
+        server: u32,
+    },
+    /// The server is repaired and usable again.
+    Repair {
+        server: u32,
+    },
+    /// An idle server's timeout expires: it powers down.
+    PowerDown {
+        server: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -206,6 +206,7 @@ fn backlog_overflow_is_dropped_and_deadline_misses_are_counted() {
         wait: 0.0,
         deadline_miss: 1.0,
         dropped: 10.0,
+        energy_kwh: 0.0,
     };
     let mut env = ClusterEnv::new(config);
     let mut obs = obs_for(&env);

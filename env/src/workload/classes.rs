@@ -86,6 +86,7 @@ impl TaskClass {
             demand: self.demand,
             priority: self.priority,
             deadline_s: self.deadline_factor.map(|f| arrival_s + f * duration_s),
+            gpu_models: 0,
         }
     }
 }

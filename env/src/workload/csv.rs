@@ -143,6 +143,7 @@ pub fn parse_task_csv(text: &str, resources: &[String]) -> Result<Vec<TaskSpec>,
             demand,
             priority,
             deadline_s,
+            gpu_models: 0,
         });
     }
     Ok(tasks)

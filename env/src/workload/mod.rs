@@ -13,7 +13,8 @@
 //! - [`TaskList`]: an explicit task list, built in code or read from a CSV file
 //!   ([`TaskList::from_csv`]), replayed exactly at every reset.
 //!
-//! Trace replay (issue 6) is one more implementation of [`TaskSource`].
+//! - [`crate::trace::Trace`]: replay of a production trace (SWF, Alibaba GPU v2023,
+//!   Tiresias), whole or as a seeded window, with a load factor.
 
 mod arrivals;
 mod classes;
@@ -48,6 +49,9 @@ pub struct TaskSpec {
     pub priority: u8,
     /// Absolute deadline, if any.
     pub deadline_s: Option<f64>,
+    /// GPU models the task may run on, as a bit set over the scenario's GPU model list
+    /// (bit `m` = model `m`); 0 = any server. Set by trace loaders (Alibaba's `gpu_spec`).
+    pub gpu_models: u32,
 }
 
 impl TaskSpec {
@@ -63,6 +67,7 @@ impl TaskSpec {
             demand: padded,
             priority: 0,
             deadline_s: None,
+            gpu_models: 0,
         }
     }
 }
