@@ -21,7 +21,9 @@ impl FromStr for DeviceChoice {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| format!("unknown device '{s}' (expected auto, cpu, cuda or cuda:N)")),
+                .ok_or_else(|| {
+                    format!("unknown device '{s}' (expected auto, cpu, cuda or cuda:N)")
+                }),
         }
     }
 }
@@ -37,7 +39,9 @@ impl DeviceChoice {
                 if n < count {
                     Ok(tch::Device::Cuda(n))
                 } else {
-                    Err(format!("device cuda:{n} requested but libtorch sees {count} CUDA device(s)"))
+                    Err(format!(
+                        "device cuda:{n} requested but libtorch sees {count} CUDA device(s)"
+                    ))
                 }
             }
         }
@@ -61,7 +65,10 @@ mod tests {
     fn parses_device_names() {
         assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
-        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            "cuda:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert!("gpu".parse::<DeviceChoice>().is_err());
     }
 
@@ -70,11 +77,21 @@ mod tests {
     #[test]
     fn libtorch_forward_backward_step() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let mut linear = nn::linear(vs.root(), 1, 1, nn::LinearConfig { bias: false, ..Default::default() });
+        let mut linear = nn::linear(
+            vs.root(),
+            1,
+            1,
+            nn::LinearConfig {
+                bias: false,
+                ..Default::default()
+            },
+        );
         let _ = tch::no_grad(|| linear.ws.fill_(0.5));
         let x = Tensor::from_slice(&[1.0f32, 2.0]).view([2, 1]);
         let y = &x * 2.0;
-        let loss = (linear.forward(&x) - &y).pow_tensor_scalar(2).mean(Kind::Float);
+        let loss = (linear.forward(&x) - &y)
+            .pow_tensor_scalar(2)
+            .mean(Kind::Float);
         // w = 0.5: residuals (-1.5, -3.0) → loss = (2.25 + 9) / 2 = 5.625.
         assert!((loss.double_value(&[]) - 5.625).abs() < 1e-6);
         let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
@@ -95,6 +112,9 @@ mod tests {
         }
         let _ = tch::Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)); // libtorch is loaded
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        assert!(maps.contains("libtorch_cuda.so"), "libtorch_cuda.so is not loaded: the --no-as-needed link arg was lost");
+        assert!(
+            maps.contains("libtorch_cuda.so"),
+            "libtorch_cuda.so is not loaded: the --no-as-needed link arg was lost"
+        );
     }
 }

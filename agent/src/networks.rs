@@ -1,0 +1,580 @@
+//! Actor-critic networks behind one [`Policy`] type.
+//!
+//! * [`Arch::Mlp`]: CleanRL's flat actor-critic MLP over the whole observation vector, with
+//!   separate actor and critic trunks (CleanRL's default) or one shared trunk.
+//! * [`Arch::Set`]: a set-structured network that reads the observation as the env lays it out
+//!   ([`ObsLayout`]): every server row and every slot row is embedded by a shared-weight MLP
+//!   (together with the global features), rows are mean-pooled into a context, and each action
+//!   is scored from the embeddings it involves: a (slot, server) pair in the `pair` action mode
+//!   (`Discrete(num_slots * num_servers + 1)`, action `k * num_servers + n` places slot `k` on
+//!   server `n`), a slot in the `slot` mode (`Discrete(num_slots + 1)`), and the wait action
+//!   (always the last index) from the context. Its weight count does not depend on the number
+//!   of servers or slots, so a policy trained on 32 servers runs on 64. This is the idea of
+//!   RLScheduler's per-job kernel network and Decima's graph embeddings.
+//!
+//! Initialisation follows the 37 PPO details: orthogonal weights with gain √2 on hidden layers,
+//! 0.01 on the policy head and 1 on the value head, zero biases.
+
+use lepton_env::ObsLayout;
+
+use crate::distributions::MaskedCategorical;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+/// Which network family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Mlp,
+    Set,
+}
+
+/// Hidden-layer non-linearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Tanh,
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Self::Tanh => x.tanh(),
+            Self::Relu => x.relu(),
+        }
+    }
+}
+
+/// The `[network]` section of a training config (missing keys take CleanRL's defaults:
+/// separate 64-64 tanh trunks).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// `mlp` (flat) or `set` (shared-weight server and slot embeddings).
+    pub arch: Arch,
+    /// Widths of the hidden layers of the MLP trunk(s), e.g. `[64, 64]`.
+    pub hidden: Vec<i64>,
+    /// `tanh` (CleanRL's default) or `relu`.
+    pub activation: Activation,
+    /// MLP only: one trunk shared by actor and critic instead of two separate ones.
+    #[serde(default)]
+    pub shared_trunk: bool,
+    /// Set network only: width of the row embeddings.
+    pub embed_dim: i64,
+    /// Set network only: width of the per-action scoring layer (evaluated for every
+    /// (slot, server) pair, so it dominates the cost on large clusters).
+    pub pair_dim: i64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Mlp,
+            hidden: vec![64, 64],
+            activation: Activation::Tanh,
+            shared_trunk: false,
+            embed_dim: 64,
+            pair_dim: 16,
+        }
+    }
+}
+
+/// Why a network cannot be built for an env.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NetworkError {
+    #[error("network.hidden must list at least one positive width, got {0:?}")]
+    BadWidths(Vec<i64>),
+    #[error("network.embed_dim and network.pair_dim must be positive, got {0}")]
+    BadEmbedDim(i64),
+    #[error(
+        "network.arch = \"set\" needs an env whose observation has server and slot rows (this one is flat: {0:?})"
+    )]
+    NoSetStructure(ObsLayout),
+    #[error(
+        "network.arch = \"set\" cannot read the action space Discrete({num_actions}): expected \
+         {pair} (pair mode: slots × servers + wait) or {slot} (slot mode: slots + wait)"
+    )]
+    UnknownActionMode {
+        num_actions: usize,
+        pair: usize,
+        slot: usize,
+    },
+}
+
+/// How the set network maps action indices to slots and servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ActionMode {
+    Pair,
+    Slot,
+}
+
+fn linear(path: nn::Path, inputs: i64, outputs: i64, gain: f64) -> nn::Linear {
+    nn::linear(
+        path,
+        inputs,
+        outputs,
+        nn::LinearConfig {
+            ws_init: nn::Init::Orthogonal { gain },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
+    )
+}
+
+/// Hidden layers with a non-linearity after each.
+#[derive(Debug)]
+struct Trunk {
+    layers: Vec<nn::Linear>,
+    activation: Activation,
+}
+
+impl Trunk {
+    fn new(path: &nn::Path, inputs: i64, widths: &[i64], activation: Activation) -> Self {
+        let mut layers = Vec::with_capacity(widths.len());
+        let mut fan_in = inputs;
+        for (i, &w) in widths.iter().enumerate() {
+            layers.push(linear(path / i, fan_in, w, 2f64.sqrt()));
+            fan_in = w;
+        }
+        Self { layers, activation }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        for layer in &self.layers {
+            h = self.activation.apply(&layer.forward(&h));
+        }
+        h
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    actor: Trunk,
+    /// `None` when the trunk is shared.
+    critic: Option<Trunk>,
+    policy_head: nn::Linear,
+    value_head: nn::Linear,
+}
+
+impl Mlp {
+    fn new(root: &nn::Path, config: &NetworkConfig, obs_dim: i64, num_actions: i64) -> Self {
+        let last = *config.hidden.last().expect("validated non-empty");
+        let (actor, critic) = if config.shared_trunk {
+            (
+                Trunk::new(
+                    &(root / "trunk"),
+                    obs_dim,
+                    &config.hidden,
+                    config.activation,
+                ),
+                None,
+            )
+        } else {
+            (
+                Trunk::new(
+                    &(root / "actor"),
+                    obs_dim,
+                    &config.hidden,
+                    config.activation,
+                ),
+                Some(Trunk::new(
+                    &(root / "critic"),
+                    obs_dim,
+                    &config.hidden,
+                    config.activation,
+                )),
+            )
+        };
+        Self {
+            actor,
+            critic,
+            policy_head: linear(root / "policy_head", last, num_actions, 0.01),
+            value_head: linear(root / "value_head", last, 1, 1.0),
+        }
+    }
+
+    fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        let h_actor = self.actor.forward(obs);
+        let h_critic = match &self.critic {
+            Some(critic) => critic.forward(obs),
+            None => h_actor.shallow_clone(),
+        };
+        (
+            self.policy_head.forward(&h_actor),
+            self.value_head.forward(&h_critic).squeeze_dim(-1),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct SetNet {
+    layout: ObsLayout,
+    mode: ActionMode,
+    activation: Activation,
+    server_encoder: Trunk,
+    slot_encoder: Trunk,
+    context: Trunk,
+    score_slot: nn::Linear,
+    score_server: nn::Linear,
+    score_context: nn::Linear,
+    score_head: nn::Linear,
+    wait_head: nn::Linear,
+    value_trunk: Trunk,
+    value_head: nn::Linear,
+}
+
+impl SetNet {
+    fn new(root: &nn::Path, config: &NetworkConfig, layout: ObsLayout, mode: ActionMode) -> Self {
+        let e = config.embed_dim;
+        let p = config.pair_dim;
+        let g = layout.global as i64;
+        let act = config.activation;
+        Self {
+            layout,
+            mode,
+            activation: act,
+            server_encoder: Trunk::new(
+                &(root / "server_encoder"),
+                layout.server_features as i64 + g,
+                &[e, e],
+                act,
+            ),
+            slot_encoder: Trunk::new(
+                &(root / "slot_encoder"),
+                layout.slot_features as i64 + g,
+                &[e, e],
+                act,
+            ),
+            context: Trunk::new(&(root / "context"), 2 * e + g, &[e], act),
+            score_slot: linear(root / "score_slot", e, p, 2f64.sqrt()),
+            score_server: linear(root / "score_server", e, p, 2f64.sqrt()),
+            score_context: linear(root / "score_context", e, p, 2f64.sqrt()),
+            score_head: linear(root / "score_head", p, 1, 0.01),
+            wait_head: linear(root / "wait_head", e, 1, 0.01),
+            value_trunk: Trunk::new(&(root / "value_trunk"), e, &[e], act),
+            value_head: linear(root / "value_head", e, 1, 1.0),
+        }
+    }
+
+    /// Splits `[B, dim]` into global `[B, g]`, servers `[B, S, fs]` and slots `[B, K, fk]`.
+    fn split(&self, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let l = self.layout;
+        let b = obs.size()[0];
+        let server_len = (l.server_rows * l.server_features) as i64;
+        let slot_len = (l.slot_rows * l.slot_features) as i64;
+        let global = obs.narrow(1, 0, l.global as i64);
+        let servers = obs.narrow(1, l.global as i64, server_len).reshape([
+            b,
+            l.server_rows as i64,
+            l.server_features as i64,
+        ]);
+        let slots = obs
+            .narrow(1, l.global as i64 + server_len, slot_len)
+            .reshape([b, l.slot_rows as i64, l.slot_features as i64]);
+        (global, servers, slots)
+    }
+
+    /// Appends the global features to every row: `[B, R, f]` → `[B, R, f + g]`.
+    fn with_global(rows: &Tensor, global: &Tensor) -> Tensor {
+        let r = rows.size()[1];
+        Tensor::cat(
+            &[
+                rows.shallow_clone(),
+                global.unsqueeze(1).expand([-1, r, -1], false),
+            ],
+            2,
+        )
+    }
+
+    fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        let (global, servers, slots) = self.split(obs);
+        let e_server = self
+            .server_encoder
+            .forward(&Self::with_global(&servers, &global)); // [B,S,E]
+        let e_slot = self
+            .slot_encoder
+            .forward(&Self::with_global(&slots, &global)); // [B,K,E]
+        let pooled = Tensor::cat(
+            &[
+                e_server.mean_dim(1, false, Kind::Float),
+                e_slot.mean_dim(1, false, Kind::Float),
+                global,
+            ],
+            1,
+        );
+        let ctx = self.context.forward(&pooled); // [B,E]
+        let a_slot = self.score_slot.forward(&e_slot); // [B,K,E]
+        let c = self.score_context.forward(&ctx); // [B,E]
+        let b = obs.size()[0];
+        let scores = match self.mode {
+            ActionMode::Pair => {
+                let a_server = self.score_server.forward(&e_server); // [B,S,E]
+                let z = a_slot.unsqueeze(2) + a_server.unsqueeze(1) + c.unsqueeze(1).unsqueeze(1);
+                self.score_head
+                    .forward(&self.activation.apply(&z))
+                    .reshape([b, -1]) // [B, K*S]
+            }
+            ActionMode::Slot => {
+                let z = a_slot + c.unsqueeze(1);
+                self.score_head
+                    .forward(&self.activation.apply(&z))
+                    .reshape([b, -1]) // [B, K]
+            }
+        };
+        let logits = Tensor::cat(&[scores, self.wait_head.forward(&ctx)], 1);
+        let value = self
+            .value_head
+            .forward(&self.value_trunk.forward(&ctx))
+            .squeeze_dim(-1);
+        (logits, value)
+    }
+}
+
+#[derive(Debug)]
+enum Net {
+    Mlp(Mlp),
+    Set(Box<SetNet>),
+}
+
+/// An actor-critic policy: a [`nn::VarStore`] of weights plus the network that reads them.
+#[derive(Debug)]
+pub struct Policy {
+    vs: nn::VarStore,
+    net: Net,
+    layout: ObsLayout,
+    num_actions: usize,
+}
+
+impl Policy {
+    /// Builds a freshly initialised policy on `device` (initialisation draws from libtorch's
+    /// global RNG: call `tch::manual_seed` first for reproducible weights).
+    pub fn new(
+        config: &NetworkConfig,
+        layout: ObsLayout,
+        num_actions: usize,
+        device: Device,
+    ) -> Result<Self, NetworkError> {
+        if config.hidden.is_empty() || config.hidden.iter().any(|&w| w <= 0) {
+            return Err(NetworkError::BadWidths(config.hidden.clone()));
+        }
+        if config.embed_dim <= 0 || config.pair_dim <= 0 {
+            return Err(NetworkError::BadEmbedDim(
+                config.embed_dim.min(config.pair_dim),
+            ));
+        }
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let net = match config.arch {
+            Arch::Mlp => Net::Mlp(Mlp::new(
+                &root,
+                config,
+                layout.dim() as i64,
+                num_actions as i64,
+            )),
+            Arch::Set => {
+                if layout.server_rows == 0 || layout.slot_rows == 0 {
+                    return Err(NetworkError::NoSetStructure(layout));
+                }
+                let pair = layout.slot_rows * layout.server_rows + 1;
+                let slot = layout.slot_rows + 1;
+                let mode = if num_actions == pair {
+                    ActionMode::Pair
+                } else if num_actions == slot {
+                    ActionMode::Slot
+                } else {
+                    return Err(NetworkError::UnknownActionMode {
+                        num_actions,
+                        pair,
+                        slot,
+                    });
+                };
+                Net::Set(Box::new(SetNet::new(&root, config, layout, mode)))
+            }
+        };
+        Ok(Self {
+            vs,
+            net,
+            layout,
+            num_actions,
+        })
+    }
+
+    /// Greedy actions `[B]` for observations `[B, obs_dim]` and masks `[B, num_actions]`:
+    /// [`MaskedCategorical::placement_mode`] when the action space is the env's placement
+    /// space (slots × servers + wait), the plain masked arg-max otherwise.
+    pub fn greedy(&self, obs: &Tensor, mask: &Tensor) -> Tensor {
+        let (logits, _) = self.forward(obs);
+        let dist = MaskedCategorical::new(&logits, mask);
+        let l = self.layout;
+        if l.server_rows > 0
+            && l.slot_rows > 0
+            && self.num_actions == l.slot_rows * l.server_rows + 1
+        {
+            dist.placement_mode(l.slot_rows, l.server_rows)
+        } else {
+            dist.mode()
+        }
+    }
+
+    /// Logits `[B, num_actions]` (unmasked) and values `[B]` for observations `[B, obs_dim]`.
+    pub fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        match &self.net {
+            Net::Mlp(net) => net.forward(obs),
+            Net::Set(net) => net.forward(obs),
+        }
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    pub fn obs_layout(&self) -> ObsLayout {
+        self.layout
+    }
+
+    pub fn num_actions(&self) -> usize {
+        self.num_actions
+    }
+
+    /// Number of scalar weights.
+    pub fn num_parameters(&self) -> i64 {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .sum::<usize>() as i64
+    }
+
+    /// Trainable tensors with their names, sorted by name (a stable order for the optimizer
+    /// and for checkpoints).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud_like(servers: usize) -> ObsLayout {
+        ObsLayout {
+            global: 3,
+            server_rows: servers,
+            server_features: 4,
+            slot_rows: 5,
+            slot_features: 6,
+        }
+    }
+
+    #[test]
+    fn mlp_shapes_and_init_gains() {
+        tch::manual_seed(0);
+        let config = NetworkConfig::default();
+        let policy = Policy::new(&config, ObsLayout::flat(4), 2, Device::Cpu).unwrap();
+        let (logits, value) = policy.forward(&Tensor::zeros([7, 4], (Kind::Float, Device::Cpu)));
+        assert_eq!(logits.size(), [7, 2]);
+        assert_eq!(value.size(), [7]);
+        // 4·64+64 + 64·64+64 per trunk, two trunks, + heads 64·2+2 and 64+1.
+        assert_eq!(policy.num_parameters(), 2 * (320 + 4160) + 130 + 65);
+        // Orthogonal rows with gain g have norm g: the policy head's rows have norm 0.01.
+        let head = &policy.vs.variables()["policy_head.weight"];
+        let row_norm = head.get(0).norm().double_value(&[]);
+        assert!((row_norm - 0.01).abs() < 1e-6, "{row_norm}");
+        let bias = &policy.vs.variables()["actor.0.bias"];
+        assert_eq!(bias.abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn shared_trunk_has_fewer_weights() {
+        let config = NetworkConfig {
+            shared_trunk: true,
+            ..NetworkConfig::default()
+        };
+        let policy = Policy::new(&config, ObsLayout::flat(4), 2, Device::Cpu).unwrap();
+        assert_eq!(policy.num_parameters(), 320 + 4160 + 130 + 65);
+    }
+
+    #[test]
+    fn set_network_weight_count_is_independent_of_cluster_size() {
+        let config = NetworkConfig {
+            arch: Arch::Set,
+            embed_dim: 16,
+            ..NetworkConfig::default()
+        };
+        let small = Policy::new(&config, cloud_like(32), 5 * 32 + 1, Device::Cpu).unwrap();
+        let large = Policy::new(&config, cloud_like(64), 5 * 64 + 1, Device::Cpu).unwrap();
+        assert_eq!(small.num_parameters(), large.num_parameters());
+        let obs = Tensor::randn([3, cloud_like(64).dim() as i64], (Kind::Float, Device::Cpu));
+        let (logits, value) = large.forward(&obs);
+        assert_eq!(logits.size(), [3, 5 * 64 + 1]);
+        assert_eq!(value.size(), [3]);
+        // Slot mode: slots + wait.
+        let slot = Policy::new(&config, cloud_like(64), 6, Device::Cpu).unwrap();
+        assert_eq!(slot.forward(&obs).0.size(), [3, 6]);
+    }
+
+    /// Pair mode is permutation-equivariant: swapping two server rows swaps their scores.
+    #[test]
+    fn set_network_scores_follow_the_servers() {
+        tch::manual_seed(3);
+        let layout = ObsLayout {
+            global: 1,
+            server_rows: 2,
+            server_features: 2,
+            slot_rows: 1,
+            slot_features: 1,
+        };
+        let config = NetworkConfig {
+            arch: Arch::Set,
+            embed_dim: 8,
+            ..NetworkConfig::default()
+        };
+        let policy = Policy::new(&config, layout, 3, Device::Cpu).unwrap();
+        let a = Tensor::from_slice(&[0.5f32, 1.0, 0.0, 0.2, 0.9, 0.3]).view([1, 6]);
+        let b = Tensor::from_slice(&[0.5f32, 0.2, 0.9, 1.0, 0.0, 0.3]).view([1, 6]);
+        let (la, va) = policy.forward(&a);
+        let (lb, vb) = policy.forward(&b);
+        assert!((la.double_value(&[0, 0]) - lb.double_value(&[0, 1])).abs() < 1e-6);
+        assert!((la.double_value(&[0, 1]) - lb.double_value(&[0, 0])).abs() < 1e-6);
+        assert!((la.double_value(&[0, 2]) - lb.double_value(&[0, 2])).abs() < 1e-6);
+        assert!((va.double_value(&[0]) - vb.double_value(&[0])).abs() < 1e-6);
+    }
+
+    #[test]
+    fn set_network_errors_are_explicit() {
+        let config = NetworkConfig {
+            arch: Arch::Set,
+            ..NetworkConfig::default()
+        };
+        assert!(matches!(
+            Policy::new(&config, ObsLayout::flat(4), 2, Device::Cpu),
+            Err(NetworkError::NoSetStructure(_))
+        ));
+        assert!(matches!(
+            Policy::new(&config, cloud_like(4), 7, Device::Cpu),
+            Err(NetworkError::UnknownActionMode {
+                num_actions: 7,
+                pair: 21,
+                slot: 6
+            })
+        ));
+        let bad = NetworkConfig {
+            hidden: vec![],
+            ..NetworkConfig::default()
+        };
+        assert!(Policy::new(&bad, ObsLayout::flat(4), 2, Device::Cpu).is_err());
+    }
+}

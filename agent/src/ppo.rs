@@ -1,0 +1,701 @@
+//! The PPO update of CleanRL's `ppo.py` ("The 37 implementation details of PPO"), discrete
+//! actions with invalid-action masking.
+//!
+//! Per update: `update_epochs` passes over the rollout in `num_minibatches` shuffled
+//! minibatches; per minibatch: advantage normalisation, clipped surrogate objective, clipped
+//! value loss, entropy bonus, one Adam step (eps 1e-5) after global gradient-norm clipping. An
+//! epoch that ends with `approx_kl > target_kl` stops the update early. The learning rate is
+//! annealed linearly to 0 over the run by the caller ([`annealed_lr`]).
+//!
+//! The masks stored with each step are reused when re-evaluating the policy, so on the first
+//! minibatch the new and old log-probabilities agree and the ratio is 1 (the update reports the
+//! largest deviation, see [`UpdateStats::first_ratio_deviation`]).
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::distributions::MaskedCategorical;
+use crate::networks::Policy;
+use crate::rollout::Batch;
+
+/// The `[ppo]` section of a training config (CleanRL's defaults in [`PpoConfig::default`]).
+/// Missing keys take these defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Parallel environments.
+    pub num_envs: usize,
+    /// Steps per environment per rollout (batch = num_envs × num_steps).
+    pub num_steps: usize,
+    /// Adam learning rate (the start value when annealing).
+    pub lr: f64,
+    /// Anneal the learning rate linearly to 0 over the run.
+    pub anneal_lr: bool,
+    /// Discount factor γ.
+    pub gamma: f64,
+    /// GAE λ.
+    pub gae_lambda: f64,
+    /// Minibatches per epoch (minibatch = batch / num_minibatches).
+    pub num_minibatches: usize,
+    /// Passes over each rollout.
+    pub update_epochs: usize,
+    /// Normalise advantages per minibatch.
+    pub norm_adv: bool,
+    /// Surrogate clipping coefficient ε.
+    pub clip_coef: f64,
+    /// Clip the value loss around the old values with the same ε.
+    pub clip_vloss: bool,
+    /// Entropy bonus coefficient.
+    pub ent_coef: f64,
+    /// Value loss coefficient.
+    pub vf_coef: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Stop the update after an epoch whose approximate KL exceeds this (none: never).
+    #[serde(default)]
+    pub target_kl: Option<f64>,
+    /// Adam's ε (1e-5 as in CleanRL, not PyTorch's 1e-8).
+    #[serde(default = "default_adam_eps")]
+    pub adam_eps: f64,
+    /// Running observation normalisation (saved with checkpoints).
+    #[serde(default)]
+    pub normalize_obs: bool,
+    /// Rewards are multiplied by this before GAE (keeps value targets near unit scale on
+    /// scheduling envs, whose returns are minus a sum of slowdowns). Logged returns are raw.
+    pub reward_scale: f64,
+}
+
+fn default_adam_eps() -> f64 {
+    1e-5
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 4,
+            num_steps: 128,
+            lr: 2.5e-4,
+            anneal_lr: true,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            num_minibatches: 4,
+            update_epochs: 4,
+            norm_adv: true,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.01,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            target_kl: None,
+            adam_eps: 1e-5,
+            normalize_obs: false,
+            reward_scale: 1.0,
+        }
+    }
+}
+
+impl PpoConfig {
+    pub fn batch_size(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+
+    pub fn minibatch_size(&self) -> usize {
+        self.batch_size() / self.num_minibatches.max(1)
+    }
+
+    /// Every problem with the values, one message per problem, naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                errors.push(msg);
+            }
+        };
+        check(self.num_envs >= 1, "ppo.num_envs must be at least 1".into());
+        check(
+            self.num_steps >= 1,
+            "ppo.num_steps must be at least 1".into(),
+        );
+        check(
+            self.lr > 0.0 && self.lr.is_finite(),
+            format!("ppo.lr must be positive, got {}", self.lr),
+        );
+        check(
+            (0.0..=1.0).contains(&self.gamma),
+            format!("ppo.gamma must be in [0, 1], got {}", self.gamma),
+        );
+        check(
+            (0.0..=1.0).contains(&self.gae_lambda),
+            format!("ppo.gae_lambda must be in [0, 1], got {}", self.gae_lambda),
+        );
+        check(
+            self.num_minibatches >= 1,
+            "ppo.num_minibatches must be at least 1".into(),
+        );
+        check(
+            self.num_minibatches <= self.batch_size(),
+            format!(
+                "ppo.num_minibatches ({}) exceeds the batch size num_envs × num_steps = {}",
+                self.num_minibatches,
+                self.batch_size()
+            ),
+        );
+        check(
+            self.update_epochs >= 1,
+            "ppo.update_epochs must be at least 1".into(),
+        );
+        check(
+            self.clip_coef > 0.0,
+            format!("ppo.clip_coef must be positive, got {}", self.clip_coef),
+        );
+        check(
+            self.ent_coef >= 0.0,
+            format!("ppo.ent_coef must be non-negative, got {}", self.ent_coef),
+        );
+        check(
+            self.vf_coef >= 0.0,
+            format!("ppo.vf_coef must be non-negative, got {}", self.vf_coef),
+        );
+        check(
+            self.max_grad_norm > 0.0,
+            format!(
+                "ppo.max_grad_norm must be positive, got {}",
+                self.max_grad_norm
+            ),
+        );
+        check(
+            self.reward_scale > 0.0 && self.reward_scale.is_finite(),
+            format!(
+                "ppo.reward_scale must be positive, got {}",
+                self.reward_scale
+            ),
+        );
+        check(
+            self.adam_eps > 0.0,
+            format!("ppo.adam_eps must be positive, got {}", self.adam_eps),
+        );
+        if let Some(kl) = self.target_kl {
+            check(
+                kl > 0.0,
+                format!("ppo.target_kl must be positive when set, got {kl}"),
+            );
+        }
+        errors
+    }
+}
+
+/// CleanRL's linear annealing: `lr · (1 − (iteration − 1) / num_iterations)` for iteration
+/// 1..=num_iterations.
+pub fn annealed_lr(config: &PpoConfig, iteration: usize, num_iterations: usize) -> f64 {
+    if !config.anneal_lr {
+        return config.lr;
+    }
+    let frac = 1.0 - (iteration as f64 - 1.0) / num_iterations as f64;
+    frac * config.lr
+}
+
+/// Adam (Kingma & Ba) written out so its state can be saved and restored exactly; PyTorch's
+/// update rule and defaults β = (0.9, 0.999).
+#[derive(Debug)]
+pub struct Adam {
+    pub eps: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Steps taken so far.
+    pub step: i64,
+    params: Vec<(String, Tensor)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    pub fn new(policy: &Policy, eps: f64) -> Self {
+        let params = policy.named_parameters();
+        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        Self {
+            eps,
+            beta1: 0.9,
+            beta2: 0.999,
+            step: 0,
+            params,
+            m,
+            v,
+        }
+    }
+
+    pub fn zero_grad(&mut self) {
+        for (_, p) in &mut self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_();
+                let _ = g.zero_();
+            }
+        }
+    }
+
+    /// Scales gradients so their global L2 norm is at most `max_norm` (PyTorch's
+    /// `clip_grad_norm_`); returns the norm before clipping.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect();
+        if grads.is_empty() {
+            return 0.0;
+        }
+        let total = Tensor::stack(&grads.iter().map(|g| g.norm()).collect::<Vec<_>>(), 0).norm();
+        let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
+        tch::no_grad(|| {
+            for mut g in grads {
+                let _ = g.g_mul_(&coef);
+            }
+        });
+        total.double_value(&[])
+    }
+
+    pub fn step(&mut self, lr: f64) {
+        self.step += 1;
+        let bias1 = 1.0 - self.beta1.powi(self.step as i32);
+        let bias2 = 1.0 - self.beta2.powi(self.step as i32);
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        tch::no_grad(|| {
+            for (((_, p), m), v) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                m.copy_(&(&*m * b1 + &g * (1.0 - b1)));
+                v.copy_(&(&*v * b2 + &g * &g * (1.0 - b2)));
+                let denom = v.sqrt() / bias2.sqrt() + eps;
+                let _ = p.g_sub_(&(&*m / denom * (lr / bias1)));
+            }
+        });
+    }
+
+    /// Moment tensors named `m.<param>` and `v.<param>`, for checkpoints.
+    pub fn named_state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.params.len());
+        for ((name, _), (m, v)) in self.params.iter().zip(self.m.iter().zip(&self.v)) {
+            out.push((format!("m.{name}"), m.shallow_clone()));
+            out.push((format!("v.{name}"), v.shallow_clone()));
+        }
+        out
+    }
+
+    /// Restores moments saved by [`Adam::named_state`] and the step count.
+    pub fn load_state(&mut self, step: i64, tensors: &[(String, Tensor)]) -> Result<(), String> {
+        let lookup = |key: &str| tensors.iter().find(|(n, _)| n == key).map(|(_, t)| t);
+        for ((name, p), (m, v)) in self
+            .params
+            .iter()
+            .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+        {
+            for (prefix, dst) in [("m", &mut *m), ("v", &mut *v)] {
+                let key = format!("{prefix}.{name}");
+                let src =
+                    lookup(&key).ok_or_else(|| format!("optimizer state has no tensor '{key}'"))?;
+                if src.size() != p.size() {
+                    return Err(format!(
+                        "optimizer tensor '{key}' has shape {:?}, expected {:?}",
+                        src.size(),
+                        p.size()
+                    ));
+                }
+                tch::no_grad(|| dst.copy_(src));
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
+/// The loss terms of one minibatch.
+#[derive(Debug)]
+pub struct Losses {
+    pub total: Tensor,
+    pub policy: Tensor,
+    pub value: Tensor,
+    pub entropy: Tensor,
+    pub log_ratio: Tensor,
+    pub ratio: Tensor,
+}
+
+/// CleanRL's PPO loss from new and old quantities (all `[minibatch]`).
+#[allow(clippy::too_many_arguments)]
+pub fn ppo_loss(
+    config: &PpoConfig,
+    new_log_prob: &Tensor,
+    old_log_prob: &Tensor,
+    advantages: &Tensor,
+    new_value: &Tensor,
+    old_value: &Tensor,
+    returns: &Tensor,
+    entropy: &Tensor,
+) -> Losses {
+    let log_ratio = new_log_prob - old_log_prob;
+    let ratio = log_ratio.exp();
+    let adv = if config.norm_adv && advantages.size()[0] > 1 {
+        (advantages - advantages.mean(Kind::Float)) / (advantages.std(true) + 1e-8)
+    } else {
+        advantages.shallow_clone()
+    };
+    let pg1 = -&adv * &ratio;
+    let pg2 = -&adv * ratio.clamp(1.0 - config.clip_coef, 1.0 + config.clip_coef);
+    let policy = pg1.maximum(&pg2).mean(Kind::Float);
+    let value = if config.clip_vloss {
+        let unclipped = (new_value - returns).square();
+        let clipped =
+            old_value + (new_value - old_value).clamp(-config.clip_coef, config.clip_coef);
+        0.5 * unclipped
+            .maximum(&(clipped - returns).square())
+            .mean(Kind::Float)
+    } else {
+        0.5 * (new_value - returns).square().mean(Kind::Float)
+    };
+    let entropy = entropy.mean(Kind::Float);
+    let total = &policy - config.ent_coef * &entropy + config.vf_coef * &value;
+    Losses {
+        total,
+        policy,
+        value,
+        entropy,
+        log_ratio,
+        ratio,
+    }
+}
+
+/// What one update did, CleanRL's logged quantities (losses are those of the last minibatch).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub old_approx_kl: f64,
+    pub approx_kl: f64,
+    /// Mean over minibatches of the fraction of ratios outside [1 − ε, 1 + ε].
+    pub clipfrac: f64,
+    pub explained_variance: f64,
+    /// max |ratio − 1| on the very first minibatch (0 up to float rounding).
+    pub first_ratio_deviation: f64,
+    pub grad_norm: f64,
+    pub num_minibatches: usize,
+    pub stopped_early: bool,
+}
+
+/// Why an update was abandoned.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PpoError {
+    #[error(
+        "non-finite loss at epoch {epoch}, minibatch {minibatch} (policy {policy}, value {value}, \
+         entropy {entropy}); the update was abandoned before the optimizer step"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        minibatch: usize,
+        policy: f64,
+        value: f64,
+        entropy: f64,
+    },
+}
+
+/// One PPO update over `batch`. `rng` shuffles the minibatches.
+pub fn update<R: Rng>(
+    config: &PpoConfig,
+    policy: &Policy,
+    optimizer: &mut Adam,
+    batch: &Batch,
+    lr: f64,
+    rng: &mut R,
+) -> Result<UpdateStats, PpoError> {
+    let device = policy.device();
+    let batch_size = batch.len();
+    let minibatch_size = batch_size / config.num_minibatches;
+    let mut indices: Vec<i64> = (0..batch_size as i64).collect();
+    let mut stats = UpdateStats::default();
+    let mut clipfracs = Vec::new();
+    'epochs: for epoch in 0..config.update_epochs {
+        indices.shuffle(rng);
+        for mb in 0..config.num_minibatches {
+            let idx = Tensor::from_slice(&indices[mb * minibatch_size..(mb + 1) * minibatch_size])
+                .to_device(device);
+            let (logits, new_value) = policy.forward(&batch.obs.index_select(0, &idx));
+            let dist = MaskedCategorical::new(&logits, &batch.masks.index_select(0, &idx));
+            let losses = ppo_loss(
+                config,
+                &dist.log_prob(&batch.actions.index_select(0, &idx)),
+                &batch.log_probs.index_select(0, &idx),
+                &batch.advantages.index_select(0, &idx),
+                &new_value,
+                &batch.values.index_select(0, &idx),
+                &batch.returns.index_select(0, &idx),
+                &dist.entropy(),
+            );
+            let (policy_loss, value_loss, entropy) = (
+                losses.policy.double_value(&[]),
+                losses.value.double_value(&[]),
+                losses.entropy.double_value(&[]),
+            );
+            if !(policy_loss.is_finite() && value_loss.is_finite() && entropy.is_finite()) {
+                return Err(PpoError::NonFiniteLoss {
+                    epoch,
+                    minibatch: mb,
+                    policy: policy_loss,
+                    value: value_loss,
+                    entropy,
+                });
+            }
+            tch::no_grad(|| {
+                let lr_ = &losses.log_ratio;
+                stats.old_approx_kl = (-lr_).mean(Kind::Float).double_value(&[]);
+                stats.approx_kl = ((&losses.ratio - 1.0) - lr_)
+                    .mean(Kind::Float)
+                    .double_value(&[]);
+                clipfracs.push(
+                    (&losses.ratio - 1.0)
+                        .abs()
+                        .gt(config.clip_coef)
+                        .to_kind(Kind::Float)
+                        .mean(Kind::Float)
+                        .double_value(&[]),
+                );
+                if epoch == 0 && mb == 0 {
+                    stats.first_ratio_deviation =
+                        (&losses.ratio - 1.0).abs().max().double_value(&[]);
+                }
+            });
+            optimizer.zero_grad();
+            losses.total.backward();
+            stats.grad_norm = optimizer.clip_grad_norm(config.max_grad_norm);
+            optimizer.step(lr);
+            stats.policy_loss = policy_loss;
+            stats.value_loss = value_loss;
+            stats.entropy = entropy;
+            stats.num_minibatches += 1;
+        }
+        if let Some(target) = config.target_kl
+            && stats.approx_kl > target
+        {
+            stats.stopped_early = epoch + 1 < config.update_epochs;
+            break 'epochs;
+        }
+    }
+    stats.clipfrac = clipfracs.iter().sum::<f64>() / clipfracs.len().max(1) as f64;
+    stats.explained_variance = explained_variance(&batch.values, &batch.returns);
+    Ok(stats)
+}
+
+/// `1 − Var(returns − values) / Var(returns)` (NaN when the returns have zero variance, as in
+/// CleanRL).
+pub fn explained_variance(values: &Tensor, returns: &Tensor) -> f64 {
+    let var_y = returns.var(false).double_value(&[]);
+    if var_y == 0.0 {
+        return f64::NAN;
+    }
+    1.0 - (returns - values).var(false).double_value(&[]) / var_y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::networks::NetworkConfig;
+    use crate::rollout::RolloutBuffer;
+    use lepton_env::ObsLayout;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use tch::Device;
+
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v)
+    }
+
+    /// Two samples, advantages not normalised, ε = 0.2.
+    /// Sample 0: A = +1, ratio e^0.5 = 1.6487 → clipped to 1.2 → loss term −1.2.
+    /// Sample 1: A = −1, ratio e^−0.5 = 0.6065 → max(0.6065, 0.8) = 0.8.
+    /// Policy loss = (−1.2 + 0.8) / 2 = −0.2.
+    /// Values: new (1.6, 0), old (1, 0), returns (1.5, 1): the clipped new value 1.2 gives
+    /// max((1.6 − 1.5)², (1.2 − 1.5)²) = 0.09 and max(1, 1) = 1 → value loss 0.5 · 1.09 / 2 =
+    /// 0.2725; unclipped 0.5 · (0.01 + 1) / 2 = 0.2525.
+    #[test]
+    fn clipped_losses_by_hand() {
+        let config = PpoConfig {
+            norm_adv: false,
+            ent_coef: 0.1,
+            ..PpoConfig::default()
+        };
+        let losses = ppo_loss(
+            &config,
+            &t(&[0.5, -0.5]),
+            &t(&[0.0, 0.0]),
+            &t(&[1.0, -1.0]),
+            &t(&[1.6, 0.0]),
+            &t(&[1.0, 0.0]),
+            &t(&[1.5, 1.0]),
+            &t(&[0.3, 0.5]),
+        );
+        assert!((losses.policy.double_value(&[]) + 0.2).abs() < 1e-6);
+        assert!((losses.value.double_value(&[]) - 0.2725).abs() < 1e-6);
+        // total = −0.2 − 0.1 · 0.4 + 0.5 · 0.2725 = −0.10375
+        assert!((losses.total.double_value(&[]) + 0.103_75).abs() < 1e-6);
+        let unclipped = PpoConfig {
+            clip_vloss: false,
+            ..config
+        };
+        let losses = ppo_loss(
+            &unclipped,
+            &t(&[0.5, -0.5]),
+            &t(&[0.0, 0.0]),
+            &t(&[1.0, -1.0]),
+            &t(&[1.6, 0.0]),
+            &t(&[1.0, 0.0]),
+            &t(&[1.5, 1.0]),
+            &t(&[0.3, 0.5]),
+        );
+        assert!((losses.value.double_value(&[]) - 0.2525).abs() < 1e-6);
+    }
+
+    #[test]
+    fn annealing_is_linear_to_zero() {
+        let config = PpoConfig::default();
+        assert_eq!(annealed_lr(&config, 1, 4), 2.5e-4);
+        assert!((annealed_lr(&config, 4, 4) - 2.5e-4 / 4.0).abs() < 1e-12);
+        let flat = PpoConfig {
+            anneal_lr: false,
+            ..config
+        };
+        assert_eq!(annealed_lr(&flat, 4, 4), 2.5e-4);
+    }
+
+    /// A rollout whose log-probs come from the policy itself, with masks: on the first
+    /// minibatch new and old log-probs agree, so the ratio is 1 and nothing is clipped.
+    fn self_consistent_batch(policy: &Policy, seed: u64) -> crate::rollout::Batch {
+        let (steps, envs, dim, actions) = (8usize, 4usize, 3usize, 5usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut buf = RolloutBuffer::new(steps, envs, dim, actions, Device::Cpu);
+        for step in 0..steps {
+            let obs = Tensor::randn([envs as i64, dim as i64], (Kind::Float, Device::Cpu));
+            let mask: Vec<bool> = (0..envs * actions)
+                .map(|i| i % actions == 0 || rng.random_bool(0.5))
+                .collect();
+            let mask = Tensor::from_slice(&mask).view([envs as i64, actions as i64]);
+            let (logits, values) = tch::no_grad(|| policy.forward(&obs));
+            let dist = MaskedCategorical::new(&logits, &mask);
+            let probs = Vec::<f32>::try_from(dist.probs().reshape([-1])).unwrap();
+            let mask_vec = Vec::<bool>::try_from(mask.reshape([-1])).unwrap();
+            let mut chosen = vec![0usize; envs];
+            crate::distributions::sample_masked(&probs, &mask_vec, actions, &mut rng, &mut chosen);
+            let chosen = Tensor::from_slice(&chosen.iter().map(|&a| a as i64).collect::<Vec<_>>());
+            let log_probs = dist.log_prob(&chosen);
+            buf.record_decision(step, &obs, &mask, &chosen, &log_probs, &values);
+            let rewards: Vec<f32> = (0..envs).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let over: Vec<f32> = (0..envs)
+                .map(|_| if rng.random_bool(0.1) { 1.0 } else { 0.0 })
+                .collect();
+            buf.record_outcome(step, &rewards, &over);
+        }
+        buf.finish(
+            &Tensor::zeros([envs as i64], (Kind::Float, Device::Cpu)),
+            0.99,
+            0.95,
+        )
+    }
+
+    #[test]
+    fn ratio_is_one_on_the_first_minibatch() {
+        tch::manual_seed(0);
+        let policy = Policy::new(
+            &NetworkConfig::default(),
+            ObsLayout::flat(3),
+            5,
+            Device::Cpu,
+        )
+        .unwrap();
+        let batch = self_consistent_batch(&policy, 1);
+        let config = PpoConfig {
+            num_envs: 4,
+            num_steps: 8,
+            ..PpoConfig::default()
+        };
+        let mut adam = Adam::new(&policy, config.adam_eps);
+        let stats = update(
+            &config,
+            &policy,
+            &mut adam,
+            &batch,
+            config.lr,
+            &mut ChaCha8Rng::seed_from_u64(2),
+        )
+        .unwrap();
+        assert!(
+            stats.first_ratio_deviation < 1e-6,
+            "{}",
+            stats.first_ratio_deviation
+        );
+        assert_eq!(stats.num_minibatches, 16);
+        assert!(stats.approx_kl.abs() < 1e-2);
+        assert!(stats.clipfrac < 0.5);
+        assert_eq!(adam.step, 16);
+    }
+
+    #[test]
+    fn same_seed_gives_identical_updates_and_target_kl_stops_early() {
+        let run = |target_kl: Option<f64>| {
+            tch::manual_seed(0);
+            let policy = Policy::new(
+                &NetworkConfig::default(),
+                ObsLayout::flat(3),
+                5,
+                Device::Cpu,
+            )
+            .unwrap();
+            let batch = self_consistent_batch(&policy, 1);
+            let config = PpoConfig {
+                num_envs: 4,
+                num_steps: 8,
+                lr: 1e-2,
+                target_kl,
+                ..PpoConfig::default()
+            };
+            let mut adam = Adam::new(&policy, config.adam_eps);
+            update(
+                &config,
+                &policy,
+                &mut adam,
+                &batch,
+                config.lr,
+                &mut ChaCha8Rng::seed_from_u64(2),
+            )
+            .unwrap()
+        };
+        assert_eq!(run(None), run(None));
+        let early = run(Some(1e-9));
+        assert!(early.stopped_early);
+        assert_eq!(early.num_minibatches, 4);
+    }
+
+    /// Adam's first step moves every weight by about lr · sign(grad) (bias-corrected m/√v = ±1).
+    #[test]
+    fn adam_first_step_by_hand() {
+        tch::manual_seed(0);
+        let policy = Policy::new(
+            &NetworkConfig::default(),
+            ObsLayout::flat(2),
+            2,
+            Device::Cpu,
+        )
+        .unwrap();
+        let mut adam = Adam::new(&policy, 1e-8);
+        let before = policy.var_store().variables()["value_head.bias"].double_value(&[0]);
+        let (_, value) = policy.forward(&Tensor::ones([1, 2], (Kind::Float, Device::Cpu)));
+        adam.zero_grad();
+        (value.sum(Kind::Float)).backward();
+        adam.step(0.1);
+        let after = policy.var_store().variables()["value_head.bias"].double_value(&[0]);
+        // d value / d bias = 1 > 0 → bias decreases by lr.
+        assert!((before - after - 0.1).abs() < 1e-6, "{before} → {after}");
+    }
+}

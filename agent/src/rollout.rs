@@ -1,0 +1,240 @@
+//! On-device rollout storage and generalised advantage estimation.
+//!
+//! Conventions: row `t` holds the observation an action was taken from, its action mask, the
+//! action, its log-probability and value estimate, the reward received and `episode_over[t]`
+//! (the step ended the episode, terminated or truncated). Truncation is bootstrapped by the
+//! collector, which adds γ·V(final observation) to the reward of a truncated step (as
+//! Stable-Baselines3 does); a terminated step gets no bootstrap. GAE then simply stops at every
+//! episode end.
+
+use tch::{Device, Kind, Tensor};
+
+/// Preallocated `[num_steps, num_envs, ...]` tensors on the training device.
+#[derive(Debug)]
+pub struct RolloutBuffer {
+    pub num_steps: usize,
+    pub num_envs: usize,
+    pub obs: Tensor,
+    pub masks: Tensor,
+    pub actions: Tensor,
+    pub log_probs: Tensor,
+    pub values: Tensor,
+    pub rewards: Tensor,
+    pub episode_over: Tensor,
+}
+
+/// A rollout flattened to `[num_steps * num_envs, ...]` with its advantages and returns.
+#[derive(Debug)]
+pub struct Batch {
+    pub obs: Tensor,
+    pub masks: Tensor,
+    pub actions: Tensor,
+    pub log_probs: Tensor,
+    pub values: Tensor,
+    pub advantages: Tensor,
+    pub returns: Tensor,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.actions.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RolloutBuffer {
+    pub fn new(
+        num_steps: usize,
+        num_envs: usize,
+        obs_dim: usize,
+        num_actions: usize,
+        device: Device,
+    ) -> Self {
+        let (t, n) = (num_steps as i64, num_envs as i64);
+        let f = (Kind::Float, device);
+        Self {
+            num_steps,
+            num_envs,
+            obs: Tensor::zeros([t, n, obs_dim as i64], f),
+            masks: Tensor::zeros([t, n, num_actions as i64], (Kind::Bool, device)),
+            actions: Tensor::zeros([t, n], (Kind::Int64, device)),
+            log_probs: Tensor::zeros([t, n], f),
+            values: Tensor::zeros([t, n], f),
+            rewards: Tensor::zeros([t, n], f),
+            episode_over: Tensor::zeros([t, n], f),
+        }
+    }
+
+    /// Stores what the policy saw and did at step `t` (all tensors already on the device).
+    pub fn record_decision(
+        &mut self,
+        t: usize,
+        obs: &Tensor,
+        masks: &Tensor,
+        actions: &Tensor,
+        log_probs: &Tensor,
+        values: &Tensor,
+    ) {
+        let t = t as i64;
+        self.obs.get(t).copy_(obs);
+        self.masks.get(t).copy_(masks);
+        self.actions.get(t).copy_(actions);
+        self.log_probs.get(t).copy_(log_probs);
+        self.values.get(t).copy_(values);
+    }
+
+    /// Stores the outcome of step `t`: rewards (bootstrap already added for truncations) and
+    /// whether each env's episode ended.
+    pub fn record_outcome(&mut self, t: usize, rewards: &[f32], episode_over: &[f32]) {
+        let device = self.rewards.device();
+        let t = t as i64;
+        self.rewards
+            .get(t)
+            .copy_(&Tensor::from_slice(rewards).to_device(device));
+        self.episode_over
+            .get(t)
+            .copy_(&Tensor::from_slice(episode_over).to_device(device));
+    }
+
+    /// Computes GAE and flattens the rollout. `next_values` is V of the observation after the
+    /// last step (ignored for envs whose last step ended an episode).
+    pub fn finish(&self, next_values: &Tensor, gamma: f64, gae_lambda: f64) -> Batch {
+        let advantages = compute_gae(
+            &self.rewards,
+            &self.values,
+            &self.episode_over,
+            next_values,
+            gamma,
+            gae_lambda,
+        );
+        let returns = &advantages + &self.values;
+        let obs_dim = self.obs.size()[2];
+        let num_actions = self.masks.size()[2];
+        Batch {
+            obs: self.obs.reshape([-1, obs_dim]),
+            masks: self.masks.reshape([-1, num_actions]),
+            actions: self.actions.reshape([-1]),
+            log_probs: self.log_probs.reshape([-1]),
+            values: self.values.reshape([-1]),
+            advantages: advantages.reshape([-1]),
+            returns: returns.reshape([-1]),
+        }
+    }
+}
+
+/// Generalised advantage estimation over `[T, N]` tensors:
+/// `δ_t = r_t + γ V_{t+1} (1 − over_t) − V_t`, `A_t = δ_t + γ λ (1 − over_t) A_{t+1}`,
+/// with `V_T = next_values`.
+pub fn compute_gae(
+    rewards: &Tensor,
+    values: &Tensor,
+    episode_over: &Tensor,
+    next_values: &Tensor,
+    gamma: f64,
+    gae_lambda: f64,
+) -> Tensor {
+    let num_steps = rewards.size()[0];
+    let advantages = rewards.zeros_like();
+    let mut last_gae = next_values.zeros_like();
+    for t in (0..num_steps).rev() {
+        let not_over = 1.0 - episode_over.get(t);
+        let next_value = if t + 1 == num_steps {
+            next_values.shallow_clone()
+        } else {
+            values.get(t + 1)
+        };
+        let delta = rewards.get(t) + gamma * &next_value * &not_over - values.get(t);
+        last_gae = delta + gamma * gae_lambda * &not_over * &last_gae;
+        advantages.get(t).copy_(&last_gae);
+    }
+    advantages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t2(v: &[f32], n: i64) -> Tensor {
+        Tensor::from_slice(v).view([-1, n])
+    }
+
+    /// One env, three steps, the second step ends an episode; γ = 0.5, λ = 0.5.
+    /// Worked by hand:
+    ///   t=2: δ = 1 + 0.5·4 − 3 = 0                        A₂ = 0
+    ///   t=1: over → δ = 2 − 2 = 0                          A₁ = 0
+    ///   t=0: δ = 1 + 0.5·2 − 1 = 1, A₀ = 1 + 0.25·A₁ = 1
+    /// and with no episode end:
+    ///   A₂ = 0, t=1: δ = 2 + 0.5·3 − 2 = 1.5, A₁ = 1.5
+    ///   t=0: δ = 1, A₀ = 1 + 0.25·1.5 = 1.375
+    #[test]
+    fn gae_by_hand() {
+        let rewards = t2(&[1.0, 2.0, 1.0], 1);
+        let values = t2(&[1.0, 2.0, 3.0], 1);
+        let next = Tensor::from_slice(&[4.0f32]);
+        let adv = compute_gae(&rewards, &values, &t2(&[0.0, 1.0, 0.0], 1), &next, 0.5, 0.5);
+        assert_eq!(
+            Vec::<f32>::try_from(adv.reshape([-1])).unwrap(),
+            vec![1.0, 0.0, 0.0]
+        );
+        let adv = compute_gae(&rewards, &values, &t2(&[0.0, 0.0, 0.0], 1), &next, 0.5, 0.5);
+        assert_eq!(
+            Vec::<f32>::try_from(adv.reshape([-1])).unwrap(),
+            vec![1.375, 1.5, 0.0]
+        );
+    }
+
+    /// The last step of the rollout ends the episode: the next value is not used.
+    #[test]
+    fn gae_does_not_bootstrap_across_the_rollout_end_of_a_finished_episode() {
+        let adv = compute_gae(
+            &t2(&[1.0], 1),
+            &t2(&[0.25], 1),
+            &t2(&[1.0], 1),
+            &Tensor::from_slice(&[100.0f32]),
+            0.9,
+            0.95,
+        );
+        assert_eq!(adv.double_value(&[0, 0]), 0.75);
+    }
+
+    /// SB3-style check that GAE with λ = 1 and γ = 1 gives Monte-Carlo returns minus values,
+    /// per env, with two envs in parallel.
+    #[test]
+    fn gae_lambda_one_is_monte_carlo() {
+        // env 0 rewards 1,1,1 with an episode end at t=1; env 1 rewards 0,0,2, no end.
+        let rewards = t2(&[1.0, 0.0, 1.0, 0.0, 1.0, 2.0], 2);
+        let values = t2(&[0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 2);
+        let over = t2(&[0.0, 0.0, 1.0, 0.0, 0.0, 0.0], 2);
+        let next = Tensor::from_slice(&[10.0f32, 1.0]);
+        let adv = compute_gae(&rewards, &values, &over, &next, 1.0, 1.0);
+        let returns = Vec::<f32>::try_from((adv + values).reshape([-1])).unwrap();
+        // env 0: G0 = 1+1 = 2, G1 = 1, G2 = 1 + 10 = 11; env 1: G = 2+1 = 3 at every step.
+        assert_eq!(returns, vec![2.0, 3.0, 1.0, 3.0, 11.0, 3.0]);
+    }
+
+    #[test]
+    fn buffer_flattens_time_major() {
+        let mut buf = RolloutBuffer::new(2, 2, 1, 2, Device::Cpu);
+        for t in 0..2 {
+            let obs = Tensor::from_slice(&[t as f32, 10.0 + t as f32]).view([2, 1]);
+            let masks = Tensor::from_slice(&[true, false, true, true]).view([2, 2]);
+            let zeros = Tensor::zeros([2], (Kind::Float, Device::Cpu));
+            let actions = Tensor::from_slice(&[0i64, 1]);
+            buf.record_decision(t, &obs, &masks, &actions, &zeros, &zeros);
+            buf.record_outcome(t, &[1.0, 1.0], &[0.0, 0.0]);
+        }
+        let batch = buf.finish(&Tensor::zeros([2], (Kind::Float, Device::Cpu)), 1.0, 1.0);
+        assert_eq!(
+            Vec::<f32>::try_from(batch.obs.reshape([-1])).unwrap(),
+            vec![0.0, 10.0, 1.0, 11.0]
+        );
+        assert_eq!(
+            Vec::<f32>::try_from(&batch.returns).unwrap(),
+            vec![2.0, 2.0, 1.0, 1.0]
+        );
+        assert_eq!(batch.len(), 4);
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make demo`: the product's main job on the default scenario (configs/scenarios/cloud.toml).
+# Trains PPO for a few minutes on the CPU, scores the best checkpoint against the heuristic
+# schedulers on held-out seeds, and prints where the logs, checkpoints and report are.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN="${1:-demo}"
+STEPS="${2:-60000}"
+BIN=target/release
+
+echo "==> training PPO on the 'cloud' scenario for $STEPS env steps (run '$RUN')"
+rm -rf "runs/$RUN"
+"$BIN/lepton-train" --config configs/ppo_cloud.toml --total-steps "$STEPS" --run-name "$RUN"
+
+echo "==> evaluating the best checkpoint against the heuristics on held-out seeds"
+"$BIN/lepton-eval" --suite configs/eval/demo.toml \
+    --checkpoint "runs/$RUN/checkpoints/best" --out "runs/$RUN/eval"
+
+cat <<EOT
+
+Done.
+  TensorBoard logs : runs/$RUN            (tensorboard --logdir runs; '.venv/bin/tensorboard' has it)
+  checkpoints      : runs/$RUN/checkpoints/
+  eval report      : runs/$RUN/eval/report.md  (+ report.json, *.svg plots)
+EOT

@@ -1,0 +1,456 @@
+//! The training config: TOML file → `--set a.b=v` overrides → serde (unknown keys rejected) →
+//! one validation step. The resolved config is written to the run directory and is enough to
+//! reproduce the run.
+
+use std::path::{Path, PathBuf};
+
+use lepton_agent::device::DeviceChoice;
+use lepton_agent::dqn::DqnConfig;
+use lepton_agent::networks::NetworkConfig;
+use lepton_agent::ppo::PpoConfig;
+use lepton_agent::replay::ReplayConfig;
+use serde::{Deserialize, Serialize};
+
+/// A whole training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `ppo` (default) or `dqn`: which training loop runs, and which sections apply
+    /// (`[ppo]`, or `[dqn]` and `[replay]`).
+    #[serde(default)]
+    pub algo: Algo,
+    pub train: TrainSection,
+    pub env: EnvConfig,
+    #[serde(default)]
+    pub ppo: PpoConfig,
+    #[serde(default)]
+    pub dqn: DqnConfig,
+    #[serde(default)]
+    pub replay: ReplayConfig,
+    #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+/// The learning algorithm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    #[default]
+    Ppo,
+    Dqn,
+}
+
+impl Algo {
+    /// The config sections only this algorithm reads.
+    pub fn sections(self) -> &'static [&'static str] {
+        match self {
+            Self::Ppo => &["ppo"],
+            Self::Dqn => &["dqn", "replay"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ppo => "ppo",
+            Self::Dqn => "dqn",
+        }
+    }
+}
+
+/// What defines the learning problem besides the algorithm (changing it changes the run).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Seed of every random stream of the run (weights, actions, minibatches, env episodes).
+    pub seed: u64,
+    /// Env steps over all envs; the learning rate anneals to 0 at this step.
+    pub total_steps: u64,
+}
+
+/// Which environment to train on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// `cartpole` (Gymnasium's CartPole-v1) or `scenario` (a cluster scenario file).
+    pub kind: EnvKind,
+    /// Scenario file (TOML, relative to the working directory), for `kind = "scenario"`.
+    #[serde(default)]
+    pub scenario: Option<PathBuf>,
+    /// Extra time limit on top of the env's own (truncation, bootstrapped).
+    #[serde(default)]
+    pub max_episode_steps: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvKind {
+    Cartpole,
+    Scenario,
+}
+
+/// Periodic greedy evaluation on held-out seeds (does not affect training).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate every this many env steps (0: never; the `best` checkpoint then is not written).
+    pub every_steps: u64,
+    /// Episodes per evaluation, one per held-out seed.
+    pub num_episodes: usize,
+    /// Episode `i` of every evaluation uses seed `seed + i` (keep it away from training seeds).
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            every_steps: 0,
+            num_episodes: 10,
+            seed: 1_000_000_007,
+        }
+    }
+}
+
+/// How the run is executed and observed; may change on `--resume` without changing results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// libtorch intra-op threads. 1 on a 2-core machine: the env threads get the other core
+    /// and the small networks here gain nothing from a second torch thread.
+    pub torch_threads: usize,
+    /// Threads stepping the envs (1: on the training thread, no hand-off).
+    pub env_threads: usize,
+    /// Write a resumable checkpoint every this many env steps (0: only at the end).
+    pub checkpoint_every_steps: u64,
+    /// Periodic checkpoints to keep (the newest).
+    pub keep_checkpoints: usize,
+    /// Print a log line every this many iterations when no progress bar is shown.
+    pub log_every_iterations: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            device: "auto".into(),
+            torch_threads: 1,
+            env_threads: 1,
+            checkpoint_every_steps: 0,
+            keep_checkpoints: 3,
+            log_every_iterations: 10,
+        }
+    }
+}
+
+/// A config problem, with the file and the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("--set {arg}: {reason}")]
+    Override { arg: String, reason: String },
+    #[error("{source_name}: invalid config:\n  {}", .errors.join("\n  "))]
+    Invalid {
+        source_name: String,
+        errors: Vec<String>,
+    },
+}
+
+/// Reads `path` as a TOML table.
+pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Applies one `a.b.c=value` override. The value is parsed as TOML (`1e-4`, `true`, `[64, 64]`,
+/// `"text"`); anything that does not parse is taken as a bare string (`device=cuda:0`).
+pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let err = |reason: &str| ConfigError::Override {
+        arg: arg.to_string(),
+        reason: reason.to_string(),
+    };
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected KEY=VALUE, e.g. ppo.lr=1e-4"))?;
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(err("empty key segment"));
+    }
+    let value = match format!("v = {}", raw.trim()).parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("parsed"),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let (last, parents) = path.split_last().expect("non-empty");
+    let mut cur = table;
+    for p in parents {
+        cur = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| err(&format!("'{p}' is not a table")))?;
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
+}
+
+impl TrainConfig {
+    /// Deserialises a table (unknown keys are errors) and validates it; `source_name` (the
+    /// file) prefixes every message.
+    pub fn from_table(table: toml::Table, source_name: &str) -> Result<Self, ConfigError> {
+        let text = toml::to_string(&table).expect("a table serialises");
+        let config: TrainConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            errors: vec![describe_toml_error(&e, &text)],
+        })?;
+        let mut errors = config.validate();
+        for other in [Algo::Ppo, Algo::Dqn]
+            .into_iter()
+            .filter(|&a| a != config.algo)
+        {
+            for section in other.sections().iter().filter(|s| table.contains_key(**s)) {
+                errors.push(format!(
+                    "[{section}] applies to algo = \"{}\", but this config has algo = \"{}\"",
+                    other.name(),
+                    config.algo.name()
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                errors,
+            })
+        }
+    }
+
+    /// Every problem, one message each, naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = match self.algo {
+            Algo::Ppo => self.ppo.validate(),
+            Algo::Dqn => self
+                .dqn
+                .validate()
+                .into_iter()
+                .chain(self.replay.validate())
+                .collect(),
+        };
+        if self.algo == Algo::Ppo && self.train.total_steps < self.ppo.batch_size() as u64 {
+            errors.push(format!(
+                "train.total_steps ({}) is less than one rollout (ppo.num_envs × ppo.num_steps = {})",
+                self.train.total_steps,
+                self.ppo.batch_size()
+            ));
+        }
+        if self.algo == Algo::Dqn && self.dqn.batch_size > self.replay.capacity {
+            errors.push(format!(
+                "dqn.batch_size ({}) is larger than replay.capacity ({})",
+                self.dqn.batch_size, self.replay.capacity
+            ));
+        }
+        match (self.env.kind, &self.env.scenario) {
+            (EnvKind::Scenario, None) => {
+                errors.push("env.scenario is required when env.kind = \"scenario\"".into())
+            }
+            (EnvKind::Cartpole, Some(_)) => {
+                errors.push("env.scenario only applies to env.kind = \"scenario\"".into())
+            }
+            (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
+                "env.scenario: {} does not exist (paths are relative to the working directory)",
+                path.display()
+            )),
+            _ => {}
+        }
+        if self.env.max_episode_steps == Some(0) {
+            errors.push("env.max_episode_steps must be positive when set".into());
+        }
+        if self.eval.every_steps > 0 && self.eval.num_episodes == 0 {
+            errors.push("eval.num_episodes must be positive when eval.every_steps > 0".into());
+        }
+        if let Err(e) = self.run.device.parse::<DeviceChoice>() {
+            errors.push(format!("run.device: {e}"));
+        }
+        if self.run.torch_threads == 0 {
+            errors.push("run.torch_threads must be at least 1".into());
+        }
+        if self.run.env_threads == 0 {
+            errors.push("run.env_threads must be at least 1".into());
+        }
+        if self.run.keep_checkpoints == 0 {
+            errors.push("run.keep_checkpoints must be at least 1 (resume needs one)".into());
+        }
+        if self.run.log_every_iterations == 0 {
+            errors.push("run.log_every_iterations must be at least 1".into());
+        }
+        errors
+    }
+
+    /// The resolved config as TOML, without the sections of the other algorithm.
+    pub fn to_toml(&self) -> String {
+        let mut table = toml::Table::try_from(self).expect("config serialises");
+        for other in [Algo::Ppo, Algo::Dqn]
+            .into_iter()
+            .filter(|&a| a != self.algo)
+        {
+            for section in other.sections() {
+                table.remove(*section);
+            }
+        }
+        toml::to_string(&table).expect("config serialises")
+    }
+
+    pub fn num_iterations(&self) -> usize {
+        (self.train.total_steps / self.ppo.batch_size() as u64) as usize
+    }
+}
+
+/// toml's message names the key ("unknown field `lrr`, expected one of ..."); its span points
+/// into the re-serialised text, so the message is prefixed with the table the span is in.
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else { return message };
+    let start = span.start.min(text.len());
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let table = text[..line_end].lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .map(str::to_string)
+    });
+    match table {
+        Some(table) => format!("[{table}]: {message}"),
+        None => message,
+    }
+}
+
+/// The keys whose values differ between two resolved configs, except the `[run]` and `[eval]`
+/// sections (which change how a run is executed and observed, not what it computes).
+pub fn incompatible_keys(saved: &TrainConfig, new: &TrainConfig) -> Vec<String> {
+    let to_value = |c: &TrainConfig| toml::Value::try_from(c).expect("config serialises");
+    let (a, b) = (to_value(saved), to_value(new));
+    let mut out = Vec::new();
+    diff("", &a, &b, &mut out);
+    out.retain(|k| !(k.starts_with("run.") || k.starts_with("eval.")));
+    out
+}
+
+fn diff(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(ta), toml::Value::Table(tb)) => {
+            let mut keys: Vec<&String> = ta.keys().chain(tb.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (ta.get(k), tb.get(k)) {
+                    (Some(x), Some(y)) => diff(&path, x, y, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{prefix} ({a} → {b})")),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARTPOLE: &str = r#"
+[train]
+seed = 1
+total_steps = 1024
+[env]
+kind = "cartpole"
+"#;
+
+    fn parse(text: &str) -> Result<TrainConfig, ConfigError> {
+        TrainConfig::from_table(text.parse().unwrap(), "test.toml")
+    }
+
+    #[test]
+    fn defaults_are_cleanrl() {
+        let c = parse(CARTPOLE).unwrap();
+        assert_eq!(c.ppo, PpoConfig::default());
+        assert_eq!(c.ppo.batch_size(), 512);
+        assert_eq!(c.num_iterations(), 2);
+    }
+
+    #[test]
+    fn overrides_parse_values_and_create_tables() {
+        let mut t: toml::Table = CARTPOLE.parse().unwrap();
+        apply_override(&mut t, "ppo.lr=1e-4").unwrap();
+        apply_override(&mut t, "network.hidden=[32, 32]").unwrap();
+        apply_override(&mut t, "run.device=cuda:0").unwrap();
+        apply_override(&mut t, "network.activation=relu").unwrap();
+        let c = TrainConfig::from_table(t, "x").unwrap();
+        assert_eq!(c.ppo.lr, 1e-4);
+        assert_eq!(c.network.hidden, vec![32, 32]);
+        assert_eq!(c.run.device, "cuda:0");
+        assert!(apply_override(&mut toml::Table::new(), "nonsense").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = parse(&format!("{CARTPOLE}\n[ppo]\nlrr = 1.0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("[ppo]") && err.contains("lrr"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{CARTPOLE}\n[ppo]\nlr = -1.0\nnum_minibatches = 0\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ppo.lr") && err.contains("ppo.num_minibatches"),
+            "{err}"
+        );
+        let err = parse(&CARTPOLE.replace("cartpole", "scenario"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("env.scenario"), "{err}");
+    }
+
+    #[test]
+    fn resume_compatibility_ignores_run_and_eval() {
+        let a = parse(CARTPOLE).unwrap();
+        let mut b = a.clone();
+        b.run.device = "cpu".into();
+        b.eval.every_steps = 99;
+        assert!(incompatible_keys(&a, &b).is_empty());
+        b.ppo.lr = 1.0;
+        b.train.seed = 2;
+        let keys = incompatible_keys(&a, &b);
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(
+            keys[0].starts_with("ppo.lr") && keys[1].starts_with("train.seed"),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = parse(CARTPOLE).unwrap();
+        let again = TrainConfig::from_table(c.to_toml().parse().unwrap(), "resolved").unwrap();
+        assert_eq!(c, again);
+    }
+}

@@ -1,0 +1,723 @@
+//! The DQN training loop (CleanRL's `dqn.py`, read top to bottom), a sibling of the PPO loop in
+//! [`crate::trainer`]: same run directory, resolved `config.toml`, TensorBoard writer,
+//! checkpoint format, evaluation, progress bar, `summary.json`, resume rules and exit paths.
+//!
+//! Every env step: ε-greedy actions over legal actions (ε linear from `start_epsilon` to
+//! `end_epsilon` over `exploration_fraction` of the run); step the envs; store each env's
+//! transition (n-step windows per env, the final observation and mask at episode ends) in the
+//! replay buffer. After `learning_starts` steps, every `train_frequency` steps: sample a batch
+//! (prioritized with β linear from `beta_start` to `beta_end` over the run, or uniform), one
+//! gradient step ([`lepton_agent::dqn::update`]), new priorities from the TD errors; every
+//! `target_update_frequency` steps: update the target network (hard copy, or Polyak with
+//! `tau < 1`).
+//!
+//! Checkpoints: the online network and Adam go into the PPO checkpoint format (the greedy
+//! action of a Q-network is the arg-max of its policy head, so `LoadedPolicy` and lepton-eval
+//! read DQN checkpoints unchanged). Periodic checkpoints add the target network
+//! (`step_<n>.target.safetensors`) and, with `dqn.checkpoint_replay = true`, the replay buffer
+//! (`step_<n>.replay.bin`); with both, a resumed CPU run continues exactly. Without the replay
+//! buffer a resumed run refills it and learns again once it holds a batch.
+//!
+//! TensorBoard tags (besides the shared `charts/episodic_return`, `charts/episodic_length`,
+//! `charts/sps`, `cluster/*`, `eval/*`): `losses/td_loss` (importance-weighted Huber loss),
+//! `losses/q_values` (mean Q of the batch's actions), `losses/grad_norm`, `charts/epsilon`,
+//! `replay/beta`, `replay/mean_priority`, `replay/size` — every [`LOG_EVERY_STEPS`] env steps
+//! once learning has started.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use lepton_agent::checkpoint::{self, SaveRequest};
+use lepton_agent::device::{DeviceChoice, set_torch_threads};
+use lepton_agent::dqn::{self, QNetwork, epsilon_greedy};
+use lepton_agent::ppo::Adam;
+use lepton_agent::replay::{ReplayBuffer, SampleBatch, StepRecord};
+use lepton_env::{
+    BoxSpace, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout, Transition, VecEnv,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+use crate::config::{TrainConfig, incompatible_keys};
+use crate::envs::{EnvSnapshot, EnvSpec, Replayable, mix64};
+use crate::tensorboard::TbWriter;
+use crate::trainer::{
+    Outcome, RETURN_WINDOW, RngState, RunOptions, RunSummary, TORCH_THREADS, TrainError, evaluate,
+    log_cluster_metrics, make_progress, mean,
+};
+
+/// Env steps between two TensorBoard points of the learning scalars (CleanRL logs every 100).
+pub const LOG_EVERY_STEPS: u64 = 100;
+/// Env steps between two log lines when no progress bar is shown.
+const LOG_LINE_EVERY_STEPS: u64 = 10_000;
+
+/// Stream tags mixed with the run seed so that the streams are independent.
+const ENV_STREAM: u64 = 0x656e_7673;
+const ACTION_STREAM: u64 = 0x6163_7473;
+const REPLAY_STREAM: u64 = 0x7265_706c;
+
+/// An env that also keeps the action mask of the state its last episode ended in: the
+/// [`VecEnv`] autoresets in the same step, so its mask row is already the next episode's, and a
+/// truncated transition must bootstrap over the final state's legal actions.
+struct KeepFinalMask<E> {
+    inner: E,
+    final_mask: Vec<bool>,
+}
+
+impl<E: Env> KeepFinalMask<E> {
+    fn new(inner: E) -> Self {
+        let n = inner.action_space().n;
+        Self {
+            inner,
+            final_mask: vec![true; n],
+        }
+    }
+}
+
+impl<E: Env> Env for KeepFinalMask<E> {
+    fn observation_space(&self) -> &BoxSpace {
+        self.inner.observation_space()
+    }
+    fn action_space(&self) -> Discrete {
+        self.inner.action_space()
+    }
+    fn obs_layout(&self) -> ObsLayout {
+        self.inner.obs_layout()
+    }
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        self.inner.reset(seed, obs)
+    }
+    fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        let t = self.inner.step(action, obs)?;
+        if t.episode_over() {
+            self.inner.action_mask(&mut self.final_mask);
+        }
+        Ok(t)
+    }
+    fn action_mask(&self, mask: &mut [bool]) {
+        self.inner.action_mask(mask)
+    }
+    fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
+        self.inner.episode_metrics()
+    }
+}
+
+/// Everything the loop needs to continue exactly, saved as a checkpoint's `trainer_state`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct DqnTrainerState {
+    action_rng: RngState,
+    envs: Vec<EnvSnapshot>,
+    recent_returns: Vec<f64>,
+    best_eval_return: Option<f64>,
+    /// (env step, mean of the last 20 returns) each time that mean reached a new high.
+    return_highs: Vec<(u64, f64)>,
+    num_episodes: u64,
+    num_updates: u64,
+    /// Target-network weights beside the metadata (periodic checkpoints only). Like the
+    /// tensor files, the extras are written atomically before the metadata that names them.
+    target_file: Option<String>,
+    /// The replay buffer beside the metadata (periodic checkpoints with `dqn.checkpoint_replay`).
+    replay_file: Option<String>,
+}
+
+fn other(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Other(anyhow::anyhow!("{e}"))
+}
+
+/// Q-values of a row-major batch of observations, on the CPU.
+fn q_values_cpu(online: &QNetwork, obs: &[f32], rows: usize, device: Device) -> Vec<f32> {
+    tch::no_grad(|| {
+        let obs = Tensor::from_slice(obs)
+            .view([rows as i64, -1])
+            .to_device(device);
+        let q = online.q_values(&obs).to_device(Device::Cpu).reshape([-1]);
+        Vec::<f32>::try_from(q).expect("Q-values are float")
+    })
+}
+
+/// The periodic-checkpoint extras (`step_<n>.target.safetensors`, `step_<n>.replay.bin`) whose
+/// `step_<n>.json` is gone (pure).
+fn orphaned_extras(files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|name| {
+            let stem = name
+                .strip_suffix(".target.safetensors")
+                .or_else(|| name.strip_suffix(".replay.bin"));
+            stem.is_some_and(|stem| {
+                stem.starts_with("step_") && !files.contains(&format!("{stem}.json"))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn prune_extras(dir: &Path) -> Result<(), TrainError> {
+    let files: Vec<String> = fs::read_dir(dir)
+        .map_err(other)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .collect();
+    for name in orphaned_extras(&files) {
+        fs::remove_file(dir.join(&name)).map_err(other)?;
+    }
+    Ok(())
+}
+
+/// Trains with `config` (already resolved and validated, `algo = "dqn"`).
+pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
+    let dqn_cfg = &config.dqn;
+    let replay_cfg = &config.replay;
+    let device = config
+        .run
+        .device
+        .parse::<DeviceChoice>()
+        .and_then(DeviceChoice::resolve)
+        .map_err(|e| TrainError::Config(format!("run.device: {e}")))?;
+    TORCH_THREADS.call_once(|| set_torch_threads(config.run.torch_threads));
+    let spec = EnvSpec::from_config(&config.env).map_err(TrainError::Config)?;
+    let ckpt_dir = options.run_dir.join("checkpoints");
+    fs::create_dir_all(&ckpt_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", ckpt_dir.display()))?;
+
+    let num_envs = dqn_cfg.num_envs;
+    let seed = config.train.seed;
+    let total_steps = config.train.total_steps;
+    let envs: Vec<KeepFinalMask<Replayable>> = (0..num_envs)
+        .map(|_| KeepFinalMask::new(Replayable::new(spec.make())))
+        .collect();
+    let mut venv = VecEnv::new(envs, config.run.env_threads).map_err(other)?;
+    let layout = venv.env(0).obs_layout();
+    let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
+
+    tch::manual_seed(seed as i64);
+    let online = QNetwork::new(
+        &config.network,
+        dqn_cfg.dueling,
+        layout,
+        num_actions,
+        device,
+    )
+    .map_err(|e| TrainError::Config(e.to_string()))?;
+    let mut target = QNetwork::new(
+        &config.network,
+        dqn_cfg.dueling,
+        layout,
+        num_actions,
+        device,
+    )
+    .map_err(|e| TrainError::Config(e.to_string()))?;
+    target.update_from(&online, 1.0);
+    let mut adam = Adam::new(online.policy(), dqn_cfg.adam_eps);
+    let mut buffer = ReplayBuffer::new(
+        replay_cfg,
+        dqn_cfg.gamma,
+        obs_dim,
+        num_actions,
+        num_envs,
+        mix64(seed ^ REPLAY_STREAM),
+    );
+    let mut action_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ ACTION_STREAM));
+    let mut recent_returns: VecDeque<f64> = VecDeque::with_capacity(RETURN_WINDOW);
+    let mut return_highs: Vec<(u64, f64)> = Vec::new();
+    let mut best_eval_return: Option<f64> = None;
+    let mut num_episodes = 0u64;
+    let mut num_updates = 0u64;
+    let mut global_step = 0u64;
+    let mut last_checkpoint: Option<PathBuf> = None;
+
+    if options.resume {
+        let meta_path = checkpoint::latest_periodic(&ckpt_dir).map_err(|e| {
+            TrainError::Config(format!(
+                "cannot resume from {}: {e}",
+                options.run_dir.display()
+            ))
+        })?;
+        let meta =
+            checkpoint::read_meta(&meta_path).map_err(|e| TrainError::Config(e.to_string()))?;
+        let saved: TrainConfig = toml::from_str(&meta.config_toml).map_err(|e| {
+            TrainError::Config(format!("{}: unreadable config: {e}", meta_path.display()))
+        })?;
+        let keys = incompatible_keys(&saved, config);
+        if !keys.is_empty() {
+            return Err(TrainError::Config(format!(
+                "cannot resume {}: the config differs from the checkpoint's in {}",
+                meta_path.display(),
+                keys.join(", ")
+            )));
+        }
+        if meta.obs_dim != obs_dim || meta.num_actions != num_actions {
+            return Err(TrainError::Config(format!(
+                "cannot resume {}: it was trained with {} observations and {} actions, the env has {obs_dim} and {num_actions}",
+                meta_path.display(),
+                meta.obs_dim,
+                meta.num_actions
+            )));
+        }
+        let bad = |e: String| TrainError::Config(format!("{}: {e}", meta_path.display()));
+        checkpoint::load_weights(&meta_path, &meta, online.policy())
+            .map_err(|e| bad(e.to_string()))?;
+        checkpoint::load_optimizer(&meta_path, &meta, &mut adam).map_err(|e| bad(e.to_string()))?;
+        let state: DqnTrainerState = serde_json::from_value(meta.trainer_state.clone())
+            .map_err(|e| bad(format!("bad trainer state: {e}")))?;
+        let Some(target_file) = &state.target_file else {
+            return Err(bad(
+                "a periodic DQN checkpoint without its target network".into()
+            ));
+        };
+        let target_path = ckpt_dir.join(target_file);
+        let tensors = Tensor::read_safetensors(&target_path)
+            .map_err(|e| bad(format!("{}: {e}", target_path.display())))?;
+        load_named(&target, &tensors).map_err(bad)?;
+        if let Some(replay_file) = &state.replay_file {
+            let replay_path = ckpt_dir.join(replay_file);
+            let file = fs::File::open(&replay_path)
+                .map_err(|e| bad(format!("{}: {e}", replay_path.display())))?;
+            buffer
+                .read_from(&mut BufReader::new(file))
+                .map_err(|e| bad(format!("{}: {e}", replay_path.display())))?;
+        }
+        action_rng = state.action_rng.restore().map_err(bad)?;
+        if state.envs.len() != num_envs {
+            return Err(bad(format!(
+                "saved {} envs, config has {num_envs}",
+                state.envs.len()
+            )));
+        }
+        for (i, snap) in state.envs.into_iter().enumerate() {
+            venv.env_mut(i).inner.restore_on_next_reset(snap);
+        }
+        recent_returns.extend(state.recent_returns);
+        return_highs = state.return_highs;
+        best_eval_return = state.best_eval_return;
+        num_episodes = state.num_episodes;
+        num_updates = state.num_updates;
+        global_step = meta.global_step;
+        last_checkpoint = Some(meta_path);
+    }
+    venv.reset(Some(mix64(seed ^ ENV_STREAM)));
+
+    let config_toml = config.to_toml();
+    fs::write(options.run_dir.join("config.toml"), &config_toml)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", options.run_dir.display()))?;
+    let mut tb = TbWriter::new(&options.run_dir);
+    tb.text(
+        "config",
+        &format!("    {}", config_toml.replace('\n', "\n    ")),
+        global_step,
+    );
+
+    // The reference heuristics on the evaluation seeds, once (as the PPO loop does).
+    let heuristics = if config.eval.every_steps > 0 {
+        spec.heuristic_slowdowns(config.eval.seed, config.eval.num_episodes)
+            .map_err(other)?
+    } else {
+        Vec::new()
+    };
+    let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
+    let mut actions = vec![0usize; num_envs];
+    let mut batch = SampleBatch::default();
+    let progress = make_progress(options.progress, total_steps, global_step);
+    let session_start = Instant::now();
+    let session_start_step = global_step;
+    let step_size = num_envs as u64;
+    let mut last_stats: Option<dqn::UpdateStats> = None;
+    let mut outcome = Outcome::Finished;
+
+    let save = |kind: &str,
+                global_step: u64,
+                online: &QNetwork,
+                target: &QNetwork,
+                adam: &Adam,
+                buffer: &ReplayBuffer,
+                mut state: DqnTrainerState|
+     -> Result<PathBuf, TrainError> {
+        if kind == "step" {
+            let stem = checkpoint::stem(kind, global_step);
+            let target_file = format!("{stem}.target.safetensors");
+            let target_path = ckpt_dir.join(&target_file);
+            let tmp = ckpt_dir.join(format!("{target_file}.tmp"));
+            Tensor::write_safetensors(&target.policy().named_parameters(), &tmp).map_err(other)?;
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(other)?;
+            fs::rename(&tmp, &target_path).map_err(other)?;
+            state.target_file = Some(target_file);
+            if dqn_cfg.checkpoint_replay {
+                let replay_file = format!("{stem}.replay.bin");
+                let mut bytes = Vec::new();
+                buffer.write_to(&mut bytes).map_err(other)?;
+                checkpoint::write_atomic(&ckpt_dir.join(&replay_file), &bytes).map_err(other)?;
+                state.replay_file = Some(replay_file);
+            }
+        }
+        checkpoint::save(
+            &ckpt_dir,
+            SaveRequest {
+                kind,
+                global_step,
+                iteration: state.num_updates,
+                seed,
+                config_toml: &config_toml,
+                network: &config.network,
+                policy: online.policy(),
+                optimizer: adam,
+                normalizer: None,
+                trainer_state: serde_json::to_value(state).expect("trainer state serialises"),
+            },
+        )
+        .map_err(other)
+    };
+
+    while global_step < total_steps {
+        // Act: ε-greedy over legal actions (the forward pass only when some env is greedy).
+        let epsilon = dqn_cfg.epsilon(global_step, total_steps);
+        obs_buf.copy_from_slice(venv.observations());
+        epsilon_greedy(
+            venv.action_masks(),
+            num_actions,
+            epsilon,
+            &mut action_rng,
+            &mut actions,
+            || q_values_cpu(&online, &obs_buf, num_envs, device),
+        );
+        venv.step(&actions)
+            .map_err(|e| anyhow::anyhow!("env step failed: {e}"))?;
+        global_step += step_size;
+
+        // Store: at an episode end the transition leads to the final observation and mask.
+        for i in 0..num_envs {
+            let (next_obs, next_mask) = match venv.final_observation(i) {
+                Some(final_obs) => (final_obs, venv.env(i).final_mask.as_slice()),
+                None => (
+                    venv.observation(i),
+                    &venv.action_masks()[i * num_actions..(i + 1) * num_actions],
+                ),
+            };
+            buffer.push(
+                i,
+                &StepRecord {
+                    obs: &obs_buf[i * obs_dim..(i + 1) * obs_dim],
+                    action: actions[i],
+                    reward: venv.rewards()[i],
+                    next_obs,
+                    next_mask,
+                    terminated: venv.terminated()[i],
+                    truncated: venv.truncated()[i],
+                },
+            );
+            let Some((episode_return, length)) = venv.env(i).inner.last_episode else {
+                continue;
+            };
+            num_episodes += 1;
+            tb.scalar("charts/episodic_return", episode_return, global_step);
+            tb.scalar("charts/episodic_length", length as f64, global_step);
+            if recent_returns.len() == RETURN_WINDOW {
+                recent_returns.pop_front();
+            }
+            recent_returns.push_back(episode_return);
+            if recent_returns.len() == RETURN_WINDOW {
+                let mean = recent_returns.iter().sum::<f64>() / RETURN_WINDOW as f64;
+                if return_highs.last().is_none_or(|&(_, best)| mean > best) {
+                    return_highs.push((global_step, mean));
+                }
+            }
+            if let Some((_, Some(metrics))) = venv.finished_episode(i) {
+                log_cluster_metrics(
+                    &mut tb,
+                    "cluster",
+                    metrics,
+                    &spec.resource_names,
+                    global_step,
+                );
+            }
+        }
+
+        // Learn.
+        let crossed =
+            |every: u64| every > 0 && global_step / every > (global_step - step_size) / every;
+        let learning = global_step > dqn_cfg.learning_starts;
+        if learning && buffer.len() >= dqn_cfg.batch_size && crossed(dqn_cfg.train_frequency) {
+            let beta = replay_cfg.beta(global_step as f64 / total_steps as f64);
+            buffer.sample(dqn_cfg.batch_size, beta, &mut batch);
+            let stats = dqn::update(dqn_cfg, &online, &target, &mut adam, &batch);
+            if !stats.td_loss.is_finite() {
+                tb.flush();
+                progress.abandon();
+                return Err(TrainError::Diverged {
+                    step: global_step,
+                    reason: format!("TD loss is {}", stats.td_loss),
+                    last_checkpoint,
+                });
+            }
+            buffer.update_priorities(&batch.indices, &stats.td_errors);
+            num_updates += 1;
+            last_stats = Some(stats);
+        }
+        if learning && crossed(dqn_cfg.target_update_frequency) {
+            target.update_from(&online, dqn_cfg.tau);
+        }
+
+        // Log.
+        let elapsed = session_start.elapsed().as_secs_f64().max(1e-9);
+        let sps = (global_step - session_start_step) as f64 / elapsed;
+        if crossed(LOG_EVERY_STEPS)
+            && let Some(stats) = &last_stats
+        {
+            tb.scalar("losses/td_loss", stats.td_loss, global_step);
+            tb.scalar("losses/q_values", stats.q_values, global_step);
+            tb.scalar("losses/grad_norm", stats.grad_norm, global_step);
+            tb.scalar("charts/epsilon", epsilon, global_step);
+            tb.scalar("charts/sps", sps, global_step);
+            tb.scalar(
+                "replay/beta",
+                replay_cfg.beta(global_step as f64 / total_steps as f64),
+                global_step,
+            );
+            tb.scalar("replay/mean_priority", buffer.mean_priority(), global_step);
+            tb.scalar("replay/size", buffer.len() as f64, global_step);
+        }
+        let last = global_step >= total_steps;
+        let mean_return = mean(&recent_returns);
+        if crossed(LOG_EVERY_STEPS) || last {
+            progress.set_position(global_step);
+            progress.set_message(format!(
+                "sps {sps:.0} | ε {epsilon:.3} | return {}",
+                mean_return.map_or("-".to_string(), |r| format!("{r:.2}"))
+            ));
+        }
+        if progress.is_hidden() && (crossed(LOG_LINE_EVERY_STEPS) || last) {
+            eprintln!(
+                "step {global_step}/{total_steps} | sps {sps:.0} | ε {epsilon:.3} | mean return ({RETURN_WINDOW} ep) {} | episodes {num_episodes} | updates {num_updates}",
+                mean_return.map_or("-".to_string(), |r| format!("{r:.2}"))
+            );
+        }
+
+        // Evaluate and checkpoint.
+        let snapshot = |venv: &VecEnv<KeepFinalMask<Replayable>>,
+                        action_rng: &ChaCha8Rng,
+                        best: Option<f64>| {
+            DqnTrainerState {
+                action_rng: RngState::of(action_rng),
+                envs: (0..num_envs)
+                    .map(|i| venv.env(i).inner.snapshot())
+                    .collect(),
+                recent_returns: recent_returns.iter().copied().collect(),
+                best_eval_return: best,
+                return_highs: return_highs.clone(),
+                num_episodes,
+                num_updates,
+                target_file: None,
+                replay_file: None,
+            }
+        };
+        let eval_every = config.eval.every_steps;
+        if crossed(eval_every) || (last && eval_every > 0) {
+            let result = evaluate(&spec, online.policy(), None, config, device)?;
+            tb.scalar("eval/episodic_return", result.mean_return, global_step);
+            tb.scalar("eval/episodic_length", result.mean_length, global_step);
+            if let Some(slowdown) = result.mean_slowdown {
+                tb.scalar("eval/mean_slowdown", slowdown, global_step);
+            }
+            for (name, slowdown) in &heuristics {
+                tb.scalar(
+                    &format!("eval/heuristic_{name}_mean_slowdown"),
+                    *slowdown,
+                    global_step,
+                );
+            }
+            if let Some(best) = heuristics.iter().map(|h| h.1).reduce(f64::min) {
+                tb.scalar("eval/best_heuristic_mean_slowdown", best, global_step);
+            }
+            if best_eval_return.is_none_or(|b| result.mean_return > b) {
+                best_eval_return = Some(result.mean_return);
+                let state = snapshot(&venv, &action_rng, best_eval_return);
+                save("best", global_step, &online, &target, &adam, &buffer, state)?;
+            }
+        }
+        let stop_requested = options.interrupt.load(Ordering::SeqCst);
+        let stop_at = options.stop_at_step.is_some_and(|s| global_step >= s) && !last;
+        if crossed(config.run.checkpoint_every_steps) || last || stop_requested || stop_at {
+            let state = snapshot(&venv, &action_rng, best_eval_return);
+            let path = save(
+                "step",
+                global_step,
+                &online,
+                &target,
+                &adam,
+                &buffer,
+                state.clone(),
+            )?;
+            checkpoint::prune_periodic(&ckpt_dir, config.run.keep_checkpoints).map_err(other)?;
+            prune_extras(&ckpt_dir)?;
+            last_checkpoint = Some(path);
+            if last {
+                last_checkpoint = Some(save(
+                    "final",
+                    global_step,
+                    &online,
+                    &target,
+                    &adam,
+                    &buffer,
+                    state,
+                )?);
+            }
+            tb.flush();
+        }
+        if stop_requested {
+            outcome = Outcome::Interrupted;
+            break;
+        }
+        if stop_at {
+            outcome = Outcome::Stopped;
+            break;
+        }
+    }
+    tb.flush();
+    progress.finish();
+
+    let session_s = session_start.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "algo": "dqn",
+        "outcome": format!("{outcome:?}"),
+        "global_step": global_step,
+        "session_seconds": session_s,
+        "session_sps": (global_step - session_start_step) as f64 / session_s.max(1e-9),
+        "num_episodes": num_episodes,
+        "num_updates": num_updates,
+        "mean_return_last_20": mean(&recent_returns),
+        "return_highs_20": return_highs,
+        "best_eval_return": best_eval_return,
+    });
+    checkpoint::write_atomic(
+        &options.run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)
+            .expect("json")
+            .as_bytes(),
+    )
+    .map_err(other)?;
+    let last_checkpoint = last_checkpoint.ok_or_else(|| {
+        TrainError::Other(anyhow::anyhow!("no step ran, so no checkpoint was written"))
+    })?;
+    Ok(RunSummary {
+        outcome,
+        global_step,
+        updates: Vec::new(),
+        last_checkpoint,
+        mean_return: mean(&recent_returns),
+    })
+}
+
+/// Copies saved tensors into `network`'s parameters by name (all must be present, same shapes).
+fn load_named(network: &QNetwork, tensors: &[(String, Tensor)]) -> Result<(), String> {
+    for (name, mut param) in network.policy().named_parameters() {
+        let src = tensors.iter().find(|(n, _)| *n == name).map(|(_, t)| t);
+        let src = src.ok_or_else(|| format!("target network file has no tensor '{name}'"))?;
+        if src.size() != param.size() {
+            return Err(format!(
+                "target tensor '{name}' has shape {:?}, expected {:?}",
+                src.size(),
+                param.size()
+            ));
+        }
+        tch::no_grad(|| param.copy_(src));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3-action env whose state is the step count `t`: action `t % 3` is illegal, and the
+    /// episode is truncated after 4 steps.
+    struct Counter {
+        t: usize,
+        space: BoxSpace,
+    }
+
+    impl Env for Counter {
+        fn observation_space(&self) -> &BoxSpace {
+            &self.space
+        }
+        fn action_space(&self) -> Discrete {
+            Discrete { n: 3 }
+        }
+        fn obs_layout(&self) -> ObsLayout {
+            ObsLayout::flat(1)
+        }
+        fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
+            self.t = 0;
+            obs[0] = 0.0;
+        }
+        fn step(&mut self, _action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+            self.t += 1;
+            obs[0] = self.t as f32;
+            Ok(Transition {
+                reward: 1.0,
+                terminated: false,
+                truncated: self.t == 4,
+            })
+        }
+        fn action_mask(&self, mask: &mut [bool]) {
+            for (a, m) in mask.iter_mut().enumerate() {
+                *m = a != self.t % 3;
+            }
+        }
+    }
+
+    /// At a truncation the VecEnv's mask row is already the next episode's; the wrapper keeps
+    /// the final state's, which the truncated transition bootstraps over.
+    #[test]
+    fn the_final_state_mask_survives_the_autoreset() {
+        let env = KeepFinalMask::new(Counter {
+            t: 0,
+            space: BoxSpace::uniform(1, 0.0, 10.0),
+        });
+        let mut venv = VecEnv::new(vec![env], 1).unwrap();
+        venv.reset(Some(0));
+        for _ in 0..4 {
+            let legal = venv.action_masks().iter().position(|&m| m).unwrap();
+            venv.step(&[legal]).unwrap();
+        }
+        assert!(venv.truncated()[0]);
+        assert_eq!(venv.final_observation(0), Some(&[4.0][..]));
+        assert_eq!(
+            venv.env(0).final_mask,
+            [true, false, true],
+            "state t = 4: action 1 illegal"
+        );
+        assert_eq!(
+            venv.action_masks(),
+            [false, true, true],
+            "the reset state t = 0"
+        );
+    }
+
+    #[test]
+    fn extras_are_kept_only_beside_their_checkpoint() {
+        let files: Vec<String> = [
+            "step_0000000100.json",
+            "step_0000000100.target.safetensors",
+            "step_0000000100.replay.bin",
+            "step_0000000050.target.safetensors",
+            "step_0000000050.replay.bin",
+            "best.json",
+            "best_0000000100.safetensors",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            orphaned_extras(&files),
+            [
+                "step_0000000050.target.safetensors",
+                "step_0000000050.replay.bin"
+            ]
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! `lepton-train`: trains a PPO scheduler (or a CartPole policy) from a config file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use lepton_train::config::{self, ConfigError, TrainConfig};
+use lepton_train::trainer::{self, Outcome, RunOptions, TrainError};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    training finished, or stopped at --stop-at-step (resumable)
+  1    runtime error (IO, env failure)
+  2    bad command line or config, or a refused --resume (the message names the key)
+  3    training diverged (non-finite loss); the last good checkpoint is kept and named
+  130  interrupted by Ctrl-C after saving a resumable checkpoint (a second Ctrl-C aborts)
+
+Outputs go to runs/<name>/: config.toml (the resolved config), TensorBoard event files,
+checkpoints/ (step_*, best, final; *.safetensors weights + *.json metadata), summary.json.";
+
+/// Train a PPO or DQN (`algo = "dqn"`) policy with invalid-action masking.
+#[derive(Debug, Parser)]
+#[command(version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Training config (TOML), e.g. configs/ppo_cloud.toml. With --resume, defaults to the
+    /// run's own config.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. --set ppo.lr=1e-4 (repeatable; applied in order).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Shorthand for --set train.seed=N.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Shorthand for --set run.device=DEVICE (auto, cpu, cuda, cuda:N).
+    #[arg(long)]
+    device: Option<String>,
+    /// Shorthand for --set train.total_steps=N.
+    #[arg(long)]
+    total_steps: Option<u64>,
+    /// Run name: outputs go to <runs-dir>/<name> (default: <config stem>__<seed>__<unix time>).
+    #[arg(long)]
+    run_name: Option<String>,
+    /// Where run directories are created.
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Continue the run in this directory from its newest checkpoint (e.g. runs/demo).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "run_name")]
+    resume: Option<PathBuf>,
+    /// Stop with a resumable checkpoint once this many env steps are done.
+    #[arg(long)]
+    stop_at_step: Option<u64>,
+    /// No progress bar (log lines instead).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let (config, run_dir) = match resolve(&cli) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.resume.is_none() && run_dir.join("checkpoints").is_dir() {
+        eprintln!(
+            "error: {} already holds a run; pick another --run-name, delete it, or --resume {}",
+            run_dir.display(),
+            run_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: aborting without saving");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\nCtrl-C: finishing this iteration, then saving a checkpoint (Ctrl-C again to abort)"
+        );
+    }) {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
+
+    let options = RunOptions {
+        run_dir: run_dir.clone(),
+        resume: cli.resume.is_some(),
+        stop_at_step: cli.stop_at_step,
+        progress: !cli.no_progress,
+        interrupt,
+    };
+    eprintln!("run directory: {}", run_dir.display());
+    match trainer::run(&config, &options) {
+        Ok(summary) => {
+            let ret = summary
+                .mean_return
+                .map_or("-".to_string(), |r| format!("{r:.3}"));
+            eprintln!(
+                "{:?} at env step {} (mean return of the last {} episodes: {ret}); checkpoint {}",
+                summary.outcome,
+                summary.global_step,
+                trainer::RETURN_WINDOW,
+                summary.last_checkpoint.display()
+            );
+            match summary.outcome {
+                Outcome::Finished | Outcome::Stopped => ExitCode::SUCCESS,
+                Outcome::Interrupted => {
+                    eprintln!("resume with: lepton-train --resume {}", run_dir.display());
+                    ExitCode::from(130)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                TrainError::Config(_) => 2,
+                TrainError::Diverged { .. } => 3,
+                TrainError::Other(_) => 1,
+            })
+        }
+    }
+}
+
+/// Config file (or the run's own) → overrides → typed, validated config; and the run directory.
+fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), ConfigError> {
+    let path = match (&cli.config, &cli.resume) {
+        (Some(path), _) => path.clone(),
+        (None, Some(run)) => run.join("config.toml"),
+        (None, None) => {
+            return Err(ConfigError::Override {
+                arg: "--config".into(),
+                reason: "a config file is required (e.g. --config configs/ppo_cartpole.toml)"
+                    .into(),
+            });
+        }
+    };
+    let mut table = config::read_table(&path)?;
+    let mut overrides = cli.overrides.clone();
+    if let Some(seed) = cli.seed {
+        overrides.push(format!("train.seed={seed}"));
+    }
+    if let Some(device) = &cli.device {
+        overrides.push(format!("run.device=\"{device}\""));
+    }
+    if let Some(steps) = cli.total_steps {
+        overrides.push(format!("train.total_steps={steps}"));
+    }
+    for arg in &overrides {
+        config::apply_override(&mut table, arg)?;
+    }
+    let config = TrainConfig::from_table(table, &path.display().to_string())?;
+    let run_dir = match (&cli.resume, &cli.run_name) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(name)) => cli.runs_dir.join(name),
+        (None, None) => {
+            let stem = path
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().to_string());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            cli.runs_dir
+                .join(format!("{stem}__{}__{now}", config.train.seed))
+        }
+    };
+    Ok((config, run_dir))
+}

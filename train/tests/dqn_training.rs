@@ -1,0 +1,225 @@
+//! End-to-end tests of the DQN loop (`algo = "dqn"`) on CartPole: bit-exact resume (target
+//! network and replay buffer included), config sections, the TensorBoard tags read back by
+//! TensorBoard's own reader, and a DQN checkpoint evaluated by `LoadedPolicy`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use lepton_agent::checkpoint::{self, LoadedPolicy};
+use lepton_train::config::{TrainConfig, apply_override};
+use lepton_train::trainer::{self, Outcome, RunOptions, RunSummary};
+
+/// libtorch's global RNG initialises the weights: runs in this process take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A small CartPole DQN run: learning from step 300, a gradient step every 4 env steps.
+fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
+    let mut table =
+        lepton_train::config::read_table(&repo_root().join("configs/dqn_cartpole.toml")).unwrap();
+    let base = [
+        format!("train.total_steps={total_steps}"),
+        "dqn.num_envs=2".into(),
+        "dqn.learning_starts=300".into(),
+        "dqn.train_frequency=4".into(),
+        "dqn.batch_size=32".into(),
+        "dqn.target_update_frequency=100".into(),
+        "replay.capacity=1000".into(),
+        "replay.n_step=3".into(),
+        "network.hidden=[32]".into(),
+        "run.device=cpu".into(),
+        "run.checkpoint_every_steps=0".into(),
+        "eval.every_steps=0".into(),
+    ];
+    for o in base
+        .iter()
+        .map(String::as_str)
+        .chain(overrides.iter().copied())
+    {
+        apply_override(&mut table, o).unwrap();
+    }
+    TrainConfig::from_table(table, "test").unwrap()
+}
+
+fn options(dir: &Path, resume: bool, stop_at_step: Option<u64>) -> RunOptions {
+    RunOptions {
+        run_dir: dir.to_path_buf(),
+        resume,
+        stop_at_step,
+        progress: false,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn train(config: &TrainConfig, opts: &RunOptions) -> RunSummary {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    trainer::run(config, opts).unwrap()
+}
+
+fn extra(meta: &Path, suffix: &str) -> Vec<u8> {
+    let stem = meta
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .strip_suffix(".json")
+        .unwrap()
+        .to_string();
+    std::fs::read(meta.with_file_name(format!("{stem}{suffix}"))).unwrap()
+}
+
+/// Stopping at step 1000 and resuming gives the same weights, optimizer, target network,
+/// replay buffer (contents, priorities, n-step windows, RNG) and trainer state as a straight
+/// run, for Polyak targets and a dueling head with prioritized replay.
+#[test]
+fn dqn_resume_is_bit_exact() {
+    for extra_overrides in [
+        &["dqn.tau=0.5", "dqn.dueling=true"][..],
+        &["replay.prioritized=false"][..],
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = small_config(2000, extra_overrides);
+        let straight = train(&config, &options(&tmp.path().join("straight"), false, None));
+        assert_eq!(
+            (straight.outcome, straight.global_step),
+            (Outcome::Finished, 2000)
+        );
+        let dir = tmp.path().join("resumed");
+        let first = train(&config, &options(&dir, false, Some(1000)));
+        assert_eq!((first.outcome, first.global_step), (Outcome::Stopped, 1000));
+        let second = train(&config, &options(&dir, true, None));
+        assert_eq!(
+            (second.outcome, second.global_step),
+            (Outcome::Finished, 2000)
+        );
+
+        let step_meta = |dir: &Path| dir.join("checkpoints").join("step_0000002000.json");
+        let (a, b) = (step_meta(&tmp.path().join("straight")), step_meta(&dir));
+        let (ma, mb) = (
+            checkpoint::read_meta(&a).unwrap(),
+            checkpoint::read_meta(&b).unwrap(),
+        );
+        assert_eq!(
+            ma.weights_sha256, mb.weights_sha256,
+            "identical weights ({extra_overrides:?})"
+        );
+        assert_eq!(
+            ma.optimizer_sha256, mb.optimizer_sha256,
+            "identical optimizer state"
+        );
+        assert_eq!(
+            ma.trainer_state, mb.trainer_state,
+            "identical RNG, env and counter states"
+        );
+        assert!(ma.trainer_state["num_updates"].as_u64().unwrap() > 300);
+        assert_eq!(
+            extra(&a, ".target.safetensors"),
+            extra(&b, ".target.safetensors"),
+            "identical target network"
+        );
+        assert_eq!(
+            extra(&a, ".replay.bin"),
+            extra(&b, ".replay.bin"),
+            "identical replay buffer"
+        );
+        // Only the extras of the surviving periodic checkpoints remain.
+        let names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == "step_0000001000.replay.bin"),
+            "{names:?}"
+        );
+    }
+}
+
+#[test]
+fn sections_of_the_other_algorithm_are_rejected() {
+    let mut table =
+        lepton_train::config::read_table(&repo_root().join("configs/ppo_cartpole.toml")).unwrap();
+    apply_override(&mut table, "dqn.lr=1e-3").unwrap();
+    let err = TrainConfig::from_table(table, "ppo.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[dqn] applies to algo = \"dqn\""), "{err}");
+    let mut table =
+        lepton_train::config::read_table(&repo_root().join("configs/dqn_cartpole.toml")).unwrap();
+    apply_override(&mut table, "ppo.lr=1e-3").unwrap();
+    apply_override(&mut table, "replay.capacity=16").unwrap();
+    let err = TrainConfig::from_table(table, "dqn.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[ppo] applies to algo = \"ppo\""), "{err}");
+    assert!(
+        err.contains("dqn.batch_size (128) is larger than replay.capacity (16)"),
+        "{err}"
+    );
+    // The resolved config of a DQN run has no [ppo] section, and reads back equal.
+    let config = small_config(1000, &[]);
+    let text = config.to_toml();
+    assert!(
+        text.starts_with("algo = \"dqn\"") && !text.contains("[ppo]") && text.contains("[replay]"),
+        "{text}"
+    );
+    assert_eq!(
+        TrainConfig::from_table(text.parse().unwrap(), "resolved").unwrap(),
+        config
+    );
+}
+
+/// The event files hold the DQN tags (read by TensorBoard's own reader), and the final
+/// checkpoint is a policy that `LoadedPolicy` (lepton-eval's loader) runs greedily.
+#[test]
+fn dqn_tensorboard_tags_and_checkpoint_for_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_config(1000, &["eval.every_steps=500", "eval.num_episodes=2"]);
+    let summary = train(&config, &options(tmp.path(), false, None));
+    let mut policy = LoadedPolicy::load(&summary.last_checkpoint, tch::Device::Cpu).unwrap();
+    let action = policy.act(&[0.0, 0.0, 0.05, 0.0], &[true, false]);
+    assert_eq!(action, 0, "the greedy action respects the mask");
+
+    let python = std::env::var("LEPTON_PYTHON").expect(
+        "LEPTON_PYTHON must name the project's Python with tensorboard (set by .cargo/config.toml)",
+    );
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'tensors': 0})
+acc.Reload()
+for t in acc.Tags()['scalars']:
+    print('scalar', t, len(acc.Scalars(t)))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "EventAccumulator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for tag in [
+        "charts/episodic_return",
+        "charts/epsilon",
+        "charts/sps",
+        "losses/td_loss",
+        "losses/q_values",
+        "replay/beta",
+        "replay/mean_priority",
+        "eval/episodic_return",
+    ] {
+        assert!(
+            stdout.contains(&format!("scalar {tag} ")),
+            "missing {tag} in:\n{stdout}"
+        );
+    }
+    // Learning starts after step 300; one point every 100 env steps from then on: 7.
+    assert!(stdout.contains("scalar losses/td_loss 7"), "{stdout}");
+}

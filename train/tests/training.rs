@@ -1,0 +1,397 @@
+//! End-to-end tests of the trainer on CartPole: reproducibility, bit-exact resume, the
+//! TensorBoard tags (read back by TensorBoard's own reader), learning, and the CLI's errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use lepton_agent::checkpoint;
+use lepton_train::config::{TrainConfig, apply_override};
+use lepton_train::trainer::{self, Outcome, RunOptions, RunSummary};
+
+/// libtorch's global RNG initialises the weights: runs in this process take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A small CartPole run: 2 envs × 32 steps, 4 minibatches, 2 epochs.
+fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
+    let mut table =
+        lepton_train::config::read_table(&repo_root().join("configs/ppo_cartpole.toml")).unwrap();
+    for o in [
+        &format!("train.total_steps={total_steps}"),
+        "ppo.num_envs=2",
+        "ppo.num_steps=32",
+        "ppo.update_epochs=2",
+        "run.device=cpu",
+        "run.checkpoint_every_steps=0",
+        "eval.every_steps=0",
+    ]
+    .iter()
+    .map(|s| s.as_ref())
+    .chain(overrides.iter().copied())
+    {
+        apply_override(&mut table, o).unwrap();
+    }
+    TrainConfig::from_table(table, "test").unwrap()
+}
+
+fn options(dir: &Path, resume: bool, stop_at_step: Option<u64>) -> RunOptions {
+    RunOptions {
+        run_dir: dir.to_path_buf(),
+        resume,
+        stop_at_step,
+        progress: false,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn train(config: &TrainConfig, opts: &RunOptions) -> RunSummary {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    trainer::run(config, opts).unwrap()
+}
+
+fn weights_hash(meta: &Path) -> String {
+    checkpoint::read_meta(meta).unwrap().weights_sha256
+}
+
+#[test]
+fn same_seed_gives_identical_losses_and_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_config(1024, &[]);
+    let a = train(&config, &options(&tmp.path().join("a"), false, None));
+    let b = train(&config, &options(&tmp.path().join("b"), false, None));
+    assert_eq!(a.updates.len(), 16);
+    assert_eq!(a.updates, b.updates, "same seed, same losses");
+    assert_eq!(
+        weights_hash(&a.last_checkpoint),
+        weights_hash(&b.last_checkpoint)
+    );
+    let other = small_config(1024, &["train.seed=2"]);
+    let c = train(&other, &options(&tmp.path().join("c"), false, None));
+    assert_ne!(
+        a.updates, c.updates,
+        "a different seed gives a different run"
+    );
+}
+
+/// N steps + checkpoint + N steps == 2N steps straight: weights, optimizer and every loss.
+/// Normalisation is on so that its state is exercised too.
+#[test]
+fn resume_is_bit_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_config(2048, &["ppo.normalize_obs=true"]);
+    let straight = train(&config, &options(&tmp.path().join("straight"), false, None));
+
+    let dir = tmp.path().join("resumed");
+    let first = train(&config, &options(&dir, false, Some(1024)));
+    assert_eq!(first.outcome, Outcome::Stopped);
+    assert_eq!(first.global_step, 1024);
+    let second = train(&config, &options(&dir, true, None));
+    assert_eq!(second.outcome, Outcome::Finished);
+    assert_eq!(second.global_step, 2048);
+
+    let joined: Vec<_> = first
+        .updates
+        .iter()
+        .chain(&second.updates)
+        .cloned()
+        .collect();
+    assert_eq!(joined, straight.updates, "the losses continue exactly");
+    let (a, b) = (
+        checkpoint::read_meta(&straight.last_checkpoint).unwrap(),
+        checkpoint::read_meta(&second.last_checkpoint).unwrap(),
+    );
+    assert_eq!(a.weights_sha256, b.weights_sha256, "identical weights");
+    assert_eq!(
+        a.optimizer_sha256, b.optimizer_sha256,
+        "identical optimizer state"
+    );
+    assert_eq!(a.normalizer, b.normalizer);
+    assert_eq!(
+        a.trainer_state, b.trainer_state,
+        "identical RNG and env states"
+    );
+}
+
+#[test]
+fn incompatible_resume_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let config = small_config(1024, &[]);
+    train(&config, &options(&dir, false, Some(512)));
+    let changed = small_config(1024, &["ppo.lr=1e-3"]);
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let err = trainer::run(&changed, &options(&dir, true, None))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ppo.lr"), "{err}");
+    let err = trainer::run(&config, &options(&tmp.path().join("empty"), true, None))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot resume"), "{err}");
+}
+
+/// Return clearly above random (about 22) within a budget that takes seconds.
+#[test]
+fn learns_cartpole_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut table =
+        lepton_train::config::read_table(&repo_root().join("configs/ppo_cartpole.toml")).unwrap();
+    for o in [
+        "train.total_steps=40960",
+        "run.device=cpu",
+        "eval.every_steps=0",
+        "run.checkpoint_every_steps=0",
+    ] {
+        apply_override(&mut table, o).unwrap();
+    }
+    let config = TrainConfig::from_table(table, "test").unwrap();
+    let summary = train(&config, &options(tmp.path(), false, None));
+    let ret = summary.mean_return.unwrap();
+    assert!(
+        ret > 100.0,
+        "mean return of the last 20 episodes after 40k steps: {ret}"
+    );
+}
+
+/// The event files are read back by TensorBoard's own reader and hold the documented tags.
+#[test]
+fn tensorboard_tags_read_back_with_event_accumulator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_config(1024, &["eval.every_steps=512", "eval.num_episodes=2"]);
+    train(&config, &options(tmp.path(), false, None));
+    let python = std::env::var("LEPTON_PYTHON")
+        .expect("LEPTON_PYTHON must name the project's Python with tensorboard (set by .cargo/config.toml; run scripts/bootstrap.sh)");
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'tensors': 0})
+acc.Reload()
+tags = acc.Tags()
+for t in tags['scalars']:
+    print('scalar', t, len(acc.Scalars(t)))
+for t in tags['tensors']:
+    print('tensor', t)
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .arg(tmp.path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run LEPTON_PYTHON={python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "EventAccumulator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for tag in [
+        "charts/episodic_return",
+        "charts/episodic_length",
+        "charts/sps",
+        "charts/learning_rate",
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clipfrac",
+        "losses/explained_variance",
+        "eval/episodic_return",
+    ] {
+        assert!(
+            stdout.contains(&format!("scalar {tag} ")),
+            "missing {tag} in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("scalar losses/policy_loss 16"),
+        "one loss per update:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("tensor config"),
+        "config text summary missing:\n{stdout}"
+    );
+}
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lepton-train"));
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+#[test]
+fn cli_config_errors_exit_2_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().to_str().unwrap();
+    let out = bin()
+        .args([
+            "--config",
+            "configs/ppo_cartpole.toml",
+            "--set",
+            "ppo.lrr=1",
+            "--runs-dir",
+            runs,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lrr") && err.contains("ppo_cartpole.toml"),
+        "{err}"
+    );
+
+    let out = bin()
+        .args([
+            "--config",
+            "configs/ppo_cartpole.toml",
+            "--set",
+            "ppo.clip_coef=-1",
+            "--runs-dir",
+            runs,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ppo.clip_coef"));
+
+    let out = bin()
+        .args(["--config", "configs/nope.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
+
+/// An absurd learning rate blows the weights up: training stops with exit code 3 and names
+/// the last good checkpoint.
+#[test]
+fn divergence_stops_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().to_str().unwrap();
+    let out = bin()
+        .args([
+            "--config",
+            "configs/ppo_cartpole.toml",
+            "--runs-dir",
+            runs,
+            "--run-name",
+            "nan",
+            "--no-progress",
+        ])
+        .args([
+            "--set",
+            "ppo.lr=1e30",
+            "--set",
+            "ppo.max_grad_norm=1e30",
+            "--set",
+            "run.checkpoint_every_steps=512",
+        ])
+        .args([
+            "--set",
+            "eval.every_steps=0",
+            "--total-steps",
+            "20480",
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("diverged") && err.contains("non-finite"),
+        "{err}"
+    );
+    assert!(err.contains("last good checkpoint"), "{err}");
+}
+
+/// Ctrl-C: the run finishes its iteration, saves, exits 130, and can be resumed.
+#[test]
+fn ctrl_c_saves_a_resumable_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().to_str().unwrap();
+    let child = bin()
+        .args([
+            "--config",
+            "configs/ppo_cartpole.toml",
+            "--runs-dir",
+            runs,
+            "--run-name",
+            "int",
+            "--no-progress",
+        ])
+        .args([
+            "--set",
+            "eval.every_steps=0",
+            "--total-steps",
+            "10000000",
+            "--device",
+            "cpu",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_dir = tmp.path().join("int");
+    // Wait until training is under way (the config is written before the first iteration).
+    let start = std::time::Instant::now();
+    while !run_dir.join("config.toml").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let meta = checkpoint::latest_periodic(&run_dir.join("checkpoints")).unwrap();
+    assert!(checkpoint::read_meta(&meta).unwrap().global_step > 0);
+}
+
+/// The scheduling path end to end: a cluster scenario, masked placement actions, the
+/// set-structured network, evaluation with the heuristics' reference scores, and a
+/// checkpoint that `LoadedPolicy` (what `lepton-eval --checkpoint` uses) can act with.
+#[test]
+fn trains_the_set_network_on_the_tiny_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut table =
+        lepton_train::config::read_table(&repo_root().join("configs/ppo_cloud.toml")).unwrap();
+    let scenario = repo_root().join("configs/scenarios/tiny.toml");
+    for o in [
+        format!("env.scenario=\"{}\"", scenario.display()),
+        "train.total_steps=1024".into(),
+        "ppo.num_envs=2".into(),
+        "ppo.num_steps=64".into(),
+        "run.device=cpu".into(),
+        "eval.every_steps=512".into(),
+        "eval.num_episodes=2".into(),
+    ] {
+        apply_override(&mut table, &o).unwrap();
+    }
+    let config = TrainConfig::from_table(table, "test").unwrap();
+    let summary = train(&config, &options(tmp.path(), false, None));
+    assert_eq!(summary.outcome, Outcome::Finished);
+    assert!(
+        summary
+            .updates
+            .iter()
+            .all(|u| u.first_ratio_deviation < 1e-5)
+    );
+    let best = tmp.path().join("checkpoints/best");
+    let mut policy = checkpoint::LoadedPolicy::load(&best, tch::Device::Cpu).unwrap();
+    let mut mask = vec![false; policy.num_actions()];
+    *mask.last_mut().unwrap() = true;
+    let obs = vec![0.0; policy.obs_dim()];
+    assert_eq!(
+        policy.act(&obs, &mask),
+        policy.num_actions() - 1,
+        "only wait is legal"
+    );
+}
