@@ -3,7 +3,8 @@
 //! The training CLI's library: config resolution ([`config`]), env construction with
 //! restorable episode streams ([`envs`]), TensorBoard logging ([`tensorboard`]), the PPO loop
 //! ([`trainer`]) and its DQN sibling ([`dqn_loop`], chosen by `algo = "dqn"`). `src/main.rs` is
-//! the thin command-line layer over [`trainer::run`].
+//! the thin command-line layer over [`trainer::run`] and, for `lepton-train search`,
+//! over the hyperparameter search ([`search`]: genetic algorithm or population-based training).
 //!
 //! ```no_run
 //! use std::sync::{Arc, atomic::AtomicBool};
@@ -24,5 +25,6 @@
 pub mod config;
 pub mod dqn_loop;
 pub mod envs;
+pub mod search;
 pub mod tensorboard;
 pub mod trainer;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use lepton_train::config::{self, ConfigError, TrainConfig};
+use lepton_train::search::{self, SearchError};
 use lepton_train::trainer::{self, Outcome, RunOptions, TrainError};
 
 const EXIT_CODES: &str = "\
@@ -22,8 +23,10 @@ checkpoints/ (step_*, best, final; *.safetensors weights + *.json metadata), sum
 
 /// Train a PPO or DQN (`algo = "dqn"`) policy with invalid-action masking.
 #[derive(Debug, Parser)]
-#[command(version, after_help = EXIT_CODES)]
+#[command(version, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Training config (TOML), e.g. configs/ppo_cloud.toml. With --resume, defaults to the
     /// run's own config.toml.
     #[arg(long)]
@@ -57,6 +60,12 @@ struct Cli {
     no_progress: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Hyperparameter search (genetic algorithm or PBT) over many short training runs.
+    Search(search::SearchArgs),
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -65,6 +74,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(Command::Search(args)) = &cli.command {
+        return run_search(args);
+    }
     let (config, run_dir) = match resolve(&cli) {
         Ok(x) => x,
         Err(e) => {
@@ -177,4 +189,69 @@ fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), ConfigError> {
         }
     };
     Ok((config, run_dir))
+}
+
+/// `lepton-train search`: exit 0 when the search finished, 2 for a bad config or a refused
+/// --resume, 130 when interrupted (resume with --resume), 1 otherwise.
+fn run_search(args: &search::SearchArgs) -> ExitCode {
+    let search = match search::resolve_args(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: stopping the running trials (Ctrl-C again to abort)");
+    }) {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
+    eprintln!(
+        "search directory: {} ({} trials, {} at a time)",
+        search.dir.display(),
+        search.config.num_trials(),
+        search.config.parallel_trials
+    );
+    match search::run(&search, args.resume, &interrupt) {
+        Ok(summary) => {
+            let best = search::leaderboard::ranked(&summary.records)
+                .into_iter()
+                .find(|r| r.fitness.is_some());
+            match best {
+                Some(b) => eprintln!(
+                    "best: trial {} fitness {:.3} [{}] after {:.0} s; config {}",
+                    b.trial,
+                    b.fitness.unwrap_or(f64::NAN),
+                    b.overrides.join(" "),
+                    summary.wall_s,
+                    summary.dir.join("best.toml").display()
+                ),
+                None => eprintln!(
+                    "no trial finished; see {}",
+                    summary.dir.join("leaderboard.csv").display()
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if interrupt.load(Ordering::SeqCst) {
+                eprintln!(
+                    "resume with: lepton-train search --config {} --out {} --resume",
+                    args.config.display(),
+                    search.dir.display()
+                );
+                return ExitCode::from(130);
+            }
+            ExitCode::from(match e {
+                SearchError::Config(_) | SearchError::Invalid(_) => 2,
+                SearchError::Other(_) => 1,
+            })
+        }
+    }
 }
