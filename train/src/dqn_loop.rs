@@ -1,6 +1,7 @@
 //! The DQN training loop (CleanRL's `dqn.py`, read top to bottom), a sibling of the PPO loop in
 //! [`crate::trainer`]: same run directory, resolved `config.toml`, TensorBoard writer,
 //! checkpoint format, evaluation, progress bar, `summary.json`, resume rules and exit paths.
+//! What the two loops share around their algorithms lives in `crate::session`.
 //!
 //! Every env step: ε-greedy actions over legal actions (ε linear from `start_epsilon` to
 //! `end_epsilon` over `exploration_fraction` of the run); step the envs; store each env's
@@ -24,15 +25,11 @@
 //! `replay/beta`, `replay/mean_priority`, `replay/size` — every [`LOG_EVERY_STEPS`] env steps
 //! once learning has started.
 
-use std::collections::VecDeque;
 use std::fs;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use lepton_agent::checkpoint::{self, SaveRequest};
-use lepton_agent::device::{DeviceChoice, set_torch_threads};
 use lepton_agent::dqn::{self, QNetwork, epsilon_greedy};
 use lepton_agent::ppo::Adam;
 use lepton_agent::replay::{ReplayBuffer, SampleBatch, StepRecord};
@@ -44,12 +41,14 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::config::{TrainConfig, incompatible_keys};
-use crate::envs::{EnvSnapshot, EnvSpec, Replayable, mix64};
-use crate::tensorboard::TbWriter;
+use crate::config::TrainConfig;
+use crate::envs::{EnvSnapshot, Replayable, mix64};
+use crate::session::{
+    EpisodeTracker, RunLogs, RunSetup, SessionClock, StopCheck, crossed, diverged, fmt_return,
+    log_eval, make_progress, resume_checkpoint, save_periodic, write_summary,
+};
 use crate::trainer::{
-    Outcome, RETURN_WINDOW, RngState, RunOptions, RunSummary, TORCH_THREADS, TrainError, evaluate,
-    log_cluster_metrics, make_progress, mean,
+    Outcome, RETURN_WINDOW, RngState, RunOptions, RunSummary, TORCH_RNG, TrainError, evaluate,
 };
 
 /// Env steps between two TensorBoard points of the learning scalars (CleanRL logs every 100).
@@ -173,17 +172,11 @@ fn prune_extras(dir: &Path) -> Result<(), TrainError> {
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let dqn_cfg = &config.dqn;
     let replay_cfg = &config.replay;
-    let device = config
-        .run
-        .device
-        .parse::<DeviceChoice>()
-        .and_then(DeviceChoice::resolve)
-        .map_err(|e| TrainError::Config(format!("run.device: {e}")))?;
-    TORCH_THREADS.call_once(|| set_torch_threads(config.run.torch_threads));
-    let spec = EnvSpec::from_config(&config.env).map_err(TrainError::Config)?;
-    let ckpt_dir = options.run_dir.join("checkpoints");
-    fs::create_dir_all(&ckpt_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", ckpt_dir.display()))?;
+    let RunSetup {
+        device,
+        spec,
+        ckpt_dir,
+    } = RunSetup::open(config, options)?;
 
     let num_envs = dqn_cfg.num_envs;
     let seed = config.train.seed;
@@ -195,23 +188,23 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let layout = venv.env(0).obs_layout();
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 
-    tch::manual_seed(seed as i64);
-    let online = QNetwork::new(
-        &config.network,
-        dqn_cfg.dueling,
-        layout,
-        num_actions,
-        device,
-    )
-    .map_err(|e| TrainError::Config(e.to_string()))?;
-    let mut target = QNetwork::new(
-        &config.network,
-        dqn_cfg.dueling,
-        layout,
-        num_actions,
-        device,
-    )
-    .map_err(|e| TrainError::Config(e.to_string()))?;
+    let (online, mut target) = {
+        // libtorch's RNG is process-global: hold it while the weights are drawn (see
+        // `TORCH_RNG`), so that trials training side by side get their seed's weights.
+        let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(seed as i64);
+        let network = || {
+            QNetwork::new(
+                &config.network,
+                dqn_cfg.dueling,
+                layout,
+                num_actions,
+                device,
+            )
+            .map_err(|e| TrainError::Config(e.to_string()))
+        };
+        (network()?, network()?)
+    };
     target.update_from(&online, 1.0);
     let mut adam = Adam::new(online.policy(), dqn_cfg.adam_eps);
     let mut buffer = ReplayBuffer::new(
@@ -223,42 +216,14 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         mix64(seed ^ REPLAY_STREAM),
     );
     let mut action_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ ACTION_STREAM));
-    let mut recent_returns: VecDeque<f64> = VecDeque::with_capacity(RETURN_WINDOW);
-    let mut return_highs: Vec<(u64, f64)> = Vec::new();
-    let mut best_eval_return: Option<f64> = None;
-    let mut num_episodes = 0u64;
+    let mut episodes = EpisodeTracker::new();
     let mut num_updates = 0u64;
     let mut global_step = 0u64;
     let mut last_checkpoint: Option<PathBuf> = None;
 
     if options.resume {
-        let meta_path = checkpoint::latest_periodic(&ckpt_dir).map_err(|e| {
-            TrainError::Config(format!(
-                "cannot resume from {}: {e}",
-                options.run_dir.display()
-            ))
-        })?;
-        let meta =
-            checkpoint::read_meta(&meta_path).map_err(|e| TrainError::Config(e.to_string()))?;
-        let saved: TrainConfig = toml::from_str(&meta.config_toml).map_err(|e| {
-            TrainError::Config(format!("{}: unreadable config: {e}", meta_path.display()))
-        })?;
-        let keys = incompatible_keys(&saved, config);
-        if !keys.is_empty() {
-            return Err(TrainError::Config(format!(
-                "cannot resume {}: the config differs from the checkpoint's in {}",
-                meta_path.display(),
-                keys.join(", ")
-            )));
-        }
-        if meta.obs_dim != obs_dim || meta.num_actions != num_actions {
-            return Err(TrainError::Config(format!(
-                "cannot resume {}: it was trained with {} observations and {} actions, the env has {obs_dim} and {num_actions}",
-                meta_path.display(),
-                meta.obs_dim,
-                meta.num_actions
-            )));
-        }
+        let (meta_path, meta) =
+            resume_checkpoint(&ckpt_dir, &options.run_dir, config, obs_dim, num_actions)?;
         let bad = |e: String| TrainError::Config(format!("{}: {e}", meta_path.display()));
         checkpoint::load_weights(&meta_path, &meta, online.policy())
             .map_err(|e| bad(e.to_string()))?;
@@ -292,39 +257,30 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         for (i, snap) in state.envs.into_iter().enumerate() {
             venv.env_mut(i).inner.restore_on_next_reset(snap);
         }
-        recent_returns.extend(state.recent_returns);
-        return_highs = state.return_highs;
-        best_eval_return = state.best_eval_return;
-        num_episodes = state.num_episodes;
+        episodes = EpisodeTracker::restored(
+            state.recent_returns,
+            state.return_highs,
+            state.num_episodes,
+            state.best_eval_return,
+        );
         num_updates = state.num_updates;
         global_step = meta.global_step;
         last_checkpoint = Some(meta_path);
     }
     venv.reset(Some(mix64(seed ^ ENV_STREAM)));
 
-    let config_toml = config.to_toml();
-    fs::write(options.run_dir.join("config.toml"), &config_toml)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", options.run_dir.display()))?;
-    let mut tb = TbWriter::new(&options.run_dir);
-    tb.text(
-        "config",
-        &format!("    {}", config_toml.replace('\n', "\n    ")),
-        global_step,
-    );
-
-    // The reference heuristics on the evaluation seeds, once (as the PPO loop does).
-    let heuristics = if config.eval.every_steps > 0 {
-        spec.heuristic_slowdowns(config.eval.seed, config.eval.num_episodes)
-            .map_err(other)?
-    } else {
-        Vec::new()
-    };
+    // The resolved config, the event file and the reference heuristics on the evaluation
+    // seeds, once (as the PPO loop does).
+    let RunLogs {
+        config_toml,
+        mut tb,
+        heuristics,
+    } = RunLogs::start(config, options, &spec, global_step)?;
     let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
     let mut actions = vec![0usize; num_envs];
     let mut batch = SampleBatch::default();
     let progress = make_progress(options.progress, total_steps, global_step);
-    let session_start = Instant::now();
-    let session_start_step = global_step;
+    let clock = SessionClock::start(global_step);
     let step_size = num_envs as u64;
     let mut last_stats: Option<dqn::UpdateStats> = None;
     let mut outcome = Outcome::Finished;
@@ -373,7 +329,6 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         )
         .map_err(other)
     };
-
     while global_step < total_steps {
         // Act: ε-greedy over legal actions (the forward pass only when some env is greedy).
         let epsilon = dqn_cfg.epsilon(global_step, total_steps);
@@ -414,46 +369,32 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             let Some((episode_return, length)) = venv.env(i).inner.last_episode else {
                 continue;
             };
-            num_episodes += 1;
-            tb.scalar("charts/episodic_return", episode_return, global_step);
-            tb.scalar("charts/episodic_length", length as f64, global_step);
-            if recent_returns.len() == RETURN_WINDOW {
-                recent_returns.pop_front();
-            }
-            recent_returns.push_back(episode_return);
-            if recent_returns.len() == RETURN_WINDOW {
-                let mean = recent_returns.iter().sum::<f64>() / RETURN_WINDOW as f64;
-                if return_highs.last().is_none_or(|&(_, best)| mean > best) {
-                    return_highs.push((global_step, mean));
-                }
-            }
-            if let Some((_, Some(metrics))) = venv.finished_episode(i) {
-                log_cluster_metrics(
-                    &mut tb,
-                    "cluster",
-                    metrics,
-                    &spec.resource_names,
-                    global_step,
-                );
-            }
+            let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
+            episodes.record(
+                &mut tb,
+                episode_return,
+                length,
+                metrics,
+                &spec.resource_names,
+                global_step,
+            );
         }
 
         // Learn.
-        let crossed =
-            |every: u64| every > 0 && global_step / every > (global_step - step_size) / every;
+        let crossed = |every: u64| crossed(every, global_step, step_size);
         let learning = global_step > dqn_cfg.learning_starts;
         if learning && buffer.len() >= dqn_cfg.batch_size && crossed(dqn_cfg.train_frequency) {
             let beta = replay_cfg.beta(global_step as f64 / total_steps as f64);
             buffer.sample(dqn_cfg.batch_size, beta, &mut batch);
             let stats = dqn::update(dqn_cfg, &online, &target, &mut adam, &batch);
             if !stats.td_loss.is_finite() {
-                tb.flush();
-                progress.abandon();
-                return Err(TrainError::Diverged {
-                    step: global_step,
-                    reason: format!("TD loss is {}", stats.td_loss),
+                return Err(diverged(
+                    &mut tb,
+                    &progress,
+                    global_step,
+                    format!("TD loss is {}", stats.td_loss),
                     last_checkpoint,
-                });
+                ));
             }
             buffer.update_priorities(&batch.indices, &stats.td_errors);
             num_updates += 1;
@@ -464,8 +405,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         }
 
         // Log.
-        let elapsed = session_start.elapsed().as_secs_f64().max(1e-9);
-        let sps = (global_step - session_start_step) as f64 / elapsed;
+        let sps = clock.sps(global_step);
         if crossed(LOG_EVERY_STEPS)
             && let Some(stats) = &last_stats
         {
@@ -483,34 +423,35 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             tb.scalar("replay/size", buffer.len() as f64, global_step);
         }
         let last = global_step >= total_steps;
-        let mean_return = mean(&recent_returns);
+        let mean_return = episodes.mean_return();
         if crossed(LOG_EVERY_STEPS) || last {
             progress.set_position(global_step);
             progress.set_message(format!(
                 "sps {sps:.0} | ε {epsilon:.3} | return {}",
-                mean_return.map_or("-".to_string(), |r| format!("{r:.2}"))
+                fmt_return(mean_return)
             ));
         }
         if progress.is_hidden() && (crossed(LOG_LINE_EVERY_STEPS) || last) {
             eprintln!(
-                "step {global_step}/{total_steps} | sps {sps:.0} | ε {epsilon:.3} | mean return ({RETURN_WINDOW} ep) {} | episodes {num_episodes} | updates {num_updates}",
-                mean_return.map_or("-".to_string(), |r| format!("{r:.2}"))
+                "step {global_step}/{total_steps} | sps {sps:.0} | ε {epsilon:.3} | mean return ({RETURN_WINDOW} ep) {} | episodes {} | updates {num_updates}",
+                fmt_return(mean_return),
+                episodes.num_episodes
             );
         }
 
         // Evaluate and checkpoint.
         let snapshot = |venv: &VecEnv<KeepFinalMask<Replayable>>,
                         action_rng: &ChaCha8Rng,
-                        best: Option<f64>| {
+                        episodes: &EpisodeTracker| {
             DqnTrainerState {
                 action_rng: RngState::of(action_rng),
                 envs: (0..num_envs)
                     .map(|i| venv.env(i).inner.snapshot())
                     .collect(),
-                recent_returns: recent_returns.iter().copied().collect(),
-                best_eval_return: best,
-                return_highs: return_highs.clone(),
-                num_episodes,
+                recent_returns: episodes.recent_returns_vec(),
+                best_eval_return: episodes.best_eval_return,
+                return_highs: episodes.return_highs.clone(),
+                num_episodes: episodes.num_episodes,
                 num_updates,
                 target_file: None,
                 replay_file: None,
@@ -519,88 +460,44 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         let eval_every = config.eval.every_steps;
         if crossed(eval_every) || (last && eval_every > 0) {
             let result = evaluate(&spec, online.policy(), None, config, device)?;
-            tb.scalar("eval/episodic_return", result.mean_return, global_step);
-            tb.scalar("eval/episodic_length", result.mean_length, global_step);
-            if let Some(slowdown) = result.mean_slowdown {
-                tb.scalar("eval/mean_slowdown", slowdown, global_step);
-            }
-            for (name, slowdown) in &heuristics {
-                tb.scalar(
-                    &format!("eval/heuristic_{name}_mean_slowdown"),
-                    *slowdown,
-                    global_step,
-                );
-            }
-            if let Some(best) = heuristics.iter().map(|h| h.1).reduce(f64::min) {
-                tb.scalar("eval/best_heuristic_mean_slowdown", best, global_step);
-            }
-            if best_eval_return.is_none_or(|b| result.mean_return > b) {
-                best_eval_return = Some(result.mean_return);
-                let state = snapshot(&venv, &action_rng, best_eval_return);
+            log_eval(&mut tb, &heuristics, &result, global_step);
+            if episodes.improves_eval(result.mean_return) {
+                let state = snapshot(&venv, &action_rng, &episodes);
                 save("best", global_step, &online, &target, &adam, &buffer, state)?;
             }
         }
-        let stop_requested = options.interrupt.load(Ordering::SeqCst);
-        let stop_at = options.stop_at_step.is_some_and(|s| global_step >= s) && !last;
-        if crossed(config.run.checkpoint_every_steps) || last || stop_requested || stop_at {
-            let state = snapshot(&venv, &action_rng, best_eval_return);
-            let path = save(
-                "step",
-                global_step,
-                &online,
-                &target,
-                &adam,
-                &buffer,
-                state.clone(),
-            )?;
-            checkpoint::prune_periodic(&ckpt_dir, config.run.keep_checkpoints).map_err(other)?;
-            prune_extras(&ckpt_dir)?;
-            last_checkpoint = Some(path);
-            if last {
-                last_checkpoint = Some(save(
-                    "final",
-                    global_step,
-                    &online,
-                    &target,
-                    &adam,
-                    &buffer,
-                    state,
-                )?);
-            }
+        let stop = StopCheck::now(options, global_step, last);
+        if crossed(config.run.checkpoint_every_steps) || last || stop.any() {
+            let state = snapshot(&venv, &action_rng, &episodes);
+            last_checkpoint = Some(save_periodic(
+                state,
+                last,
+                &ckpt_dir,
+                config.run.keep_checkpoints,
+                |kind, state| save(kind, global_step, &online, &target, &adam, &buffer, state),
+                || prune_extras(&ckpt_dir),
+            )?);
             tb.flush();
         }
-        if stop_requested {
-            outcome = Outcome::Interrupted;
-            break;
-        }
-        if stop_at {
-            outcome = Outcome::Stopped;
+        if let Some(stopped) = stop.outcome() {
+            outcome = stopped;
             break;
         }
     }
     tb.flush();
     progress.finish();
 
-    let session_s = session_start.elapsed().as_secs_f64();
-    let summary = serde_json::json!({
-        "algo": "dqn",
-        "outcome": format!("{outcome:?}"),
-        "global_step": global_step,
-        "session_seconds": session_s,
-        "session_sps": (global_step - session_start_step) as f64 / session_s.max(1e-9),
-        "num_episodes": num_episodes,
-        "num_updates": num_updates,
-        "mean_return_last_20": mean(&recent_returns),
-        "return_highs_20": return_highs,
-        "best_eval_return": best_eval_return,
-    });
-    checkpoint::write_atomic(
-        &options.run_dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)
-            .expect("json")
-            .as_bytes(),
-    )
-    .map_err(other)?;
+    write_summary(
+        &options.run_dir,
+        outcome,
+        global_step,
+        &clock,
+        &episodes,
+        serde_json::json!({
+            "algo": "dqn",
+            "num_updates": num_updates,
+        }),
+    )?;
     let last_checkpoint = last_checkpoint.ok_or_else(|| {
         TrainError::Other(anyhow::anyhow!("no step ran, so no checkpoint was written"))
     })?;
@@ -609,7 +506,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         global_step,
         updates: Vec::new(),
         last_checkpoint,
-        mean_return: mean(&recent_returns),
+        mean_return: episodes.mean_return(),
     })
 }
 

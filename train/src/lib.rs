@@ -26,5 +26,6 @@ pub mod config;
 pub mod dqn_loop;
 pub mod envs;
 pub mod search;
+mod session;
 pub mod tensorboard;
 pub mod trainer;

@@ -1,6 +1,7 @@
 //! The PPO training loop (CleanRL's `ppo.py`, read top to bottom): collect `num_steps` from
 //! every env with the current policy, compute GAE, update, log, evaluate, checkpoint; repeat
 //! until `total_steps`.
+//! The run bookkeeping it shares with the DQN loop lives in `crate::session`.
 //!
 //! Reproducibility: every random stream is seeded from `train.seed` — libtorch's RNG (weight
 //! initialisation only), a ChaCha stream for action sampling, one for minibatch shuffling, and
@@ -14,15 +15,12 @@
 //! cores busy without oversubscription (rollout inference and env stepping alternate, and the
 //! networks here are too small for a second torch thread to pay off).
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lepton_agent::checkpoint::{self, SaveRequest};
-use lepton_agent::device::{DeviceChoice, set_torch_threads};
 use lepton_agent::distributions::{MaskedCategorical, sample_masked};
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
@@ -34,8 +32,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{Algo, TrainConfig, incompatible_keys};
+use crate::config::{Algo, TrainConfig};
 use crate::envs::{DynEnv, EnvSnapshot, EnvSpec, Replayable, mix64};
+use crate::session::{
+    EpisodeTracker, RunLogs, RunSetup, SessionClock, StopCheck, crossed, diverged, fmt_return,
+    log_eval, make_progress, resume_checkpoint, save_periodic, write_summary,
+};
 use crate::tensorboard::TbWriter;
 
 /// Episodes in the running mean shown by the progress bar and recorded in `summary.json`.
@@ -163,17 +165,11 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     if config.algo == Algo::Dqn {
         return crate::dqn_loop::run(config, options);
     }
-    let device = config
-        .run
-        .device
-        .parse::<DeviceChoice>()
-        .and_then(DeviceChoice::resolve)
-        .map_err(|e| TrainError::Config(format!("run.device: {e}")))?;
-    TORCH_THREADS.call_once(|| set_torch_threads(config.run.torch_threads));
-    let spec = EnvSpec::from_config(&config.env).map_err(TrainError::Config)?;
-    let ckpt_dir = options.run_dir.join("checkpoints");
-    std::fs::create_dir_all(&ckpt_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", ckpt_dir.display()))?;
+    let RunSetup {
+        device,
+        spec,
+        ckpt_dir,
+    } = RunSetup::open(config, options)?;
 
     let ppo_cfg = &config.ppo;
     let (num_envs, num_steps) = (ppo_cfg.num_envs, ppo_cfg.num_steps);
@@ -197,42 +193,14 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         .then(|| ObsNormalizer::new(obs_dim, 10.0));
     let mut action_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ ACTION_STREAM));
     let mut minibatch_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ MINIBATCH_STREAM));
-    let mut recent_returns: VecDeque<f64> = VecDeque::with_capacity(RETURN_WINDOW);
-    let mut return_highs: Vec<(u64, f64)> = Vec::new();
-    let mut best_eval_return: Option<f64> = None;
-    let mut num_episodes = 0u64;
+    let mut episodes = EpisodeTracker::new();
     let mut global_step = 0u64;
     let mut start_iteration = 1usize;
     let mut last_checkpoint: Option<PathBuf> = None;
 
     if options.resume {
-        let meta_path = checkpoint::latest_periodic(&ckpt_dir).map_err(|e| {
-            TrainError::Config(format!(
-                "cannot resume from {}: {e}",
-                options.run_dir.display()
-            ))
-        })?;
-        let meta =
-            checkpoint::read_meta(&meta_path).map_err(|e| TrainError::Config(e.to_string()))?;
-        let saved: TrainConfig = toml::from_str(&meta.config_toml).map_err(|e| {
-            TrainError::Config(format!("{}: unreadable config: {e}", meta_path.display()))
-        })?;
-        let keys = incompatible_keys(&saved, config);
-        if !keys.is_empty() {
-            return Err(TrainError::Config(format!(
-                "cannot resume {}: the config differs from the checkpoint's in {}",
-                meta_path.display(),
-                keys.join(", ")
-            )));
-        }
-        if meta.obs_dim != obs_dim || meta.num_actions != num_actions {
-            return Err(TrainError::Config(format!(
-                "cannot resume {}: it was trained with {} observations and {} actions, the env has {obs_dim} and {num_actions}",
-                meta_path.display(),
-                meta.obs_dim,
-                meta.num_actions
-            )));
-        }
+        let (meta_path, meta) =
+            resume_checkpoint(&ckpt_dir, &options.run_dir, config, obs_dim, num_actions)?;
         checkpoint::load_weights(&meta_path, &meta, &policy)
             .map_err(|e| TrainError::Config(e.to_string()))?;
         checkpoint::load_optimizer(&meta_path, &meta, &mut adam)
@@ -255,32 +223,23 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         for (i, snap) in state.envs.into_iter().enumerate() {
             venv.env_mut(i).restore_on_next_reset(snap);
         }
-        recent_returns.extend(state.recent_returns);
-        return_highs = state.return_highs;
-        best_eval_return = state.best_eval_return;
-        num_episodes = state.num_episodes;
+        episodes = EpisodeTracker::restored(
+            state.recent_returns,
+            state.return_highs,
+            state.num_episodes,
+            state.best_eval_return,
+        );
         global_step = meta.global_step;
         start_iteration = meta.iteration as usize + 1;
         last_checkpoint = Some(meta_path);
     }
     venv.reset(Some(mix64(seed ^ ENV_STREAM)));
 
-    let config_toml = config.to_toml();
-    std::fs::write(options.run_dir.join("config.toml"), &config_toml)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", options.run_dir.display()))?;
-    let mut tb = TbWriter::new(&options.run_dir);
-    tb.text(
-        "config",
-        &format!("    {}", config_toml.replace('\n', "\n    ")),
-        global_step,
-    );
-
-    let heuristics = if config.eval.every_steps > 0 {
-        spec.heuristic_slowdowns(config.eval.seed, config.eval.num_episodes)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-    } else {
-        Vec::new()
-    };
+    let RunLogs {
+        config_toml,
+        mut tb,
+        heuristics,
+    } = RunLogs::start(config, options, &spec, global_step)?;
     let num_iterations = config.num_iterations();
     let mut buffer = RolloutBuffer::new(num_steps, num_envs, obs_dim, num_actions, device);
     let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
@@ -291,11 +250,11 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let mut updates = Vec::new();
 
     let progress = make_progress(options.progress, config.train.total_steps, global_step);
-    let session_start = Instant::now();
-    let session_start_step = global_step;
+    let clock = SessionClock::start(global_step);
     let (mut t_env, mut t_infer, mut t_update) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let eval_every = config.eval.every_steps;
     let ckpt_every = config.run.checkpoint_every_steps;
+    let iteration_steps = (num_envs * num_steps) as u64;
     let mut outcome = Outcome::Finished;
 
     let save = |kind: &str,
@@ -384,28 +343,15 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 let Some((episode_return, length)) = venv.env(i).last_episode else {
                     continue;
                 };
-                num_episodes += 1;
-                tb.scalar("charts/episodic_return", episode_return, global_step);
-                tb.scalar("charts/episodic_length", length as f64, global_step);
-                if recent_returns.len() == RETURN_WINDOW {
-                    recent_returns.pop_front();
-                }
-                recent_returns.push_back(episode_return);
-                if recent_returns.len() == RETURN_WINDOW {
-                    let mean = recent_returns.iter().sum::<f64>() / RETURN_WINDOW as f64;
-                    if return_highs.last().is_none_or(|&(_, best)| mean > best) {
-                        return_highs.push((global_step, mean));
-                    }
-                }
-                if let Some((_, Some(metrics))) = venv.finished_episode(i) {
-                    log_cluster_metrics(
-                        &mut tb,
-                        "cluster",
-                        metrics,
-                        &spec.resource_names,
-                        global_step,
-                    );
-                }
+                let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
+                episodes.record(
+                    &mut tb,
+                    episode_return,
+                    length,
+                    metrics,
+                    &spec.resource_names,
+                    global_step,
+                );
             }
             t_infer += t1 - t0;
             t_env += t2 - t1;
@@ -422,22 +368,19 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             .to_device(device);
         let next_values = tch::no_grad(|| policy.forward(&next_obs).1);
         let batch = buffer.finish(&next_values, ppo_cfg.gamma, ppo_cfg.gae_lambda);
-        let stats = match ppo::update(ppo_cfg, &policy, &mut adam, &batch, lr, &mut minibatch_rng) {
-            Ok(stats) => stats,
-            Err(e) => {
-                tb.flush();
-                progress.abandon();
-                return Err(TrainError::Diverged {
-                    step: global_step,
-                    reason: e.to_string(),
-                    last_checkpoint,
-                });
-            }
-        };
+        let stats = ppo::update(ppo_cfg, &policy, &mut adam, &batch, lr, &mut minibatch_rng)
+            .map_err(|e| {
+                diverged(
+                    &mut tb,
+                    &progress,
+                    global_step,
+                    e.to_string(),
+                    last_checkpoint.clone(),
+                )
+            })?;
         t_update += t0.elapsed();
 
-        let elapsed = session_start.elapsed().as_secs_f64().max(1e-9);
-        let sps = (global_step - session_start_step) as f64 / elapsed;
+        let sps = clock.sps(global_step);
         let total_time = (t_env + t_infer + t_update).as_secs_f64().max(1e-9);
         tb.scalar("charts/learning_rate", lr, global_step);
         tb.scalar("charts/sps", sps, global_step);
@@ -469,60 +412,41 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         );
         updates.push(stats);
 
-        let mean_return = mean(&recent_returns);
+        let mean_return = episodes.mean_return();
         progress.set_position(global_step);
-        progress.set_message(format!(
-            "sps {sps:.0} | return {}",
-            mean_return.map_or("-".to_string(), |r| format!("{r:.2}"))
-        ));
+        progress.set_message(format!("sps {sps:.0} | return {}", fmt_return(mean_return)));
         if progress.is_hidden()
             && (iteration.is_multiple_of(config.run.log_every_iterations)
                 || iteration == num_iterations)
         {
             eprintln!(
-                "step {global_step}/{} | sps {sps:.0} | mean return ({RETURN_WINDOW} ep) {} | episodes {num_episodes}",
+                "step {global_step}/{} | sps {sps:.0} | mean return ({RETURN_WINDOW} ep) {} | episodes {}",
                 config.train.total_steps,
-                mean_return.map_or("-".to_string(), |r| format!("{r:.2}"))
+                fmt_return(mean_return),
+                episodes.num_episodes
             );
         }
 
         let snapshot = |venv: &VecEnv<Replayable>,
                         action_rng: &ChaCha8Rng,
                         minibatch_rng: &ChaCha8Rng,
-                        best: Option<f64>| TrainerState {
+                        episodes: &EpisodeTracker| TrainerState {
             action_rng: RngState::of(action_rng),
             minibatch_rng: RngState::of(minibatch_rng),
             envs: (0..num_envs).map(|i| venv.env(i).snapshot()).collect(),
-            recent_returns: recent_returns.iter().copied().collect(),
-            best_eval_return: best,
-            return_highs: return_highs.clone(),
-            num_episodes,
+            recent_returns: episodes.recent_returns_vec(),
+            best_eval_return: episodes.best_eval_return,
+            return_highs: episodes.return_highs.clone(),
+            num_episodes: episodes.num_episodes,
         };
 
-        let crossed = |every: u64| {
-            every > 0 && global_step / every > (global_step - (num_envs * num_steps) as u64) / every
-        };
+        let crossed = |every: u64| crossed(every, global_step, iteration_steps);
         let last = iteration == num_iterations;
         if crossed(eval_every) || (last && eval_every > 0) {
             let result = evaluate(&spec, &policy, normalizer.as_ref(), config, device)?;
-            tb.scalar("eval/episodic_return", result.mean_return, global_step);
-            tb.scalar("eval/episodic_length", result.mean_length, global_step);
-            if let Some(slowdown) = result.mean_slowdown {
-                tb.scalar("eval/mean_slowdown", slowdown, global_step);
-            }
-            for (name, slowdown) in &heuristics {
-                tb.scalar(
-                    &format!("eval/heuristic_{name}_mean_slowdown"),
-                    *slowdown,
-                    global_step,
-                );
-            }
-            if let Some(best) = heuristics.iter().map(|h| h.1).reduce(f64::min) {
-                tb.scalar("eval/best_heuristic_mean_slowdown", best, global_step);
-            }
-            if best_eval_return.is_none_or(|b| result.mean_return > b) {
-                best_eval_return = Some(result.mean_return);
-                let state = snapshot(&venv, &action_rng, &minibatch_rng, best_eval_return);
+            log_eval(&mut tb, &heuristics, &result, global_step);
+            if episodes.improves_eval(result.mean_return) {
+                let state = snapshot(&venv, &action_rng, &minibatch_rng, &episodes);
                 save(
                     "best",
                     global_step,
@@ -535,41 +459,31 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             }
         }
 
-        let stop_requested = options.interrupt.load(Ordering::SeqCst);
-        let stop_at = options.stop_at_step.is_some_and(|s| global_step >= s) && !last;
-        if crossed(ckpt_every) || last || stop_requested || stop_at {
-            let state = snapshot(&venv, &action_rng, &minibatch_rng, best_eval_return);
-            let path = save(
-                "step",
-                global_step,
-                iteration,
-                &policy,
-                &adam,
-                normalizer.as_ref(),
-                state.clone(),
-            )?;
-            checkpoint::prune_periodic(&ckpt_dir, config.run.keep_checkpoints)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            last_checkpoint = Some(path);
-            if last {
-                last_checkpoint = Some(save(
-                    "final",
-                    global_step,
-                    iteration,
-                    &policy,
-                    &adam,
-                    normalizer.as_ref(),
-                    state,
-                )?);
-            }
+        let stop = StopCheck::now(options, global_step, last);
+        if crossed(ckpt_every) || last || stop.any() {
+            let state = snapshot(&venv, &action_rng, &minibatch_rng, &episodes);
+            last_checkpoint = Some(save_periodic(
+                state,
+                last,
+                &ckpt_dir,
+                config.run.keep_checkpoints,
+                |kind, state| {
+                    save(
+                        kind,
+                        global_step,
+                        iteration,
+                        &policy,
+                        &adam,
+                        normalizer.as_ref(),
+                        state,
+                    )
+                },
+                || Ok(()),
+            )?);
             tb.flush();
         }
-        if stop_requested {
-            outcome = Outcome::Interrupted;
-            break;
-        }
-        if stop_at {
-            outcome = Outcome::Stopped;
+        if let Some(stopped) = stop.outcome() {
+            outcome = stopped;
             break;
         }
         iteration += 1;
@@ -577,28 +491,20 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     tb.flush();
     progress.finish();
 
-    let summary = serde_json::json!({
-        "outcome": format!("{outcome:?}"),
-        "global_step": global_step,
-        "session_seconds": session_start.elapsed().as_secs_f64(),
-        "session_sps": (global_step - session_start_step) as f64 / session_start.elapsed().as_secs_f64().max(1e-9),
-        "time_share": {
-            "env": t_env.as_secs_f64(),
-            "inference": t_infer.as_secs_f64(),
-            "update": t_update.as_secs_f64(),
-        },
-        "num_episodes": num_episodes,
-        "mean_return_last_20": mean(&recent_returns),
-        "return_highs_20": return_highs,
-        "best_eval_return": best_eval_return,
-    });
-    checkpoint::write_atomic(
-        &options.run_dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)
-            .expect("json")
-            .as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_summary(
+        &options.run_dir,
+        outcome,
+        global_step,
+        &clock,
+        &episodes,
+        serde_json::json!({
+            "time_share": {
+                "env": t_env.as_secs_f64(),
+                "inference": t_infer.as_secs_f64(),
+                "update": t_update.as_secs_f64(),
+            },
+        }),
+    )?;
 
     let last_checkpoint = match last_checkpoint {
         Some(p) => p,
@@ -613,28 +519,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         global_step,
         updates,
         last_checkpoint,
-        mean_return: mean(&recent_returns),
+        mean_return: episodes.mean_return(),
     })
-}
-
-pub(crate) fn mean(values: &VecDeque<f64>) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-pub(crate) fn make_progress(enabled: bool, total: u64, position: u64) -> ProgressBar {
-    let bar = if enabled {
-        ProgressBar::new(total)
-    } else {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} steps | {msg} | ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_position(position);
-    bar
 }
 
 /// Adds γ·V(final observation) to the reward of every env whose episode was truncated (and

@@ -295,11 +295,6 @@ impl Search {
             }
         }
         if let Ok(base) = search.trial_config(&[], 0) {
-            if base.algo == config::Algo::Dqn && search.config.parallel_trials > 1 {
-                errors.push(
-                    "algo = \"dqn\" trials initialise weights outside the search's RNG lock: use parallel_trials = 1".into(),
-                );
-            }
             if base.algo == config::Algo::Dqn && search.config.mode == Mode::Pbt {
                 errors.push("mode = \"pbt\" supports algo = \"ppo\" only".into());
             }
