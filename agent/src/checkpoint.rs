@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::networks::{NetworkConfig, Policy};
+use crate::networks::{NetworkConfig, Policy, with_torch_rng};
 use crate::normalize::ObsNormalizer;
 use crate::ppo::Adam;
 
@@ -485,12 +485,14 @@ impl LoadedPolicy {
     pub fn load(path: impl AsRef<Path>, device: Device) -> Result<Self, CheckpointError> {
         let path = resolve(path.as_ref())?;
         let meta = read_meta(&path)?;
-        let policy = Policy::new(
-            &meta.network,
-            meta.obs_layout.into(),
-            meta.num_actions,
-            device,
-        )
+        let policy = with_torch_rng(None, || {
+            Policy::new(
+                &meta.network,
+                meta.obs_layout.into(),
+                meta.num_actions,
+                device,
+            )
+        })
         .map_err(|e| CheckpointError::Mismatch {
             path: path.clone(),
             reason: e.to_string(),
@@ -521,11 +523,12 @@ impl LoadedPolicy {
                 reason: "the policy normalises observations element-wise, so it only runs on its training layout".into(),
             });
         }
-        let policy = Policy::new(&meta.network, layout, num_actions, device).map_err(|e| {
-            CheckpointError::Mismatch {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
+        let policy = with_torch_rng(None, || {
+            Policy::new(&meta.network, layout, num_actions, device)
+        })
+        .map_err(|e| CheckpointError::Mismatch {
+            path: path.clone(),
+            reason: e.to_string(),
         })?;
         load_weights(&path, &meta, &policy)?;
         let normalizer = meta.normalizer.clone();

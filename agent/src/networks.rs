@@ -348,9 +348,24 @@ pub struct Policy {
     num_actions: usize,
 }
 
+/// Held while libtorch's process-global RNG is seeded and weights are drawn from it.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `build` (which creates networks) holding the lock on libtorch's process-global RNG,
+/// after `tch::manual_seed(seed)` when a seed is given. Every network creation goes through
+/// here, so runs training side by side in one process (a hyperparameter search, parallel
+/// tests) draw initial weights that are a function of their own seed only.
+pub fn with_torch_rng<T>(seed: Option<i64>, build: impl FnOnce() -> T) -> T {
+    let _guard = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(seed) = seed {
+        tch::manual_seed(seed);
+    }
+    build()
+}
+
 impl Policy {
-    /// Builds a freshly initialised policy on `device` (initialisation draws from libtorch's
-    /// global RNG: call `tch::manual_seed` first for reproducible weights).
+    /// Builds a freshly initialised policy on `device`. Initialisation draws from libtorch's
+    /// global RNG: call it inside [`with_torch_rng`] for reproducible weights.
     pub fn new(
         config: &NetworkConfig,
         layout: ObsLayout,

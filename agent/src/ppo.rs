@@ -644,15 +644,18 @@ mod tests {
     #[test]
     fn same_seed_gives_identical_updates_and_target_kl_stops_early() {
         let run = |target_kl: Option<f64>| {
-            tch::manual_seed(0);
-            let policy = Policy::new(
-                &NetworkConfig::default(),
-                ObsLayout::flat(3),
-                5,
-                Device::Cpu,
-            )
-            .unwrap();
-            let batch = self_consistent_batch(&policy, 1);
+            // Weights and the batch's observations both come from libtorch's global RNG.
+            let (policy, batch) = crate::networks::with_torch_rng(Some(0), || {
+                let policy = Policy::new(
+                    &NetworkConfig::default(),
+                    ObsLayout::flat(3),
+                    5,
+                    Device::Cpu,
+                )
+                .unwrap();
+                let batch = self_consistent_batch(&policy, 1);
+                (policy, batch)
+            });
             let config = PpoConfig {
                 num_envs: 4,
                 num_steps: 8,

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use lepton_agent::checkpoint::{self, SaveRequest};
 use lepton_agent::dqn::{self, QNetwork, epsilon_greedy};
+use lepton_agent::networks::with_torch_rng;
 use lepton_agent::ppo::Adam;
 use lepton_agent::replay::{ReplayBuffer, SampleBatch, StepRecord};
 use lepton_env::{
@@ -48,7 +49,7 @@ use crate::session::{
     log_eval, make_progress, resume_checkpoint, save_periodic, write_summary,
 };
 use crate::trainer::{
-    Outcome, RETURN_WINDOW, RngState, RunOptions, RunSummary, TORCH_RNG, TrainError, evaluate,
+    Outcome, RETURN_WINDOW, RngState, RunOptions, RunSummary, TrainError, evaluate,
 };
 
 /// Env steps between two TensorBoard points of the learning scalars (CleanRL logs every 100).
@@ -188,11 +189,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let layout = venv.env(0).obs_layout();
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 
-    let (online, mut target) = {
-        // libtorch's RNG is process-global: hold it while the weights are drawn (see
-        // `TORCH_RNG`), so that trials training side by side get their seed's weights.
-        let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(seed as i64);
+    let (online, mut target) = with_torch_rng(Some(seed as i64), || {
         let network = || {
             QNetwork::new(
                 &config.network,
@@ -203,8 +200,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             )
             .map_err(|e| TrainError::Config(e.to_string()))
         };
-        (network()?, network()?)
-    };
+        Ok::<_, TrainError>((network()?, network()?))
+    })?;
     target.update_from(&online, 1.0);
     let mut adam = Adam::new(online.policy(), dqn_cfg.adam_eps);
     let mut buffer = ReplayBuffer::new(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use lepton_agent::checkpoint::{self, SaveRequest};
 use lepton_agent::distributions::{MaskedCategorical, sample_masked};
-use lepton_agent::networks::Policy;
+use lepton_agent::networks::{Policy, with_torch_rng};
 use lepton_agent::normalize::ObsNormalizer;
 use lepton_agent::ppo::{self, Adam, UpdateStats};
 use lepton_agent::rollout::RolloutBuffer;
@@ -154,11 +154,6 @@ const MINIBATCH_STREAM: u64 = 0x6d62_7368;
 
 pub(crate) static TORCH_THREADS: std::sync::Once = std::sync::Once::new();
 
-/// Held from `tch::manual_seed` until the weights are drawn: libtorch's RNG is process-global,
-/// so runs training side by side in one process (a hyperparameter search) take turns here to
-/// keep their initial weights a function of their own seed.
-pub(crate) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Trains with `config` (already resolved and validated); `algo = "dqn"` runs the sibling loop
 /// [`crate::dqn_loop::run`].
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
@@ -181,12 +176,10 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let layout = venv.env(0).obs_layout();
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 
-    let policy = {
-        let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(seed as i64);
+    let policy = with_torch_rng(Some(seed as i64), || {
         Policy::new(&config.network, layout, num_actions, device)
-            .map_err(|e| TrainError::Config(e.to_string()))?
-    };
+    })
+    .map_err(|e| TrainError::Config(e.to_string()))?;
     let mut adam = Adam::new(&policy, ppo_cfg.adam_eps);
     let mut normalizer = ppo_cfg
         .normalize_obs

@@ -44,13 +44,13 @@ use std::time::Instant;
 
 use lepton_agent::checkpoint;
 use lepton_agent::device::set_torch_threads;
-use lepton_agent::networks::Policy;
+use lepton_agent::networks::{Policy, with_torch_rng};
 use lepton_env::Env;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ConfigError, TrainConfig};
 use crate::envs::{EnvSpec, mix64};
-use crate::trainer::{self, Outcome, RunOptions, TORCH_RNG, TORCH_THREADS, TrainError};
+use crate::trainer::{self, Outcome, RunOptions, TORCH_THREADS, TrainError};
 use genes::GeneSpec;
 use leaderboard::{Status, TrialRecord};
 
@@ -580,12 +580,11 @@ pub fn score_checkpoint(
     let spec = EnvSpec::from_config(&config.env).map_err(anyhow::Error::msg)?;
     let env = spec.make();
     let device = tch::Device::Cpu;
-    let policy = {
-        // Building a policy draws initial weights from the global RNG; take turns with the
-        // trainers so that their seeded initialisation is not disturbed.
-        let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        Policy::new(&meta.network, env.obs_layout(), meta.num_actions, device)?
-    };
+    // Building a policy draws initial weights from the global RNG; take turns with the
+    // trainers so that their seeded initialisation is not disturbed.
+    let policy = with_torch_rng(None, || {
+        Policy::new(&meta.network, env.obs_layout(), meta.num_actions, device)
+    })?;
     checkpoint::load_weights(meta_path, &meta, &policy)?;
     let mut eval_config = config.clone();
     eval_config.eval.num_episodes = fitness.num_episodes;

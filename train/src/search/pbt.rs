@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use lepton_agent::checkpoint::{self, SaveRequest};
-use lepton_agent::networks::Policy;
+use lepton_agent::networks::{Policy, with_torch_rng};
 use lepton_agent::ppo::Adam;
 use lepton_env::Env;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ use super::operators::{pbt_exploit, pbt_explore};
 use super::{Search, TrialResult, train_and_score, trial_seed};
 use crate::config::TrainConfig;
 use crate::envs::EnvSpec;
-use crate::trainer::{RunOptions, TORCH_RNG};
+use crate::trainer::RunOptions;
 
 /// What survives between rounds (and across `--resume`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -209,15 +209,14 @@ fn copy_member(
     let meta = checkpoint::read_meta(&src)?;
     let spec = EnvSpec::from_config(&config.env).map_err(anyhow::Error::msg)?;
     let device = tch::Device::Cpu;
-    let policy = {
-        let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let policy = with_torch_rng(None, || {
         Policy::new(
             &meta.network,
             spec.make().obs_layout(),
             meta.num_actions,
             device,
-        )?
-    };
+        )
+    })?;
     checkpoint::load_weights(&src, &meta, &policy)?;
     let mut adam = Adam::new(&policy, config.ppo.adam_eps);
     checkpoint::load_optimizer(&src, &meta, &mut adam)?;
