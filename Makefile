@@ -31,3 +31,12 @@ build: check-libtorch
 
 demo: build
 	@./scripts/demo.sh "$(DEMO_RUN)" "$(DEMO_STEPS)"
+
+# lepton vs Gymnasium and Stable-Baselines3 on this machine (issue 9; see BENCHMARKS.md).
+# Full run ~30-40 min; bench-quick (or BENCH_QUICK=1 make bench) a few minutes.
+.PHONY: bench-quick
+bench: check-libtorch
+	@./scripts/bench.sh
+
+bench-quick: check-libtorch
+	@BENCH_QUICK=1 ./scripts/bench.sh
