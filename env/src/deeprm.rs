@@ -259,17 +259,7 @@ impl DeepRmEnv {
     /// Recounts task phases and the reservation grid from scratch: conservation, and a grid
     /// equal to capacity minus the allocated jobs, never negative.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut recount = Census::default();
-        for rec in &self.records {
-            match rec.phase {
-                TaskPhase::NotArrived => continue,
-                TaskPhase::Queued => recount.num_queued += 1,
-                TaskPhase::Running => recount.num_running += 1,
-                TaskPhase::Finished => recount.num_finished += 1,
-                TaskPhase::Dropped => recount.num_dropped += 1,
-            }
-            recount.num_arrived += 1;
-        }
+        let recount = Census::recount(&self.records);
         if recount != self.census || self.queue.len() != self.census.num_queued {
             return Err(format!("census {:?} != recount {recount:?}", self.census));
         }

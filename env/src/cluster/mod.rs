@@ -288,6 +288,24 @@ pub struct Census {
     pub num_dropped: usize,
 }
 
+impl Census {
+    /// Counts the phases of `records` from scratch (what the running totals must equal).
+    pub(crate) fn recount(records: &[TaskRecord]) -> Self {
+        let mut census = Self::default();
+        for rec in records {
+            match rec.phase {
+                TaskPhase::NotArrived => continue,
+                TaskPhase::Queued => census.num_queued += 1,
+                TaskPhase::Running => census.num_running += 1,
+                TaskPhase::Finished => census.num_finished += 1,
+                TaskPhase::Dropped => census.num_dropped += 1,
+            }
+            census.num_arrived += 1;
+        }
+        census
+    }
+}
+
 /// An event-driven simulator of a heterogeneous cluster with a Gymnasium-style API.
 ///
 /// Servers have integer capacities per resource (the resource list is the scenario's) and a
@@ -714,17 +732,7 @@ impl ClusterEnv {
     /// Recounts task phases and resource use from scratch and compares them with the
     /// running totals: conservation, no server over capacity or negative.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut recount = Census::default();
-        for rec in &self.records {
-            match rec.phase {
-                TaskPhase::NotArrived => continue,
-                TaskPhase::Queued => recount.num_queued += 1,
-                TaskPhase::Running => recount.num_running += 1,
-                TaskPhase::Finished => recount.num_finished += 1,
-                TaskPhase::Dropped => recount.num_dropped += 1,
-            }
-            recount.num_arrived += 1;
-        }
+        let recount = Census::recount(&self.records);
         if recount != self.census {
             return Err(format!("census {:?} != recount {recount:?}", self.census));
         }
