@@ -551,11 +551,7 @@ impl DeepRmEnv {
     /// Slowdown (finish − arrival) / length of every job that has finished this episode, in
     /// arrival order (for reports such as slowdown CDFs, never for a scheduler's decisions).
     pub fn finished_slowdowns(&self) -> impl Iterator<Item = f64> + '_ {
-        self.tasks
-            .iter()
-            .zip(&self.records)
-            .filter(|(_, rec)| rec.phase == TaskPhase::Finished)
-            .map(|(spec, rec)| (rec.finish_s - spec.arrival_s) / spec.duration_s)
+        stats::finished_slowdowns(&self.tasks, &self.records)
     }
 }
 

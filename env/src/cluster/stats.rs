@@ -107,6 +107,19 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Slowdown (finish − arrival) / work of every finished task, in arrival order. It uses true
+/// durations, so it is for reports (slowdown CDFs), never for a scheduler's decisions.
+pub(crate) fn finished_slowdowns<'a>(
+    tasks: &'a [TaskSpec],
+    records: &'a [TaskRecord],
+) -> impl Iterator<Item = f64> + 'a {
+    tasks
+        .iter()
+        .zip(records)
+        .filter(|(_, rec)| rec.phase == TaskPhase::Finished)
+        .map(|(spec, rec)| (rec.finish_s - spec.arrival_s) / spec.duration_s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
