@@ -19,9 +19,10 @@
 //! - `rewards()[i]`, `terminated()[i]`, `truncated()[i]` are those of the finished episode's
 //!   last step;
 //! - [`VecEnv::final_observation`] is the finished episode's last observation (what to
-//!   bootstrap from when `truncated[i]`), and [`VecEnv::finished_episode`] its return, length
-//!   and scheduling metrics (Gymnasium's `final_obs` / `final_info`). Both are `Some` for
-//!   exactly the indices whose episode ended on the last step.
+//!   bootstrap from when `truncated[i]`), [`VecEnv::final_action_mask`] the legal actions in
+//!   that state, and [`VecEnv::finished_episode`] its return, length and scheduling metrics
+//!   (Gymnasium's `final_obs` / `final_info`). All are `Some` for exactly the indices whose
+//!   episode ended on the last step.
 //!
 //! The automatic resets pass `seed = None`, continuing each env's stream.
 //!
@@ -101,6 +102,9 @@ struct Slot<E> {
     /// Metrics of that episode (valid when `ended && has_metrics`); reused across episodes.
     metrics: EpisodeMetrics,
     has_metrics: bool,
+    /// Legal actions in the state that episode ended in (valid when `ended`): the mask row of
+    /// the step buffers already belongs to the next episode.
+    final_mask: Vec<bool>,
     ended: bool,
 }
 
@@ -179,6 +183,7 @@ impl<E: Env> VecEnv<E> {
                 finished: EpisodeStats::default(),
                 metrics: EpisodeMetrics::default(),
                 has_metrics: false,
+                final_mask: vec![false; num_actions],
                 ended: false,
             })
             .collect();
@@ -378,6 +383,13 @@ impl<E: Env> VecEnv<E> {
             .then(|| &self.final_observations[index * d..(index + 1) * d])
     }
 
+    /// The action mask of the state env `index`'s episode ended in, if it ended on the last
+    /// step (what an off-policy learner bootstraps over at a truncation).
+    pub fn final_action_mask(&self, index: usize) -> Option<&[bool]> {
+        let slot = &self.slots[index];
+        slot.ended.then_some(slot.final_mask.as_slice())
+    }
+
     /// Return, length and (for scheduling envs) metrics of env `index`'s episode if it ended
     /// on the last step.
     pub fn finished_episode(
@@ -416,6 +428,7 @@ fn step_one<E: Env>(index: usize, r: Rows<'_, E>) -> Result<(), VecEnvError> {
     slot.ended = t.episode_over();
     if slot.ended {
         r.final_obs.copy_from_slice(r.obs);
+        slot.env.action_mask(&mut slot.final_mask);
         slot.finished = std::mem::take(&mut slot.running);
         slot.has_metrics = match slot.env.episode_metrics() {
             Some(metrics) => {
@@ -509,6 +522,72 @@ mod tests {
         fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
             (self.t == self.length).then_some(&self.metrics)
         }
+    }
+
+    /// A 3-action env whose state is the step count `t`: action `t % 3` is illegal, and the
+    /// episode is truncated after 4 steps.
+    struct MaskByTime {
+        t: usize,
+        space: BoxSpace,
+    }
+
+    impl Env for MaskByTime {
+        fn observation_space(&self) -> &BoxSpace {
+            &self.space
+        }
+        fn action_space(&self) -> Discrete {
+            Discrete { n: 3 }
+        }
+        fn obs_layout(&self) -> ObsLayout {
+            ObsLayout::flat(1)
+        }
+        fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
+            self.t = 0;
+            obs[0] = 0.0;
+        }
+        fn step(&mut self, _action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+            self.t += 1;
+            obs[0] = self.t as f32;
+            Ok(Transition {
+                reward: 1.0,
+                terminated: false,
+                truncated: self.t == 4,
+            })
+        }
+        fn action_mask(&self, mask: &mut [bool]) {
+            for (a, m) in mask.iter_mut().enumerate() {
+                *m = a != self.t % 3;
+            }
+        }
+    }
+
+    /// At a truncation the mask row is already the next episode's; the final state's mask,
+    /// which a truncated transition bootstraps over, is kept beside the final observation.
+    #[test]
+    fn the_final_state_mask_survives_the_autoreset() {
+        let env = MaskByTime {
+            t: 0,
+            space: BoxSpace::uniform(1, 0.0, 10.0),
+        };
+        let mut venv = VecEnv::new(vec![env], 1).unwrap();
+        venv.reset(Some(0));
+        for _ in 0..4 {
+            assert_eq!(venv.final_action_mask(0), None);
+            let legal = venv.action_masks().iter().position(|&m| m).unwrap();
+            venv.step(&[legal]).unwrap();
+        }
+        assert!(venv.truncated()[0]);
+        assert_eq!(venv.final_observation(0), Some(&[4.0][..]));
+        assert_eq!(
+            venv.final_action_mask(0),
+            Some(&[true, false, true][..]),
+            "state t = 4: action 1 illegal"
+        );
+        assert_eq!(
+            venv.action_masks(),
+            [false, true, true],
+            "the reset state t = 0"
+        );
     }
 
     #[test]

@@ -34,9 +34,7 @@ use lepton_agent::dqn::{self, QNetwork, epsilon_greedy};
 use lepton_agent::networks::with_torch_rng;
 use lepton_agent::ppo::Adam;
 use lepton_agent::replay::{ReplayBuffer, SampleBatch, StepRecord};
-use lepton_env::{
-    BoxSpace, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout, Transition, VecEnv,
-};
+use lepton_env::{Env, VecEnv};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -61,52 +59,6 @@ const LOG_LINE_EVERY_STEPS: u64 = 10_000;
 const ENV_STREAM: u64 = 0x656e_7673;
 const ACTION_STREAM: u64 = 0x6163_7473;
 const REPLAY_STREAM: u64 = 0x7265_706c;
-
-/// An env that also keeps the action mask of the state its last episode ended in: the
-/// [`VecEnv`] autoresets in the same step, so its mask row is already the next episode's, and a
-/// truncated transition must bootstrap over the final state's legal actions.
-struct KeepFinalMask<E> {
-    inner: E,
-    final_mask: Vec<bool>,
-}
-
-impl<E: Env> KeepFinalMask<E> {
-    fn new(inner: E) -> Self {
-        let n = inner.action_space().n;
-        Self {
-            inner,
-            final_mask: vec![true; n],
-        }
-    }
-}
-
-impl<E: Env> Env for KeepFinalMask<E> {
-    fn observation_space(&self) -> &BoxSpace {
-        self.inner.observation_space()
-    }
-    fn action_space(&self) -> Discrete {
-        self.inner.action_space()
-    }
-    fn obs_layout(&self) -> ObsLayout {
-        self.inner.obs_layout()
-    }
-    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
-        self.inner.reset(seed, obs)
-    }
-    fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
-        let t = self.inner.step(action, obs)?;
-        if t.episode_over() {
-            self.inner.action_mask(&mut self.final_mask);
-        }
-        Ok(t)
-    }
-    fn action_mask(&self, mask: &mut [bool]) {
-        self.inner.action_mask(mask)
-    }
-    fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
-        self.inner.episode_metrics()
-    }
-}
 
 /// Everything the loop needs to continue exactly, saved as a checkpoint's `trainer_state`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,8 +134,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let num_envs = dqn_cfg.num_envs;
     let seed = config.train.seed;
     let total_steps = config.train.total_steps;
-    let envs: Vec<KeepFinalMask<Replayable>> = (0..num_envs)
-        .map(|_| KeepFinalMask::new(Replayable::new(spec.make())))
+    let envs: Vec<Replayable> = (0..num_envs)
+        .map(|_| Replayable::new(spec.make()))
         .collect();
     let mut venv = VecEnv::new(envs, config.run.env_threads).map_err(other)?;
     let layout = venv.env(0).obs_layout();
@@ -252,7 +204,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             )));
         }
         for (i, snap) in state.envs.into_iter().enumerate() {
-            venv.env_mut(i).inner.restore_on_next_reset(snap);
+            venv.env_mut(i).restore_on_next_reset(snap);
         }
         episodes = EpisodeTracker::restored(
             state.recent_returns,
@@ -344,9 +296,10 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
 
         // Store: at an episode end the transition leads to the final observation and mask.
         for i in 0..num_envs {
-            let (next_obs, next_mask) = match venv.final_observation(i) {
-                Some(final_obs) => (final_obs, venv.env(i).final_mask.as_slice()),
-                None => (
+            let (next_obs, next_mask) = match (venv.final_observation(i), venv.final_action_mask(i))
+            {
+                (Some(final_obs), Some(final_mask)) => (final_obs, final_mask),
+                _ => (
                     venv.observation(i),
                     &venv.action_masks()[i * num_actions..(i + 1) * num_actions],
                 ),
@@ -363,7 +316,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                     truncated: venv.truncated()[i],
                 },
             );
-            let Some((episode_return, length)) = venv.env(i).inner.last_episode else {
+            let Some((episode_return, length)) = venv.env(i).last_episode else {
                 continue;
             };
             let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
@@ -437,23 +390,20 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         }
 
         // Evaluate and checkpoint.
-        let snapshot = |venv: &VecEnv<KeepFinalMask<Replayable>>,
-                        action_rng: &ChaCha8Rng,
-                        episodes: &EpisodeTracker| {
-            DqnTrainerState {
-                action_rng: RngState::of(action_rng),
-                envs: (0..num_envs)
-                    .map(|i| venv.env(i).inner.snapshot())
-                    .collect(),
-                recent_returns: episodes.recent_returns_vec(),
-                best_eval_return: episodes.best_eval_return,
-                return_highs: episodes.return_highs.clone(),
-                num_episodes: episodes.num_episodes,
-                num_updates,
-                target_file: None,
-                replay_file: None,
-            }
-        };
+        let snapshot =
+            |venv: &VecEnv<Replayable>, action_rng: &ChaCha8Rng, episodes: &EpisodeTracker| {
+                DqnTrainerState {
+                    action_rng: RngState::of(action_rng),
+                    envs: (0..num_envs).map(|i| venv.env(i).snapshot()).collect(),
+                    recent_returns: episodes.recent_returns_vec(),
+                    best_eval_return: episodes.best_eval_return,
+                    return_highs: episodes.return_highs.clone(),
+                    num_episodes: episodes.num_episodes,
+                    num_updates,
+                    target_file: None,
+                    replay_file: None,
+                }
+            };
         let eval_every = config.eval.every_steps;
         if crossed(eval_every) || (last && eval_every > 0) {
             let result = evaluate(&spec, online.policy(), None, config, device)?;
@@ -527,71 +477,6 @@ fn load_named(network: &QNetwork, tensors: &[(String, Tensor)]) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A 3-action env whose state is the step count `t`: action `t % 3` is illegal, and the
-    /// episode is truncated after 4 steps.
-    struct Counter {
-        t: usize,
-        space: BoxSpace,
-    }
-
-    impl Env for Counter {
-        fn observation_space(&self) -> &BoxSpace {
-            &self.space
-        }
-        fn action_space(&self) -> Discrete {
-            Discrete { n: 3 }
-        }
-        fn obs_layout(&self) -> ObsLayout {
-            ObsLayout::flat(1)
-        }
-        fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
-            self.t = 0;
-            obs[0] = 0.0;
-        }
-        fn step(&mut self, _action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
-            self.t += 1;
-            obs[0] = self.t as f32;
-            Ok(Transition {
-                reward: 1.0,
-                terminated: false,
-                truncated: self.t == 4,
-            })
-        }
-        fn action_mask(&self, mask: &mut [bool]) {
-            for (a, m) in mask.iter_mut().enumerate() {
-                *m = a != self.t % 3;
-            }
-        }
-    }
-
-    /// At a truncation the VecEnv's mask row is already the next episode's; the wrapper keeps
-    /// the final state's, which the truncated transition bootstraps over.
-    #[test]
-    fn the_final_state_mask_survives_the_autoreset() {
-        let env = KeepFinalMask::new(Counter {
-            t: 0,
-            space: BoxSpace::uniform(1, 0.0, 10.0),
-        });
-        let mut venv = VecEnv::new(vec![env], 1).unwrap();
-        venv.reset(Some(0));
-        for _ in 0..4 {
-            let legal = venv.action_masks().iter().position(|&m| m).unwrap();
-            venv.step(&[legal]).unwrap();
-        }
-        assert!(venv.truncated()[0]);
-        assert_eq!(venv.final_observation(0), Some(&[4.0][..]));
-        assert_eq!(
-            venv.env(0).final_mask,
-            [true, false, true],
-            "state t = 4: action 1 illegal"
-        );
-        assert_eq!(
-            venv.action_masks(),
-            [false, true, true],
-            "the reset state t = 0"
-        );
-    }
 
     #[test]
     fn extras_are_kept_only_beside_their_checkpoint() {
