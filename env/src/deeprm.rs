@@ -192,16 +192,12 @@ impl DeepRmEnv {
     pub fn slot(&self, k: usize) -> Option<SlotView<'_>> {
         let index = (*self.queue.slots.get(k)?)?;
         let spec = &self.tasks[index as usize];
-        Some(SlotView {
-            slot: k,
-            task_id: spec.id,
-            arrival_s: spec.arrival_s,
-            demand: &spec.demand[..self.num_resources],
-            estimate_s: spec.estimate_s,
-            priority: spec.priority,
-            deadline_s: spec.deadline_s,
-            waiting_s: f64::from(self.now) - spec.arrival_s,
-        })
+        Some(SlotView::of(
+            k,
+            spec,
+            self.num_resources,
+            f64::from(self.now),
+        ))
     }
 
     pub fn backlog_len(&self) -> usize {

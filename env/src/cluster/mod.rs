@@ -255,6 +255,23 @@ pub struct SlotView<'a> {
     pub waiting_s: f64,
 }
 
+impl<'a> SlotView<'a> {
+    /// What a scheduler sees of `spec` in slot `slot` at time `now_s`: everything but the
+    /// true duration.
+    pub(crate) fn of(slot: usize, spec: &'a TaskSpec, num_resources: usize, now_s: f64) -> Self {
+        Self {
+            slot,
+            task_id: spec.id,
+            arrival_s: spec.arrival_s,
+            demand: &spec.demand[..num_resources],
+            estimate_s: spec.estimate_s,
+            priority: spec.priority,
+            deadline_s: spec.deadline_s,
+            waiting_s: now_s - spec.arrival_s,
+        }
+    }
+}
+
 /// A server, as a scheduler may see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ServerView<'a> {
@@ -597,16 +614,7 @@ impl ClusterEnv {
     pub fn slot(&self, k: usize) -> Option<SlotView<'_>> {
         let index = (*self.queue.slots.get(k)?)?;
         let spec = &self.tasks[index as usize];
-        Some(SlotView {
-            slot: k,
-            task_id: spec.id,
-            arrival_s: spec.arrival_s,
-            demand: &spec.demand[..self.num_resources],
-            estimate_s: spec.estimate_s,
-            priority: spec.priority,
-            deadline_s: spec.deadline_s,
-            waiting_s: self.now_s - spec.arrival_s,
-        })
+        Some(SlotView::of(k, spec, self.num_resources, self.now_s))
     }
 
     /// Number of queued tasks beyond the visible slots.
