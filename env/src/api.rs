@@ -51,6 +51,75 @@ impl ObsLayout {
     }
 }
 
+/// One contiguous block of a discrete action space, in the order the env numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActionBlock {
+    /// `slots × servers` actions: index `k · servers + n` (from the block's start) places the
+    /// task of visible slot `k` on server `n`.
+    Placements { slots: usize, servers: usize },
+    /// One action per visible slot: the env places the slot's task by its own rule.
+    Slots { slots: usize },
+    /// The single "do nothing now" action.
+    Wait,
+    /// `n` actions with no structure the env describes (CartPole's push left/right).
+    Plain { n: usize },
+}
+
+impl ActionBlock {
+    /// How many action indices the block spans.
+    pub fn len(&self) -> usize {
+        match *self {
+            Self::Placements { slots, servers } => slots * servers,
+            Self::Slots { slots } => slots,
+            Self::Wait => 1,
+            Self::Plain { n } => n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What each index of a `Discrete` action space means: blocks laid end to end. Networks that
+/// score actions from the entities they involve (a slot, a server) and greedy decoders read
+/// it instead of guessing from sizes, which is ambiguous (one server: placements = slots).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActionLayout {
+    pub blocks: Vec<ActionBlock>,
+}
+
+impl ActionLayout {
+    /// `n` unstructured actions.
+    pub fn plain(n: usize) -> Self {
+        Self {
+            blocks: vec![ActionBlock::Plain { n }],
+        }
+    }
+
+    /// The size of the action space.
+    pub fn num_actions(&self) -> usize {
+        self.blocks.iter().map(ActionBlock::len).sum()
+    }
+
+    /// The first index of every block, beside the block.
+    pub fn offsets(&self) -> impl Iterator<Item = (usize, ActionBlock)> + '_ {
+        self.blocks.iter().scan(0, |start, &block| {
+            let offset = *start;
+            *start += block.len();
+            Some((offset, block))
+        })
+    }
+
+    /// The index of the wait action, if the layout has one.
+    pub fn wait(&self) -> Option<usize> {
+        self.offsets()
+            .find(|(_, b)| *b == ActionBlock::Wait)
+            .map(|(offset, _)| offset)
+    }
+}
+
 /// Why a step was refused. The env's state is unchanged when a step returns an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvError {
@@ -68,6 +137,12 @@ pub trait Env: Send {
     fn action_space(&self) -> Discrete;
     fn obs_layout(&self) -> ObsLayout;
 
+    /// What each action index means (by default: `action_space().n` unstructured actions).
+    /// Its [`ActionLayout::num_actions`] always equals `action_space().n`.
+    fn action_layout(&self) -> ActionLayout {
+        ActionLayout::plain(self.action_space().n)
+    }
+
     /// Starts a new episode and writes its first observation into `obs`.
     /// `Some(seed)` reseeds every random stream of the env from `seed` (same seed, same
     /// episode); `None` continues the streams, so consecutive episodes differ.
@@ -84,5 +159,29 @@ pub trait Env: Send {
     /// that are not schedulers, such as CartPole).
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_layout_offsets_and_wait() {
+        let layout = ActionLayout {
+            blocks: vec![
+                ActionBlock::Placements {
+                    slots: 3,
+                    servers: 2,
+                },
+                ActionBlock::Wait,
+            ],
+        };
+        assert_eq!(layout.num_actions(), 7);
+        assert_eq!(layout.wait(), Some(6));
+        let offsets: Vec<usize> = layout.offsets().map(|(o, _)| o).collect();
+        assert_eq!(offsets, [0, 6]);
+        assert_eq!(ActionLayout::plain(2).wait(), None);
+        assert_eq!(ActionLayout::plain(2).num_actions(), 2);
     }
 }

@@ -131,6 +131,13 @@ fn run<E: Inspect>(
 ) -> Result<(CheckReport, Vec<u64>), String> {
     let space = env.observation_space().clone();
     let n = env.action_space().n;
+    let layout = env.action_layout();
+    if layout.num_actions() != n {
+        return Err(format!(
+            "action layout {layout:?} spans {} actions, the action space has {n}",
+            layout.num_actions()
+        ));
+    }
     let wait = n - 1;
     let mut obs = vec![0.0; space.dim()];
     let mut next_obs = vec![0.0; space.dim()];

@@ -1,7 +1,7 @@
 //! DeepRM's environment (Mao et al., "Resource Management with Deep Reinforcement
 //! Learning", HotNets'16), reproduced step for step.
 
-use crate::api::{Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::cluster::state::{Admission, TaskIndex, TaskPhase, TaskQueue, TaskRecord};
 use crate::cluster::stats;
 use crate::cluster::{Census, RewardWeights, RunningView, SlotView};
@@ -474,6 +474,17 @@ impl Env for DeepRmEnv {
 
     fn obs_layout(&self) -> ObsLayout {
         self.layout
+    }
+
+    fn action_layout(&self) -> ActionLayout {
+        ActionLayout {
+            blocks: vec![
+                ActionBlock::Slots {
+                    slots: self.config.num_slots,
+                },
+                ActionBlock::Wait,
+            ],
+        }
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {

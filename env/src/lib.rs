@@ -46,7 +46,7 @@ pub mod vec_env;
 pub mod workload;
 pub mod wrappers;
 
-pub use api::{Env, EnvError, ObsLayout, Transition};
+pub use api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
 pub use cartpole::{CartPole, CartPoleV1};
 pub use check::{CheckReport, Inspect, check_env};
 pub use cluster::ClusterEnv;

@@ -103,7 +103,7 @@
 //! bottleneck resource `r` receives `rate × E[demand_r × work] = load × Σ_servers capacity_r
 //! × speed`.
 
-use crate::api::{Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::check::Inspect;
 use crate::cluster::{
     ActionMode, Census, ClusterConfig, ClusterEnv, FailureModel, GpuConfig, IllegalAction,
@@ -249,6 +249,9 @@ impl Env for ScenarioEnv {
     }
     fn obs_layout(&self) -> ObsLayout {
         delegate!(self, e => e.obs_layout())
+    }
+    fn action_layout(&self) -> ActionLayout {
+        delegate!(self, e => e.action_layout())
     }
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
         delegate!(self, e => e.reset(seed, obs))

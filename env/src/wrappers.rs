@@ -5,7 +5,7 @@
 //! [`VecEnv`](crate::vec_env::VecEnv) records the same episode statistics itself (it sees every
 //! reward), so vectorised training needs no [`EpisodeStatistics`] inside it.
 
-use crate::api::{Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
 
@@ -77,6 +77,10 @@ impl<E: Env> Env for TimeLimit<E> {
 
     fn obs_layout(&self) -> ObsLayout {
         self.inner.obs_layout()
+    }
+
+    fn action_layout(&self) -> ActionLayout {
+        self.inner.action_layout()
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
@@ -164,6 +168,10 @@ impl<E: Env> Env for EpisodeStatistics<E> {
 
     fn obs_layout(&self) -> ObsLayout {
         self.inner.obs_layout()
+    }
+
+    fn action_layout(&self) -> ActionLayout {
+        self.inner.action_layout()
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {

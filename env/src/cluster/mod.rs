@@ -16,7 +16,7 @@ mod tests;
 pub use reward::RewardWeights;
 pub use state::{EventKind, MAX_GPUS, TaskPhase};
 
-use crate::api::{Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
 use crate::workload::{MAX_RESOURCES, TaskSource, TaskSpec};
@@ -1464,6 +1464,20 @@ impl Env for ClusterEnv {
 
     fn obs_layout(&self) -> ObsLayout {
         self.layout
+    }
+
+    fn action_layout(&self) -> ActionLayout {
+        let slots = self.config.num_slots;
+        let choose = match self.config.action_mode {
+            ActionMode::Placement => ActionBlock::Placements {
+                slots,
+                servers: self.servers.len(),
+            },
+            ActionMode::Slot => ActionBlock::Slots { slots },
+        };
+        ActionLayout {
+            blocks: vec![choose, ActionBlock::Wait],
+        }
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {

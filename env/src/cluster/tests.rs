@@ -32,6 +32,17 @@ fn return_is_minus_total_slowdown_on_a_hand_computed_case() {
     env.reset(Some(0), &mut obs);
     assert_eq!(env.now_s(), 0.0);
     assert_eq!(env.action_space().n, 3);
+    // One server: placements and slots have the same count; the layout tells them apart.
+    assert_eq!(
+        env.action_layout().blocks,
+        [
+            ActionBlock::Placements {
+                slots: 2,
+                servers: 1
+            },
+            ActionBlock::Wait
+        ]
+    );
     assert_eq!(env.slot(0).map(|s| s.task_id), Some(1));
 
     // t=0: place A. Nothing else fits until A completes at 4, so the env skips there:
@@ -133,6 +144,10 @@ fn slot_mode_uses_the_placement_rule() {
     config.action_mode = ActionMode::Slot;
     let env = ClusterEnv::new(config.clone());
     assert_eq!(env.action_space().n, 11);
+    assert_eq!(
+        env.action_layout().blocks,
+        [ActionBlock::Slots { slots: 10 }, ActionBlock::Wait]
+    );
     assert_eq!(env.chosen_server(0), Some(0));
     assert_eq!(env.action_index(0, 0), Some(0));
     assert_eq!(env.action_index(0, 1), None);
