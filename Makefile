@@ -19,6 +19,8 @@ test: check-libtorch
 	@echo "==> lepton-env must not depend on libtorch"
 	@! $(CARGO) tree -q -p lepton-env -e normal,build | grep -E ' (tch|torch-sys) v' || \
 		{ echo "error: lepton-env depends on tch/torch-sys (see ARCHITECTURE.md invariants)"; exit 1; }
+	@echo "==> no import cycle between the modules of a crate"
+	@python3 scripts/check-module-cycles.py
 	@echo "==> cargo fmt --check"
 	@$(CARGO) fmt --all --check
 	@echo "==> cargo clippy --workspace --all-targets -- -D warnings"

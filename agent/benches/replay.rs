@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lepton_agent::dqn::{self, DqnConfig, QNetwork};
 use lepton_agent::networks::{Activation, Arch, NetworkConfig};
-use lepton_agent::ppo::Adam;
+use lepton_agent::optim::Adam;
 use lepton_agent::replay::{ReplayBuffer, ReplayConfig, SampleBatch, StepRecord};
 use lepton_env::ObsLayout;
 use rand::{Rng, SeedableRng};
@@ -128,10 +128,24 @@ fn bench_network_update(budget: Duration) {
         ..NetworkConfig::default()
     };
     let layout = ObsLayout::flat(4);
-    let online = QNetwork::new(&network, false, layout, 2, tch::Device::Cpu).unwrap();
-    let target = QNetwork::new(&network, false, layout, 2, tch::Device::Cpu).unwrap();
+    let online = QNetwork::new(
+        &network,
+        false,
+        layout,
+        &lepton_env::ActionLayout::plain(2),
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let target = QNetwork::new(
+        &network,
+        false,
+        layout,
+        &lepton_env::ActionLayout::plain(2),
+        tch::Device::Cpu,
+    )
+    .unwrap();
     let config = DqnConfig::default();
-    let mut adam = Adam::new(online.policy(), config.adam_eps);
+    let mut adam = Adam::new(online.policy().named_parameters(), config.adam_eps);
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let batch = SampleBatch {
         indices: (0..BATCH).collect(),

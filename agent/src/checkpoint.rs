@@ -1,36 +1,44 @@
 //! The checkpoint format, and [`LoadedPolicy`] for evaluation.
 //!
-//! A checkpoint is three files in one directory:
+//! A checkpoint is a metadata JSON ([`CheckpointMeta`]) beside tensor files in one directory:
 //! * `<stem>.safetensors` — the policy weights only, named as in the network
 //!   (`actor.0.weight`, ...), loadable from Python (`safetensors.torch.load_file`);
 //! * `<stem>.optim.safetensors` — Adam's moments (`m.<param>`, `v.<param>`);
-//! * a metadata JSON ([`CheckpointMeta`]): the resolved config, obs layout and action count,
-//!   network config, step, seed, versions, optimizer step, the observation normaliser, the
-//!   trainer's own state (RNG and env counters) and the SHA-256 of both tensor files.
+//! * `<stem>.<name>.safetensors` / `<stem>.<name>.bin` — named extra groups a trainer needs to
+//!   continue exactly (DQN's `target` network, its `replay` buffer as bytes);
+//! * the metadata: the resolved config, the observation and action layouts, what the action head
+//!   means (`logits` or `q`), the network config, step, seed, versions, optimizer step, the
+//!   observation normaliser, the SHA-256 of every file above and of the scenario and data files
+//!   the env was built from, and the trainer's own state (RNG and env counters).
 //!
 //! `<stem>` is `<kind>_<step>` (`step_0000012800`, `best_0000012800`, ...). Periodic
 //! checkpoints keep their metadata beside them (`step_0000012800.json`); `best.json` and
 //! `final.json` point at the stem they describe. Every file is written to a temporary name,
-//! synced and renamed, tensor files first and the JSON last, so the JSON that exists always
+//! synced and renamed, data files first and the JSON last, so the JSON that exists always
 //! names complete files: an interrupted write leaves the previous checkpoint intact. Loading
 //! checks the hashes and the shapes, and every failure is a [`CheckpointError`] that says
-//! which file and why.
+//! which file and why. Format 1 (before the action layout and head were recorded) still loads:
+//! both are inferred the way that format's readers did, and a run that recorded DQN's
+//! `num_updates` is read as a Q head.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use lepton_env::ObsLayout;
+use lepton_env::{ActionLayout, ObsLayout};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::networks::{NetworkConfig, Policy, with_torch_rng};
+use crate::named::{NamedTensors, copy_named};
+use crate::networks::{Head, NetworkConfig, Policy, with_torch_rng};
 use crate::normalize::ObsNormalizer;
-use crate::ppo::Adam;
+use crate::optim::Adam;
 
-/// Bumped whenever the metadata or file layout changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the metadata or file layout changes incompatibly (readers keep reading the
+/// older versions they know).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Serializable mirror of [`ObsLayout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +92,21 @@ impl Versions {
     }
 }
 
+/// A file of the checkpoint, relative to its metadata, and its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// A file the training env was built from (scenario, trace), as the config named it, and its
+/// SHA-256 when the checkpoint was written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceHash {
+    pub path: String,
+    pub sha256: String,
+}
+
 /// The metadata JSON of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,7 +116,7 @@ pub struct CheckpointMeta {
     pub kind: String,
     /// Env steps taken (all envs together).
     pub global_step: u64,
-    /// PPO iterations completed.
+    /// Iterations (PPO) or learning steps (DQN) completed.
     pub iteration: u64,
     pub seed: u64,
     /// The resolved training config, as TOML.
@@ -101,15 +124,111 @@ pub struct CheckpointMeta {
     pub obs_layout: LayoutMeta,
     pub obs_dim: usize,
     pub num_actions: usize,
+    /// What each action index means, as the env published it.
+    pub action_layout: ActionLayout,
+    /// What the action head's outputs mean, which decides greedy decoding.
+    pub head: Head,
     pub network: NetworkConfig,
-    pub weights_file: String,
-    pub weights_sha256: String,
-    pub optimizer_file: String,
-    pub optimizer_sha256: String,
+    pub weights: FileRef,
+    pub optimizer: FileRef,
     pub optimizer_step: i64,
+    /// Named extra groups (DQN: `target`, `replay`).
+    #[serde(default)]
+    pub extras: BTreeMap<String, FileRef>,
     pub normalizer: Option<ObsNormalizer>,
+    /// The scenario and data files of the training env (empty for envs built in code).
+    #[serde(default)]
+    pub sources: Vec<SourceHash>,
     /// Whatever the trainer needs to continue exactly (RNG states, env counters, ...).
     pub trainer_state: serde_json::Value,
+}
+
+/// The metadata of format 1, read and converted by [`read_meta`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetaV1 {
+    versions: Versions,
+    kind: String,
+    global_step: u64,
+    iteration: u64,
+    seed: u64,
+    config_toml: String,
+    obs_layout: LayoutMeta,
+    obs_dim: usize,
+    num_actions: usize,
+    network: NetworkConfig,
+    weights_file: String,
+    weights_sha256: String,
+    optimizer_file: String,
+    optimizer_sha256: String,
+    optimizer_step: i64,
+    normalizer: Option<ObsNormalizer>,
+    trainer_state: serde_json::Value,
+}
+
+/// The action layout format-1 readers assumed from the sizes alone: placements then wait when
+/// the count is slots × servers + 1 (preferred when one server makes it ambiguous), slots then
+/// wait when it is slots + 1, unstructured otherwise.
+pub fn legacy_action_layout(obs: ObsLayout, num_actions: usize) -> ActionLayout {
+    let (slots, servers) = (obs.slot_rows, obs.server_rows);
+    if slots > 0 && servers > 0 && num_actions == slots * servers + 1 {
+        ActionLayout::placements_then_wait(slots, servers)
+    } else if slots > 0 && num_actions == slots + 1 {
+        ActionLayout::slots_then_wait(slots)
+    } else {
+        ActionLayout::plain(num_actions)
+    }
+}
+
+impl From<MetaV1> for CheckpointMeta {
+    fn from(m: MetaV1) -> Self {
+        // Format 1 did not say what the head meant; only the DQN loop saved `num_updates`.
+        let head = if m.trainer_state.get("num_updates").is_some() {
+            Head::Q
+        } else {
+            Head::Logits
+        };
+        let mut extras = BTreeMap::new();
+        // Format 1's DQN extras are named in its trainer state, unhashed.
+        for (key, name) in [("target_file", "target"), ("replay_file", "replay")] {
+            if let Some(file) = m.trainer_state.get(key).and_then(|f| f.as_str()) {
+                extras.insert(
+                    name.to_string(),
+                    FileRef {
+                        file: file.to_string(),
+                        sha256: String::new(),
+                    },
+                );
+            }
+        }
+        Self {
+            versions: m.versions,
+            kind: m.kind,
+            global_step: m.global_step,
+            iteration: m.iteration,
+            seed: m.seed,
+            config_toml: m.config_toml,
+            obs_layout: m.obs_layout,
+            obs_dim: m.obs_dim,
+            num_actions: m.num_actions,
+            action_layout: legacy_action_layout(m.obs_layout.into(), m.num_actions),
+            head,
+            network: m.network,
+            weights: FileRef {
+                file: m.weights_file,
+                sha256: m.weights_sha256,
+            },
+            optimizer: FileRef {
+                file: m.optimizer_file,
+                sha256: m.optimizer_sha256,
+            },
+            optimizer_step: m.optimizer_step,
+            extras,
+            normalizer: m.normalizer,
+            sources: Vec::new(),
+            trainer_state: m.trainer_state,
+        }
+    }
 }
 
 /// Why a checkpoint could not be written or read.
@@ -123,7 +242,7 @@ pub enum CheckpointError {
     #[error("checkpoint {path}: not a valid metadata file: {reason}")]
     BadMeta { path: PathBuf, reason: String },
     #[error(
-        "checkpoint {path}: written by format version {found}, this build reads version {expected}"
+        "checkpoint {path}: written by format version {found}, this build reads versions 1 to {expected}"
     )]
     Version {
         path: PathBuf,
@@ -149,12 +268,38 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String, CheckpointError> {
+/// The SHA-256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, CheckpointError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
     Ok(Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+/// The hashes of the files an env was built from, to be stored with [`SaveRequest::sources`].
+pub fn hash_sources(paths: &[PathBuf]) -> Result<Vec<SourceHash>, CheckpointError> {
+    paths
+        .iter()
+        .map(|path| {
+            Ok(SourceHash {
+                path: path.display().to_string(),
+                sha256: sha256_file(path)?,
+            })
+        })
+        .collect()
+}
+
+/// The recorded sources that are missing or whose content changed since, each with why.
+pub fn changed_sources(recorded: &[SourceHash]) -> Vec<String> {
+    recorded
+        .iter()
+        .filter_map(|source| match sha256_file(Path::new(&source.path)) {
+            Ok(hash) if hash == source.sha256 => None,
+            Ok(_) => Some(format!("{} changed since the checkpoint", source.path)),
+            Err(_) => Some(format!("{} is missing or unreadable", source.path)),
+        })
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically: temporary file in the same directory, fsync, rename.
@@ -206,6 +351,15 @@ pub fn meta_path(dir: &Path, kind: &str, step: u64) -> PathBuf {
     }
 }
 
+/// A named extra group saved beside the weights.
+#[derive(Debug)]
+pub enum Extra {
+    /// Named tensors (`<stem>.<name>.safetensors`), e.g. a target network.
+    Tensors(NamedTensors),
+    /// Opaque bytes (`<stem>.<name>.bin`), e.g. a replay buffer.
+    Bytes(Vec<u8>),
+}
+
 /// What the trainer hands over to be saved.
 #[derive(Debug)]
 pub struct SaveRequest<'a> {
@@ -218,18 +372,55 @@ pub struct SaveRequest<'a> {
     pub policy: &'a Policy,
     pub optimizer: &'a Adam,
     pub normalizer: Option<&'a ObsNormalizer>,
+    /// Named extra groups; names are lowercase words other than `optim`.
+    pub extras: Vec<(&'a str, Extra)>,
+    pub sources: &'a [SourceHash],
     pub trainer_state: serde_json::Value,
 }
 
+fn valid_extra_name(name: &str) -> bool {
+    !name.is_empty() && name != "optim" && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
 /// Writes a checkpoint into `dir` and returns the path of its metadata file. For `best` and
-/// `final`, tensor files of the previous checkpoint of the same kind are removed afterwards.
+/// `final`, the files of the previous checkpoint of the same kind are removed afterwards.
+///
+/// # Panics
+/// When an extra's name is not a lowercase word or is `optim` (a programming error).
 pub fn save(dir: &Path, req: SaveRequest<'_>) -> Result<PathBuf, CheckpointError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let stem = stem(req.kind, req.global_step);
-    let weights_file = format!("{stem}.safetensors");
-    let optimizer_file = format!("{stem}.optim.safetensors");
-    write_tensors_atomic(&dir.join(&weights_file), &req.policy.named_parameters())?;
-    write_tensors_atomic(&dir.join(&optimizer_file), &req.optimizer.named_state())?;
+    let tensors = |file: String, tensors: &[(String, Tensor)]| {
+        write_tensors_atomic(&dir.join(&file), tensors)?;
+        Ok::<_, CheckpointError>(FileRef {
+            sha256: sha256_file(&dir.join(&file))?,
+            file,
+        })
+    };
+    let weights = tensors(
+        format!("{stem}.safetensors"),
+        &req.policy.named_parameters(),
+    )?;
+    let optimizer = tensors(
+        format!("{stem}.optim.safetensors"),
+        &req.optimizer.named_state(),
+    )?;
+    let mut extras = BTreeMap::new();
+    for (name, extra) in &req.extras {
+        assert!(valid_extra_name(name), "bad checkpoint extra name {name:?}");
+        let file = match extra {
+            Extra::Tensors(group) => tensors(format!("{stem}.{name}.safetensors"), group)?,
+            Extra::Bytes(bytes) => {
+                let file = format!("{stem}.{name}.bin");
+                write_atomic(&dir.join(&file), bytes)?;
+                FileRef {
+                    sha256: sha256_file(&dir.join(&file))?,
+                    file,
+                }
+            }
+        };
+        extras.insert(name.to_string(), file);
+    }
     let layout = req.policy.obs_layout();
     let meta = CheckpointMeta {
         versions: Versions::current(),
@@ -241,38 +432,34 @@ pub fn save(dir: &Path, req: SaveRequest<'_>) -> Result<PathBuf, CheckpointError
         obs_layout: layout.into(),
         obs_dim: layout.dim(),
         num_actions: req.policy.num_actions(),
+        action_layout: req.policy.action_layout().clone(),
+        head: req.policy.head(),
         network: req.network.clone(),
-        weights_sha256: sha256_file(&dir.join(&weights_file))?,
-        optimizer_sha256: sha256_file(&dir.join(&optimizer_file))?,
-        weights_file,
-        optimizer_file,
+        weights,
+        optimizer,
         optimizer_step: req.optimizer.step,
+        extras,
         normalizer: req.normalizer.cloned(),
+        sources: req.sources.to_vec(),
         trainer_state: req.trainer_state,
     };
     let path = meta_path(dir, req.kind, req.global_step);
     let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
     write_atomic(&path, &json)?;
     if req.kind != "step" {
-        remove_stale_tensor_files(dir, req.kind, &stem)?;
+        remove_stale_files(dir, req.kind, &stem)?;
     }
     Ok(path)
 }
 
-/// Deletes `<kind>_*.safetensors` files other than those of `keep_stem`.
-fn remove_stale_tensor_files(
-    dir: &Path,
-    kind: &str,
-    keep_stem: &str,
-) -> Result<(), CheckpointError> {
+/// Deletes `<kind>_*` data files other than those of `keep_stem`.
+fn remove_stale_files(dir: &Path, kind: &str, keep_stem: &str) -> Result<(), CheckpointError> {
     let prefix = format!("{kind}_");
+    let keep = format!("{keep_stem}.");
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with(&prefix)
-            && name.ends_with(".safetensors")
-            && !name.starts_with(&format!("{keep_stem}."))
-        {
+        if name.starts_with(&prefix) && !name.starts_with(&keep) {
             fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
         }
     }
@@ -288,6 +475,14 @@ pub fn periodic_step(file_name: &str) -> Option<u64> {
         .ok()
 }
 
+/// The step of any file of a periodic checkpoint (`step_0000012800.target.safetensors` →
+/// 12800).
+fn periodic_file_step(file_name: &str) -> Option<u64> {
+    let rest = file_name.strip_prefix("step_")?;
+    let (digits, _) = rest.split_once('.')?;
+    digits.parse().ok()
+}
+
 /// Which periodic checkpoints to delete so that the newest `keep` remain (pure).
 pub fn periodic_to_delete(mut steps: Vec<u64>, keep: usize) -> Vec<u64> {
     steps.sort_unstable();
@@ -296,19 +491,22 @@ pub fn periodic_to_delete(mut steps: Vec<u64>, keep: usize) -> Vec<u64> {
     steps
 }
 
-/// Deletes old periodic checkpoints (metadata first, then tensors), keeping the newest `keep`.
+/// Deletes old periodic checkpoints (metadata first, then every file of the same stem),
+/// keeping the newest `keep`, and the data files of periodic checkpoints whose metadata is
+/// gone (left by an interrupted pruning).
 pub fn prune_periodic(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
     for step in periodic_to_delete(list_periodic(dir)?, keep) {
-        let stem = stem("step", step);
-        for file in [
-            format!("{stem}.json"),
-            format!("{stem}.safetensors"),
-            format!("{stem}.optim.safetensors"),
-        ] {
-            let path = dir.join(file);
-            if path.exists() {
-                fs::remove_file(&path).map_err(io_err(&path))?;
-            }
+        let path = meta_path(dir, "step", step);
+        fs::remove_file(&path).map_err(io_err(&path))?;
+    }
+    let kept = list_periodic(dir)?;
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if periodic_step(&name).is_none()
+            && periodic_file_step(&name).is_some_and(|step| !kept.contains(&step))
+        {
+            fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
         }
     }
     Ok(())
@@ -337,50 +535,99 @@ pub fn latest_periodic(dir: &Path) -> Result<PathBuf, CheckpointError> {
     Ok(meta_path(dir, "step", step))
 }
 
-/// Reads and checks a metadata file: format version and the hashes of both tensor files.
+/// Reads and checks a metadata file: its format version (1 is converted), that its sizes
+/// agree, and the hash of every data file it names.
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta, CheckpointError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
+    let bad = |reason: String| CheckpointError::BadMeta {
+        path: path.to_path_buf(),
+        reason,
+    };
     let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::BadMeta {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     let found = value
         .pointer("/versions/format")
         .and_then(|v| v.as_u64())
-        .unwrap_or(0) as u32;
-    if found != FORMAT_VERSION {
-        return Err(CheckpointError::Version {
-            path: path.to_path_buf(),
-            found,
-            expected: FORMAT_VERSION,
-        });
+        .unwrap_or(0);
+    let meta: CheckpointMeta = match found {
+        1 => serde_json::from_value::<MetaV1>(value)
+            .map_err(|e| bad(e.to_string()))?
+            .into(),
+        2 => serde_json::from_value(value).map_err(|e| bad(e.to_string()))?,
+        _ => {
+            return Err(CheckpointError::Version {
+                path: path.to_path_buf(),
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                expected: FORMAT_VERSION,
+            });
+        }
+    };
+    let layout = ObsLayout::from(meta.obs_layout);
+    if layout.dim() != meta.obs_dim || meta.action_layout.num_actions() != meta.num_actions {
+        return Err(bad(format!(
+            "inconsistent sizes: obs_dim {} for a layout of {}, num_actions {} for an action layout of {}",
+            meta.obs_dim,
+            layout.dim(),
+            meta.num_actions,
+            meta.action_layout.num_actions()
+        )));
     }
-    let meta: CheckpointMeta =
-        serde_json::from_value(value).map_err(|e| CheckpointError::BadMeta {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    for (file, hash) in [
-        (&meta.weights_file, &meta.weights_sha256),
-        (&meta.optimizer_file, &meta.optimizer_sha256),
-    ] {
-        if &sha256_file(&dir.join(file))? != hash {
+    let files = [&meta.weights, &meta.optimizer]
+        .into_iter()
+        .chain(meta.extras.values());
+    for file in files {
+        // Format 1 extras carry no hash.
+        if file.sha256.is_empty() && found == 1 {
+            continue;
+        }
+        if sha256_file(&dir.join(&file.file))? != file.sha256 {
             return Err(CheckpointError::HashMismatch {
                 path: path.to_path_buf(),
-                file: file.clone(),
+                file: file.file.clone(),
             });
         }
     }
     Ok(meta)
 }
 
-fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+fn read_tensors(path: &Path) -> Result<NamedTensors, CheckpointError> {
     Tensor::read_safetensors(path).map_err(|e| CheckpointError::Tensors {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+fn checkpoint_dir(meta_path: &Path) -> &Path {
+    meta_path.parent().unwrap_or(Path::new("."))
+}
+
+/// Reads the file `file` of a checkpoint and copies its tensors into `dst` (names and shapes
+/// checked, see [`copy_named`]).
+fn load_group(
+    meta_path: &Path,
+    file: &FileRef,
+    dst: &[(String, Tensor)],
+    what: &str,
+) -> Result<(), CheckpointError> {
+    let src = read_tensors(&checkpoint_dir(meta_path).join(&file.file))?;
+    copy_named(dst, &src, what).map_err(|reason| CheckpointError::Mismatch {
+        path: meta_path.to_path_buf(),
+        reason,
+    })
+}
+
+fn extra<'m>(
+    meta_path: &Path,
+    meta: &'m CheckpointMeta,
+    name: &str,
+) -> Result<&'m FileRef, CheckpointError> {
+    meta.extras
+        .get(name)
+        .ok_or_else(|| CheckpointError::Mismatch {
+            path: meta_path.to_path_buf(),
+            reason: format!("it has no '{name}' group"),
+        })
 }
 
 /// Copies the checkpoint's weights into `policy`, checking that every name and shape matches.
@@ -389,36 +636,12 @@ pub fn load_weights(
     meta: &CheckpointMeta,
     policy: &Policy,
 ) -> Result<(), CheckpointError> {
-    let dir = meta_path.parent().unwrap_or(Path::new("."));
-    let saved = read_tensors(&dir.join(&meta.weights_file))?;
-    let mismatch = |reason: String| CheckpointError::Mismatch {
-        path: meta_path.to_path_buf(),
-        reason,
-    };
-    let params = policy.named_parameters();
-    if saved.len() != params.len() {
-        return Err(mismatch(format!(
-            "it holds {} weight tensors, the network has {}",
-            saved.len(),
-            params.len()
-        )));
-    }
-    for (name, param) in &params {
-        let src = saved
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t)
-            .ok_or_else(|| mismatch(format!("weight '{name}' is missing")))?;
-        if src.size() != param.size() {
-            return Err(mismatch(format!(
-                "weight '{name}' has shape {:?}, the network expects {:?}",
-                src.size(),
-                param.size()
-            )));
-        }
-        tch::no_grad(|| param.shallow_clone().copy_(src));
-    }
-    Ok(())
+    load_group(
+        meta_path,
+        &meta.weights,
+        &policy.named_parameters(),
+        "weights",
+    )
 }
 
 /// Restores the optimizer state of a checkpoint into `optimizer`.
@@ -427,14 +650,37 @@ pub fn load_optimizer(
     meta: &CheckpointMeta,
     optimizer: &mut Adam,
 ) -> Result<(), CheckpointError> {
-    let dir = meta_path.parent().unwrap_or(Path::new("."));
-    let tensors = read_tensors(&dir.join(&meta.optimizer_file))?;
-    optimizer
-        .load_state(meta.optimizer_step, &tensors)
-        .map_err(|reason| CheckpointError::Mismatch {
-            path: meta_path.to_path_buf(),
-            reason,
-        })
+    load_group(
+        meta_path,
+        &meta.optimizer,
+        &optimizer.named_state(),
+        "optimizer state",
+    )?;
+    optimizer.step = meta.optimizer_step;
+    Ok(())
+}
+
+/// Copies the named extra tensor group `name` into `dst` (names and shapes checked).
+pub fn load_extra_tensors(
+    meta_path: &Path,
+    meta: &CheckpointMeta,
+    name: &str,
+    dst: &[(String, Tensor)],
+) -> Result<(), CheckpointError> {
+    load_group(meta_path, extra(meta_path, meta, name)?, dst, name)
+}
+
+/// The bytes of the named extra group `name`, if the checkpoint has one.
+pub fn read_extra_bytes(
+    meta_path: &Path,
+    meta: &CheckpointMeta,
+    name: &str,
+) -> Result<Option<Vec<u8>>, CheckpointError> {
+    let Some(file) = meta.extras.get(name) else {
+        return Ok(None);
+    };
+    let path = checkpoint_dir(meta_path).join(&file.file);
+    fs::read(&path).map(Some).map_err(io_err(&path))
 }
 
 /// Resolves what a user passed as a checkpoint: a metadata `.json` file (its extension may be
@@ -469,9 +715,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
     latest_periodic(&dir)
 }
 
-/// A trained policy loaded for evaluation: greedy and deterministic ([`Policy::greedy`]: the
-/// most likely legal decision; for placement action spaces, the most likely slot-or-wait
-/// decision, then the most likely server for the slot).
+/// A trained policy loaded for evaluation: greedy and deterministic, by the decision rule of
+/// its head ([`Policy::greedy`]).
 #[derive(Debug)]
 pub struct LoadedPolicy {
     policy: Policy,
@@ -485,26 +730,8 @@ impl LoadedPolicy {
     pub fn load(path: impl AsRef<Path>, device: Device) -> Result<Self, CheckpointError> {
         let path = resolve(path.as_ref())?;
         let meta = read_meta(&path)?;
-        let policy = with_torch_rng(None, || {
-            Policy::new(
-                &meta.network,
-                meta.obs_layout.into(),
-                meta.num_actions,
-                device,
-            )
-        })
-        .map_err(|e| CheckpointError::Mismatch {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        load_weights(&path, &meta, &policy)?;
-        let normalizer = meta.normalizer.clone();
-        Ok(Self {
-            policy,
-            normalizer,
-            meta,
-            obs_scratch: Vec::new(),
-        })
+        let (layout, actions) = (meta.obs_layout.into(), meta.action_layout.clone());
+        Self::build(path, meta, device, layout, &actions)
     }
 
     /// Loads the same weights for an env with a different number of servers or slots (set
@@ -513,7 +740,7 @@ impl LoadedPolicy {
         path: impl AsRef<Path>,
         device: Device,
         layout: ObsLayout,
-        num_actions: usize,
+        actions: &ActionLayout,
     ) -> Result<Self, CheckpointError> {
         let path = resolve(path.as_ref())?;
         let meta = read_meta(&path)?;
@@ -523,8 +750,18 @@ impl LoadedPolicy {
                 reason: "the policy normalises observations element-wise, so it only runs on its training layout".into(),
             });
         }
+        Self::build(path, meta, device, layout, actions)
+    }
+
+    fn build(
+        path: PathBuf,
+        meta: CheckpointMeta,
+        device: Device,
+        layout: ObsLayout,
+        actions: &ActionLayout,
+    ) -> Result<Self, CheckpointError> {
         let policy = with_torch_rng(None, || {
-            Policy::new(&meta.network, layout, num_actions, device)
+            Policy::new(&meta.network, layout, actions, meta.head, device)
         })
         .map_err(|e| CheckpointError::Mismatch {
             path: path.clone(),
@@ -599,13 +836,22 @@ impl LoadedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distributions::MaskedCategorical;
     use crate::networks::Arch;
+    use lepton_env::Env;
 
     fn saved_checkpoint(dir: &Path, kind: &str, step: u64) -> (Policy, Adam, PathBuf) {
         tch::manual_seed(7);
         let config = NetworkConfig::default();
-        let policy = Policy::new(&config, ObsLayout::flat(3), 4, Device::Cpu).unwrap();
-        let mut adam = Adam::new(&policy, 1e-5);
+        let policy = Policy::new(
+            &config,
+            ObsLayout::flat(3),
+            &ActionLayout::plain(4),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        let mut adam = Adam::new(policy.named_parameters(), 1e-5);
         let (_, v) = policy.forward(&Tensor::ones([2, 3], (Kind::Float, Device::Cpu)));
         adam.zero_grad();
         v.sum(Kind::Float).backward();
@@ -624,6 +870,11 @@ mod tests {
                 policy: &policy,
                 optimizer: &adam,
                 normalizer: Some(&norm),
+                extras: vec![
+                    ("target", Extra::Tensors(policy.named_parameters())),
+                    ("replay", Extra::Bytes(vec![1, 2, 3])),
+                ],
+                sources: &[],
                 trainer_state: serde_json::json!({"rng": [1, 2]}),
             },
         )
@@ -644,11 +895,12 @@ mod tests {
         let fresh = Policy::new(
             &meta.network,
             meta.obs_layout.into(),
-            meta.num_actions,
+            &meta.action_layout,
+            meta.head,
             Device::Cpu,
         )
         .unwrap();
-        let mut fresh_adam = Adam::new(&fresh, 1e-5);
+        let mut fresh_adam = Adam::new(fresh.named_parameters(), 1e-5);
         load_weights(&path, &meta, &fresh).unwrap();
         load_optimizer(&path, &meta, &mut fresh_adam).unwrap();
         for ((n1, a), (n2, b)) in policy
@@ -663,6 +915,29 @@ mod tests {
             assert!(a.equal(&b));
         }
         assert_eq!(fresh_adam.step, 1);
+        // The extras: a tensor group copied by name, and bytes.
+        let target = Policy::new(
+            &meta.network,
+            meta.obs_layout.into(),
+            &meta.action_layout,
+            meta.head,
+            Device::Cpu,
+        )
+        .unwrap();
+        load_extra_tensors(&path, &meta, "target", &target.named_parameters()).unwrap();
+        for ((_, a), (_, b)) in policy
+            .named_parameters()
+            .iter()
+            .zip(target.named_parameters())
+        {
+            assert!(a.equal(&b));
+        }
+        assert_eq!(
+            read_extra_bytes(&path, &meta, "replay").unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(read_extra_bytes(&path, &meta, "nothing").unwrap(), None);
+        assert_eq!(meta.extras["replay"].file, "step_0000000128.replay.bin");
         assert_eq!(latest_periodic(dir.path()).unwrap(), path);
     }
 
@@ -679,6 +954,11 @@ mod tests {
         fs::write(&weights, bytes).unwrap();
         let err = read_meta(&path).unwrap_err();
         assert!(matches!(err, CheckpointError::HashMismatch { .. }), "{err}");
+        // A tampered extra group is caught the same way.
+        let (_, _, path) = saved_checkpoint(dir.path(), "best", 96);
+        fs::write(dir.path().join("best_0000000096.replay.bin"), [9u8]).unwrap();
+        let err = read_meta(&path).unwrap_err().to_string();
+        assert!(err.contains("best_0000000096.replay.bin"), "{err}");
         // Not JSON.
         fs::write(dir.path().join("junk.json"), "{").unwrap();
         let err = read_meta(&dir.path().join("junk.json"))
@@ -696,7 +976,8 @@ mod tests {
         let other = Policy::new(
             &NetworkConfig::default(),
             ObsLayout::flat(5),
-            4,
+            &ActionLayout::plain(4),
+            Head::Logits,
             Device::Cpu,
         )
         .unwrap();
@@ -710,6 +991,8 @@ mod tests {
         saved_checkpoint(dir.path(), "best", 64);
         saved_checkpoint(dir.path(), "best", 128);
         assert!(!dir.path().join("best_0000000064.safetensors").exists());
+        assert!(!dir.path().join("best_0000000064.replay.bin").exists());
+        assert!(dir.path().join("best_0000000128.replay.bin").exists());
         assert!(dir.path().join("best_0000000128.safetensors").exists());
         assert_eq!(
             read_meta(&dir.path().join("best.json"))
@@ -729,9 +1012,23 @@ mod tests {
         for step in [1, 2, 3] {
             saved_checkpoint(dir.path(), "step", step);
         }
+        // An orphan left by an interrupted pruning: data files without their metadata.
+        fs::write(dir.path().join("step_0000000000.target.safetensors"), "x").unwrap();
         prune_periodic(dir.path(), 1).unwrap();
         assert!(!dir.path().join("step_0000000001.json").exists());
         assert!(!dir.path().join("step_0000000002.safetensors").exists());
+        assert!(
+            !dir.path()
+                .join("step_0000000002.target.safetensors")
+                .exists()
+        );
+        assert!(!dir.path().join("step_0000000002.replay.bin").exists());
+        assert!(
+            !dir.path()
+                .join("step_0000000000.target.safetensors")
+                .exists()
+        );
+        assert!(dir.path().join("step_0000000003.replay.bin").exists());
         assert_eq!(
             latest_periodic(dir.path()).unwrap(),
             dir.path().join("step_0000000003.json")
@@ -771,8 +1068,15 @@ mod tests {
             slot_rows: 2,
             slot_features: 2,
         };
-        let policy = Policy::new(&config, layout(4), 2 * 4 + 1, Device::Cpu).unwrap();
-        let adam = Adam::new(&policy, 1e-5);
+        let policy = Policy::new(
+            &config,
+            layout(4),
+            &ActionLayout::placements_then_wait(2, 4),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        let adam = Adam::new(policy.named_parameters(), 1e-5);
         save(
             dir.path(),
             SaveRequest {
@@ -785,12 +1089,19 @@ mod tests {
                 policy: &policy,
                 optimizer: &adam,
                 normalizer: None,
+                extras: Vec::new(),
+                sources: &[],
                 trainer_state: serde_json::Value::Null,
             },
         )
         .unwrap();
-        let mut big =
-            LoadedPolicy::load_for_layout(dir.path(), Device::Cpu, layout(8), 2 * 8 + 1).unwrap();
+        let mut big = LoadedPolicy::load_for_layout(
+            dir.path(),
+            Device::Cpu,
+            layout(8),
+            &ActionLayout::placements_then_wait(2, 8),
+        )
+        .unwrap();
         let a = big.act(&vec![0.1; layout(8).dim()], &[true; 17]);
         assert!(a < 17);
     }
@@ -827,5 +1138,118 @@ print(repr(float(t[1, 2])))
         let value: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         let expected = policy.var_store().variables()["policy_head.weight"].double_value(&[1, 2]);
         assert_eq!(value, expected);
+    }
+
+    /// A Q head that is constant: every weight 0 and the head's bias `q`, so the network
+    /// outputs `q` for any observation.
+    fn constant_q_policy(layout: ObsLayout, actions: &ActionLayout, q: &[f32]) -> Policy {
+        let config = NetworkConfig {
+            shared_trunk: true,
+            hidden: vec![4],
+            ..NetworkConfig::default()
+        };
+        let policy = Policy::new(&config, layout, actions, Head::Q, Device::Cpu).unwrap();
+        tch::no_grad(|| {
+            for (name, mut t) in policy.named_parameters() {
+                if name == "policy_head.bias" {
+                    t.copy_(&Tensor::from_slice(q));
+                } else {
+                    let _ = t.zero_();
+                }
+            }
+        });
+        policy
+    }
+
+    /// Regression: greedy evaluation decoded every placement-mode checkpoint with
+    /// `placement_mode` (softmax mass summed per slot, then a server), which for a DQN
+    /// checkpoint is not the rule DQN trained with (the legal arg-max of Q). On `tiny`'s
+    /// placement space (4 slots × 4 servers + wait) slot 0 has four good placements and
+    /// slot 1 one slightly better one: the arg-max places slot 1 on server 0 (action 4);
+    /// summed softmax mass would choose slot 0 (action 0).
+    #[test]
+    fn dqn_checkpoint_is_decoded_by_masked_argmax_not_placement_mode() {
+        let env = lepton_env::scenario::load_named("tiny").unwrap().build();
+        let (layout, actions) = (env.obs_layout(), env.action_layout());
+        assert_eq!(actions, ActionLayout::placements_then_wait(4, 4));
+        let mut q = vec![0.0f32; 17];
+        q[..4].copy_from_slice(&[5.0, 4.9, 4.9, 4.9]);
+        q[4] = 5.2;
+        let policy = constant_q_policy(layout, &actions, &q);
+        let obs = Tensor::zeros([1, layout.dim() as i64], (Kind::Float, Device::Cpu));
+        let mask = Tensor::from_slice(&[true; 17]).view([1, 17]);
+        // The two rules disagree on this row.
+        let placement = MaskedCategorical::new(&policy.forward(&obs).0, &mask).placement_mode(4, 4);
+        assert_eq!(placement.int64_value(&[0]), 0);
+        assert_eq!(policy.greedy(&obs, &mask).int64_value(&[0]), 4);
+
+        // The same through a checkpoint and LoadedPolicy, as lepton-eval runs it.
+        let dir = tempfile::tempdir().unwrap();
+        let adam = Adam::new(policy.named_parameters(), 1e-8);
+        save(
+            dir.path(),
+            SaveRequest {
+                kind: "final",
+                global_step: 1,
+                iteration: 1,
+                seed: 0,
+                config_toml: "",
+                network: &NetworkConfig {
+                    shared_trunk: true,
+                    hidden: vec![4],
+                    ..NetworkConfig::default()
+                },
+                policy: &policy,
+                optimizer: &adam,
+                normalizer: None,
+                extras: Vec::new(),
+                sources: &[],
+                trainer_state: serde_json::Value::Null,
+            },
+        )
+        .unwrap();
+        let mut loaded = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(loaded.meta().head, Head::Q);
+        assert_eq!(loaded.act(&vec![0.0; layout.dim()], &[true; 17]), 4);
+        // Masked: the best legal Q wins.
+        let mut mask = [true; 17];
+        mask[4] = false;
+        assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
+    }
+
+    /// Checkpoints written in format 1 (before the action layout and the head were recorded)
+    /// still load and act as they did: `agent/tests/fixtures/format1/` holds a PPO set-network
+    /// checkpoint and a DQN MLP checkpoint written by that format's code, with the greedy
+    /// actions that code chose for three observations (see its README).
+    #[test]
+    fn format_1_checkpoints_still_load() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
+        let expected: serde_json::Value =
+            serde_json::from_slice(&fs::read(fixtures.join("expected.json")).unwrap()).unwrap();
+        let obs: Vec<f32> = serde_json::from_value(expected["obs"].clone()).unwrap();
+        for (name, head) in [("set_ppo", Head::Logits), ("mlp_dqn", Head::Q)] {
+            let mut loaded = LoadedPolicy::load(fixtures.join(name), Device::Cpu).unwrap();
+            let meta = loaded.meta().clone();
+            assert_eq!(meta.versions.format, 1);
+            assert_eq!(meta.head, head, "{name}");
+            assert_eq!(meta.action_layout, ActionLayout::placements_then_wait(2, 2));
+            let mut actions = [0usize; 3];
+            loaded.act_batch(&obs, &[true; 15], &mut actions);
+            let logits: Vec<f32> =
+                serde_json::from_value(expected[name]["logits"].clone()).unwrap();
+            let greedy: Vec<usize> =
+                serde_json::from_value(expected[name]["greedy_format1"].clone()).unwrap();
+            if head == Head::Logits {
+                // Same decision rule as format 1's reader.
+                assert_eq!(actions.to_vec(), greedy, "{name}");
+            } else {
+                // The DQN fixture is decoded by the legal arg-max of its Q row now.
+                let argmax: Vec<usize> = logits
+                    .chunks(5)
+                    .map(|row| crate::distributions::masked_argmax_row(row, &[true; 5]))
+                    .collect();
+                assert_eq!(actions.to_vec(), argmax, "{name}");
+            }
+        }
     }
 }

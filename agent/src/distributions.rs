@@ -82,6 +82,32 @@ impl MaskedCategorical {
     }
 }
 
+/// The legal action with the largest Q-value of each row: `q` `[B, A]`, `mask` `[B, A]` bool
+/// (`true` = legal, at least one per row). Returns int64 `[B]`.
+pub fn masked_argmax(q: &Tensor, mask: &Tensor) -> Tensor {
+    q.masked_fill(&mask.logical_not(), f64::NEG_INFINITY)
+        .argmax(-1, false)
+}
+
+/// The legal action with the largest Q-value (the first on ties; NaN values never win).
+///
+/// # Panics
+/// When no action is legal.
+pub fn masked_argmax_row(q: &[f32], mask: &[bool]) -> usize {
+    let mut best: Option<(usize, f32)> = None;
+    for (a, (&value, &legal)) in q.iter().zip(mask).enumerate() {
+        if !legal {
+            continue;
+        }
+        match best {
+            None => best = Some((a, value)),
+            Some((_, b)) if value > b || (b.is_nan() && !value.is_nan()) => best = Some((a, value)),
+            Some(_) => {}
+        }
+    }
+    best.expect("an action mask with no legal action").0
+}
+
 /// Samples one action per row from `probs` (row-major `[batch, num_actions]`) by inverse CDF,
 /// skipping masked actions. Falls back to the last legal action of the row when rounding leaves
 /// the uniform above the cumulative sum, so a masked action is never returned.

@@ -32,11 +32,21 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::networks::{NetworkConfig, NetworkError, Policy};
-use crate::ppo::Adam;
+use crate::distributions::{masked_argmax, masked_argmax_row};
+use crate::networks::{Head, NetworkConfig, NetworkError, Policy};
+use crate::optim::Adam;
 use crate::replay::SampleBatch;
 
-/// The `[dqn]` section of a training config (CleanRL's `dqn.py` defaults for CartPole).
+/// The `[dqn]` section of a training config.
+///
+/// The schedule is CleanRL's `dqn.py` for CartPole (lr 2.5e-4, batch 128, learning starts at
+/// 10,000 steps, a learning step every 10, a hard target copy every 500, ε 1 → 0.05 over half
+/// the run). The learning rule is not that script's: by default **Double-DQN targets**
+/// (`double_q`), a **Huber loss** with δ = 1 (`huber_delta`; CleanRL uses the squared error)
+/// and **gradient-norm clipping** at 10 (`max_grad_norm`; CleanRL has none) are on, and the
+/// `[replay]` section defaults to **prioritized replay** (α 0.6, β 0.4 → 1). Set
+/// `double_q = false`, a large `huber_delta`, a large `max_grad_norm` and
+/// `replay.prioritized = false` for CleanRL's algorithm.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DqnConfig {
@@ -173,11 +183,11 @@ impl QNetwork {
         network: &NetworkConfig,
         dueling: bool,
         layout: lepton_env::ObsLayout,
-        num_actions: usize,
+        actions: &lepton_env::ActionLayout,
         device: Device,
     ) -> Result<Self, NetworkError> {
         Ok(Self::from_policy(
-            Policy::new(network, layout, num_actions, device)?,
+            Policy::new(network, layout, actions, Head::Q, device)?,
             dueling,
         ))
     }
@@ -233,32 +243,6 @@ impl QNetwork {
             }
         });
     }
-}
-
-/// The legal action with the largest Q-value of each row: `q` `[B, A]`, `mask` `[B, A]` bool
-/// (`true` = legal, at least one per row). Returns int64 `[B]`.
-pub fn masked_argmax(q: &Tensor, mask: &Tensor) -> Tensor {
-    q.masked_fill(&mask.logical_not(), f64::NEG_INFINITY)
-        .argmax(-1, false)
-}
-
-/// The legal action with the largest Q-value (the first on ties; NaN values never win).
-///
-/// # Panics
-/// When no action is legal.
-pub fn masked_argmax_row(q: &[f32], mask: &[bool]) -> usize {
-    let mut best: Option<(usize, f32)> = None;
-    for (a, (&value, &legal)) in q.iter().zip(mask).enumerate() {
-        if !legal {
-            continue;
-        }
-        match best {
-            None => best = Some((a, value)),
-            Some((_, b)) if value > b || (b.is_nan() && !value.is_nan()) => best = Some((a, value)),
-            Some(_) => {}
-        }
-    }
-    best.expect("an action mask with no legal action").0
 }
 
 /// ε-greedy over legal actions for a row-major batch of masks (`[rows, num_actions]`): each
@@ -409,7 +393,7 @@ pub fn update(
 mod tests {
     use super::*;
     use crate::networks::{Activation, Arch};
-    use lepton_env::ObsLayout;
+    use lepton_env::{ActionLayout, ObsLayout};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -552,7 +536,14 @@ mod tests {
     #[test]
     fn dueling_head_is_value_plus_centred_advantage() {
         tch::manual_seed(0);
-        let q = QNetwork::new(&relu_mlp(), true, ObsLayout::flat(3), 4, Device::Cpu).unwrap();
+        let q = QNetwork::new(
+            &relu_mlp(),
+            true,
+            ObsLayout::flat(3),
+            &ActionLayout::plain(4),
+            Device::Cpu,
+        )
+        .unwrap();
         let obs = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
         let (adv, value) = q.policy().forward(&obs);
         let qv = q.q_values(&obs);
@@ -587,11 +578,12 @@ mod tests {
             ..relu_mlp()
         };
         let num_actions = 3 * 2 + 1;
-        let online = QNetwork::new(&network, true, layout, num_actions, Device::Cpu).unwrap();
-        let target = QNetwork::new(&network, true, layout, num_actions, Device::Cpu).unwrap();
+        let actions = ActionLayout::placements_then_wait(3, 2);
+        let online = QNetwork::new(&network, true, layout, &actions, Device::Cpu).unwrap();
+        let target = QNetwork::new(&network, true, layout, &actions, Device::Cpu).unwrap();
         let obs = Tensor::randn([4, layout.dim() as i64], (Kind::Float, Device::Cpu));
         assert_eq!(online.q_values(&obs).size(), [4, num_actions as i64]);
-        let mut adam = Adam::new(online.policy(), 1e-8);
+        let mut adam = Adam::new(online.policy().named_parameters(), 1e-8);
         let mut next_masks = vec![false; 2 * num_actions];
         next_masks[6] = true; // only "wait" is legal in the first next state
         next_masks[num_actions + 2] = true;
@@ -612,9 +604,22 @@ mod tests {
     #[test]
     fn target_updates_copy_or_average() {
         tch::manual_seed(1);
-        let online = QNetwork::new(&relu_mlp(), false, ObsLayout::flat(2), 2, Device::Cpu).unwrap();
-        let mut target =
-            QNetwork::new(&relu_mlp(), false, ObsLayout::flat(2), 2, Device::Cpu).unwrap();
+        let online = QNetwork::new(
+            &relu_mlp(),
+            false,
+            ObsLayout::flat(2),
+            &ActionLayout::plain(2),
+            Device::Cpu,
+        )
+        .unwrap();
+        let mut target = QNetwork::new(
+            &relu_mlp(),
+            false,
+            ObsLayout::flat(2),
+            &ActionLayout::plain(2),
+            Device::Cpu,
+        )
+        .unwrap();
         let first = |n: &QNetwork| n.policy().named_parameters()[0].1.copy();
         let (o, t) = (first(&online), first(&target));
         target.update_from(&online, 0.25);
@@ -629,13 +634,27 @@ mod tests {
     #[test]
     fn updates_fit_fixed_returns() {
         tch::manual_seed(2);
-        let online = QNetwork::new(&relu_mlp(), false, ObsLayout::flat(2), 2, Device::Cpu).unwrap();
-        let target = QNetwork::new(&relu_mlp(), false, ObsLayout::flat(2), 2, Device::Cpu).unwrap();
+        let online = QNetwork::new(
+            &relu_mlp(),
+            false,
+            ObsLayout::flat(2),
+            &ActionLayout::plain(2),
+            Device::Cpu,
+        )
+        .unwrap();
+        let target = QNetwork::new(
+            &relu_mlp(),
+            false,
+            ObsLayout::flat(2),
+            &ActionLayout::plain(2),
+            Device::Cpu,
+        )
+        .unwrap();
         let config = DqnConfig {
             lr: 1e-2,
             ..DqnConfig::default()
         };
-        let mut adam = Adam::new(online.policy(), config.adam_eps);
+        let mut adam = Adam::new(online.policy().named_parameters(), config.adam_eps);
         let batch = SampleBatch {
             indices: vec![0, 1],
             weights: vec![1.0, 1.0],

@@ -5,22 +5,32 @@
 //! * [`Arch::Set`]: a set-structured network that reads the observation as the env lays it out
 //!   ([`ObsLayout`]): every server row and every slot row is embedded by a shared-weight MLP
 //!   (together with the global features), rows are mean-pooled into a context, and each action
-//!   is scored from the embeddings it involves: a (slot, server) pair in the `pair` action mode
-//!   (`Discrete(num_slots * num_servers + 1)`, action `k * num_servers + n` places slot `k` on
-//!   server `n`), a slot in the `slot` mode (`Discrete(num_slots + 1)`), and the wait action
-//!   (always the last index) from the context. Its weight count does not depend on the number
+//!   is scored from the embeddings it involves, as the env's [`ActionLayout`] describes the
+//!   actions: a (slot, server) pair for a placements block (action `k * num_servers + n` places
+//!   slot `k` on server `n`), a slot for a slots block, and the wait action (the last block)
+//!   from the context. Its weight count does not depend on the number
 //!   of servers or slots, so a policy trained on 32 servers runs on 64. This is the idea of
 //!   RLScheduler's per-job kernel network and Decima's graph embeddings.
 //!
 //! Initialisation follows the 37 PPO details: orthogonal weights with gain √2 on hidden layers,
 //! 0.01 on the policy head and 1 on the value head, zero biases.
 
-use lepton_env::ObsLayout;
+use lepton_env::{ActionBlock, ActionLayout, ObsLayout};
 
-use crate::distributions::MaskedCategorical;
+use crate::distributions::{MaskedCategorical, masked_argmax};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
+
+/// What the outputs of a network's action head mean, which decides how it is decoded greedily.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// Logits of a categorical policy (PPO).
+    Logits,
+    /// Action values, or a dueling network's advantages, whose arg-max is the same (DQN).
+    Q,
+}
 
 /// Which network family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,14 +103,16 @@ pub enum NetworkError {
     )]
     NoSetStructure(ObsLayout),
     #[error(
-        "network.arch = \"set\" cannot read the action space Discrete({num_actions}): expected \
-         {pair} (pair mode: slots × servers + wait) or {slot} (slot mode: slots + wait)"
+        "network.arch = \"set\" scores placements or slots followed by wait, for the \
+         observation's {slots} slot rows and {servers} server rows; the env's actions are {actions:?}"
     )]
-    UnknownActionMode {
-        num_actions: usize,
-        pair: usize,
-        slot: usize,
+    UnsupportedActions {
+        actions: ActionLayout,
+        slots: usize,
+        servers: usize,
     },
+    #[error("the env has no actions")]
+    NoActions,
 }
 
 /// How the set network maps action indices to slots and servers.
@@ -226,6 +238,27 @@ struct SetNet {
     value_head: nn::Linear,
 }
 
+impl ActionMode {
+    /// How the set network scores `actions` for observations laid out as `layout`.
+    fn of(layout: ObsLayout, actions: &ActionLayout) -> Result<Self, NetworkError> {
+        let (slot_rows, server_rows) = (layout.slot_rows, layout.server_rows);
+        match actions.blocks.as_slice() {
+            [
+                ActionBlock::Placements { slots, servers },
+                ActionBlock::Wait,
+            ] if *slots == slot_rows && *servers == server_rows => Ok(Self::Pair),
+            [ActionBlock::Slots { slots }, ActionBlock::Wait] if *slots == slot_rows => {
+                Ok(Self::Slot)
+            }
+            _ => Err(NetworkError::UnsupportedActions {
+                actions: actions.clone(),
+                slots: slot_rows,
+                servers: server_rows,
+            }),
+        }
+    }
+}
+
 impl SetNet {
     fn new(root: &nn::Path, config: &NetworkConfig, layout: ObsLayout, mode: ActionMode) -> Self {
         let e = config.embed_dim;
@@ -345,7 +378,8 @@ pub struct Policy {
     vs: nn::VarStore,
     net: Net,
     layout: ObsLayout,
-    num_actions: usize,
+    actions: ActionLayout,
+    head: Head,
 }
 
 /// Held while libtorch's process-global RNG is seeded and weights are drawn from it.
@@ -369,9 +403,14 @@ impl Policy {
     pub fn new(
         config: &NetworkConfig,
         layout: ObsLayout,
-        num_actions: usize,
+        actions: &ActionLayout,
+        head: Head,
         device: Device,
     ) -> Result<Self, NetworkError> {
+        let num_actions = actions.num_actions();
+        if num_actions == 0 {
+            return Err(NetworkError::NoActions);
+        }
         if config.hidden.is_empty() || config.hidden.iter().any(|&w| w <= 0) {
             return Err(NetworkError::BadWidths(config.hidden.clone()));
         }
@@ -393,19 +432,7 @@ impl Policy {
                 if layout.server_rows == 0 || layout.slot_rows == 0 {
                     return Err(NetworkError::NoSetStructure(layout));
                 }
-                let pair = layout.slot_rows * layout.server_rows + 1;
-                let slot = layout.slot_rows + 1;
-                let mode = if num_actions == pair {
-                    ActionMode::Pair
-                } else if num_actions == slot {
-                    ActionMode::Slot
-                } else {
-                    return Err(NetworkError::UnknownActionMode {
-                        num_actions,
-                        pair,
-                        slot,
-                    });
-                };
+                let mode = ActionMode::of(layout, actions)?;
                 Net::Set(Box::new(SetNet::new(&root, config, layout, mode)))
             }
         };
@@ -413,24 +440,27 @@ impl Policy {
             vs,
             net,
             layout,
-            num_actions,
+            actions: actions.clone(),
+            head,
         })
     }
 
-    /// Greedy actions `[B]` for observations `[B, obs_dim]` and masks `[B, num_actions]`:
-    /// [`MaskedCategorical::placement_mode`] when the action space is the env's placement
-    /// space (slots × servers + wait), the plain masked arg-max otherwise.
+    /// Greedy actions `[B]` for observations `[B, obs_dim]` and masks `[B, num_actions]`, by
+    /// the decision rule the head was trained with: a Q head takes the legal arg-max; a logits
+    /// head over placements followed by wait takes [`MaskedCategorical::placement_mode`], any
+    /// other logits head the most likely legal action.
     pub fn greedy(&self, obs: &Tensor, mask: &Tensor) -> Tensor {
-        let (logits, _) = self.forward(obs);
-        let dist = MaskedCategorical::new(&logits, mask);
-        let l = self.layout;
-        if l.server_rows > 0
-            && l.slot_rows > 0
-            && self.num_actions == l.slot_rows * l.server_rows + 1
-        {
-            dist.placement_mode(l.slot_rows, l.server_rows)
-        } else {
-            dist.mode()
+        let (head, _) = self.forward(obs);
+        match (self.head, self.actions.blocks.as_slice()) {
+            (Head::Q, _) => masked_argmax(&head, mask),
+            (
+                Head::Logits,
+                [
+                    ActionBlock::Placements { slots, servers },
+                    ActionBlock::Wait,
+                ],
+            ) => MaskedCategorical::new(&head, mask).placement_mode(*slots, *servers),
+            (Head::Logits, _) => MaskedCategorical::new(&head, mask).mode(),
         }
     }
 
@@ -459,7 +489,17 @@ impl Policy {
     }
 
     pub fn num_actions(&self) -> usize {
-        self.num_actions
+        self.actions.num_actions()
+    }
+
+    /// What each action index means (the env's layout this network was built for).
+    pub fn action_layout(&self) -> &ActionLayout {
+        &self.actions
+    }
+
+    /// What the action head's outputs mean.
+    pub fn head(&self) -> Head {
+        self.head
     }
 
     /// Number of scalar weights.
@@ -498,7 +538,14 @@ mod tests {
     fn mlp_shapes_and_init_gains() {
         tch::manual_seed(0);
         let config = NetworkConfig::default();
-        let policy = Policy::new(&config, ObsLayout::flat(4), 2, Device::Cpu).unwrap();
+        let policy = Policy::new(
+            &config,
+            ObsLayout::flat(4),
+            &ActionLayout::plain(2),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
         let (logits, value) = policy.forward(&Tensor::zeros([7, 4], (Kind::Float, Device::Cpu)));
         assert_eq!(logits.size(), [7, 2]);
         assert_eq!(value.size(), [7]);
@@ -518,7 +565,14 @@ mod tests {
             shared_trunk: true,
             ..NetworkConfig::default()
         };
-        let policy = Policy::new(&config, ObsLayout::flat(4), 2, Device::Cpu).unwrap();
+        let policy = Policy::new(
+            &config,
+            ObsLayout::flat(4),
+            &ActionLayout::plain(2),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(policy.num_parameters(), 320 + 4160 + 130 + 65);
     }
 
@@ -529,15 +583,36 @@ mod tests {
             embed_dim: 16,
             ..NetworkConfig::default()
         };
-        let small = Policy::new(&config, cloud_like(32), 5 * 32 + 1, Device::Cpu).unwrap();
-        let large = Policy::new(&config, cloud_like(64), 5 * 64 + 1, Device::Cpu).unwrap();
+        let small = Policy::new(
+            &config,
+            cloud_like(32),
+            &ActionLayout::placements_then_wait(5, 32),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        let large = Policy::new(
+            &config,
+            cloud_like(64),
+            &ActionLayout::placements_then_wait(5, 64),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(small.num_parameters(), large.num_parameters());
         let obs = Tensor::randn([3, cloud_like(64).dim() as i64], (Kind::Float, Device::Cpu));
         let (logits, value) = large.forward(&obs);
         assert_eq!(logits.size(), [3, 5 * 64 + 1]);
         assert_eq!(value.size(), [3]);
         // Slot mode: slots + wait.
-        let slot = Policy::new(&config, cloud_like(64), 6, Device::Cpu).unwrap();
+        let slot = Policy::new(
+            &config,
+            cloud_like(64),
+            &ActionLayout::slots_then_wait(5),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(slot.forward(&obs).0.size(), [3, 6]);
     }
 
@@ -557,7 +632,14 @@ mod tests {
             embed_dim: 8,
             ..NetworkConfig::default()
         };
-        let policy = Policy::new(&config, layout, 3, Device::Cpu).unwrap();
+        let policy = Policy::new(
+            &config,
+            layout,
+            &ActionLayout::placements_then_wait(1, 2),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
         let a = Tensor::from_slice(&[0.5f32, 1.0, 0.0, 0.2, 0.9, 0.3]).view([1, 6]);
         let b = Tensor::from_slice(&[0.5f32, 0.2, 0.9, 1.0, 0.0, 0.3]).view([1, 6]);
         let (la, va) = policy.forward(&a);
@@ -575,21 +657,102 @@ mod tests {
             ..NetworkConfig::default()
         };
         assert!(matches!(
-            Policy::new(&config, ObsLayout::flat(4), 2, Device::Cpu),
+            Policy::new(
+                &config,
+                ObsLayout::flat(4),
+                &ActionLayout::plain(2),
+                Head::Logits,
+                Device::Cpu
+            ),
             Err(NetworkError::NoSetStructure(_))
         ));
+        // Placements over 3 servers for an observation of 4 server rows.
+        let wrong = ActionLayout::placements_then_wait(5, 3);
         assert!(matches!(
-            Policy::new(&config, cloud_like(4), 7, Device::Cpu),
-            Err(NetworkError::UnknownActionMode {
-                num_actions: 7,
-                pair: 21,
-                slot: 6
+            Policy::new(&config, cloud_like(4), &wrong, Head::Logits, Device::Cpu),
+            Err(NetworkError::UnsupportedActions {
+                slots: 5,
+                servers: 4,
+                ..
             })
+        ));
+        assert!(matches!(
+            Policy::new(
+                &config,
+                cloud_like(4),
+                &ActionLayout::plain(21),
+                Head::Logits,
+                Device::Cpu
+            ),
+            Err(NetworkError::UnsupportedActions { .. })
         ));
         let bad = NetworkConfig {
             hidden: vec![],
             ..NetworkConfig::default()
         };
-        assert!(Policy::new(&bad, ObsLayout::flat(4), 2, Device::Cpu).is_err());
+        assert!(
+            Policy::new(
+                &bad,
+                ObsLayout::flat(4),
+                &ActionLayout::plain(2),
+                Head::Logits,
+                Device::Cpu
+            )
+            .is_err()
+        );
+    }
+
+    /// One server: placements and slots have the same count (DeepRM's 10 slots + wait = 11),
+    /// and the layout, not the size, decides how the set network scores them.
+    #[test]
+    fn one_server_is_not_ambiguous() {
+        let layout = ObsLayout {
+            global: 2,
+            server_rows: 1,
+            server_features: 3,
+            slot_rows: 10,
+            slot_features: 4,
+        };
+        let config = NetworkConfig {
+            arch: Arch::Set,
+            embed_dim: 8,
+            ..NetworkConfig::default()
+        };
+        let slots = Policy::new(
+            &config,
+            layout,
+            &ActionLayout::slots_then_wait(10),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        let pairs = Policy::new(
+            &config,
+            layout,
+            &ActionLayout::placements_then_wait(10, 1),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(slots.num_actions(), 11);
+        assert_eq!(pairs.num_actions(), 11);
+        assert_eq!(
+            ActionMode::of(layout, &ActionLayout::slots_then_wait(10)).unwrap(),
+            ActionMode::Slot
+        );
+        assert_eq!(
+            ActionMode::of(layout, &ActionLayout::placements_then_wait(10, 1)).unwrap(),
+            ActionMode::Pair
+        );
+        assert!(
+            slots
+                .forward(&Tensor::zeros(
+                    [1, layout.dim() as i64],
+                    (Kind::Float, Device::Cpu)
+                ))
+                .0
+                .size()
+                == [1, 11]
+        );
     }
 }

@@ -18,6 +18,7 @@ use tch::{Kind, Tensor};
 
 use crate::distributions::MaskedCategorical;
 use crate::networks::Policy;
+use crate::optim::Adam;
 use crate::rollout::Batch;
 
 /// The `[ppo]` section of a training config (CleanRL's defaults in [`PpoConfig::default`]).
@@ -194,124 +195,6 @@ pub fn annealed_lr(config: &PpoConfig, iteration: usize, num_iterations: usize) 
     }
     let frac = 1.0 - (iteration as f64 - 1.0) / num_iterations as f64;
     frac * config.lr
-}
-
-/// Adam (Kingma & Ba) written out so its state can be saved and restored exactly; PyTorch's
-/// update rule and defaults β = (0.9, 0.999).
-#[derive(Debug)]
-pub struct Adam {
-    pub eps: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// Steps taken so far.
-    pub step: i64,
-    params: Vec<(String, Tensor)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-impl Adam {
-    pub fn new(policy: &Policy, eps: f64) -> Self {
-        let params = policy.named_parameters();
-        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Self {
-            eps,
-            beta1: 0.9,
-            beta2: 0.999,
-            step: 0,
-            params,
-            m,
-            v,
-        }
-    }
-
-    pub fn zero_grad(&mut self) {
-        for (_, p) in &mut self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_();
-                let _ = g.zero_();
-            }
-        }
-    }
-
-    /// Scales gradients so their global L2 norm is at most `max_norm` (PyTorch's
-    /// `clip_grad_norm_`); returns the norm before clipping.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|(_, p)| p.grad())
-            .filter(Tensor::defined)
-            .collect();
-        if grads.is_empty() {
-            return 0.0;
-        }
-        let total = Tensor::stack(&grads.iter().map(|g| g.norm()).collect::<Vec<_>>(), 0).norm();
-        let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
-        tch::no_grad(|| {
-            for mut g in grads {
-                let _ = g.g_mul_(&coef);
-            }
-        });
-        total.double_value(&[])
-    }
-
-    pub fn step(&mut self, lr: f64) {
-        self.step += 1;
-        let bias1 = 1.0 - self.beta1.powi(self.step as i32);
-        let bias2 = 1.0 - self.beta2.powi(self.step as i32);
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        tch::no_grad(|| {
-            for (((_, p), m), v) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                m.copy_(&(&*m * b1 + &g * (1.0 - b1)));
-                v.copy_(&(&*v * b2 + &g * &g * (1.0 - b2)));
-                let denom = v.sqrt() / bias2.sqrt() + eps;
-                let _ = p.g_sub_(&(&*m / denom * (lr / bias1)));
-            }
-        });
-    }
-
-    /// Moment tensors named `m.<param>` and `v.<param>`, for checkpoints.
-    pub fn named_state(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::with_capacity(2 * self.params.len());
-        for ((name, _), (m, v)) in self.params.iter().zip(self.m.iter().zip(&self.v)) {
-            out.push((format!("m.{name}"), m.shallow_clone()));
-            out.push((format!("v.{name}"), v.shallow_clone()));
-        }
-        out
-    }
-
-    /// Restores moments saved by [`Adam::named_state`] and the step count.
-    pub fn load_state(&mut self, step: i64, tensors: &[(String, Tensor)]) -> Result<(), String> {
-        let lookup = |key: &str| tensors.iter().find(|(n, _)| n == key).map(|(_, t)| t);
-        for ((name, p), (m, v)) in self
-            .params
-            .iter()
-            .zip(self.m.iter_mut().zip(self.v.iter_mut()))
-        {
-            for (prefix, dst) in [("m", &mut *m), ("v", &mut *v)] {
-                let key = format!("{prefix}.{name}");
-                let src =
-                    lookup(&key).ok_or_else(|| format!("optimizer state has no tensor '{key}'"))?;
-                if src.size() != p.size() {
-                    return Err(format!(
-                        "optimizer tensor '{key}' has shape {:?}, expected {:?}",
-                        src.size(),
-                        p.size()
-                    ));
-                }
-                tch::no_grad(|| dst.copy_(src));
-            }
-        }
-        self.step = step;
-        Ok(())
-    }
 }
 
 /// The loss terms of one minibatch.
@@ -502,9 +385,9 @@ pub fn explained_variance(values: &Tensor, returns: &Tensor) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::networks::NetworkConfig;
+    use crate::networks::{Head, NetworkConfig};
     use crate::rollout::RolloutBuffer;
-    use lepton_env::ObsLayout;
+    use lepton_env::{ActionLayout, ObsLayout};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use tch::Device;
@@ -610,7 +493,8 @@ mod tests {
         let policy = Policy::new(
             &NetworkConfig::default(),
             ObsLayout::flat(3),
-            5,
+            &ActionLayout::plain(5),
+            Head::Logits,
             Device::Cpu,
         )
         .unwrap();
@@ -620,7 +504,7 @@ mod tests {
             num_steps: 8,
             ..PpoConfig::default()
         };
-        let mut adam = Adam::new(&policy, config.adam_eps);
+        let mut adam = Adam::new(policy.named_parameters(), config.adam_eps);
         let stats = update(
             &config,
             &policy,
@@ -649,7 +533,8 @@ mod tests {
                 let policy = Policy::new(
                     &NetworkConfig::default(),
                     ObsLayout::flat(3),
-                    5,
+                    &ActionLayout::plain(5),
+                    Head::Logits,
                     Device::Cpu,
                 )
                 .unwrap();
@@ -663,7 +548,7 @@ mod tests {
                 target_kl,
                 ..PpoConfig::default()
             };
-            let mut adam = Adam::new(&policy, config.adam_eps);
+            let mut adam = Adam::new(policy.named_parameters(), config.adam_eps);
             update(
                 &config,
                 &policy,
@@ -678,27 +563,5 @@ mod tests {
         let early = run(Some(1e-9));
         assert!(early.stopped_early);
         assert_eq!(early.num_minibatches, 4);
-    }
-
-    /// Adam's first step moves every weight by about lr · sign(grad) (bias-corrected m/√v = ±1).
-    #[test]
-    fn adam_first_step_by_hand() {
-        tch::manual_seed(0);
-        let policy = Policy::new(
-            &NetworkConfig::default(),
-            ObsLayout::flat(2),
-            2,
-            Device::Cpu,
-        )
-        .unwrap();
-        let mut adam = Adam::new(&policy, 1e-8);
-        let before = policy.var_store().variables()["value_head.bias"].double_value(&[0]);
-        let (_, value) = policy.forward(&Tensor::ones([1, 2], (Kind::Float, Device::Cpu)));
-        adam.zero_grad();
-        (value.sum(Kind::Float)).backward();
-        adam.step(0.1);
-        let after = policy.var_store().variables()["value_head.bias"].double_value(&[0]);
-        // d value / d bias = 1 > 0 → bias decreases by lr.
-        assert!((before - after - 0.1).abs() < 1e-6, "{before} → {after}");
     }
 }

@@ -3,11 +3,38 @@
 //! Conventions: row `t` holds the observation an action was taken from, its action mask, the
 //! action, its log-probability and value estimate, the reward received and `episode_over[t]`
 //! (the step ended the episode, terminated or truncated). Truncation is bootstrapped by the
-//! collector, which adds γ·V(final observation) to the reward of a truncated step (as
-//! Stable-Baselines3 does); a terminated step gets no bootstrap. GAE then simply stops at every
-//! episode end.
+//! collector with [`bootstrap_truncated`], which adds γ·V(final observation) to the reward of a
+//! truncated step (as Stable-Baselines3 does): a time limit is not part of the MDP. A
+//! terminated step gets no bootstrap. GAE then simply stops at every episode end.
 
 use tch::{Device, Kind, Tensor};
+
+/// Adds γ·V(final observation) to the reward of every env whose episode was truncated and not
+/// terminated on this step. `final_values` gets the indices of those envs (never called when
+/// there are none) and returns the values of their final observations, in that order.
+pub fn bootstrap_truncated(
+    rewards: &mut [f32],
+    terminated: &[bool],
+    truncated: &[bool],
+    gamma: f64,
+    final_values: impl FnOnce(&[usize]) -> Vec<f32>,
+) {
+    let envs: Vec<usize> = (0..rewards.len())
+        .filter(|&i| truncated[i] && !terminated[i])
+        .collect();
+    if envs.is_empty() {
+        return;
+    }
+    let values = final_values(&envs);
+    assert_eq!(
+        values.len(),
+        envs.len(),
+        "one final value per truncated env"
+    );
+    for (&i, &v) in envs.iter().zip(&values) {
+        rewards[i] += (gamma * f64::from(v)) as f32;
+    }
+}
 
 /// Preallocated `[num_steps, num_envs, ...]` tensors on the training device.
 #[derive(Debug)]
@@ -159,6 +186,40 @@ mod tests {
 
     fn t2(v: &[f32], n: i64) -> Tensor {
         Tensor::from_slice(v).view([-1, n])
+    }
+
+    /// Env 0 runs on, env 1 hits the time limit (bootstrap: 2 + 0.9 · 10 = 11), env 2
+    /// terminates on the same step it is truncated (no bootstrap: the MDP ended).
+    #[test]
+    fn truncation_is_bootstrapped_and_termination_is_not() {
+        let mut rewards = [1.0f32, 2.0, 3.0];
+        let mut asked = Vec::new();
+        bootstrap_truncated(
+            &mut rewards,
+            &[false, false, true],
+            &[false, true, true],
+            0.9,
+            |envs| {
+                asked = envs.to_vec();
+                vec![10.0]
+            },
+        );
+        assert_eq!(asked, [1]);
+        assert_eq!(rewards, [1.0, 11.0, 3.0]);
+        // Through GAE: one step that ended the episode, V(s) = 4: advantage 11 − 4 = 7.
+        let adv = compute_gae(
+            &t2(&[rewards[1]], 1),
+            &t2(&[4.0], 1),
+            &t2(&[1.0], 1),
+            &Tensor::from_slice(&[99.0f32]),
+            0.9,
+            0.95,
+        );
+        assert!((adv.double_value(&[0, 0]) - 7.0).abs() < 1e-6);
+        // Nothing truncated: the value function is not even asked.
+        let mut rewards = [1.0f32];
+        bootstrap_truncated(&mut rewards, &[true], &[false], 0.9, |_| unreachable!());
+        assert_eq!(rewards, [1.0]);
     }
 
     /// One env, three steps, the second step ends an episode; γ = 0.5, λ = 0.5.

@@ -98,6 +98,23 @@ impl ActionLayout {
         }
     }
 
+    /// `slots × servers` placements, then wait: the cluster env's placement mode.
+    pub fn placements_then_wait(slots: usize, servers: usize) -> Self {
+        Self {
+            blocks: vec![
+                ActionBlock::Placements { slots, servers },
+                ActionBlock::Wait,
+            ],
+        }
+    }
+
+    /// One action per slot, then wait: slot mode and DeepRM's actions.
+    pub fn slots_then_wait(slots: usize) -> Self {
+        Self {
+            blocks: vec![ActionBlock::Slots { slots }, ActionBlock::Wait],
+        }
+    }
+
     /// The size of the action space.
     pub fn num_actions(&self) -> usize {
         self.blocks.iter().map(ActionBlock::len).sum()

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use lepton_agent::checkpoint::{self, LoadedPolicy};
 use lepton_env::scenario::ScenarioEnv;
 use lepton_env::schedulers::{self, Scheduler};
-use lepton_env::{Env, Scenario};
+use lepton_env::{ActionLayout, Env, Scenario};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,10 @@ pub enum ContenderKind {
         global_step: u64,
         obs_dim: usize,
         num_actions: usize,
+        /// What the policy's action indices mean (`None` for format-1 checkpoints, which did
+        /// not record it: their sizes are all that can be checked).
+        #[serde(skip)]
+        action_layout: Option<ActionLayout>,
     },
 }
 
@@ -83,10 +87,11 @@ impl Contender {
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 metadata_sha256: sha256_hex(&bytes),
-                weights_sha256: meta.weights_sha256.clone(),
+                weights_sha256: meta.weights.sha256.clone(),
                 global_step: meta.global_step,
                 obs_dim: policy.obs_dim(),
                 num_actions: policy.num_actions(),
+                action_layout: (meta.versions.format >= 2).then(|| meta.action_layout.clone()),
             },
             resolved: Some(resolved),
         })
@@ -102,6 +107,7 @@ impl Contender {
             obs_dim,
             num_actions,
             path,
+            action_layout,
             ..
         } = &self.kind
         else {
@@ -113,6 +119,15 @@ impl Contender {
             bail!(
                 "checkpoint {path} does not fit scenario `{scenario_name}`: the policy takes {obs_dim} observations \
                  and {num_actions} actions, the scenario has {env_obs} observations and {env_actions} actions"
+            );
+        }
+        let env_layout = env.action_layout();
+        if let Some(layout) = action_layout
+            && *layout != env_layout
+        {
+            bail!(
+                "checkpoint {path} does not fit scenario `{scenario_name}`: the policy's actions are \
+                 {layout:?}, the scenario's are {env_layout:?}"
             );
         }
         Ok(())

@@ -2,9 +2,9 @@
 //! and one clear message with exit code 2 (and no report) for every kind of bad input.
 
 use lepton_agent::checkpoint::{self, SaveRequest};
-use lepton_agent::networks::{NetworkConfig, Policy};
-use lepton_agent::ppo::Adam;
-use lepton_env::{Env, ObsLayout};
+use lepton_agent::networks::{Head, NetworkConfig, Policy};
+use lepton_agent::optim::Adam;
+use lepton_env::{ActionLayout, Env, ObsLayout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -249,11 +249,11 @@ fn compare_lists_regressions_against_an_older_report() {
 }
 
 /// Saves an untrained checkpoint for `layout` and `num_actions`; returns its metadata path.
-fn save_checkpoint(dir: &Path, layout: ObsLayout, num_actions: usize) -> PathBuf {
+fn save_checkpoint(dir: &Path, layout: ObsLayout, actions: &ActionLayout) -> PathBuf {
     tch::manual_seed(3);
     let network = NetworkConfig::default();
-    let policy = Policy::new(&network, layout, num_actions, tch::Device::Cpu).unwrap();
-    let optimizer = Adam::new(&policy, 1e-5);
+    let policy = Policy::new(&network, layout, actions, Head::Logits, tch::Device::Cpu).unwrap();
+    let optimizer = Adam::new(policy.named_parameters(), 1e-5);
     checkpoint::save(
         dir,
         SaveRequest {
@@ -266,6 +266,8 @@ fn save_checkpoint(dir: &Path, layout: ObsLayout, num_actions: usize) -> PathBuf
             policy: &policy,
             optimizer: &optimizer,
             normalizer: None,
+            extras: Vec::new(),
+            sources: &[],
             trainer_state: serde_json::Value::Null,
         },
     )
@@ -277,7 +279,7 @@ fn a_checkpoint_is_scored_hashed_and_gated() {
     let tmp = tempfile::tempdir().unwrap();
     let env = lepton_env::scenario::load_named("deeprm").unwrap().build();
     let ckpt_dir = tmp.path().join("checkpoints");
-    save_checkpoint(&ckpt_dir, env.obs_layout(), env.action_space().n);
+    save_checkpoint(&ckpt_dir, env.obs_layout(), &env.action_layout());
     let suite = suite(tmp.path(), "deeprm", 2);
     let out_dir = tmp.path().join("out");
     // `checkpoints/best` (no extension) is how `make demo` names it.
@@ -392,7 +394,11 @@ fn bad_input_gives_one_clear_message_exit_2_and_no_report() {
         &["not a valid metadata file"],
     );
     // A real checkpoint, but trained for a 3-feature, 4-action env.
-    let other = save_checkpoint(&tmp.path().join("other"), ObsLayout::flat(3), 4);
+    let other = save_checkpoint(
+        &tmp.path().join("other"),
+        ObsLayout::flat(3),
+        &ActionLayout::plain(4),
+    );
     assert_input_error(
         &["--suite", s(&good), "--checkpoint", s(&other)],
         &out_dir,

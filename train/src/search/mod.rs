@@ -583,7 +583,13 @@ pub fn score_checkpoint(
     // Building a policy draws initial weights from the global RNG; take turns with the
     // trainers so that their seeded initialisation is not disturbed.
     let policy = with_torch_rng(None, || {
-        Policy::new(&meta.network, env.obs_layout(), meta.num_actions, device)
+        Policy::new(
+            &meta.network,
+            env.obs_layout(),
+            &env.action_layout(),
+            meta.head,
+            device,
+        )
     })?;
     checkpoint::load_weights(meta_path, &meta, &policy)?;
     let mut eval_config = config.clone();

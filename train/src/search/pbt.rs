@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use lepton_agent::checkpoint::{self, SaveRequest};
 use lepton_agent::networks::{Policy, with_torch_rng};
-use lepton_agent::ppo::Adam;
+use lepton_agent::optim::Adam;
 use lepton_env::Env;
 use serde::{Deserialize, Serialize};
 
@@ -209,16 +209,18 @@ fn copy_member(
     let meta = checkpoint::read_meta(&src)?;
     let spec = EnvSpec::from_config(&config.env).map_err(anyhow::Error::msg)?;
     let device = tch::Device::Cpu;
+    let env = spec.make();
     let policy = with_torch_rng(None, || {
         Policy::new(
             &meta.network,
-            spec.make().obs_layout(),
-            meta.num_actions,
+            env.obs_layout(),
+            &env.action_layout(),
+            meta.head,
             device,
         )
     })?;
     checkpoint::load_weights(&src, &meta, &policy)?;
-    let mut adam = Adam::new(&policy, config.ppo.adam_eps);
+    let mut adam = Adam::new(policy.named_parameters(), config.ppo.adam_eps);
     checkpoint::load_optimizer(&src, &meta, &mut adam)?;
     let dst = search.trial_dir(recipient).join("checkpoints");
     if dst.exists() {
@@ -236,6 +238,8 @@ fn copy_member(
             policy: &policy,
             optimizer: &adam,
             normalizer: meta.normalizer.as_ref(),
+            extras: Vec::new(),
+            sources: &meta.sources,
             trainer_state: meta.trainer_state.clone(),
         },
     )?;
