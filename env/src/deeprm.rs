@@ -35,6 +35,10 @@ pub struct DeepRmConfig {
     pub seed: u64,
     /// Must produce integer arrival steps and integer lengths `1..horizon`.
     pub workload: Arc<dyn TaskSource>,
+    /// The files this config was resolved from: the scenario file (when loaded from one),
+    /// then the data files it names; empty for a config built in code. The env never reads
+    /// them.
+    pub source_files: Vec<std::path::PathBuf>,
 }
 
 /// DeepRM's cluster: one machine, a reservation grid of `horizon` future steps, visible job
@@ -553,7 +557,7 @@ impl Env for DeepRmEnv {
     }
 }
 
-// ----- Added for lepton-eval (issue 4): per-task outcomes for reports, not for schedulers -----
+// Per-task outcomes for evaluation reports (slowdown CDFs); schedulers never read them.
 impl DeepRmEnv {
     /// Slowdown (finish − arrival) / length of every job that has finished this episode, in
     /// arrival order (for reports such as slowdown CDFs, never for a scheduler's decisions).
@@ -579,6 +583,7 @@ mod tests {
             reward: RewardWeights::default(),
             seed: 0,
             workload: Arc::new(TaskList::new(tasks)),
+            source_files: Vec::new(),
         }
     }
 
