@@ -88,7 +88,8 @@ pub struct DeepRmConfig {
 /// [`earliest_start_offset`](Self::earliest_start_offset), [`fits`](Self::fits),
 /// [`fits_now`](Self::fits_now), [`running`](Self::running),
 /// [`action_index`](Self::action_index) and [`wait_action`](Self::wait_action). Lengths are
-/// reported as the tasks' estimates; future arrivals are never visible.
+/// reported as the tasks' estimates; future arrivals are never visible. Heuristics read them
+/// only through `schedulers/snapshot.rs`, the audited surface.
 #[derive(Clone, Debug)]
 pub struct DeepRmEnv {
     config: DeepRmConfig,
