@@ -38,7 +38,7 @@ pub enum PlacementRule {
 /// What an illegal (masked-out) placement does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IllegalAction {
-    /// `step` returns [`EnvError::Illegal`] and the state is unchanged.
+    /// `step` returns [`EnvError::Illegal`](crate::api::EnvError::Illegal) and the state is unchanged.
     Error,
     /// The action is treated as wait (DeepRM's convention).
     Wait,
@@ -79,7 +79,7 @@ pub struct ServerType {
 pub struct GpuConfig {
     pub resource: usize,
     pub units_per_gpu: u32,
-    /// GPU model names; a task's [`TaskSpec::gpu_models`] bit `m` allows `models[m]`.
+    /// GPU model names; a task's [`TaskSpec::gpu_models`](crate::workload::TaskSpec::gpu_models) bit `m` allows `models[m]`.
     pub models: Vec<String>,
 }
 
@@ -122,9 +122,9 @@ pub struct Reservation {
 /// How servers appear in the observation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerObs {
-    /// One row per server (see [`ClusterEnv`]).
+    /// One row per server (see [`ClusterEnv`](super::ClusterEnv)).
     PerServer,
-    /// One row per server type, aggregated, for large clusters (see [`ClusterEnv`]).
+    /// One row per server type, aggregated, for large clusters (see [`ClusterEnv`](super::ClusterEnv)).
     PerType,
 }
 

@@ -1,7 +1,7 @@
 //! The cluster-scheduling environment.
 //!
 //! [`ClusterEnv`] simulates heterogeneous servers, a task queue with visible slots and a
-//! backlog, and an event-driven (or time-stepped) clock, behind the [`Env`] trait.
+//! backlog, and an event-driven (or time-stepped) clock, behind the [`Env`](crate::api::Env) trait.
 //! Scenarios are usually loaded from TOML by the `scenario` module; [`ClusterConfig`] is
 //! the resolved, validated form.
 //!
@@ -52,7 +52,7 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 ///
 /// Servers have integer capacities per resource (the resource list is the scenario's) and a
 /// speed; a task with work `w` runs `w / speed` on its server. Tasks arrive from the
-/// scenario's [`TaskSource`], wait in a queue of `num_slots` visible slots plus a capped FIFO
+/// scenario's [`TaskSource`](crate::workload::TaskSource), wait in a queue of `num_slots` visible slots plus a capped FIFO
 /// backlog, and hold their demand on one server until they finish. The agent sees runtime
 /// *estimates*; the simulator uses the true durations.
 ///
@@ -61,10 +61,10 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// starts the task in slot `k` on server `n` now; the last action waits. In slot mode,
 /// `Discrete(num_slots + 1)`: action `k` starts slot `k` on the server picked by the
 /// placement rule (first-fit or best-fit); the last action waits.
-/// [`Env::action_mask`] is exact: an action is legal iff the slot holds a task and the task
+/// [`Env::action_mask`](crate::api::Env::action_mask) is exact: an action is legal iff the slot holds a task and the task
 /// fits in the server's free capacity now. Wait is always legal. Several placements may
 /// happen at the same instant: a placement never moves the clock. An illegal action returns
-/// [`EnvError::Illegal`] with the state unchanged, or acts as wait when the scenario sets
+/// [`EnvError::Illegal`](crate::api::EnvError::Illegal) with the state unchanged, or acts as wait when the scenario sets
 /// `illegal_action = "wait"`.
 ///
 /// Waiting in event-driven mode jumps to the next event (the next arrival or completion, or
@@ -74,7 +74,7 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 ///
 /// # Observation
 /// A flat `f32` vector of length `G + num_servers × S + num_slots × K` (see
-/// [`Env::obs_layout`]), every element in `[0, 1]` except the deadline slack in `[−1, 1]`.
+/// [`Env::obs_layout`](crate::api::Env::obs_layout)), every element in `[0, 1]` except the deadline slack in `[−1, 1]`.
 /// With `R` resources, `T` server types, `sq(x) = x / (1 + x)` and times divided by
 /// `time_scale_s`:
 ///
@@ -128,7 +128,7 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// # Episode End
 /// Terminated when every task of the workload has arrived and has finished or been dropped.
 /// Truncated when the clock reaches `max_time_s` or after `max_decisions` steps. The final
-/// [`EpisodeMetrics`] are then available from [`Env::episode_metrics`].
+/// [`EpisodeMetrics`] are then available from [`Env::episode_metrics`](crate::api::Env::episode_metrics).
 ///
 /// # Arguments
 /// See [`ClusterConfig`]; scenario files are described in the `scenario` module.

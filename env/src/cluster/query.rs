@@ -117,7 +117,7 @@ impl ClusterEnv {
         self.servers[n].min_priority
     }
 
-    /// GPU models allowed to the task in slot `k` (bit set over [`GpuConfig::models`]; 0 =
+    /// GPU models allowed to the task in slot `k` (bit set over [`GpuConfig::models`](super::config::GpuConfig::models); 0 =
     /// any).
     pub fn slot_gpu_models(&self, k: usize) -> Option<u32> {
         let i = (*self.queue.slots.get(k)?)?;

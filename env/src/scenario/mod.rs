@@ -62,7 +62,7 @@
 //! `kind = "list"` takes `tasks = [{ id, arrival_s, duration_s, demand, estimate_s?,
 //! priority?, deadline_s? }, ...]`; `kind = "csv"` takes `path` (see
 //! [`crate::workload::csv`]); `kind = "deeprm"` takes `arrival_prob`, `num_steps`,
-//! `max_demand` (see [`DeepRmGenerator`]). DeepRM scenarios are shown in
+//! `max_demand` (see [`DeepRmGenerator`](crate::workload::DeepRmGenerator)). DeepRM scenarios are shown in
 //! `configs/scenarios/deeprm.toml`.
 //!
 //! Trace workloads (see [`crate::trace`] for each format's mapping):
