@@ -183,7 +183,12 @@ fn csv_workload_loads_relative_to_the_scenario_file() {
         + "kind = \"csv\"\npath = \"tasks.csv\"\n";
     let path = dir.path().join("s.toml");
     std::fs::write(&path, &text).unwrap();
-    let env = scenario::load_file(&path).unwrap().build();
+    let loaded = scenario::load_file(&path).unwrap();
+    assert_eq!(
+        loaded.source_files(),
+        [path.clone(), dir.path().join("tasks.csv")]
+    );
+    let env = loaded.build();
     check_env(&env, 0, 50).unwrap();
 
     std::fs::write(

@@ -118,8 +118,7 @@ mod workload;
 pub use env::ScenarioEnv;
 pub use validate::ScenarioError;
 
-use crate::cluster::ClusterConfig;
-use crate::cluster::ClusterEnv;
+use crate::cluster::{ClusterConfig, ClusterEnv};
 use crate::deeprm::{DeepRmConfig, DeepRmEnv};
 use cluster::resolve_cluster;
 use deeprm::resolve_deeprm;
@@ -182,8 +181,9 @@ impl Scenario {
     /// The files this scenario was resolved from, in a fixed order: the scenario file when
     /// it was loaded from one ([`load_file`], [`load_named`]; not [`Self::from_toml_str`]),
     /// then every data file it names (CSV task list or trace, then the Alibaba node list or
-    /// the Tiresias cluster file), as paths relative to the scenario file's folder. A
-    /// resumed run compares their contents with what it was trained on.
+    /// the Tiresias cluster file), each joined onto the scenario file's folder as the loader
+    /// opened it (not canonicalized). A resumed run compares their contents with what it was
+    /// trained on.
     pub fn source_files(&self) -> Vec<PathBuf> {
         match self {
             Self::Cluster(c) => c.source_files.clone(),
