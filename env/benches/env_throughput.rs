@@ -1,6 +1,6 @@
 //! Env throughput: single-thread steps/s with random legal actions (mask computed every
 //! step, autoreset included) on the shipped `deeprm` and `cloud` scenarios, and the trace
-//! scenarios of issue 6 (`hpc-lublin`, `tiresias`, and `alibaba-gpu`: 1,523 servers).
+//! scenarios (`hpc-lublin`, `tiresias`, and `alibaba-gpu`: 1,523 servers).
 //!
 //! Run: `cargo bench -p lepton-env --bench env_throughput` (optionally `-- <seconds per env>`).
 

@@ -5,9 +5,9 @@
 //! Run: `cargo bench -p lepton-env --bench throughput [-- <env>]` (env: cartpole, deeprm,
 //! cloud); `LEPTON_BENCH_SECONDS` sets the seconds per measurement (default 1).
 //!
-//! Note: a reconstruction. The issue-3 simulator work accidentally overwrote the original of
-//! this file (written alongside `VecEnv`) while adding `benches/env_throughput.rs`; this
-//! version follows the interface and table that BENCHMARKS.md documents for it.
+//! Note: a reconstruction. The original of this file (written alongside `VecEnv`) was
+//! overwritten by accident when `benches/env_throughput.rs` was added; this version follows
+//! the interface and table that BENCHMARKS.md documents for it.
 
 use lepton_env::{CartPole, Env, VecEnv, scenario};
 use rand::{Rng, SeedableRng};

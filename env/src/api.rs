@@ -179,9 +179,113 @@ pub trait Env: Send {
     }
 }
 
+/// A boxed env is an env (`Box<dyn Env>` included): every method forwards to the box's
+/// content, the defaulted ones too, so callers need no forwarding newtype.
+impl<E: Env + ?Sized> Env for Box<E> {
+    fn observation_space(&self) -> &BoxSpace {
+        (**self).observation_space()
+    }
+    fn action_space(&self) -> Discrete {
+        (**self).action_space()
+    }
+    fn obs_layout(&self) -> ObsLayout {
+        (**self).obs_layout()
+    }
+    fn action_layout(&self) -> ActionLayout {
+        (**self).action_layout()
+    }
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        (**self).reset(seed, obs)
+    }
+    fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        (**self).step(action, obs)
+    }
+    fn action_mask(&self, mask: &mut [bool]) {
+        (**self).action_mask(mask)
+    }
+    fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
+        (**self).episode_metrics()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts down from 2 to 0; overrides both defaulted methods so that the forwarding of
+    /// `Box<dyn Env>` is visible.
+    struct Countdown {
+        left: u32,
+        space: BoxSpace,
+        metrics: EpisodeMetrics,
+    }
+
+    impl Env for Countdown {
+        fn observation_space(&self) -> &BoxSpace {
+            &self.space
+        }
+        fn action_space(&self) -> Discrete {
+            Discrete { n: 2 }
+        }
+        fn obs_layout(&self) -> ObsLayout {
+            ObsLayout::flat(1)
+        }
+        fn action_layout(&self) -> ActionLayout {
+            ActionLayout {
+                blocks: vec![ActionBlock::Slots { slots: 1 }, ActionBlock::Wait],
+            }
+        }
+        fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
+            self.left = 2;
+            obs[0] = 1.0;
+        }
+        fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+            if action >= 2 {
+                return Err(EnvError::OutOfRange { action, n: 2 });
+            }
+            self.left -= 1;
+            obs[0] = self.left as f32 / 2.0;
+            Ok(Transition {
+                reward: 1.0,
+                terminated: self.left == 0,
+                truncated: false,
+            })
+        }
+        fn action_mask(&self, mask: &mut [bool]) {
+            mask.fill(true);
+        }
+        fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
+            (self.left == 0).then_some(&self.metrics)
+        }
+    }
+
+    #[test]
+    fn a_boxed_dyn_env_steps_and_forwards_every_method() {
+        let mut env: Box<dyn Env> = Box::new(Countdown {
+            left: 0,
+            space: BoxSpace::uniform(1, 0.0, 1.0),
+            metrics: EpisodeMetrics::default(),
+        });
+        let mut obs = [0.0];
+        let mut mask = [false; 2];
+        env.reset(Some(0), &mut obs);
+        assert_eq!(obs, [1.0]);
+        assert_eq!(env.action_space().n, 2);
+        assert_eq!(env.observation_space().dim(), 1);
+        assert_eq!(env.obs_layout(), ObsLayout::flat(1));
+        assert_eq!(env.action_layout().wait(), Some(1));
+        env.action_mask(&mut mask);
+        assert_eq!(mask, [true, true]);
+        assert!(env.episode_metrics().is_none());
+        assert!(!env.step(0, &mut obs).unwrap().episode_over());
+        assert!(env.step(1, &mut obs).unwrap().terminated);
+        assert_eq!(obs, [0.0]);
+        assert!(env.episode_metrics().is_some());
+        assert_eq!(
+            env.step(2, &mut obs),
+            Err(EnvError::OutOfRange { action: 2, n: 2 })
+        );
+    }
 
     #[test]
     fn action_layout_offsets_and_wait() {

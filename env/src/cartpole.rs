@@ -35,7 +35,7 @@
 //! - Terminated: the pole angle leaves `[−12°, 12°]` or the cart position leaves `[−2.4, 2.4]`.
 //! - Truncated: never by [`CartPole`] itself. As in Gymnasium, where `gym.make("CartPole-v1")`
 //!   is `TimeLimit(CartPoleEnv, 500)`, the 500-step limit of v1 is a
-//!   [`TimeLimit`](crate::wrappers::TimeLimit) around it: use [`CartPole::v1`].
+//!   [`TimeLimit`] around it: use [`CartPole::v1`].
 //!
 //! Stepping after the episode ended is an [`EnvError::EpisodeOver`] (Gymnasium warns and
 //! returns reward 0 instead).
@@ -217,6 +217,7 @@ impl Env for CartPole {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wrappers::{EpisodeStatistics, EpisodeStats};
 
     #[test]
     fn one_step_from_a_known_state_matches_the_hand_computed_values() {
@@ -358,5 +359,32 @@ mod tests {
             num_episodes > 100,
             "random actions end episodes quickly: {num_episodes}"
         );
+    }
+
+    #[test]
+    fn cartpole_v1_is_truncated_at_500_steps() {
+        // A PD controller on the pole angle and the cart keeps CartPole up for the whole
+        // episode; the 500th step is truncated.
+        let mut env = EpisodeStatistics::new(CartPole::v1(0));
+        let mut obs = [0.0; 4];
+        env.reset(Some(0), &mut obs);
+        let mut last = Transition::default();
+        for _ in 0..500 {
+            last = env.step(balance(&obs), &mut obs).unwrap();
+        }
+        assert!(last.truncated && !last.terminated);
+        assert_eq!(
+            env.last_episode(),
+            Some(&EpisodeStats {
+                episode_return: 500.0,
+                length: 500
+            })
+        );
+    }
+
+    /// A controller that balances CartPole indefinitely.
+    fn balance(obs: &[f32]) -> usize {
+        let u = 0.05 * obs[0] + 0.5 * obs[1] + 10.0 * obs[2] + 1.5 * obs[3];
+        usize::from(u > 0.0)
     }
 }

@@ -11,6 +11,7 @@
 use crate::api::{Env, EnvError};
 use crate::cluster::{Census, ClusterEnv, IllegalAction};
 use crate::deeprm::DeepRmEnv;
+use crate::scenario::ScenarioEnv;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -68,6 +69,45 @@ impl Inspect for DeepRmEnv {
     }
     fn illegal_action_errors(&self) -> bool {
         false
+    }
+}
+
+impl Inspect for ScenarioEnv {
+    fn census(&self) -> Census {
+        match self {
+            ScenarioEnv::Cluster(e) => Inspect::census(e),
+            ScenarioEnv::DeepRm(e) => Inspect::census(e),
+        }
+    }
+    fn now(&self) -> f64 {
+        match self {
+            ScenarioEnv::Cluster(e) => Inspect::now(e),
+            ScenarioEnv::DeepRm(e) => Inspect::now(e),
+        }
+    }
+    fn check_invariants(&self) -> Result<(), String> {
+        match self {
+            ScenarioEnv::Cluster(e) => Inspect::check_invariants(e),
+            ScenarioEnv::DeepRm(e) => Inspect::check_invariants(e),
+        }
+    }
+    fn is_feasible_placement(&self, action: usize) -> bool {
+        match self {
+            ScenarioEnv::Cluster(e) => Inspect::is_feasible_placement(e, action),
+            ScenarioEnv::DeepRm(e) => Inspect::is_feasible_placement(e, action),
+        }
+    }
+    fn illegal_action_errors(&self) -> bool {
+        match self {
+            ScenarioEnv::Cluster(e) => Inspect::illegal_action_errors(e),
+            ScenarioEnv::DeepRm(e) => Inspect::illegal_action_errors(e),
+        }
+    }
+    fn num_killed(&self) -> usize {
+        match self {
+            ScenarioEnv::Cluster(e) => Inspect::num_killed(e),
+            ScenarioEnv::DeepRm(e) => Inspect::num_killed(e),
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub struct DeepRmConfig {
     pub seed: u64,
     /// Must produce integer arrival steps and integer lengths `1..horizon`.
     pub workload: Arc<dyn TaskSource>,
+    /// The files this config was resolved from: the scenario file (when loaded from one),
+    /// then the data files it names; empty for a config built in code. The env never reads
+    /// them.
+    pub source_files: Vec<std::path::PathBuf>,
 }
 
 /// DeepRM's cluster: one machine, a reservation grid of `horizon` future steps, visible job
@@ -84,7 +88,8 @@ pub struct DeepRmConfig {
 /// [`earliest_start_offset`](Self::earliest_start_offset), [`fits`](Self::fits),
 /// [`fits_now`](Self::fits_now), [`running`](Self::running),
 /// [`action_index`](Self::action_index) and [`wait_action`](Self::wait_action). Lengths are
-/// reported as the tasks' estimates; future arrivals are never visible.
+/// reported as the tasks' estimates; future arrivals are never visible. Heuristics read them
+/// only through `schedulers/snapshot.rs`, the audited surface.
 #[derive(Clone, Debug)]
 pub struct DeepRmEnv {
     config: DeepRmConfig,
@@ -553,7 +558,7 @@ impl Env for DeepRmEnv {
     }
 }
 
-// ----- Added for lepton-eval (issue 4): per-task outcomes for reports, not for schedulers -----
+// Per-task outcomes for evaluation reports (slowdown CDFs); schedulers never read them.
 impl DeepRmEnv {
     /// Slowdown (finish − arrival) / length of every job that has finished this episode, in
     /// arrival order (for reports such as slowdown CDFs, never for a scheduler's decisions).
@@ -579,6 +584,7 @@ mod tests {
             reward: RewardWeights::default(),
             seed: 0,
             workload: Arc::new(TaskList::new(tasks)),
+            source_files: Vec::new(),
         }
     }
 

@@ -2,8 +2,8 @@
 //! Both are [`Env`]s around another [`Env`], so they nest:
 //! `EpisodeStatistics::new(TimeLimit::new(env, 500))`.
 //!
-//! [`VecEnv`](crate::vec_env::VecEnv) records the same episode statistics itself (it sees every
-//! reward), so vectorised training needs no [`EpisodeStatistics`] inside it.
+//! `VecEnv` records the same episode statistics itself (it sees every reward), so vectorised
+//! training needs no [`EpisodeStatistics`] inside it.
 
 use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
@@ -203,7 +203,6 @@ impl<E: Env> Env for EpisodeStatistics<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cartpole::CartPole;
 
     /// Terminates on the step whose action is 1; reward = 0.5 per step.
     struct Countdown {
@@ -303,32 +302,5 @@ mod tests {
             })
         );
         assert_eq!(env.num_episodes(), 2);
-    }
-
-    #[test]
-    fn cartpole_v1_is_truncated_at_500_steps() {
-        // A PD controller on the pole angle and the cart keeps CartPole up for the whole
-        // episode; the 500th step is truncated.
-        let mut env = EpisodeStatistics::new(CartPole::v1(0));
-        let mut obs = [0.0; 4];
-        env.reset(Some(0), &mut obs);
-        let mut last = Transition::default();
-        for _ in 0..500 {
-            last = env.step(balance(&obs), &mut obs).unwrap();
-        }
-        assert!(last.truncated && !last.terminated);
-        assert_eq!(
-            env.last_episode(),
-            Some(&EpisodeStats {
-                episode_return: 500.0,
-                length: 500
-            })
-        );
-    }
-
-    /// A controller that balances CartPole indefinitely (used by several tests).
-    pub(crate) fn balance(obs: &[f32]) -> usize {
-        let u = 0.05 * obs[0] + 0.5 * obs[1] + 10.0 * obs[2] + 1.5 * obs[3];
-        usize::from(u > 0.0)
     }
 }

@@ -183,7 +183,12 @@ fn csv_workload_loads_relative_to_the_scenario_file() {
         + "kind = \"csv\"\npath = \"tasks.csv\"\n";
     let path = dir.path().join("s.toml");
     std::fs::write(&path, &text).unwrap();
-    let env = scenario::load_file(&path).unwrap().build();
+    let loaded = scenario::load_file(&path).unwrap();
+    assert_eq!(
+        loaded.source_files(),
+        [path.clone(), dir.path().join("tasks.csv")]
+    );
+    let env = loaded.build();
     check_env(&env, 0, 50).unwrap();
 
     std::fs::write(
@@ -236,4 +241,31 @@ fn cloud_episode_is_a_sensible_training_size() {
         m.utilization.iter().all(|u| (0.0..=1.0).contains(u)),
         "{m:?}"
     );
+}
+
+#[test]
+fn shipped_names_are_exactly_the_toml_files_of_configs_scenarios() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(scenario::scenarios_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut shipped: Vec<String> = SHIPPED.iter().map(|s| s.to_string()).collect();
+    shipped.sort();
+    assert_eq!(shipped, on_disk);
+}
+
+#[test]
+fn source_files_of_tiny_is_just_the_scenario_file() {
+    let tiny = scenario::load_named("tiny").unwrap();
+    assert_eq!(
+        tiny.source_files(),
+        [scenario::scenarios_dir().join("tiny.toml")]
+    );
+    // Parsed from text, there is no scenario file to name.
+    let text = shipped_text("tiny");
+    let parsed = Scenario::from_toml_str(&text, Path::new("tiny.toml")).unwrap();
+    assert!(parsed.source_files().is_empty());
 }

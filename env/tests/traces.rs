@@ -1,6 +1,6 @@
 //! Trace replay (SWF, Alibaba GPU v2023, Tiresias) on the shipped data, and the cluster
-//! features of issue 6 (GPU sharing and models, reservations, failures, energy) on tiny
-//! hand-checked cases.
+//! features that large traces need (GPU sharing and models, reservations, failures, energy)
+//! on tiny hand-checked cases.
 
 use lepton_env::cluster::{
     ActionMode, ClusterConfig, ClusterEnv, FailureModel, GpuConfig, KillPolicy, PowerModel,
@@ -346,4 +346,32 @@ fn alibaba_scenario_has_per_type_rows_and_slot_actions() {
     let layout = env.obs_layout();
     assert_eq!(layout.server_rows, 27, "one row per server type, not 1,523");
     assert_eq!(env.action_space().n, 16 + 1);
+}
+
+/// `path` with `..` resolved, for comparing paths written relative to different folders.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn source_files_name_the_scenario_then_its_data_files() {
+    let dir = scenario::scenarios_dir();
+    let lublin = scenario::load_named("hpc-lublin").unwrap().source_files();
+    assert_eq!(lublin.len(), 2, "{lublin:?}");
+    assert_eq!(lublin[0], dir.join("hpc-lublin.toml"));
+    assert_eq!(
+        canonical(&lublin[1]),
+        canonical(&data("swf/lublin_256_new2.swf"))
+    );
+    let tiresias = scenario::load_named("tiresias").unwrap().source_files();
+    let tiresias: Vec<PathBuf> = tiresias.iter().map(|p| canonical(p)).collect();
+    assert_eq!(
+        tiresias,
+        [
+            canonical(&dir.join("tiresias.toml")),
+            canonical(&data("tiresias/60_job.csv")),
+            canonical(&data("tiresias/n32g4.csv")),
+        ]
+    );
 }

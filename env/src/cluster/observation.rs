@@ -1,6 +1,7 @@
 //! The flat observation of [`ClusterEnv`]; the feature list is documented on the env.
 
-use super::{ClusterEnv, ServerObs};
+use super::ClusterEnv;
+use super::config::ServerObs;
 use crate::api::ObsLayout;
 use crate::spaces::BoxSpace;
 

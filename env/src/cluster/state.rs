@@ -1,5 +1,5 @@
 //! The mutable state of a cluster episode: servers, the event clock, the queue and per-task
-//! records. Kept free of policy (rewards, observations) so that the next issue's failures,
+//! records. Kept free of policy (rewards, observations) so that features such as failures,
 //! power states and reservations extend these types rather than the step logic.
 
 use crate::workload::{MAX_RESOURCES, TaskSpec};

@@ -6,7 +6,8 @@
 //! learned policy uses the last two, a heuristic the first. Heuristics see only what a real
 //! scheduler could see: queued tasks with runtime *estimates*, free capacity and running
 //! tasks' *estimated* finish times — never true durations, never future arrivals (they read
-//! the env through a [`Snapshot`], which holds nothing else).
+//! the env through a [`Snapshot`], which holds nothing else; `snapshot.rs` is the one file
+//! to audit for that).
 //!
 //! | name | rule |
 //! |---|---|

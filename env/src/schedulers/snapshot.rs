@@ -1,12 +1,30 @@
-//! What a heuristic sees at one decision: a copy of the env's scheduler-facing state.
+//! The audited surface: everything a heuristic may know about the env, and the only code in
+//! `schedulers/` that reads an env for a heuristic.
 //!
 //! A [`Snapshot`] holds exactly what a real scheduler could know — queued tasks with their
 //! runtime *estimates*, servers' free capacity, running tasks' *estimated* finish times and
 //! the placements that are feasible right now with the action index of each — and nothing
-//! else: no true durations, no future arrivals. Heuristics are pure functions of it, so unit
-//! tests build snapshots by hand instead of driving a simulator into a state.
+//! else: **no future arrivals, no true durations**. Heuristics (`Rule`s in `rules.rs`) are pure
+//! functions of a snapshot, so unit tests build snapshots by hand instead of driving a
+//! simulator into a state; `rules.rs` never names an env type (a test below checks it).
+//!
+//! To audit what heuristics see, read this file: [`Snapshot::fill`] is where the env is
+//! read, through these accessors and nothing else:
+//!
+//! - cluster (`cluster/query.rs`): `now_s`, `num_resources`, `num_slots`, `num_servers`,
+//!   `wait_action`,
+//!   `action_mode`, `slot` (a [`SlotView`]: estimate, no duration), `server` (capacity, free
+//!   units, speed), `running` (estimated finish times), `fits`, `action_index`,
+//!   `chosen_server`, `slot_action_index`;
+//! - DeepRM (`deeprm.rs`, "State API for schedulers"): `now_steps`, `num_resources`,
+//!   `num_slots`, `wait_action`, `slot`, `capacity`, `free_at(0)`, `running`, `fits_now`,
+//!   `action_index`.
+//!
+//! Those accessors show only tasks that have arrived (the visible slots and the running
+//! list), and report every task's length as its estimate.
 
-use crate::cluster::{ActionMode, SlotView};
+use crate::cluster::{ActionMode, ClusterEnv, SlotView};
+use crate::deeprm::DeepRmEnv;
 use crate::scenario::ScenarioEnv;
 use crate::workload::MAX_RESOURCES;
 
@@ -102,89 +120,92 @@ impl Snapshot {
         self.running.clear();
         self.placements.clear();
         match env {
-            ScenarioEnv::Cluster(env) => {
-                self.now_s = env.now_s();
-                self.num_resources = env.num_resources();
-                self.wait_action = env.wait_action();
-                self.raw_units = false;
-                self.tasks.extend(
-                    (0..env.num_slots())
-                        .filter_map(|k| env.slot(k))
-                        .map(QueuedTask::from),
-                );
-                self.servers.extend((0..env.num_servers()).map(|n| {
-                    let s = env.server(n);
-                    ServerInfo {
-                        capacity: padded(s.capacity),
-                        free: padded(s.free),
-                        speed: s.speed,
-                    }
-                }));
-                self.running.extend(env.running().map(|r| RunningTask {
-                    server: r.server,
-                    demand: padded(r.demand),
-                    estimated_finish_s: r.estimated_finish_s,
-                }));
-                for (t, task) in self.tasks.iter().enumerate() {
-                    match env.action_mode() {
-                        ActionMode::Placement => {
-                            for n in 0..self.servers.len() {
-                                if env.fits(task.slot, n) {
-                                    let action =
-                                        env.action_index(task.slot, n).unwrap_or(self.wait_action);
-                                    self.placements.push(Placement {
-                                        task: t,
-                                        server: n,
-                                        action,
-                                    });
-                                }
-                            }
-                        }
-                        ActionMode::Slot => {
-                            if let (Some(n), Some(action)) = (
-                                env.chosen_server(task.slot),
-                                env.slot_action_index(task.slot),
-                            ) {
-                                self.placements.push(Placement {
-                                    task: t,
-                                    server: n,
-                                    action,
-                                });
-                            }
+            ScenarioEnv::Cluster(env) => self.fill_cluster(env),
+            ScenarioEnv::DeepRm(env) => self.fill_deeprm(env),
+        }
+    }
+
+    fn fill_cluster(&mut self, env: &ClusterEnv) {
+        self.now_s = env.now_s();
+        self.num_resources = env.num_resources();
+        self.wait_action = env.wait_action();
+        self.raw_units = false;
+        self.tasks.extend(
+            (0..env.num_slots())
+                .filter_map(|k| env.slot(k))
+                .map(QueuedTask::from),
+        );
+        self.servers.extend((0..env.num_servers()).map(|n| {
+            let s = env.server(n);
+            ServerInfo {
+                capacity: padded(s.capacity),
+                free: padded(s.free),
+                speed: s.speed,
+            }
+        }));
+        self.running.extend(env.running().map(|r| RunningTask {
+            server: r.server,
+            demand: padded(r.demand),
+            estimated_finish_s: r.estimated_finish_s,
+        }));
+        for (t, task) in self.tasks.iter().enumerate() {
+            match env.action_mode() {
+                ActionMode::Placement => {
+                    for n in 0..self.servers.len() {
+                        if env.fits(task.slot, n) {
+                            let action = env.action_index(task.slot, n).unwrap_or(self.wait_action);
+                            self.placements.push(Placement {
+                                task: t,
+                                server: n,
+                                action,
+                            });
                         }
                     }
                 }
-            }
-            ScenarioEnv::DeepRm(env) => {
-                self.now_s = f64::from(env.now_steps());
-                self.num_resources = env.num_resources();
-                self.wait_action = env.wait_action();
-                self.raw_units = true;
-                self.tasks.extend(
-                    (0..env.num_slots())
-                        .filter_map(|k| env.slot(k))
-                        .map(QueuedTask::from),
-                );
-                self.servers.push(ServerInfo {
-                    capacity: padded(env.capacity()),
-                    free: padded(env.free_at(0)),
-                    speed: 1.0,
-                });
-                self.running.extend(env.running().map(|r| RunningTask {
-                    server: 0,
-                    demand: padded(r.demand),
-                    estimated_finish_s: r.estimated_finish_s,
-                }));
-                for (t, task) in self.tasks.iter().enumerate() {
-                    if env.fits_now(task.slot) {
-                        let action = env.action_index(task.slot).unwrap_or(self.wait_action);
+                ActionMode::Slot => {
+                    if let (Some(n), Some(action)) = (
+                        env.chosen_server(task.slot),
+                        env.slot_action_index(task.slot),
+                    ) {
                         self.placements.push(Placement {
                             task: t,
-                            server: 0,
+                            server: n,
                             action,
                         });
                     }
                 }
+            }
+        }
+    }
+
+    fn fill_deeprm(&mut self, env: &DeepRmEnv) {
+        self.now_s = f64::from(env.now_steps());
+        self.num_resources = env.num_resources();
+        self.wait_action = env.wait_action();
+        self.raw_units = true;
+        self.tasks.extend(
+            (0..env.num_slots())
+                .filter_map(|k| env.slot(k))
+                .map(QueuedTask::from),
+        );
+        self.servers.push(ServerInfo {
+            capacity: padded(env.capacity()),
+            free: padded(env.free_at(0)),
+            speed: 1.0,
+        });
+        self.running.extend(env.running().map(|r| RunningTask {
+            server: 0,
+            demand: padded(r.demand),
+            estimated_finish_s: r.estimated_finish_s,
+        }));
+        for (t, task) in self.tasks.iter().enumerate() {
+            if env.fits_now(task.slot) {
+                let action = env.action_index(task.slot).unwrap_or(self.wait_action);
+                self.placements.push(Placement {
+                    task: t,
+                    server: 0,
+                    action,
+                });
             }
         }
     }
@@ -265,4 +286,22 @@ pub fn fits(
     num_resources: usize,
 ) -> bool {
     (0..num_resources).all(|r| demand[r] <= free[r])
+}
+
+#[cfg(test)]
+mod tests {
+    /// The heuristics must reach the env only through this file.
+    #[test]
+    fn rules_never_name_an_env_type() {
+        let rules = include_str!("rules.rs");
+        for name in [
+            "ScenarioEnv",
+            "ClusterEnv",
+            "DeepRmEnv",
+            "crate::cluster",
+            "crate::deeprm",
+        ] {
+            assert!(!rules.contains(name), "rules.rs names `{name}`");
+        }
+    }
 }

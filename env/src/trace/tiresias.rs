@@ -52,11 +52,16 @@ pub fn parse_cluster(text: &str, path: &Path) -> Result<TraceCluster, TraceError
             })
     };
     let (switches, nodes, gpus) = (num(c_switch)?, num(c_nodes)?, num(c_gpus)?);
+    let gpus_per_switch = nodes.checked_mul(gpus).ok_or_else(|| TraceError::Line {
+        path: path.to_owned(),
+        line: line_no,
+        reason: format!("{nodes} nodes × {gpus} GPUs per switch is too many GPUs"),
+    })?;
     Ok(TraceCluster {
         server_types: vec![ServerType::new(
             "switch",
             switches as usize,
-            &[nodes * gpus],
+            &[gpus_per_switch],
             1.0,
         )],
         gpu: None,

@@ -13,8 +13,8 @@
 //! - [`TaskList`]: an explicit task list, built in code or read from a CSV file
 //!   ([`TaskList::from_csv`]), replayed exactly at every reset.
 //!
-//! - [`crate::trace::Trace`]: replay of a production trace (SWF, Alibaba GPU v2023,
-//!   Tiresias), whole or as a seeded window, with a load factor.
+//! - `trace::Trace` (in the `trace` module, which builds on this one): replay of a production
+//!   trace (SWF, Alibaba GPU v2023, Tiresias), whole or as a seeded window, with a load factor.
 
 mod arrivals;
 mod classes;

@@ -1,0 +1,228 @@
+//! The resolved, validated form of a cluster scenario: [`ClusterConfig`] and the types it is
+//! made of (server types, GPUs, failures, power, reservations, modes and policies).
+
+use super::reward::RewardWeights;
+use crate::workload::{MAX_RESOURCES, TaskSource};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How the clock moves when the agent waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeMode {
+    /// Wait jumps to the next event (arrival or completion); when no placement is feasible
+    /// the env keeps jumping by itself, so every decision the agent sees has a real choice.
+    EventDriven,
+    /// Wait advances the clock by `step_s`; every step is shown to the agent.
+    Stepped,
+}
+
+/// What an action index names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionMode {
+    /// `Discrete(num_slots × num_servers + 1)`: `slot × num_servers + server`, last = wait.
+    Placement,
+    /// `Discrete(num_slots + 1)`: the slot; the server is chosen by the [`PlacementRule`].
+    Slot,
+}
+
+/// How slot mode picks the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementRule {
+    /// The lowest-index server where the task fits now.
+    FirstFit,
+    /// The server where the task fits now leaving the least free capacity (sum over
+    /// resources of the leftover fraction of capacity); ties go to the lowest index.
+    BestFit,
+}
+
+/// What an illegal (masked-out) placement does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IllegalAction {
+    /// `step` returns [`EnvError::Illegal`](crate::api::EnvError::Illegal) and the state is unchanged.
+    Error,
+    /// The action is treated as wait (DeepRM's convention).
+    Wait,
+}
+
+/// What to do with a task that does not fit on any server even when it is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OversizePolicy {
+    /// The scenario is rejected at load, naming the task (or class).
+    Reject,
+    /// The task is dropped at arrival and counted in `num_dropped`.
+    Drop,
+}
+
+/// A group of identical servers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerType {
+    pub name: String,
+    pub count: usize,
+    /// Integer units per resource (padded with zeros to [`MAX_RESOURCES`]).
+    pub capacity: [u32; MAX_RESOURCES],
+    /// Runtime on this type = work / speed.
+    pub speed: f64,
+    /// Index of its GPUs' model in [`GpuConfig::models`] (tasks may restrict models).
+    pub gpu_model: Option<usize>,
+    /// Random failures and repairs; `None`: never fails.
+    pub failure: Option<FailureModel>,
+    /// Power draw; `None`: not counted in the energy.
+    pub power: Option<PowerModel>,
+}
+
+/// Per-GPU tracking: GPU capacity is resource `resource`, `units_per_gpu` units per whole
+/// GPU (e.g. 1000 for milli-GPUs). A demand below one GPU is a *share of one GPU* (it must
+/// fit in the free units of a single GPU); a larger demand is a number of *whole* GPUs
+/// (multiples of `units_per_gpu`, each entirely free). Placement gives a share the GPU
+/// with the least room that holds it, and whole GPUs the lowest-numbered free ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuConfig {
+    pub resource: usize,
+    pub units_per_gpu: u32,
+    /// GPU model names; a task's [`TaskSpec::gpu_models`](crate::workload::TaskSpec::gpu_models) bit `m` allows `models[m]`.
+    pub models: Vec<String>,
+}
+
+/// Exponential time to failure and time to repair of each server of a type (seeded from
+/// the episode's seed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailureModel {
+    pub mttf_s: f64,
+    pub mttr_s: f64,
+}
+
+/// Power draw of a server that is up and powered on: `idle_w + (peak_w − idle_w) × u`, with
+/// `u` the utilisation of its dominant resource (the largest used / capacity). Failed and
+/// powered-down servers draw nothing; a booting server draws like a running one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PowerModel {
+    pub idle_w: f64,
+    pub peak_w: f64,
+}
+
+/// What happens to the tasks running on a server that fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillPolicy {
+    /// Back into the queue (lowest empty slot, else the backlog tail, else dropped), to
+    /// restart from scratch; the work done is lost.
+    Requeue,
+    /// Dropped and counted in `num_dropped`.
+    Drop,
+}
+
+/// Capacity reserved for critical work: on every server type, the last
+/// `round(fraction × count)` servers (after those of higher classes) accept only tasks of
+/// priority `>= priority`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reservation {
+    pub priority: u8,
+    pub fraction: f64,
+}
+
+/// How servers appear in the observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerObs {
+    /// One row per server (see [`ClusterEnv`](super::ClusterEnv)).
+    PerServer,
+    /// One row per server type, aggregated, for large clusters (see [`ClusterEnv`](super::ClusterEnv)).
+    PerType,
+}
+
+/// A resolved, validated cluster scenario.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub resources: Vec<String>,
+    pub server_types: Vec<ServerType>,
+    pub num_slots: usize,
+    pub backlog_cap: usize,
+    pub time_mode: TimeMode,
+    /// Clock advance of a wait in stepped mode, and of a wait with no future event.
+    pub step_s: f64,
+    /// Truncation: the episode is cut off when the clock reaches this time.
+    pub max_time_s: f64,
+    /// Truncation: the episode is cut off after this many steps.
+    pub max_decisions: u64,
+    pub action_mode: ActionMode,
+    pub placement_rule: PlacementRule,
+    pub illegal_action: IllegalAction,
+    pub oversize: OversizePolicy,
+    pub reward: RewardWeights,
+    /// Time normaliser of the observation (about a typical task duration).
+    pub time_scale_s: f64,
+    /// Largest priority class in the workload (normalises the priority feature).
+    pub max_priority: u8,
+    /// Seed of the workload stream until `reset(Some(seed))` replaces it.
+    pub seed: u64,
+    pub workload: Arc<dyn TaskSource>,
+    /// Per-GPU tracking (GPU sharing and GPU models); `None`: GPUs are plain units.
+    pub gpu: Option<GpuConfig>,
+    /// What a server failure does to its tasks.
+    pub on_kill: KillPolicy,
+    /// A server idle this long powers down (types with a power model); `None`: never.
+    pub idle_timeout_s: Option<f64>,
+    /// Delay before a powered-down server that receives a task can run it.
+    pub boot_s: f64,
+    /// Capacity reserved per priority class.
+    pub reservations: Vec<Reservation>,
+    pub server_obs: ServerObs,
+    /// The files this config was resolved from: the scenario file (when loaded from one),
+    /// then the data files it names; empty for a config built in code. The env never reads
+    /// them.
+    pub source_files: Vec<PathBuf>,
+}
+
+impl ClusterConfig {
+    /// A config with defaults for everything but the cluster and the workload: 10 slots, a
+    /// backlog of 100, event-driven time with no practical limit, placement actions that
+    /// error when illegal, oversize tasks dropped, DeepRM's reward, time scale 1 s, seed 0.
+    /// Handy for tests and for building scenarios in code; `server_types` capacities are
+    /// padded with zeros past `resources.len()`.
+    pub fn new(
+        resources: Vec<String>,
+        server_types: Vec<ServerType>,
+        workload: Arc<dyn TaskSource>,
+    ) -> Self {
+        Self {
+            resources,
+            server_types,
+            num_slots: 10,
+            backlog_cap: 100,
+            time_mode: TimeMode::EventDriven,
+            step_s: 1.0,
+            max_time_s: 1e12,
+            max_decisions: u64::MAX,
+            action_mode: ActionMode::Placement,
+            placement_rule: PlacementRule::FirstFit,
+            illegal_action: IllegalAction::Error,
+            oversize: OversizePolicy::Drop,
+            reward: RewardWeights::default(),
+            time_scale_s: 1.0,
+            max_priority: 0,
+            seed: 0,
+            workload,
+            gpu: None,
+            on_kill: KillPolicy::Requeue,
+            idle_timeout_s: None,
+            boot_s: 0.0,
+            reservations: Vec::new(),
+            server_obs: ServerObs::PerServer,
+            source_files: Vec::new(),
+        }
+    }
+}
+
+impl ServerType {
+    pub fn new(name: &str, count: usize, capacity: &[u32], speed: f64) -> Self {
+        let mut padded = [0; MAX_RESOURCES];
+        padded[..capacity.len()].copy_from_slice(capacity);
+        Self {
+            name: name.to_owned(),
+            count,
+            capacity: padded,
+            speed,
+            gpu_model: None,
+            failure: None,
+            power: None,
+        }
+    }
+}

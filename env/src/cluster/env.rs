@@ -1,0 +1,128 @@
+//! [`ClusterEnv`] behind the [`Env`] trait.
+
+use super::ClusterEnv;
+use super::config::{ActionMode, IllegalAction};
+use super::index;
+use super::state::TaskRecord;
+use super::views::Census;
+use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
+use crate::metrics::EpisodeMetrics;
+use crate::spaces::{BoxSpace, Discrete};
+use crate::workload::MAX_RESOURCES;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+impl Env for ClusterEnv {
+    fn observation_space(&self) -> &BoxSpace {
+        &self.obs_space
+    }
+
+    fn action_space(&self) -> Discrete {
+        let n = match self.config.action_mode {
+            ActionMode::Placement => self.config.num_slots * self.servers.len(),
+            ActionMode::Slot => self.config.num_slots,
+        };
+        Discrete { n: n + 1 }
+    }
+
+    fn obs_layout(&self) -> ObsLayout {
+        self.layout
+    }
+
+    fn action_layout(&self) -> ActionLayout {
+        let slots = self.config.num_slots;
+        let choose = match self.config.action_mode {
+            ActionMode::Placement => ActionBlock::Placements {
+                slots,
+                servers: self.servers.len(),
+            },
+            ActionMode::Slot => ActionBlock::Slots { slots },
+        };
+        ActionLayout {
+            blocks: vec![choose, ActionBlock::Wait],
+        }
+    }
+
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        if let Some(seed) = seed {
+            self.rng = ChaCha8Rng::seed_from_u64(seed);
+        }
+        self.config.workload.fill(&mut self.rng, &mut self.tasks);
+        self.records.clear();
+        self.records.resize(self.tasks.len(), TaskRecord::NEW);
+        self.reset_servers();
+        self.events.clear();
+        self.queue.clear();
+        self.running.clear();
+        self.now_s = 0.0;
+        self.next_arrival = 0;
+        self.census = Census::default();
+        self.num_decisions = 0;
+        self.inv_duration_sum = 0.0;
+        self.used = [0; MAX_RESOURCES];
+        self.used_integral = [0.0; MAX_RESOURCES];
+        self.pending_cost = 0.0;
+        self.metrics_ready = false;
+        self.schedule_server_events();
+        self.run_until(0.0);
+        self.skip_to_decision();
+        if self.terminated || self.truncated {
+            self.fill_metrics();
+        }
+        self.write_observation(obs);
+    }
+
+    fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        if self.terminated || self.truncated {
+            return Err(EnvError::EpisodeOver);
+        }
+        let n = self.action_space().n;
+        if action >= n {
+            return Err(EnvError::OutOfRange { action, n });
+        }
+        if action == n - 1 {
+            self.wait();
+        } else {
+            match self.feasible_placement(action) {
+                Ok((k, server)) => self.place(k, server),
+                Err(reason) => match self.config.illegal_action {
+                    IllegalAction::Error => return Err(EnvError::Illegal { action, reason }),
+                    IllegalAction::Wait => self.wait(),
+                },
+            }
+        }
+        self.num_decisions += 1;
+        Ok(self.finish_step(obs))
+    }
+
+    fn action_mask(&self, mask: &mut [bool]) {
+        let nr = self.num_resources;
+        let num_servers = self.servers.len();
+        match self.config.action_mode {
+            ActionMode::Placement => {
+                for (k, slot) in self.queue.slots.iter().enumerate() {
+                    let row = &mut mask[k * num_servers..(k + 1) * num_servers];
+                    match slot {
+                        Some(i) => {
+                            let need = self.need(*i);
+                            for (m, s) in row.iter_mut().zip(&self.servers) {
+                                *m = index::server_admits(s, &need, nr);
+                            }
+                        }
+                        None => row.fill(false),
+                    }
+                }
+            }
+            ActionMode::Slot => {
+                for (m, slot) in mask.iter_mut().zip(&self.queue.slots) {
+                    *m = slot.is_some_and(|i| self.fits_somewhere_now(i));
+                }
+            }
+        }
+        mask[self.wait_action()] = true;
+    }
+
+    fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
+        self.metrics_ready.then_some(&self.metrics)
+    }
+}

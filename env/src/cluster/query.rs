@@ -1,0 +1,159 @@
+//! The read-only state API: what a real scheduler could see (estimates only, never the true
+//! duration of an unfinished task, never a task that has not arrived). The heuristics read
+//! it only through `schedulers/snapshot.rs`, the audited surface.
+
+use super::ClusterEnv;
+use super::config::{ActionMode, ClusterConfig, ServerType};
+use super::index;
+use super::views::{RunningView, ServerView, SlotView};
+use crate::api::Env;
+
+impl ClusterEnv {
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Current simulated time.
+    pub fn now_s(&self) -> f64 {
+        self.now_s
+    }
+
+    pub fn num_slots(&self) -> usize {
+        self.config.num_slots
+    }
+
+    pub fn num_servers(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn num_resources(&self) -> usize {
+        self.num_resources
+    }
+
+    pub fn resource_names(&self) -> &[String] {
+        &self.config.resources
+    }
+
+    pub fn server_types(&self) -> &[ServerType] {
+        &self.config.server_types
+    }
+
+    pub fn action_mode(&self) -> ActionMode {
+        self.config.action_mode
+    }
+
+    /// The task in visible slot `k`, if any.
+    pub fn slot(&self, k: usize) -> Option<SlotView<'_>> {
+        let index = (*self.queue.slots.get(k)?)?;
+        let spec = &self.tasks[index as usize];
+        Some(SlotView::of(k, spec, self.num_resources, self.now_s))
+    }
+
+    /// Number of queued tasks beyond the visible slots.
+    pub fn backlog_len(&self) -> usize {
+        self.queue.backlog.len()
+    }
+
+    /// Server `n` (panics if `n >= num_servers()`, like slice indexing).
+    pub fn server(&self, n: usize) -> ServerView<'_> {
+        let s = &self.servers[n];
+        ServerView {
+            index: n,
+            type_index: s.type_index,
+            speed: s.speed,
+            capacity: &s.capacity[..self.num_resources],
+            free: &s.free[..self.num_resources],
+            num_running: s.num_running as usize,
+        }
+    }
+
+    /// Every running task with its estimated finish time (in no particular order).
+    pub fn running(&self) -> impl Iterator<Item = RunningView<'_>> + '_ {
+        self.running.iter().map(move |&i| {
+            let spec = &self.tasks[i as usize];
+            let rec = &self.records[i as usize];
+            let server = rec.server as usize;
+            RunningView {
+                task_id: spec.id,
+                server,
+                demand: &spec.demand[..self.num_resources],
+                start_s: rec.start_s,
+                estimated_finish_s: rec.start_s + spec.estimate_s / self.servers[server].speed,
+                priority: spec.priority,
+            }
+        })
+    }
+
+    /// True when slot `k` holds a task that can start on server `n` now: it fits in the
+    /// free capacity (and, with per-GPU tracking, on the server's GPUs and GPU model), the
+    /// server is up, and its priority may use the server (reservations).
+    pub fn fits(&self, k: usize, n: usize) -> bool {
+        match (self.queue.slots.get(k), self.servers.get(n)) {
+            (Some(Some(i)), Some(server)) => {
+                index::server_admits(server, &self.need(*i), self.num_resources)
+            }
+            _ => false,
+        }
+    }
+
+    /// False while server `n` is failed (it takes no task until repaired).
+    pub fn server_is_up(&self, n: usize) -> bool {
+        self.servers[n].up
+    }
+
+    /// True while server `n` is powered down (a task placed on it waits for its boot).
+    pub fn server_is_off(&self, n: usize) -> bool {
+        self.servers[n].off
+    }
+
+    /// Free units of each GPU of server `n` (empty without per-GPU tracking).
+    pub fn server_gpu_free(&self, n: usize) -> &[u16] {
+        let s = &self.servers[n];
+        &s.gpu_free[..usize::from(s.num_gpus)]
+    }
+
+    /// Lowest priority class that may use server `n` (0 unless reserved).
+    pub fn server_min_priority(&self, n: usize) -> u8 {
+        self.servers[n].min_priority
+    }
+
+    /// GPU models allowed to the task in slot `k` (bit set over [`GpuConfig::models`](super::config::GpuConfig::models); 0 =
+    /// any).
+    pub fn slot_gpu_models(&self, k: usize) -> Option<u32> {
+        let i = (*self.queue.slots.get(k)?)?;
+        Some(self.tasks[i as usize].gpu_models)
+    }
+
+    /// The action that starts slot `k` on server `n`: `k × num_servers + n` in placement
+    /// mode; in slot mode `k`, but only if the placement rule would pick `n`.
+    pub fn action_index(&self, k: usize, n: usize) -> Option<usize> {
+        if k >= self.config.num_slots || n >= self.servers.len() {
+            return None;
+        }
+        match self.config.action_mode {
+            ActionMode::Placement => Some(k * self.servers.len() + n),
+            ActionMode::Slot => (self.chosen_server(k) == Some(n)).then_some(k),
+        }
+    }
+
+    /// The action that starts slot `k` on the placement rule's server, in either mode
+    /// (`None` if the slot is empty or its task fits nowhere now).
+    pub fn slot_action_index(&self, k: usize) -> Option<usize> {
+        let n = self.chosen_server(k)?;
+        Some(match self.config.action_mode {
+            ActionMode::Placement => k * self.servers.len() + n,
+            ActionMode::Slot => k,
+        })
+    }
+
+    /// The wait action (always legal).
+    pub fn wait_action(&self) -> usize {
+        self.action_space().n - 1
+    }
+
+    /// The server the placement rule picks for slot `k` now.
+    pub fn chosen_server(&self, k: usize) -> Option<usize> {
+        let index = (*self.queue.slots.get(k)?)?;
+        self.rule_server(&self.need(index))
+    }
+}

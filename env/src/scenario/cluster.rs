@@ -1,0 +1,398 @@
+//! Resolving a cluster scenario (`model = "cluster"`) into a [`ClusterConfig`]: one small
+//! function per section, called in the order the checks have always run (so the first error
+//! a broken file reports does not depend on this file's layout).
+
+use super::file::{
+    ActionModeFile, ActionsFile, ClusterFile, FailureModelFile, FailuresFile, GpuFile, IllegalFile,
+    KillFile, OversizeFile, PlacementRuleFile, PowerFile, PowerModelFile, ReservationFile,
+    ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
+};
+use super::trace::{load_trace, resolve_trace};
+use super::validate::{Check, ScenarioError};
+use super::workload::{ResolvedWorkload, data_files, resolve_workload};
+use crate::cluster::{
+    ActionMode, ClusterConfig, GpuConfig, IllegalAction, KillPolicy, MAX_GPUS, OversizePolicy,
+    PlacementRule, Reservation, ServerObs, ServerType, TimeMode, fits_some_server_type,
+};
+use crate::trace::LoadedTrace;
+use crate::workload::{MAX_RESOURCES, Synthetic, TaskSource};
+use std::path::Path;
+use std::sync::Arc;
+
+pub(super) fn resolve_cluster(
+    file: ClusterFile,
+    path: &Path,
+) -> Result<ClusterConfig, ScenarioError> {
+    let c = Check(path);
+    if file.name.trim().is_empty() {
+        return Err(c.err("name", "must not be empty"));
+    }
+    let loaded = load_trace(&file.workload, path, &c)?;
+    let resources = resolve_resources(file.resources, loaded.as_ref(), &c)?;
+    let nr = resources.len();
+    let mut gpu = file
+        .gpu
+        .as_ref()
+        .map(|g| resolve_gpu(g, &resources, &c))
+        .transpose()?;
+    let mut server_types = if file.server_types.is_empty() {
+        match loaded.as_ref().and_then(|t| t.cluster.clone()) {
+            Some(cluster) => {
+                if gpu.is_none() {
+                    gpu = cluster.gpu;
+                }
+                cluster.server_types
+            }
+            None => return Err(c.err("server_types", "needs at least one server type")),
+        }
+    } else {
+        resolve_server_types(&file.server_types, nr, &mut gpu, &c)?
+    };
+    if let Some(g) = &gpu {
+        check_whole_gpus(g, &server_types, &c)?;
+    }
+    let on_kill = match &file.failures {
+        Some(f) => apply_failures(f, &mut server_types, &c)?,
+        None => KillPolicy::Requeue,
+    };
+    let (idle_timeout_s, boot_s) = match &file.power {
+        Some(p) => apply_power(p, &mut server_types, &c)?,
+        None => (None, 0.0),
+    };
+    let reservations = resolve_reservations(&file.reservations, &c)?;
+    if file.queue.num_slots == 0 {
+        return Err(c.err("queue.num_slots", "must be >= 1"));
+    }
+    let (step_s, max_time_s) = resolve_time(&file.time, &c)?;
+    let oversize = match file.workload.oversize {
+        OversizeFile::Reject => OversizePolicy::Reject,
+        OversizeFile::Drop => OversizePolicy::Drop,
+    };
+    let resolved = match loaded {
+        Some(t) => resolve_trace(
+            t,
+            &file.workload,
+            &c,
+            |spec| fits_some_server_type(spec, &server_types, gpu.as_ref(), &reservations),
+            oversize,
+        )?,
+        None => resolve_workload(&file.workload, &resources, &c, path, |demand, what| {
+            if oversize == OversizePolicy::Reject && !fits_empty_server(demand, &server_types, nr) {
+                Err(format!(
+                    "{what}: demand {:?} is larger than every server",
+                    &demand[..nr]
+                ))
+            } else {
+                Ok(())
+            }
+        })?,
+    };
+    let max_priority = resolved.max_priority;
+    let mean_duration_s = resolved.mean_duration_s;
+    let workload = apply_offered_load(resolved, &server_types, nr, &c)?;
+    let time_scale_s = match file.observation.time_scale_s {
+        Some(s) => c.positive("observation.time_scale_s", s)?,
+        None => mean_duration_s,
+    };
+    let (action_mode, placement_rule, illegal_action) = actions(&file.actions);
+    Ok(ClusterConfig {
+        resources,
+        server_types,
+        num_slots: file.queue.num_slots,
+        backlog_cap: file.queue.backlog_cap,
+        time_mode: match file.time.mode {
+            TimeModeFile::Event => TimeMode::EventDriven,
+            TimeModeFile::Stepped => TimeMode::Stepped,
+        },
+        step_s,
+        max_time_s,
+        max_decisions: file.time.max_decisions,
+        action_mode,
+        placement_rule,
+        illegal_action,
+        oversize,
+        reward: c.reward(&file.reward)?,
+        time_scale_s,
+        max_priority,
+        seed: file.seed,
+        workload,
+        gpu,
+        on_kill,
+        idle_timeout_s,
+        boot_s,
+        reservations,
+        server_obs: match file.observation.servers {
+            ServerObsFile::PerServer => ServerObs::PerServer,
+            ServerObsFile::PerType => ServerObs::PerType,
+        },
+        source_files: data_files(&file.workload, path),
+    })
+}
+
+/// The resource names: the file's, or the trace's when the file gives none.
+fn resolve_resources(
+    named: Vec<String>,
+    trace: Option<&LoadedTrace>,
+    c: &Check<'_>,
+) -> Result<Vec<String>, ScenarioError> {
+    let resources = match trace {
+        Some(t) if named.is_empty() => t.resources.clone(),
+        Some(t) if named.len() != t.resources.len() => {
+            return Err(c.err(
+                "resources",
+                format!(
+                    "this trace has {} resources ({}); give as many names or none",
+                    t.resources.len(),
+                    t.resources.join(", ")
+                ),
+            ));
+        }
+        _ => named,
+    };
+    c.resources(&resources)?;
+    Ok(resources)
+}
+
+fn resolve_gpu(
+    g: &GpuFile,
+    resources: &[String],
+    c: &Check<'_>,
+) -> Result<GpuConfig, ScenarioError> {
+    let resource = resources
+        .iter()
+        .position(|r| *r == g.resource)
+        .ok_or_else(|| {
+            c.err(
+                "gpu.resource",
+                format!("`{}` is not a resource", g.resource),
+            )
+        })?;
+    if g.units_per_gpu == 0 || g.units_per_gpu > u32::from(u16::MAX) {
+        return Err(c.err("gpu.units_per_gpu", "must be in 1..=65535"));
+    }
+    Ok(GpuConfig {
+        resource,
+        units_per_gpu: g.units_per_gpu,
+        models: g.models.clone(),
+    })
+}
+
+/// The file's server types. A `gpu_model` the `[gpu]` section does not list is appended to
+/// its models.
+fn resolve_server_types(
+    types: &[ServerTypeFile],
+    nr: usize,
+    gpu: &mut Option<GpuConfig>,
+    c: &Check<'_>,
+) -> Result<Vec<ServerType>, ScenarioError> {
+    let mut server_types = Vec::with_capacity(types.len());
+    for (t, st) in types.iter().enumerate() {
+        let key = |k: &str| format!("server_types[{t}].{k}");
+        if st.count == 0 {
+            return Err(c.err(&key("count"), "must be >= 1"));
+        }
+        let gpu_model = match (&st.gpu_model, &mut *gpu) {
+            (None, _) => None,
+            (Some(_), None) => return Err(c.err(&key("gpu_model"), "needs a [gpu] section")),
+            (Some(m), Some(g)) => Some(g.models.iter().position(|x| x == m).unwrap_or_else(|| {
+                g.models.push(m.clone());
+                g.models.len() - 1
+            })),
+        };
+        let mut ty = ServerType::new(
+            &st.name,
+            st.count,
+            &c.per_resource(&key("capacity"), &st.capacity, nr)?[..nr],
+            c.positive(&key("speed"), st.speed)?,
+        );
+        ty.gpu_model = gpu_model;
+        ty.failure = st
+            .failure
+            .map(|f| c.failure_model(&key("failure"), f))
+            .transpose()?;
+        ty.power = st
+            .power
+            .map(|p| c.power_model(&key("power"), p))
+            .transpose()?;
+        server_types.push(ty);
+    }
+    Ok(server_types)
+}
+
+/// With per-GPU tracking, every type's GPU capacity is a whole number of GPUs (at most
+/// [`MAX_GPUS`]), and there are at most 31 models.
+fn check_whole_gpus(
+    g: &GpuConfig,
+    server_types: &[ServerType],
+    c: &Check<'_>,
+) -> Result<(), ScenarioError> {
+    if g.models.len() > 31 {
+        return Err(c.err("gpu.models", "at most 31 GPU models"));
+    }
+    for (t, ty) in server_types.iter().enumerate() {
+        if ty.capacity[g.resource] % g.units_per_gpu != 0
+            || ty.capacity[g.resource] / g.units_per_gpu > MAX_GPUS as u32
+        {
+            return Err(c.err(
+                &format!("server_types[{t}].capacity"),
+                format!(
+                    "GPU capacity must be whole GPUs of {} units, at most {MAX_GPUS}",
+                    g.units_per_gpu,
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[failures]`: the kill policy, and the default failure model of types without one.
+fn apply_failures(
+    f: &FailuresFile,
+    server_types: &mut [ServerType],
+    c: &Check<'_>,
+) -> Result<KillPolicy, ScenarioError> {
+    let on_kill = match f.on_kill {
+        KillFile::Requeue => KillPolicy::Requeue,
+        KillFile::Drop => KillPolicy::Drop,
+    };
+    match (f.mttf_s, f.mttr_s) {
+        (Some(mttf_s), Some(mttr_s)) => {
+            let model = c.failure_model("failures", FailureModelFile { mttf_s, mttr_s })?;
+            for ty in server_types {
+                ty.failure.get_or_insert(model);
+            }
+        }
+        (None, None) => {}
+        _ => return Err(c.err("failures", "give both `mttf_s` and `mttr_s`, or neither")),
+    }
+    Ok(on_kill)
+}
+
+/// `[power]`: the idle timeout and boot time, and the default power model of types without
+/// one.
+fn apply_power(
+    p: &PowerFile,
+    server_types: &mut [ServerType],
+    c: &Check<'_>,
+) -> Result<(Option<f64>, f64), ScenarioError> {
+    let idle_timeout_s = p
+        .idle_timeout_s
+        .map(|t| c.positive("power.idle_timeout_s", t))
+        .transpose()?;
+    let boot_s = c.non_negative("power.boot_s", p.boot_s)?;
+    match (p.idle_w, p.peak_w) {
+        (Some(idle_w), Some(peak_w)) => {
+            let model = c.power_model("power", PowerModelFile { idle_w, peak_w })?;
+            for ty in server_types {
+                ty.power.get_or_insert(model);
+            }
+        }
+        (None, None) => {}
+        _ => return Err(c.err("power", "give both `idle_w` and `peak_w`, or neither")),
+    }
+    Ok((idle_timeout_s, boot_s))
+}
+
+fn resolve_reservations(
+    file: &[ReservationFile],
+    c: &Check<'_>,
+) -> Result<Vec<Reservation>, ScenarioError> {
+    let mut reservations = Vec::with_capacity(file.len());
+    for (i, r) in file.iter().enumerate() {
+        let key = format!("reservations[{i}].fraction");
+        let fraction = c.non_negative(&key, r.fraction)?;
+        if fraction > 1.0 {
+            return Err(c.err(&key, "must be in [0, 1]"));
+        }
+        if file[..i].iter().any(|o| o.priority == r.priority) {
+            return Err(c.err(
+                &format!("reservations[{i}].priority"),
+                format!("class {} is reserved twice", r.priority),
+            ));
+        }
+        reservations.push(Reservation {
+            priority: r.priority,
+            fraction,
+        });
+    }
+    if reservations.iter().map(|r| r.fraction).sum::<f64>() > 1.0 {
+        return Err(c.err("reservations", "the fractions add up to more than 1"));
+    }
+    Ok(reservations)
+}
+
+/// `[time]`: `(step_s, max_time_s)`, after checking `max_decisions`.
+fn resolve_time(t: &TimeFile, c: &Check<'_>) -> Result<(f64, f64), ScenarioError> {
+    let step_s = c.positive("time.step_s", t.step_s)?;
+    let max_time_s = c.positive("time.max_time_s", t.max_time_s)?;
+    if t.max_decisions == 0 {
+        return Err(c.err("time.max_decisions", "must be >= 1"));
+    }
+    Ok((step_s, max_time_s))
+}
+
+fn actions(a: &ActionsFile) -> (ActionMode, PlacementRule, IllegalAction) {
+    let mode = match a.mode {
+        ActionModeFile::Placement => ActionMode::Placement,
+        ActionModeFile::Slot => ActionMode::Slot,
+    };
+    let rule = match a.placement_rule {
+        PlacementRuleFile::FirstFit => PlacementRule::FirstFit,
+        PlacementRuleFile::BestFit => PlacementRule::BestFit,
+    };
+    let illegal = match a.illegal {
+        IllegalFile::Error => IllegalAction::Error,
+        IllegalFile::Wait => IllegalAction::Wait,
+    };
+    (mode, rule, illegal)
+}
+
+/// True when `demand` fits on an empty server of some type (capacity only).
+fn fits_empty_server(
+    demand: &[u32; MAX_RESOURCES],
+    server_types: &[ServerType],
+    nr: usize,
+) -> bool {
+    server_types
+        .iter()
+        .any(|t| (0..nr).all(|r| demand[r] <= t.capacity[r]))
+}
+
+/// The workload, with a synthetic `offered_load` turned into an arrival rate: it needs the
+/// cluster's capacity, so it is resolved last. The rate makes the bottleneck resource `r`
+/// receive `rate × E[demand_r × work] = load × Σ_servers capacity_r × speed`.
+fn apply_offered_load(
+    resolved: ResolvedWorkload,
+    server_types: &[ServerType],
+    nr: usize,
+    c: &Check<'_>,
+) -> Result<Arc<dyn TaskSource>, ScenarioError> {
+    let (mut synthetic, load) = match resolved.synthetic {
+        Some((synthetic, Some(load))) => (synthetic, load),
+        Some((synthetic, None)) => return Ok(Arc::new(synthetic)),
+        None => return Ok(resolved.source),
+    };
+    let need = Synthetic::mean_demand_times_duration(&synthetic.classes);
+    let rate = (0..nr)
+        .filter(|&r| need[r] > 0.0)
+        .map(|r| {
+            let supply: f64 = server_types
+                .iter()
+                .map(|t| t.count as f64 * f64::from(t.capacity[r]) * t.speed)
+                .sum();
+            load * supply / need[r]
+        })
+        .fold(f64::INFINITY, f64::min);
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(c.err(
+            "workload.arrivals.offered_load",
+            "no resource is both demanded and supplied; cannot derive a rate",
+        ));
+    }
+    synthetic.arrivals = synthetic.arrivals.with_mean_rate(rate);
+    Ok(Arc::new(Synthetic::new(
+        synthetic.num_tasks,
+        synthetic.arrivals,
+        synthetic.classes,
+    )))
+}

@@ -1,0 +1,105 @@
+//! Resolving a DeepRM scenario (`model = "deeprm"`) into a [`DeepRmConfig`].
+
+use super::file::{DeepRmFile, OversizeFile};
+use super::validate::{Check, ScenarioError};
+use super::workload::{data_files, resolve_workload};
+use crate::deeprm::DeepRmConfig;
+use crate::workload::DeepRmGenerator;
+use std::path::Path;
+
+pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConfig, ScenarioError> {
+    let c = Check(path);
+    c.resources(&file.resources)?;
+    let nr = file.resources.len();
+    let capacity = c.per_resource("capacity", &file.capacity, nr)?;
+    if capacity[..nr].contains(&0) {
+        return Err(c.err("capacity", "every resource needs at least 1 unit"));
+    }
+    if file.horizon < 2 {
+        return Err(c.err("horizon", "must be >= 2"));
+    }
+    if file.num_slots == 0 {
+        return Err(c.err("num_slots", "must be >= 1"));
+    }
+    if file.max_steps == 0 {
+        return Err(c.err("max_steps", "must be >= 1"));
+    }
+    if file.workload.kind.is_trace() {
+        return Err(c.err(
+            "workload.kind",
+            "DeepRM scenarios take kind = \"deeprm\", \"list\" or \"csv\"",
+        ));
+    }
+    let reject = matches!(file.workload.oversize, OversizeFile::Reject);
+    let horizon = file.horizon;
+    let resolved = resolve_workload(&file.workload, &file.resources, &c, path, |demand, what| {
+        if reject && (0..nr).any(|r| demand[r] > capacity[r]) {
+            Err(format!(
+                "{what}: demand {:?} exceeds the machine's capacity",
+                &demand[..nr]
+            ))
+        } else {
+            Ok(())
+        }
+    })?;
+    let source = match resolved.synthetic {
+        Some(_) => {
+            return Err(c.err(
+                "workload.kind",
+                "DeepRM scenarios take kind = \"deeprm\", \"list\" or \"csv\"",
+            ));
+        }
+        None => resolved.source,
+    };
+    // DeepRM time is in whole steps: check explicit lists here, with task ids.
+    if let Some(list) = resolved.list {
+        for t in list.tasks() {
+            let whole = |x: f64| x.fract() == 0.0;
+            if !whole(t.arrival_s) || !whole(t.duration_s) {
+                return Err(c.err(
+                    "workload",
+                    format!(
+                        "task {}: arrival_s and duration_s must be whole steps",
+                        t.id
+                    ),
+                ));
+            }
+            if reject && t.duration_s as usize >= horizon {
+                return Err(c.err(
+                    "workload",
+                    format!(
+                        "task {}: length {} does not fit the horizon {horizon}",
+                        t.id, t.duration_s
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(g) = &resolved.deeprm {
+        if DeepRmGenerator::LARGE_LEN.1 as usize >= horizon {
+            return Err(c.err(
+                "horizon",
+                format!(
+                    "must exceed the generator's longest job ({})",
+                    DeepRmGenerator::LARGE_LEN.1
+                ),
+            ));
+        }
+        if capacity[..nr].iter().any(|&cap| cap < g.max_demand) {
+            return Err(c.err("workload.max_demand", "exceeds the machine's capacity"));
+        }
+    }
+    Ok(DeepRmConfig {
+        resources: file.resources,
+        capacity,
+        horizon,
+        num_slots: file.num_slots,
+        backlog_cap: file.backlog_cap,
+        max_steps: file.max_steps,
+        max_decisions: file.max_decisions,
+        reward: c.reward(&file.reward)?,
+        seed: file.seed,
+        workload: source,
+        source_files: data_files(&file.workload, path),
+    })
+}

@@ -1,0 +1,65 @@
+//! [`ScenarioEnv`]: any scenario's env behind one concrete type.
+
+use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
+use crate::cluster::ClusterEnv;
+use crate::deeprm::DeepRmEnv;
+use crate::metrics::EpisodeMetrics;
+use crate::spaces::{BoxSpace, Discrete};
+
+/// Any scenario's env, behind one concrete type (so vector envs need no boxing).
+// The variants differ by a few hundred bytes of inline arrays; boxing would add a pointer
+// chase to every step for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum ScenarioEnv {
+    Cluster(ClusterEnv),
+    DeepRm(DeepRmEnv),
+}
+
+macro_rules! delegate {
+    ($self:ident, $env:ident => $body:expr) => {
+        match $self {
+            ScenarioEnv::Cluster($env) => $body,
+            ScenarioEnv::DeepRm($env) => $body,
+        }
+    };
+}
+
+impl Env for ScenarioEnv {
+    fn observation_space(&self) -> &BoxSpace {
+        delegate!(self, e => e.observation_space())
+    }
+    fn action_space(&self) -> Discrete {
+        delegate!(self, e => e.action_space())
+    }
+    fn obs_layout(&self) -> ObsLayout {
+        delegate!(self, e => e.obs_layout())
+    }
+    fn action_layout(&self) -> ActionLayout {
+        delegate!(self, e => e.action_layout())
+    }
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        delegate!(self, e => e.reset(seed, obs))
+    }
+    fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        delegate!(self, e => e.step(action, obs))
+    }
+    fn action_mask(&self, mask: &mut [bool]) {
+        delegate!(self, e => e.action_mask(mask))
+    }
+    fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
+        delegate!(self, e => e.episode_metrics())
+    }
+}
+
+// Per-task outcomes for evaluation reports (slowdown CDFs); schedulers never read them.
+impl ScenarioEnv {
+    /// Slowdown of every task that has finished this episode, in arrival order (see
+    /// [`ClusterEnv::finished_slowdowns`]); for reports, never for a scheduler's decisions.
+    pub fn finished_slowdowns(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+        match self {
+            ScenarioEnv::Cluster(e) => Box::new(e.finished_slowdowns()),
+            ScenarioEnv::DeepRm(e) => Box::new(e.finished_slowdowns()),
+        }
+    }
+}
