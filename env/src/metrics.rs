@@ -12,8 +12,16 @@ pub struct EpisodeMetrics {
     pub num_finished: usize,
     pub num_dropped: usize,
     pub num_unfinished: usize,
-    /// Mean of (finish − arrival) / duration.
+    /// Mean of (finish − arrival) / duration over finished tasks only: a policy that leaves
+    /// work unfinished or drops it looks better than it is. Prefer `completion_slowdown`.
     pub mean_slowdown: f64,
+    /// Completion-aware mean slowdown over **every task that arrived**: finished tasks count
+    /// their slowdown; a task running at the episode's end counts as if it finished then
+    /// (`max(1, (end − arrival) / duration)`); a task still queued at the end, or dropped,
+    /// counts as if it started at the end and ran its whole duration
+    /// (`(end − arrival + duration) / duration`). Lower is better.
+    #[serde(default)]
+    pub completion_slowdown: f64,
     pub p50_slowdown: f64,
     pub p95_slowdown: f64,
     /// Mean of max(1, (wait + run) / max(run, 10 s)).

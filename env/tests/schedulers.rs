@@ -359,7 +359,7 @@ fn random_is_legal_seeded_and_spread_over_legal_actions() {
     let c = run("random", &mut env, 4);
     assert_ne!(a, c);
     // Uniform over legal entries.
-    let mut random = schedulers::RandomScheduler::new(1);
+    let mut random = schedulers::RandomScheduler::new(1, schedulers::RandomDraw::Legal);
     let mask = [false, true, false, true, true];
     let mut counts = [0usize; 5];
     for _ in 0..3000 {
@@ -369,6 +369,28 @@ fn random_is_legal_seeded_and_spread_over_legal_actions() {
     for &c in &[counts[1], counts[3], counts[4]] {
         assert!((900..1100).contains(&c), "{counts:?}");
     }
+}
+
+/// DeepRM's random agent draws over all 5 indices; the illegal ones (0, 2) wait (index 4): wait
+/// gets 3/5 of the picks, each legal placement 1/5.
+#[test]
+fn deeprm_random_waits_on_illegal_picks() {
+    let env = lepton_env::scenario::load_named("deeprm").unwrap().build();
+    let mut random = schedulers::RandomScheduler::new(1, schedulers::RandomDraw::DeepRm);
+    let mask = [false, true, false, true, true];
+    let mut counts = [0usize; 5];
+    for _ in 0..5000 {
+        counts[random.act(&env, &[], &mask)] += 1;
+    }
+    assert_eq!(counts[0] + counts[2], 0);
+    assert!((900..1100).contains(&counts[1]), "{counts:?}");
+    assert!((900..1100).contains(&counts[3]), "{counts:?}");
+    assert!((2850..3150).contains(&counts[4]), "{counts:?}");
+    let mut env = env;
+    assert_eq!(
+        run("deeprm_random", &mut env, 3),
+        run("deeprm_random", &mut env, 3)
+    );
 }
 
 #[test]

@@ -72,6 +72,10 @@ fn return_is_minus_total_slowdown_on_a_hand_computed_case() {
         (2, 2, 0, 0)
     );
     assert!((m.mean_slowdown - 1.75).abs() < EPS);
+    assert!(
+        (m.completion_slowdown - 1.75).abs() < EPS,
+        "all finished: the same mean"
+    );
     assert!((m.p50_slowdown - 1.0).abs() < EPS);
     assert!((m.p95_slowdown - 2.5).abs() < EPS);
     assert!((m.mean_bounded_slowdown - 1.0).abs() < EPS);

@@ -12,6 +12,7 @@
 //! | name | rule |
 //! |---|---|
 //! | `random` | uniform over legal actions (wait included), seeded per episode |
+//! | `deeprm_random` | DeepRM's random agent: uniform over every action index; an empty or infeasible pick waits |
 //! | `fcfs` | [`Rule::Fcfs`] strict first come, first served, first-fit server |
 //! | `sjf` | [`Rule::Sjf`] shortest estimated job first (DeepRM's SJF) |
 //! | `packer` | [`Rule::Packer`] DeepRM's Packer |
@@ -101,11 +102,23 @@ impl Scheduler for Heuristic {
     }
 }
 
-/// Uniform over the legal actions of the mask (wait included), from a ChaCha8 stream seeded
-/// with the episode seed at every reset.
+/// A random scheduler, from a ChaCha8 stream seeded with the episode seed at every reset.
 #[derive(Clone, Debug)]
 pub struct RandomScheduler {
     rng: ChaCha8Rng,
+    draw: RandomDraw,
+}
+
+/// What a [`RandomScheduler`] draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RandomDraw {
+    /// Uniform over the legal actions of the mask (wait included).
+    Legal,
+    /// DeepRM's random agent (Mao et al., HotNets'16): uniform over every action index, wait
+    /// included; a pick that is illegal (an empty slot, a task that does not fit) waits. It
+    /// waits far more often than `Legal`, and it is the policy behind DeepRM's published
+    /// random baseline.
+    DeepRm,
 }
 
 impl RandomScheduler {
@@ -113,36 +126,47 @@ impl RandomScheduler {
     /// workload's stream of the same seed.
     const SALT: u64 = 0x5ced_u64 << 32;
 
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64, draw: RandomDraw) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed ^ Self::SALT),
+            draw,
         }
     }
 }
 
 impl Scheduler for RandomScheduler {
     fn name(&self) -> String {
-        "random".into()
+        match self.draw {
+            RandomDraw::Legal => "random".into(),
+            RandomDraw::DeepRm => "deeprm_random".into(),
+        }
     }
 
     fn reset(&mut self, seed: u64) {
-        *self = Self::new(seed);
+        *self = Self::new(seed, self.draw);
     }
 
+    /// Wait is the last action index in every scheduling env.
     fn act(&mut self, _env: &ScenarioEnv, _obs: &[f32], mask: &[bool]) -> usize {
+        let wait = mask.len() - 1;
+        if self.draw == RandomDraw::DeepRm {
+            let pick = self.rng.random_range(0..mask.len());
+            return if mask[pick] { pick } else { wait };
+        }
         let num_legal = mask.iter().filter(|&&m| m).count();
         let pick = self.rng.random_range(0..num_legal.max(1));
         mask.iter()
             .enumerate()
             .filter(|(_, m)| **m)
             .nth(pick)
-            .map_or(mask.len() - 1, |(a, _)| a)
+            .map_or(wait, |(a, _)| a)
     }
 }
 
 /// Every registered heuristic name, in report order.
 pub const NAMES: &[&str] = &[
     "random",
+    "deeprm_random",
     "fcfs",
     "sjf",
     "packer",
@@ -174,7 +198,12 @@ pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
         .split_once(':')
         .map_or((spec, None), |(n, p)| (n, Some(p)));
     let rule = match name {
-        "random" if params.is_none() => return Ok(Box::new(RandomScheduler::new(0))),
+        "random" if params.is_none() => {
+            return Ok(Box::new(RandomScheduler::new(0, RandomDraw::Legal)));
+        }
+        "deeprm_random" if params.is_none() => {
+            return Ok(Box::new(RandomScheduler::new(0, RandomDraw::DeepRm)));
+        }
         "fcfs" => Rule::Fcfs,
         "sjf" => Rule::Sjf,
         "packer" => Rule::Packer,
