@@ -184,19 +184,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                     truncated: venv.truncated()[i],
                 },
             );
-            let Some((episode_return, length)) = venv.env(i).last_episode else {
-                continue;
-            };
-            let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
-            episodes.record(
-                &mut tb,
-                episode_return,
-                length,
-                metrics,
-                &spec.resource_names,
-                global_step,
-            );
         }
+        episodes.record_finished(&mut tb, &venv, &spec.resource_names, global_step);
 
         // Learn.
         let crossed = |every: u64| crossed(every, global_step, step_size);

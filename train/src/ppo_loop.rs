@@ -160,20 +160,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 &mut rewards,
             );
             buffer.record_outcome(step, &rewards, &over);
-            for i in 0..num_envs {
-                let Some((episode_return, length)) = venv.env(i).last_episode else {
-                    continue;
-                };
-                let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
-                episodes.record(
-                    &mut tb,
-                    episode_return,
-                    length,
-                    metrics,
-                    &spec.resource_names,
-                    global_step,
-                );
-            }
+            episodes.record_finished(&mut tb, &venv, &spec.resource_names, global_step);
             t_infer += t1 - t0;
             t_env += t2 - t1;
             t_infer += t2.elapsed();

@@ -12,11 +12,12 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lepton_agent::checkpoint;
 use lepton_agent::device::{DeviceChoice, set_torch_threads};
+use lepton_env::VecEnv;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::config::TrainConfig;
-use crate::envs::EnvSpec;
+use crate::envs::{EnvSpec, Replayable};
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, TORCH_THREADS, TrainError};
 use crate::tensorboard::TbWriter;
 
@@ -93,8 +94,25 @@ impl EpisodeTracker {
         }
     }
 
+    /// Counts and logs the episodes that ended on the last step of `venv`.
+    pub fn record_finished(
+        &mut self,
+        tb: &mut TbWriter,
+        venv: &VecEnv<Replayable>,
+        resources: &[String],
+        global_step: u64,
+    ) {
+        for i in 0..venv.num_envs() {
+            let Some((episode_return, length)) = venv.env(i).last_episode else {
+                continue;
+            };
+            let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
+            self.record(tb, episode_return, length, metrics, resources, global_step);
+        }
+    }
+
     /// Counts a finished episode and logs it (`charts/*`, and `cluster/*` for scheduling envs).
-    pub fn record(
+    fn record(
         &mut self,
         tb: &mut TbWriter,
         episode_return: f64,
