@@ -372,3 +372,29 @@ fn load_named(network: &QNetwork, tensors: &[(String, Tensor)]) -> Result<(), St
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpointing::TrainerState;
+
+    /// A `trainer_state` as DQN checkpoints wrote it before the shared part had its own
+    /// struct: it still reads, and writes back field for field.
+    #[test]
+    fn reads_and_writes_the_saved_trainer_state_unchanged() {
+        let saved = serde_json::json!({
+            "action_rng": { "seed": vec![7u8; 32], "stream": 0, "word_pos": "1234" },
+            "envs": [{ "base_seed": 3, "episodes_started": 1, "actions": [],
+                       "episode_return": 0.0, "episode_length": 0 }],
+            "recent_returns": [],
+            "best_eval_return": 12.5,
+            "return_highs": [],
+            "num_episodes": 0,
+            "num_updates": 40,
+            "target_file": "step_0000001000.target.safetensors",
+            "replay_file": null,
+        });
+        let state: TrainerState<DqnState> = serde_json::from_value(saved.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&state).unwrap(), saved);
+    }
+}

@@ -306,3 +306,28 @@ fn bootstrap_truncated(
         rewards[i] += (gamma * values.double_value(&[k as i64])) as f32;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpointing::TrainerState;
+
+    /// A `trainer_state` as PPO checkpoints wrote it before the shared part had its own
+    /// struct: it still reads, and writes back field for field.
+    #[test]
+    fn reads_and_writes_the_saved_trainer_state_unchanged() {
+        let rng = serde_json::json!({ "seed": vec![7u8; 32], "stream": 0, "word_pos": "1234" });
+        let saved = serde_json::json!({
+            "action_rng": rng,
+            "minibatch_rng": rng,
+            "envs": [{ "base_seed": 3, "episodes_started": 2, "actions": [0, 1],
+                       "episode_return": 2.0, "episode_length": 2 }],
+            "recent_returns": [9.0, 10.5],
+            "best_eval_return": null,
+            "return_highs": [[64, 9.75]],
+            "num_episodes": 2,
+        });
+        let state: TrainerState<PpoState> = serde_json::from_value(saved.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&state).unwrap(), saved);
+    }
+}

@@ -158,7 +158,7 @@ impl EpisodeTracker {
     }
 }
 
-pub(crate) fn mean(values: &VecDeque<f64>) -> Option<f64> {
+fn mean(values: &VecDeque<f64>) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
