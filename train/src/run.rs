@@ -192,3 +192,33 @@ impl TrainError {
         move |source| Self::Io { path, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let refused = TrainError::Resume {
+            checkpoint: "runs/a/checkpoints/step_0000000512.json".into(),
+            reason: "the config differs from the checkpoint's in ppo.lr".into(),
+        };
+        assert_eq!(refused.exit_code(), 2);
+        assert!(refused.to_string().contains("step_0000000512.json"));
+        assert_eq!(TrainError::RunExists("runs/a".into()).exit_code(), 2);
+        assert_eq!(TrainError::Device("cuda:9".into()).exit_code(), 2);
+        let diverged = TrainError::Diverged {
+            step: 64,
+            reason: "non-finite loss".into(),
+            last_checkpoint: None,
+        };
+        assert_eq!(diverged.exit_code(), 3);
+        assert_eq!(TrainError::NoCheckpointWritten.exit_code(), 1);
+        let io = TrainError::io("runs/a/config.toml")(std::io::ErrorKind::PermissionDenied.into());
+        assert_eq!(io.exit_code(), 1);
+        assert!(io.to_string().contains("runs/a/config.toml"), "{io}");
+        assert_eq!(Outcome::Finished.exit_code(), 0);
+        assert_eq!(Outcome::Stopped.exit_code(), 0);
+        assert_eq!(Outcome::Interrupted.exit_code(), 130);
+    }
+}
