@@ -1,7 +1,7 @@
 //! The DQN training loop (CleanRL's `dqn.py`, read top to bottom), a sibling of the PPO loop in
 //! [`crate::ppo_loop`]: same run directory, resolved `config.toml`, TensorBoard writer,
 //! checkpoint format, evaluation, progress bar, `summary.json`, resume rules and exit paths,
-//! shared through [`crate::session`], [`crate::checkpointing`] and [`crate::evaluation`].
+//! shared through `crate::session`, `crate::checkpointing` and [`crate::evaluation`].
 //!
 //! Every env step: ε-greedy actions over legal actions (ε linear from `start_epsilon` to
 //! `end_epsilon` over `exploration_fraction` of the run); step the envs; store each env's

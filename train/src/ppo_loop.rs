@@ -1,7 +1,7 @@
 //! The PPO training loop (CleanRL's `ppo.py`, read top to bottom): collect `num_steps` from
 //! every env with the current policy, compute GAE, update, log, evaluate, checkpoint; repeat
 //! until `total_steps`. Opening the run, resuming, evaluating and checkpointing are shared with
-//! the DQN loop ([`crate::session`], [`crate::checkpointing`], [`crate::evaluation`]).
+//! the DQN loop (`crate::session`, `crate::checkpointing`, [`crate::evaluation`]).
 //!
 //! Reproducibility: every random stream is seeded from `train.seed` — libtorch's RNG (weight
 //! initialisation only), a ChaCha stream for action sampling, one for minibatch shuffling, and

@@ -1,6 +1,6 @@
 //! What the PPO loop ([`crate::ppo_loop`]) and the DQN loop ([`crate::dqn_loop`]) share around
 //! their algorithms besides checkpoints ([`crate::checkpointing`]) and evaluation
-//! ([`crate::evaluation`]): opening a run (device, env spec, training envs), the resolved
+//! ([`crate::evaluation`]): opening a run (device, env spec), the resolved
 //! `config.toml`, TensorBoard writer, progress bar and clock, episode bookkeeping, stop
 //! requests, divergence and `summary.json`.
 
