@@ -158,6 +158,10 @@ pub enum ConfigError {
         source_name: String,
         errors: Vec<String>,
     },
+    /// The scenario file named by `env.scenario` does not load (the message names the file
+    /// and the key).
+    #[error(transparent)]
+    Scenario(#[from] lepton_env::ScenarioError),
 }
 
 /// Reads `path` as a TOML table.

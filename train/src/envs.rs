@@ -15,10 +15,11 @@ use lepton_env::scenario::{self, Scenario};
 use lepton_env::schedulers;
 use lepton_env::{
     BoxSpace, CartPole, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout, TimeLimit, Transition,
+    VecEnv, VecEnvBuildError,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, EnvKind};
+use crate::config::{ConfigError, EnvConfig, EnvKind};
 
 /// Any env behind a box, so wrappers can nest it.
 pub struct DynEnv(pub Box<dyn Env>);
@@ -58,10 +59,10 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
-    pub fn from_config(config: &EnvConfig) -> Result<Self, String> {
+    pub fn from_config(config: &EnvConfig) -> Result<Self, ConfigError> {
         let (scenario, resource_names) = match (config.kind, &config.scenario) {
             (EnvKind::Scenario, Some(path)) => {
-                let s = scenario::load_file(Path::new(path)).map_err(|e| e.to_string())?;
+                let s = scenario::load_file(Path::new(path))?;
                 let names = match &s {
                     Scenario::Cluster(c) => c.resources.clone(),
                     Scenario::DeepRm(c) => c.resources.clone(),
@@ -69,7 +70,10 @@ impl EnvSpec {
                 (Some(s), names)
             }
             (EnvKind::Scenario, None) => {
-                return Err("env.scenario is required for env.kind = \"scenario\"".into());
+                return Err(ConfigError::Invalid {
+                    source_name: "env".into(),
+                    errors: vec!["env.scenario is required for env.kind = \"scenario\"".into()],
+                });
             }
             (EnvKind::Cartpole, _) => (None, Vec::new()),
         };
@@ -109,6 +113,19 @@ impl EnvSpec {
             out.push((name.to_string(), total / num_episodes.max(1) as f64));
         }
         Ok(out)
+    }
+
+    /// `num_envs` training envs whose episodes can be restored exactly ([`Replayable`]),
+    /// stepped on `num_threads` threads (reset them before use).
+    pub fn training_envs(
+        &self,
+        num_envs: usize,
+        num_threads: usize,
+    ) -> Result<VecEnv<Replayable>, VecEnvBuildError> {
+        let envs = (0..num_envs)
+            .map(|_| Replayable::new(self.make()))
+            .collect();
+        VecEnv::new(envs, num_threads)
     }
 
     /// A fresh env (reset it before use).

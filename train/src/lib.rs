@@ -1,17 +1,26 @@
 //! # lepton-train
 //!
-//! The training CLI's library: config resolution ([`config`]), env construction with
-//! restorable episode streams ([`envs`]), TensorBoard logging ([`tensorboard`]), the PPO loop
-//! ([`trainer`]) and its DQN sibling ([`dqn_loop`], chosen by `algo = "dqn"`). `src/main.rs` is
-//! the thin command-line layer over [`trainer::run`] and, for `lepton-train search`,
-//! over the hyperparameter search ([`search`]: genetic algorithm or population-based training).
+//! The training CLI's library. From the bottom up (each module imports only those above it):
+//! * [`config`] — TOML → `--set` → strict serde → one validation step;
+//! * [`run`] — the run vocabulary: [`run::RunOptions`], [`run::Outcome`], [`run::RunSummary`],
+//!   [`run::TrainError`] and the exit codes;
+//! * [`envs`] — env construction with restorable episode streams; [`tensorboard`] — event files;
+//! * [`evaluation`] — greedy evaluation on held-out seeds;
+//! * `session` — opening a run, its logs, episode bookkeeping, stop requests, `summary.json`;
+//! * `checkpointing` — the one resume path and the one evaluate-and-checkpoint step;
+//! * [`ppo_loop`] and [`dqn_loop`] — the two algorithms, each read top to bottom;
+//! * [`trainer`] — [`trainer::run`] sends a config to its algorithm's loop;
+//! * [`search`] — hyperparameter search (genetic algorithm or population-based training), every
+//!   trial trained by [`trainer::run`].
+//!
+//! `src/main.rs` is the thin command-line layer over [`trainer::run`] and [`search::run`].
 //!
 //! ```no_run
 //! use std::sync::{Arc, atomic::AtomicBool};
-//! use lepton_train::{config, trainer};
+//! use lepton_train::{config, run, trainer};
 //! let table = config::read_table("configs/ppo_cartpole.toml".as_ref()).unwrap();
 //! let cfg = config::TrainConfig::from_table(table, "configs/ppo_cartpole.toml").unwrap();
-//! let options = trainer::RunOptions {
+//! let options = run::RunOptions {
 //!     run_dir: "runs/example".into(),
 //!     resume: false,
 //!     stop_at_step: None,
@@ -22,9 +31,13 @@
 //! println!("mean return {:?}", summary.mean_return);
 //! ```
 
+mod checkpointing;
 pub mod config;
 pub mod dqn_loop;
 pub mod envs;
+pub mod evaluation;
+pub mod ppo_loop;
+pub mod run;
 pub mod search;
 mod session;
 pub mod tensorboard;

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use lepton_train::config::{self, ConfigError, TrainConfig};
+use lepton_train::run::{Outcome, RETURN_WINDOW, RunOptions, TrainError};
 use lepton_train::search::{self, SearchError};
-use lepton_train::trainer::{self, Outcome, RunOptions, TrainError};
+use lepton_train::trainer;
 
+/// The exit codes of `lepton_train::run` (`Outcome::exit_code`, `TrainError::exit_code`).
 const EXIT_CODES: &str = "\
 Exit codes:
   0    training finished, or stopped at --stop-at-step (resumable)
@@ -81,18 +83,9 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(e.exit_code());
         }
     };
-    if cli.resume.is_none() && run_dir.join("checkpoints").is_dir() {
-        eprintln!(
-            "error: {} already holds a run; pick another --run-name, delete it, or --resume {}",
-            run_dir.display(),
-            run_dir.display()
-        );
-        return ExitCode::from(2);
-    }
-
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -121,33 +114,26 @@ fn main() -> ExitCode {
                 .mean_return
                 .map_or("-".to_string(), |r| format!("{r:.3}"));
             eprintln!(
-                "{:?} at env step {} (mean return of the last {} episodes: {ret}); checkpoint {}",
+                "{:?} at env step {} (mean return of the last {RETURN_WINDOW} episodes: {ret}); checkpoint {}",
                 summary.outcome,
                 summary.global_step,
-                trainer::RETURN_WINDOW,
                 summary.last_checkpoint.display()
             );
-            match summary.outcome {
-                Outcome::Finished | Outcome::Stopped => ExitCode::SUCCESS,
-                Outcome::Interrupted => {
-                    eprintln!("resume with: lepton-train --resume {}", run_dir.display());
-                    ExitCode::from(130)
-                }
+            if summary.outcome == Outcome::Interrupted {
+                eprintln!("resume with: lepton-train --resume {}", run_dir.display());
             }
+            ExitCode::from(summary.outcome.exit_code())
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(match e {
-                TrainError::Config(_) => 2,
-                TrainError::Diverged { .. } => 3,
-                TrainError::Other(_) => 1,
-            })
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// Config file (or the run's own) → overrides → typed, validated config; and the run directory.
-fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), ConfigError> {
+/// Config file (or the run's own) → overrides → typed, validated config; and the run directory
+/// (refused when it already holds a run and this is not a resume).
+fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), TrainError> {
     let path = match (&cli.config, &cli.resume) {
         (Some(path), _) => path.clone(),
         (None, Some(run)) => run.join("config.toml"),
@@ -156,7 +142,8 @@ fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), ConfigError> {
                 arg: "--config".into(),
                 reason: "a config file is required (e.g. --config configs/ppo_cartpole.toml)"
                     .into(),
-            });
+            }
+            .into());
         }
     };
     let mut table = config::read_table(&path)?;
@@ -188,6 +175,9 @@ fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), ConfigError> {
                 .join(format!("{stem}__{}__{now}", config.train.seed))
         }
     };
+    if cli.resume.is_none() && run_dir.join("checkpoints").is_dir() {
+        return Err(TrainError::RunExists(run_dir));
+    }
     Ok((config, run_dir))
 }
 

@@ -1,7 +1,8 @@
-//! What the PPO loop ([`crate::trainer`]) and the DQN loop ([`crate::dqn_loop`]) share around
-//! their algorithms: opening a run (device, env spec, `checkpoints/`), the resume checks, the
-//! resolved `config.toml` and TensorBoard writer, episode bookkeeping, the periodic evaluation's
-//! TensorBoard points, periodic checkpoints, stop requests, the progress bar and `summary.json`.
+//! What the PPO loop ([`crate::ppo_loop`]) and the DQN loop ([`crate::dqn_loop`]) share around
+//! their algorithms besides checkpoints ([`crate::checkpointing`]) and evaluation
+//! ([`crate::evaluation`]): opening a run (device, env spec), the resolved
+//! `config.toml`, TensorBoard writer, progress bar and clock, episode bookkeeping, stop
+//! requests, divergence and `summary.json`.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -9,147 +10,74 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lepton_agent::checkpoint::{self, CheckpointMeta};
+use lepton_agent::checkpoint;
 use lepton_agent::device::{DeviceChoice, set_torch_threads};
+use lepton_env::VecEnv;
+use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use crate::config::{TrainConfig, incompatible_keys};
-use crate::envs::EnvSpec;
+use crate::config::TrainConfig;
+use crate::envs::{EnvSpec, Replayable};
+use crate::run::{Outcome, RETURN_WINDOW, RunOptions, TORCH_THREADS, TrainError};
 use crate::tensorboard::TbWriter;
-use crate::trainer::{
-    EvalResult, Outcome, RETURN_WINDOW, RunOptions, TORCH_THREADS, TrainError, log_cluster_metrics,
-};
 
-/// The device, env spec and checkpoint directory of a run, ready before any env is built.
+/// The device and env spec of a run, ready before any env is built.
 pub(crate) struct RunSetup {
     pub device: Device,
     pub spec: EnvSpec,
-    pub ckpt_dir: PathBuf,
 }
 
 impl RunSetup {
-    /// Resolves `run.device`, sets libtorch's threads (once per process), builds the env spec
-    /// and creates `run_dir/checkpoints`.
-    pub fn open(config: &TrainConfig, options: &RunOptions) -> Result<Self, TrainError> {
+    /// Resolves `run.device`, sets libtorch's threads (once per process) and builds the env
+    /// spec.
+    pub fn open(config: &TrainConfig) -> Result<Self, TrainError> {
         let device = config
             .run
             .device
             .parse::<DeviceChoice>()
             .and_then(DeviceChoice::resolve)
-            .map_err(|e| TrainError::Config(format!("run.device: {e}")))?;
+            .map_err(TrainError::Device)?;
         TORCH_THREADS.call_once(|| set_torch_threads(config.run.torch_threads));
-        let spec = EnvSpec::from_config(&config.env).map_err(TrainError::Config)?;
-        let ckpt_dir = options.run_dir.join("checkpoints");
-        std::fs::create_dir_all(&ckpt_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", ckpt_dir.display()))?;
-        Ok(Self {
-            device,
-            spec,
-            ckpt_dir,
-        })
+        let spec = EnvSpec::from_config(&config.env)?;
+        Ok(Self { device, spec })
     }
 }
 
-/// The newest periodic checkpoint of the run, checked against `config` and the env's sizes:
-/// its metadata path and metadata, for the loop to load its networks and state from.
-pub(crate) fn resume_checkpoint(
-    ckpt_dir: &Path,
-    run_dir: &Path,
-    config: &TrainConfig,
-    obs_dim: usize,
-    num_actions: usize,
-) -> Result<(PathBuf, CheckpointMeta), TrainError> {
-    let meta_path = checkpoint::latest_periodic(ckpt_dir).map_err(|e| {
-        TrainError::Config(format!("cannot resume from {}: {e}", run_dir.display()))
-    })?;
-    let meta = checkpoint::read_meta(&meta_path).map_err(|e| TrainError::Config(e.to_string()))?;
-    let saved: TrainConfig = toml::from_str(&meta.config_toml).map_err(|e| {
-        TrainError::Config(format!("{}: unreadable config: {e}", meta_path.display()))
-    })?;
-    let keys = incompatible_keys(&saved, config);
-    if !keys.is_empty() {
-        return Err(TrainError::Config(format!(
-            "cannot resume {}: the config differs from the checkpoint's in {}",
-            meta_path.display(),
-            keys.join(", ")
-        )));
-    }
-    if meta.obs_dim != obs_dim || meta.num_actions != num_actions {
-        return Err(TrainError::Config(format!(
-            "cannot resume {}: it was trained with {} observations and {} actions, the env has {obs_dim} and {num_actions}",
-            meta_path.display(),
-            meta.obs_dim,
-            meta.num_actions
-        )));
-    }
-    Ok((meta_path, meta))
-}
-
-/// The resolved config (written to `run_dir/config.toml`), the TensorBoard writer and the
-/// reference heuristics' mean slowdowns on the evaluation seeds (computed once).
+/// A session's outputs besides checkpoints: the resolved config written to
+/// `run_dir/config.toml`, the TensorBoard writer (with the config as its first text), the
+/// progress bar (or log lines) and the session's clock.
 pub(crate) struct RunLogs {
-    pub config_toml: String,
     pub tb: TbWriter,
-    pub heuristics: Vec<(String, f64)>,
+    pub progress: ProgressBar,
+    pub clock: SessionClock,
 }
 
 impl RunLogs {
     pub fn start(
-        config: &TrainConfig,
+        config_toml: &str,
         options: &RunOptions,
-        spec: &EnvSpec,
+        total_steps: u64,
         global_step: u64,
     ) -> Result<Self, TrainError> {
-        let config_toml = config.to_toml();
-        std::fs::write(options.run_dir.join("config.toml"), &config_toml)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", options.run_dir.display()))?;
+        let path = options.run_dir.join("config.toml");
+        std::fs::write(&path, config_toml).map_err(TrainError::io(path))?;
         let mut tb = TbWriter::new(&options.run_dir);
         tb.text(
             "config",
             &format!("    {}", config_toml.replace('\n', "\n    ")),
             global_step,
         );
-        let heuristics = if config.eval.every_steps > 0 {
-            spec.heuristic_slowdowns(config.eval.seed, config.eval.num_episodes)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-        } else {
-            Vec::new()
-        };
         Ok(Self {
-            config_toml,
             tb,
-            heuristics,
+            progress: make_progress(options.progress, total_steps, global_step),
+            clock: SessionClock::start(global_step),
         })
-    }
-}
-
-/// One periodic evaluation's points, with the reference `heuristics`' beside them.
-pub(crate) fn log_eval(
-    tb: &mut TbWriter,
-    heuristics: &[(String, f64)],
-    result: &EvalResult,
-    step: u64,
-) {
-    tb.scalar("eval/episodic_return", result.mean_return, step);
-    tb.scalar("eval/episodic_length", result.mean_length, step);
-    if let Some(slowdown) = result.mean_slowdown {
-        tb.scalar("eval/mean_slowdown", slowdown, step);
-    }
-    for (name, slowdown) in heuristics {
-        tb.scalar(
-            &format!("eval/heuristic_{name}_mean_slowdown"),
-            *slowdown,
-            step,
-        );
-    }
-    if let Some(best) = heuristics.iter().map(|h| h.1).reduce(f64::min) {
-        tb.scalar("eval/best_heuristic_mean_slowdown", best, step);
     }
 }
 
 /// Episode bookkeeping saved in every checkpoint's trainer state: the last [`RETURN_WINDOW`]
 /// returns, the highs of their mean, the episode count and the best evaluation return.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct EpisodeTracker {
     pub recent_returns: VecDeque<f64>,
     /// (env step, mean of the last 20 returns) each time that mean reached a new high.
@@ -166,23 +94,25 @@ impl EpisodeTracker {
         }
     }
 
-    /// The bookkeeping as saved in a checkpoint.
-    pub fn restored(
-        recent_returns: Vec<f64>,
-        return_highs: Vec<(u64, f64)>,
-        num_episodes: u64,
-        best_eval_return: Option<f64>,
-    ) -> Self {
-        let mut tracker = Self::new();
-        tracker.recent_returns.extend(recent_returns);
-        tracker.return_highs = return_highs;
-        tracker.num_episodes = num_episodes;
-        tracker.best_eval_return = best_eval_return;
-        tracker
+    /// Counts and logs the episodes that ended on the last step of `venv`.
+    pub fn record_finished(
+        &mut self,
+        tb: &mut TbWriter,
+        venv: &VecEnv<Replayable>,
+        resources: &[String],
+        global_step: u64,
+    ) {
+        for i in 0..venv.num_envs() {
+            let Some((episode_return, length)) = venv.env(i).last_episode else {
+                continue;
+            };
+            let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
+            self.record(tb, episode_return, length, metrics, resources, global_step);
+        }
     }
 
     /// Counts a finished episode and logs it (`charts/*`, and `cluster/*` for scheduling envs).
-    pub fn record(
+    fn record(
         &mut self,
         tb: &mut TbWriter,
         episode_return: f64,
@@ -222,17 +152,13 @@ impl EpisodeTracker {
         better
     }
 
-    pub fn recent_returns_vec(&self) -> Vec<f64> {
-        self.recent_returns.iter().copied().collect()
-    }
-
     /// The mean of the recent returns (`None` before the first episode).
     pub fn mean_return(&self) -> Option<f64> {
         mean(&self.recent_returns)
     }
 }
 
-pub(crate) fn mean(values: &VecDeque<f64>) -> Option<f64> {
+fn mean(values: &VecDeque<f64>) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
@@ -247,7 +173,7 @@ pub(crate) fn crossed(every: u64, global_step: u64, step_size: u64) -> bool {
     every > 0 && global_step / every > (global_step - step_size) / every
 }
 
-pub(crate) fn make_progress(enabled: bool, total: u64, position: u64) -> ProgressBar {
+fn make_progress(enabled: bool, total: u64, position: u64) -> ProgressBar {
     let bar = if enabled {
         ProgressBar::new(total)
     } else {
@@ -337,23 +263,32 @@ impl StopCheck {
     }
 }
 
-/// A periodic (`step`) checkpoint of `state`, then the pruning of old ones (`prune_extra` after
-/// the common pruning), then on the last iteration a `final` one: the path of the last written.
-pub(crate) fn save_periodic<S: Clone>(
-    state: S,
-    last: bool,
-    ckpt_dir: &Path,
-    keep: usize,
-    mut save: impl FnMut(&str, S) -> Result<PathBuf, TrainError>,
-    prune_extra: impl FnOnce() -> Result<(), TrainError>,
-) -> Result<PathBuf, TrainError> {
-    let path = save("step", state.clone())?;
-    checkpoint::prune_periodic(ckpt_dir, keep).map_err(|e| anyhow::anyhow!("{e}"))?;
-    prune_extra()?;
-    if last {
-        return save("final", state);
+/// Logs a scheduling episode's metrics under `prefix/`.
+fn log_cluster_metrics(
+    tb: &mut TbWriter,
+    prefix: &str,
+    m: &lepton_env::EpisodeMetrics,
+    resources: &[String],
+    step: u64,
+) {
+    tb.scalar(&format!("{prefix}/mean_slowdown"), m.mean_slowdown, step);
+    tb.scalar(&format!("{prefix}/p95_slowdown"), m.p95_slowdown, step);
+    tb.scalar(&format!("{prefix}/mean_wait"), m.mean_wait, step);
+    tb.scalar(&format!("{prefix}/num_dropped"), m.num_dropped as f64, step);
+    tb.scalar(
+        &format!("{prefix}/num_unfinished"),
+        m.num_unfinished as f64,
+        step,
+    );
+    tb.scalar(
+        &format!("{prefix}/deadline_miss_rate"),
+        m.deadline_miss_rate,
+        step,
+    );
+    for (r, u) in m.utilization.iter().enumerate() {
+        let name = resources.get(r).cloned().unwrap_or_else(|| r.to_string());
+        tb.scalar(&format!("{prefix}/utilization_{name}"), *u, step);
     }
-    Ok(path)
 }
 
 /// Writes `run_dir/summary.json`: the fields both loops record, with the loop's `extra` ones.
@@ -384,7 +319,6 @@ pub(crate) fn write_summary(
         serde_json::to_string_pretty(&summary)
             .expect("json")
             .as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     Ok(())
 }

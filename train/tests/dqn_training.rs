@@ -2,26 +2,17 @@
 //! network and replay buffer included), config sections, the TensorBoard tags read back by
 //! TensorBoard's own reader, and a DQN checkpoint evaluated by `LoadedPolicy`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use std::path::Path;
+
+use common::{config_with, options, tensorboard_tags, train};
 use lepton_agent::checkpoint::{self, LoadedPolicy};
-use lepton_train::config::{TrainConfig, apply_override};
-use lepton_train::trainer::{self, Outcome, RunOptions, RunSummary};
-
-/// libtorch's global RNG initialises the weights: runs in this process take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use lepton_train::config::{TrainConfig, apply_override, read_table};
+use lepton_train::run::Outcome;
 
 /// A small CartPole DQN run: learning from step 300, a gradient step every 4 env steps.
 fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
-    let mut table =
-        lepton_train::config::read_table(&repo_root().join("configs/dqn_cartpole.toml")).unwrap();
     let base = [
         format!("train.total_steps={total_steps}"),
         "dqn.num_envs=2".into(),
@@ -36,29 +27,12 @@ fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
         "run.checkpoint_every_steps=0".into(),
         "eval.every_steps=0".into(),
     ];
-    for o in base
+    let all: Vec<&str> = base
         .iter()
         .map(String::as_str)
         .chain(overrides.iter().copied())
-    {
-        apply_override(&mut table, o).unwrap();
-    }
-    TrainConfig::from_table(table, "test").unwrap()
-}
-
-fn options(dir: &Path, resume: bool, stop_at_step: Option<u64>) -> RunOptions {
-    RunOptions {
-        run_dir: dir.to_path_buf(),
-        resume,
-        stop_at_step,
-        progress: false,
-        interrupt: Arc::new(AtomicBool::new(false)),
-    }
-}
-
-fn train(config: &TrainConfig, opts: &RunOptions) -> RunSummary {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    trainer::run(config, opts).unwrap()
+        .collect();
+    config_with("dqn_cartpole.toml", &all)
 }
 
 fn extra(meta: &Path, suffix: &str) -> Vec<u8> {
@@ -140,15 +114,13 @@ fn dqn_resume_is_bit_exact() {
 
 #[test]
 fn sections_of_the_other_algorithm_are_rejected() {
-    let mut table =
-        lepton_train::config::read_table(&repo_root().join("configs/ppo_cartpole.toml")).unwrap();
+    let mut table = read_table(&common::repo_root().join("configs/ppo_cartpole.toml")).unwrap();
     apply_override(&mut table, "dqn.lr=1e-3").unwrap();
     let err = TrainConfig::from_table(table, "ppo.toml")
         .unwrap_err()
         .to_string();
     assert!(err.contains("[dqn] applies to algo = \"dqn\""), "{err}");
-    let mut table =
-        lepton_train::config::read_table(&repo_root().join("configs/dqn_cartpole.toml")).unwrap();
+    let mut table = read_table(&common::repo_root().join("configs/dqn_cartpole.toml")).unwrap();
     apply_override(&mut table, "ppo.lr=1e-3").unwrap();
     apply_override(&mut table, "replay.capacity=16").unwrap();
     let err = TrainConfig::from_table(table, "dqn.toml")
@@ -183,28 +155,7 @@ fn dqn_tensorboard_tags_and_checkpoint_for_eval() {
     let action = policy.act(&[0.0, 0.0, 0.05, 0.0], &[true, false]);
     assert_eq!(action, 0, "the greedy action respects the mask");
 
-    let python = std::env::var("LEPTON_PYTHON").expect(
-        "LEPTON_PYTHON must name the project's Python with tensorboard (set by .cargo/config.toml)",
-    );
-    let script = r#"
-import sys
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'tensors': 0})
-acc.Reload()
-for t in acc.Tags()['scalars']:
-    print('scalar', t, len(acc.Scalars(t)))
-"#;
-    let out = Command::new(&python)
-        .args(["-c", script])
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "EventAccumulator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = tensorboard_tags(tmp.path());
     for tag in [
         "charts/episodic_return",
         "charts/epsilon",

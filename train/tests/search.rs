@@ -3,18 +3,17 @@
 //! recorded and survived), the HParams entries read back by TensorBoard's own reader, and a
 //! tiny PBT run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+use common::{python, repo_root};
 
 use lepton_train::config::{TrainConfig, read_table};
 use lepton_train::search::leaderboard::{Status, TrialRecord};
 use lepton_train::search::{self, SearchArgs, SearchError, SearchSummary};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// 3 + 2 × 2 = 7 trials of 1024 steps (2 envs × 32 steps, 16 updates each). The choice gene
 /// `ppo.num_steps = 1024` makes a batch of 2048 > the budget: that trial must fail validation.
@@ -187,8 +186,6 @@ fn hparams_entries_read_back_with_tensorboard() {
         &["ga.generations=1", "ga.population=2"],
     ))
     .unwrap();
-    let python = std::env::var("LEPTON_PYTHON")
-        .expect("LEPTON_PYTHON must name the project's Python with tensorboard (set by .cargo/config.toml; run scripts/bootstrap.sh)");
     let script = r#"
 import sys, os
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -212,17 +209,7 @@ for tag in session.Tags()['tensors']:
 for tag in session.Tags()['scalars']:
     print('scalar', tag, len(session.Scalars(tag)))
 "#;
-    let output = Command::new(&python)
-        .args(["-c", script])
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run LEPTON_PYTHON={python}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "reading the HParams entries failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = python(script, &[&out]);
     assert!(
         stdout.contains(
             "experiment _hparams_/experiment hparams ['ppo.lr', 'ppo.num_steps'] ['search/fitness']"

@@ -1,57 +1,34 @@
 //! End-to-end tests of the trainer on CartPole: reproducibility, bit-exact resume, the
 //! TensorBoard tags (read back by TensorBoard's own reader), learning, and the CLI's errors.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
+use common::{SERIAL, bin, config_with, options, repo_root, tensorboard_tags, train};
 use lepton_agent::checkpoint;
-use lepton_train::config::{TrainConfig, apply_override};
-use lepton_train::trainer::{self, Outcome, RunOptions, RunSummary};
-
-/// libtorch's global RNG initialises the weights: runs in this process take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use lepton_train::config::TrainConfig;
+use lepton_train::run::Outcome;
+use lepton_train::trainer;
 
 /// A small CartPole run: 2 envs × 32 steps, 4 minibatches, 2 epochs.
 fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
-    let mut table =
-        lepton_train::config::read_table(&repo_root().join("configs/ppo_cartpole.toml")).unwrap();
-    for o in [
-        &format!("train.total_steps={total_steps}"),
-        "ppo.num_envs=2",
-        "ppo.num_steps=32",
-        "ppo.update_epochs=2",
-        "run.device=cpu",
-        "run.checkpoint_every_steps=0",
-        "eval.every_steps=0",
-    ]
-    .iter()
-    .map(|s| s.as_ref())
-    .chain(overrides.iter().copied())
-    {
-        apply_override(&mut table, o).unwrap();
-    }
-    TrainConfig::from_table(table, "test").unwrap()
-}
-
-fn options(dir: &Path, resume: bool, stop_at_step: Option<u64>) -> RunOptions {
-    RunOptions {
-        run_dir: dir.to_path_buf(),
-        resume,
-        stop_at_step,
-        progress: false,
-        interrupt: Arc::new(AtomicBool::new(false)),
-    }
-}
-
-fn train(config: &TrainConfig, opts: &RunOptions) -> RunSummary {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    trainer::run(config, opts).unwrap()
+    let base = [
+        format!("train.total_steps={total_steps}"),
+        "ppo.num_envs=2".into(),
+        "ppo.num_steps=32".into(),
+        "ppo.update_epochs=2".into(),
+        "run.device=cpu".into(),
+        "run.checkpoint_every_steps=0".into(),
+        "eval.every_steps=0".into(),
+    ];
+    let all: Vec<&str> = base
+        .iter()
+        .map(String::as_str)
+        .chain(overrides.iter().copied())
+        .collect();
+    config_with("ppo_cartpole.toml", &all)
 }
 
 fn weights_hash(meta: &Path) -> String {
@@ -139,17 +116,15 @@ fn incompatible_resume_is_refused_with_the_reason() {
 #[test]
 fn learns_cartpole_quickly() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut table =
-        lepton_train::config::read_table(&repo_root().join("configs/ppo_cartpole.toml")).unwrap();
-    for o in [
-        "train.total_steps=40960",
-        "run.device=cpu",
-        "eval.every_steps=0",
-        "run.checkpoint_every_steps=0",
-    ] {
-        apply_override(&mut table, o).unwrap();
-    }
-    let config = TrainConfig::from_table(table, "test").unwrap();
+    let config = config_with(
+        "ppo_cartpole.toml",
+        &[
+            "train.total_steps=40960",
+            "run.device=cpu",
+            "eval.every_steps=0",
+            "run.checkpoint_every_steps=0",
+        ],
+    );
     let summary = train(&config, &options(tmp.path(), false, None));
     let ret = summary.mean_return.unwrap();
     assert!(
@@ -164,30 +139,7 @@ fn tensorboard_tags_read_back_with_event_accumulator() {
     let tmp = tempfile::tempdir().unwrap();
     let config = small_config(1024, &["eval.every_steps=512", "eval.num_episodes=2"]);
     train(&config, &options(tmp.path(), false, None));
-    let python = std::env::var("LEPTON_PYTHON")
-        .expect("LEPTON_PYTHON must name the project's Python with tensorboard (set by .cargo/config.toml; run scripts/bootstrap.sh)");
-    let script = r#"
-import sys
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'tensors': 0})
-acc.Reload()
-tags = acc.Tags()
-for t in tags['scalars']:
-    print('scalar', t, len(acc.Scalars(t)))
-for t in tags['tensors']:
-    print('tensor', t)
-"#;
-    let out = Command::new(&python)
-        .args(["-c", script])
-        .arg(tmp.path())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run LEPTON_PYTHON={python}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "EventAccumulator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = tensorboard_tags(tmp.path());
     for tag in [
         "charts/episodic_return",
         "charts/episodic_length",
@@ -214,12 +166,6 @@ for t in tags['tensors']:
         stdout.contains("tensor config"),
         "config text summary missing:\n{stdout}"
     );
-}
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lepton-train"));
-    cmd.current_dir(repo_root());
-    cmd
 }
 
 #[test]
@@ -361,21 +307,19 @@ fn ctrl_c_saves_a_resumable_checkpoint() {
 #[test]
 fn trains_the_set_network_on_the_tiny_scenario() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut table =
-        lepton_train::config::read_table(&repo_root().join("configs/ppo_cloud.toml")).unwrap();
     let scenario = repo_root().join("configs/scenarios/tiny.toml");
-    for o in [
-        format!("env.scenario=\"{}\"", scenario.display()),
-        "train.total_steps=1024".into(),
-        "ppo.num_envs=2".into(),
-        "ppo.num_steps=64".into(),
-        "run.device=cpu".into(),
-        "eval.every_steps=512".into(),
-        "eval.num_episodes=2".into(),
-    ] {
-        apply_override(&mut table, &o).unwrap();
-    }
-    let config = TrainConfig::from_table(table, "test").unwrap();
+    let config = config_with(
+        "ppo_cloud.toml",
+        &[
+            format!("env.scenario=\"{}\"", scenario.display()),
+            "train.total_steps=1024".into(),
+            "ppo.num_envs=2".into(),
+            "ppo.num_steps=64".into(),
+            "run.device=cpu".into(),
+            "eval.every_steps=512".into(),
+            "eval.num_episodes=2".into(),
+        ],
+    );
     let summary = train(&config, &options(tmp.path(), false, None));
     assert_eq!(summary.outcome, Outcome::Finished);
     assert!(

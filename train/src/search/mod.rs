@@ -1,7 +1,7 @@
 //! Hyperparameter search: a genetic algorithm ([`ga`]) or population-based training ([`pbt`])
 //! over genes ([`genes`]) that set keys of a base training config, every trial trained by
 //! [`crate::trainer::run`] — the code path of `lepton-train` — and scored by a greedy
-//! evaluation on held-out seeds ([`crate::trainer::evaluate`]).
+//! evaluation on held-out seeds ([`crate::evaluation::evaluate`]).
 //!
 //! `lepton-train search --config configs/search_ppo_cartpole.toml` writes to
 //! `runs/<config stem>/` (or `--out DIR`):
@@ -23,7 +23,7 @@
 //! `parallel_trials` cores. Determinism: trial `i`'s seed is derived from the search seed and
 //! `i`, its genes from the search seed and earlier generations' fitness — never from the
 //! order in which trials finish — and weight initialisation, the only use of libtorch's
-//! global RNG, is serialised ([`crate::trainer`]). On the CPU a search therefore gives the
+//! global RNG, is serialised ([`lepton_agent::networks::with_torch_rng`]). On the CPU a search therefore gives the
 //! same leaderboard for any `parallel_trials`.
 //!
 //! Failures: a trial that does not validate, diverges, errors, panics or scores NaN is
@@ -50,7 +50,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ConfigError, TrainConfig};
 use crate::envs::{EnvSpec, mix64};
-use crate::trainer::{self, Outcome, RunOptions, TORCH_THREADS, TrainError};
+use crate::evaluation::evaluate;
+use crate::run::{Outcome, RunOptions, TORCH_THREADS};
+use crate::trainer;
 use genes::GeneSpec;
 use leaderboard::{Status, TrialRecord};
 
@@ -552,11 +554,14 @@ pub(crate) fn train_and_score(
                 .unwrap_or_else(|| "panic".into());
             return TrialResult::Failed(Status::Crashed, msg);
         }
-        Ok(Err(e @ TrainError::Diverged { .. })) => {
-            return TrialResult::Failed(Status::Diverged, e.to_string());
+        Ok(Err(e)) => {
+            let status = match e.exit_code() {
+                2 => Status::Invalid,
+                3 => Status::Diverged,
+                _ => Status::Failed,
+            };
+            return TrialResult::Failed(status, e.to_string());
         }
-        Ok(Err(TrainError::Config(e))) => return TrialResult::Failed(Status::Invalid, e),
-        Ok(Err(e)) => return TrialResult::Failed(Status::Failed, e.to_string()),
         Ok(Ok(s)) => s,
     };
     match summary.outcome {
@@ -577,7 +582,7 @@ pub fn score_checkpoint(
     fitness: &FitnessConfig,
 ) -> anyhow::Result<f64> {
     let meta = checkpoint::read_meta(meta_path)?;
-    let spec = EnvSpec::from_config(&config.env).map_err(anyhow::Error::msg)?;
+    let spec = EnvSpec::from_config(&config.env)?;
     let env = spec.make();
     let device = tch::Device::Cpu;
     // Building a policy draws initial weights from the global RNG; take turns with the
@@ -595,14 +600,13 @@ pub fn score_checkpoint(
     let mut eval_config = config.clone();
     eval_config.eval.num_episodes = fitness.num_episodes;
     eval_config.eval.seed = fitness.seed;
-    let result = trainer::evaluate(
+    let result = evaluate(
         &spec,
         &policy,
         meta.normalizer.as_ref(),
         &eval_config,
         device,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     Ok(match fitness.metric {
         Metric::MeanReturn => result.mean_return,
         Metric::NegMeanSlowdown => -result

@@ -31,7 +31,7 @@ use super::operators::{pbt_exploit, pbt_explore};
 use super::{Search, TrialResult, train_and_score, trial_seed};
 use crate::config::TrainConfig;
 use crate::envs::EnvSpec;
-use crate::trainer::RunOptions;
+use crate::run::RunOptions;
 
 /// What survives between rounds (and across `--resume`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -207,7 +207,7 @@ fn copy_member(
     let config: TrainConfig = search.trial_config(genome, seed)?;
     let src = checkpoint::latest_periodic(&search.trial_dir(donor).join("checkpoints"))?;
     let meta = checkpoint::read_meta(&src)?;
-    let spec = EnvSpec::from_config(&config.env).map_err(anyhow::Error::msg)?;
+    let spec = EnvSpec::from_config(&config.env)?;
     let device = tch::Device::Cpu;
     let env = spec.make();
     let policy = with_torch_rng(None, || {

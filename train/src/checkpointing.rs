@@ -1,0 +1,458 @@
+//! The one resume path and the one checkpoint-and-evaluate step of both training loops.
+//!
+//! A checkpoint's `trainer_state` is a [`TrainerState`]: the part both loops write
+//! ([`SharedState`]: the action stream, the env snapshots, the episode bookkeeping) and the
+//! loop's own part (PPO's minibatch stream; DQN's update count and extra files), flattened into
+//! one JSON object whose field names are those of every checkpoint written so far.
+//!
+//! [`Checkpoints::resume`] reads the newest periodic checkpoint, checks that it fits the config
+//! and the env, loads the weights and the optimizer, restores the action stream, the env
+//! snapshots and the episode bookkeeping, and hands the loop its own part.
+//! [`Checkpoints::evaluate_and_checkpoint`] is the end of every iteration: a greedy evaluation
+//! every `eval.every_steps` (and at the end), a `best` checkpoint when it improves; a periodic
+//! `step` checkpoint every `run.checkpoint_every_steps`, at the end and before stopping, then
+//! the pruning of old ones, then on the last iteration a `final` one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use lepton_agent::checkpoint::{self, CheckpointMeta, SaveRequest};
+use lepton_agent::networks::Policy;
+use lepton_agent::normalize::ObsNormalizer;
+use lepton_agent::ppo::Adam;
+use lepton_env::VecEnv;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{TrainConfig, incompatible_keys};
+use crate::envs::{EnvSnapshot, Replayable};
+use crate::evaluation::Evaluator;
+use crate::run::{Outcome, RunOptions, TrainError};
+use crate::session::{EpisodeTracker, StopCheck, crossed};
+use crate::tensorboard::TbWriter;
+
+/// A ChaCha stream's position, exactly, as written in checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RngState {
+    seed: Vec<u8>,
+    stream: u64,
+    /// u128 as a decimal string (JSON numbers are not 128-bit).
+    word_pos: String,
+}
+
+/// `#[serde(with = "rng_state")]`: a [`ChaCha8Rng`] saved as its [`RngState`].
+pub(crate) mod rng_state {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(rng: &ChaCha8Rng, s: S) -> Result<S::Ok, S::Error> {
+        RngState {
+            seed: rng.get_seed().to_vec(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChaCha8Rng, D::Error> {
+        use serde::de::Error;
+        let state = RngState::deserialize(d)?;
+        let seed: [u8; 32] = state
+            .seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| D::Error::custom("RNG seed is not 32 bytes"))?;
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(state.stream);
+        rng.set_word_pos(
+            state
+                .word_pos
+                .parse()
+                .map_err(|_| D::Error::custom("bad RNG word position"))?,
+        );
+        Ok(rng)
+    }
+}
+
+/// The part of `trainer_state` both loops write.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SharedState {
+    #[serde(with = "rng_state")]
+    action_rng: ChaCha8Rng,
+    envs: Vec<EnvSnapshot>,
+    #[serde(flatten)]
+    episodes: EpisodeTracker,
+}
+
+/// Everything a loop needs to continue exactly, saved as a checkpoint's `trainer_state`: the
+/// shared part and the loop's own part `A`, flattened into one JSON object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TrainerState<A> {
+    #[serde(flatten)]
+    shared: SharedState,
+    #[serde(flatten)]
+    algo: A,
+}
+
+/// What [`Checkpoints::resume`] restored for the loop to continue from.
+pub(crate) struct Resumed<A> {
+    /// The metadata file resumed from.
+    pub checkpoint: PathBuf,
+    pub meta: CheckpointMeta,
+    pub action_rng: ChaCha8Rng,
+    pub episodes: EpisodeTracker,
+    /// The loop's own part of the trainer state.
+    pub algo: A,
+}
+
+/// The networks and optimizer state a checkpoint saves, borrowed from the loop.
+pub(crate) struct Learner<'a> {
+    pub policy: &'a Policy,
+    pub optimizer: &'a Adam,
+    pub normalizer: Option<&'a ObsNormalizer>,
+    /// PPO iterations, or DQN gradient steps, completed.
+    pub iteration: u64,
+}
+
+/// Where the trainer state comes from at the end of an iteration.
+pub(crate) struct Snapshot<'a, F> {
+    pub venv: &'a VecEnv<Replayable>,
+    pub action_rng: &'a ChaCha8Rng,
+    pub episodes: &'a mut EpisodeTracker,
+    /// The loop's own part of the state. Called with `Some(stem)` for a periodic checkpoint,
+    /// beside whose metadata the loop may write extra files `<stem><suffix>` first (DQN's
+    /// target network and replay buffer), and with `None` for `best` and `final`.
+    pub algo: F,
+}
+
+/// Where a loop stands at the end of an iteration (PPO) or env step (DQN).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct At {
+    pub global_step: u64,
+    /// Env steps since the previous end: an "every N steps" event is due when they crossed a
+    /// multiple of N.
+    pub step_size: u64,
+    /// The run's last iteration.
+    pub last: bool,
+    pub stop: StopCheck,
+}
+
+impl At {
+    pub fn now(options: &RunOptions, global_step: u64, step_size: u64, last: bool) -> Self {
+        Self {
+            global_step,
+            step_size,
+            last,
+            stop: StopCheck::now(options, global_step, last),
+        }
+    }
+}
+
+/// A run's `checkpoints/` directory: where it resumes from and saves to.
+pub(crate) struct Checkpoints<'a> {
+    pub dir: PathBuf,
+    config: &'a TrainConfig,
+    /// The resolved config, saved in every checkpoint.
+    pub config_toml: String,
+    /// Suffixes of the extra files a loop writes beside its periodic checkpoints
+    /// (`step_<n><suffix>`), pruned with them.
+    extras: &'static [&'static str],
+    /// The metadata file of the last checkpoint written or resumed from.
+    pub last: Option<PathBuf>,
+}
+
+impl<'a> Checkpoints<'a> {
+    /// Creates `run_dir/checkpoints`.
+    pub fn open(
+        config: &'a TrainConfig,
+        run_dir: &Path,
+        extras: &'static [&'static str],
+    ) -> Result<Self, TrainError> {
+        let dir = run_dir.join("checkpoints");
+        fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+        Ok(Self {
+            dir,
+            config,
+            config_toml: config.to_toml(),
+            extras,
+            last: None,
+        })
+    }
+
+    /// Continues from the newest periodic checkpoint: loads the weights and the optimizer,
+    /// schedules each env's snapshot for its next reset, and returns the rest of the state.
+    pub fn resume<A: DeserializeOwned>(
+        &mut self,
+        run_dir: &Path,
+        policy: &Policy,
+        optimizer: &mut Adam,
+        venv: &mut VecEnv<Replayable>,
+    ) -> Result<Resumed<A>, TrainError> {
+        let (path, meta) = self.latest_compatible(run_dir, venv.obs_dim(), venv.num_actions())?;
+        checkpoint::load_weights(&path, &meta, policy).map_err(TrainError::ResumeCheckpoint)?;
+        checkpoint::load_optimizer(&path, &meta, optimizer)
+            .map_err(TrainError::ResumeCheckpoint)?;
+        let state: TrainerState<A> =
+            serde_json::from_value(meta.trainer_state.clone()).map_err(|source| {
+                TrainError::TrainerState {
+                    checkpoint: path.clone(),
+                    source,
+                }
+            })?;
+        let SharedState {
+            action_rng,
+            envs,
+            episodes,
+        } = state.shared;
+        if envs.len() != venv.num_envs() {
+            return Err(TrainError::Resume {
+                checkpoint: path,
+                reason: format!("saved {} envs, config has {}", envs.len(), venv.num_envs()),
+            });
+        }
+        for (i, snapshot) in envs.into_iter().enumerate() {
+            venv.env_mut(i).restore_on_next_reset(snapshot);
+        }
+        self.last = Some(path.clone());
+        Ok(Resumed {
+            checkpoint: path,
+            meta,
+            action_rng,
+            episodes,
+            algo: state.algo,
+        })
+    }
+
+    /// The newest periodic checkpoint, checked against the config and the env's sizes.
+    fn latest_compatible(
+        &self,
+        run_dir: &Path,
+        obs_dim: usize,
+        num_actions: usize,
+    ) -> Result<(PathBuf, CheckpointMeta), TrainError> {
+        let path =
+            checkpoint::latest_periodic(&self.dir).map_err(|source| TrainError::NoCheckpoint {
+                run_dir: run_dir.to_path_buf(),
+                source,
+            })?;
+        let meta = checkpoint::read_meta(&path).map_err(TrainError::ResumeCheckpoint)?;
+        let saved: TrainConfig =
+            toml::from_str(&meta.config_toml).map_err(|source| TrainError::SavedConfig {
+                checkpoint: path.clone(),
+                source,
+            })?;
+        let keys = incompatible_keys(&saved, self.config);
+        let reason = if !keys.is_empty() {
+            format!(
+                "the config differs from the checkpoint's in {}",
+                keys.join(", ")
+            )
+        } else if meta.obs_dim != obs_dim || meta.num_actions != num_actions {
+            format!(
+                "it was trained with {} observations and {} actions, the env has {obs_dim} and {num_actions}",
+                meta.obs_dim, meta.num_actions
+            )
+        } else {
+            return Ok((path, meta));
+        };
+        Err(TrainError::Resume {
+            checkpoint: path,
+            reason,
+        })
+    }
+
+    /// The end of an iteration (see the module docs); the outcome to stop with, if any.
+    pub fn evaluate_and_checkpoint<A: Serialize>(
+        &mut self,
+        evaluator: &Evaluator<'_>,
+        tb: &mut TbWriter,
+        at: At,
+        learner: Learner<'_>,
+        mut snapshot: Snapshot<'_, impl FnMut(Option<&str>) -> Result<A, TrainError>>,
+    ) -> Result<Option<Outcome>, TrainError> {
+        let crossed = |every: u64| crossed(every, at.global_step, at.step_size);
+        let eval_every = self.config.eval.every_steps;
+        if crossed(eval_every) || (at.last && eval_every > 0) {
+            let result = evaluator.evaluate_and_log(
+                tb,
+                learner.policy,
+                learner.normalizer,
+                at.global_step,
+            )?;
+            if snapshot.episodes.improves_eval(result.mean_return) {
+                let state = snapshot.state(None)?;
+                self.save("best", at.global_step, &learner, &state)?;
+            }
+        }
+        if crossed(self.config.run.checkpoint_every_steps) || at.last || at.stop.any() {
+            let stem = checkpoint::stem("step", at.global_step);
+            let state = snapshot.state(Some(&stem))?;
+            let mut path = self.save("step", at.global_step, &learner, &state)?;
+            checkpoint::prune_periodic(&self.dir, self.config.run.keep_checkpoints)?;
+            self.prune_extras()?;
+            if at.last {
+                let state = snapshot.state(None)?;
+                path = self.save("final", at.global_step, &learner, &state)?;
+            }
+            self.last = Some(path);
+            tb.flush();
+        }
+        Ok(at.stop.outcome())
+    }
+
+    fn save<A: Serialize>(
+        &self,
+        kind: &str,
+        global_step: u64,
+        learner: &Learner<'_>,
+        state: &TrainerState<A>,
+    ) -> Result<PathBuf, TrainError> {
+        Ok(checkpoint::save(
+            &self.dir,
+            SaveRequest {
+                kind,
+                global_step,
+                iteration: learner.iteration,
+                seed: self.config.train.seed,
+                config_toml: &self.config_toml,
+                network: &self.config.network,
+                policy: learner.policy,
+                optimizer: learner.optimizer,
+                normalizer: learner.normalizer,
+                trainer_state: serde_json::to_value(state).expect("trainer state serialises"),
+            },
+        )?)
+    }
+
+    /// Removes the extra files whose periodic checkpoint was pruned.
+    fn prune_extras(&self) -> Result<(), TrainError> {
+        if self.extras.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<String> = fs::read_dir(&self.dir)
+            .map_err(TrainError::io(&self.dir))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+            .collect();
+        for name in orphaned_extras(&files, self.extras) {
+            let path = self.dir.join(&name);
+            fs::remove_file(&path).map_err(TrainError::io(path))?;
+        }
+        Ok(())
+    }
+}
+
+impl<A, F: FnMut(Option<&str>) -> Result<A, TrainError>> Snapshot<'_, F> {
+    fn state(&mut self, periodic_stem: Option<&str>) -> Result<TrainerState<A>, TrainError> {
+        let num_envs = self.venv.num_envs();
+        Ok(TrainerState {
+            shared: SharedState {
+                action_rng: self.action_rng.clone(),
+                envs: (0..num_envs).map(|i| self.venv.env(i).snapshot()).collect(),
+                episodes: self.episodes.clone(),
+            },
+            algo: (self.algo)(periodic_stem)?,
+        })
+    }
+}
+
+/// The periodic-checkpoint extras (`step_<n><suffix>`) whose `step_<n>.json` is gone (pure).
+fn orphaned_extras(files: &[String], suffixes: &[&str]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|name| {
+            let stem = suffixes.iter().find_map(|s| name.strip_suffix(s));
+            stem.is_some_and(|stem| {
+                stem.starts_with("step_") && !files.contains(&format!("{stem}.json"))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extras_are_kept_only_beside_their_checkpoint() {
+        let files: Vec<String> = [
+            "step_0000000100.json",
+            "step_0000000100.target.safetensors",
+            "step_0000000100.replay.bin",
+            "step_0000000050.target.safetensors",
+            "step_0000000050.replay.bin",
+            "best.json",
+            "best_0000000100.safetensors",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            orphaned_extras(&files, &[".target.safetensors", ".replay.bin"]),
+            [
+                "step_0000000050.target.safetensors",
+                "step_0000000050.replay.bin"
+            ]
+        );
+    }
+
+    /// Checkpoints written before the state was split into a shared and a per-loop part
+    /// still resume: the JSON field names are the same.
+    #[test]
+    fn trainer_state_keeps_its_field_names() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Own {
+            num_updates: u64,
+            target_file: Option<String>,
+        }
+        let mut episodes = EpisodeTracker::new();
+        episodes.recent_returns.extend([1.0, 2.5]);
+        episodes.return_highs.push((64, 1.75));
+        episodes.num_episodes = 2;
+        episodes.best_eval_return = Some(3.0);
+        let state = TrainerState {
+            shared: SharedState {
+                action_rng: ChaCha8Rng::seed_from_u64(1),
+                envs: Vec::new(),
+                episodes,
+            },
+            algo: Own {
+                num_updates: 7,
+                target_file: None,
+            },
+        };
+        let value = serde_json::to_value(&state).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "action_rng",
+                "best_eval_return",
+                "envs",
+                "num_episodes",
+                "num_updates",
+                "recent_returns",
+                "return_highs",
+                "target_file"
+            ]
+        );
+        assert_eq!(
+            value["action_rng"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["seed", "stream", "word_pos"]
+        );
+        let back: TrainerState<Own> = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(back.algo, state.algo);
+        assert_eq!(back.shared.action_rng, state.shared.action_rng);
+        assert_eq!(serde_json::to_value(&back).unwrap(), value);
+    }
+}

@@ -1,0 +1,137 @@
+//! Greedy evaluation on held-out seeds: [`evaluate`] (used by both training loops and by the
+//! search's fitness), and the periodic evaluation's TensorBoard points with the reference
+//! heuristics' scores beside them ([`Evaluator`]).
+
+use lepton_agent::networks::Policy;
+use lepton_agent::normalize::ObsNormalizer;
+use lepton_env::VecEnv;
+use tch::{Device, Tensor};
+
+use crate::config::TrainConfig;
+use crate::envs::{DynEnv, EnvSpec};
+use crate::run::TrainError;
+use crate::tensorboard::TbWriter;
+
+/// Mean results of one greedy evaluation.
+#[derive(Clone, Debug)]
+pub struct EvalResult {
+    pub mean_return: f64,
+    pub mean_length: f64,
+    pub mean_slowdown: Option<f64>,
+}
+
+/// Plays one greedy episode ([`Policy::greedy`]) per held-out seed (`eval.seed + i`) with the
+/// current policy. Uses none of the training RNG streams, so evaluating never changes training.
+pub fn evaluate(
+    spec: &EnvSpec,
+    policy: &Policy,
+    normalizer: Option<&ObsNormalizer>,
+    config: &TrainConfig,
+    device: Device,
+) -> Result<EvalResult, TrainError> {
+    let n = config.eval.num_episodes;
+    let envs: Vec<DynEnv> = (0..n).map(|_| spec.make()).collect();
+    let mut venv = VecEnv::new(envs, config.run.env_threads)?;
+    venv.reset(Some(config.eval.seed));
+    let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());
+    let mut finished: Vec<Option<(f64, usize, Option<f64>)>> = vec![None; n];
+    let mut obs = vec![0.0f32; n * dim];
+    let mut actions = vec![0usize; n];
+    while finished.iter().any(Option::is_none) {
+        obs.copy_from_slice(venv.observations());
+        if let Some(norm) = normalizer {
+            norm.normalize(&mut obs);
+        }
+        let greedy = tch::no_grad(|| {
+            let obs_t = Tensor::from_slice(&obs)
+                .view([n as i64, dim as i64])
+                .to_device(device);
+            let mask_t = Tensor::from_slice(venv.action_masks())
+                .view([n as i64, num_actions as i64])
+                .to_device(device);
+            policy.greedy(&obs_t, &mask_t).to_device(Device::Cpu)
+        });
+        for (i, a) in actions.iter_mut().enumerate() {
+            *a = greedy.int64_value(&[i as i64]) as usize;
+        }
+        venv.step(&actions).map_err(TrainError::EvalEnvStep)?;
+        for (i, slot) in finished.iter_mut().enumerate() {
+            if slot.is_none()
+                && let Some((stats, metrics)) = venv.finished_episode(i)
+            {
+                *slot = Some((
+                    stats.episode_return,
+                    stats.length,
+                    metrics.map(|m| m.mean_slowdown),
+                ));
+            }
+        }
+    }
+    let done: Vec<(f64, usize, Option<f64>)> = finished.into_iter().flatten().collect();
+    let k = done.len() as f64;
+    let slowdowns: Vec<f64> = done.iter().filter_map(|d| d.2).collect();
+    Ok(EvalResult {
+        mean_return: done.iter().map(|d| d.0).sum::<f64>() / k,
+        mean_length: done.iter().map(|d| d.1 as f64).sum::<f64>() / k,
+        mean_slowdown: (!slowdowns.is_empty())
+            .then(|| slowdowns.iter().sum::<f64>() / slowdowns.len() as f64),
+    })
+}
+
+/// A run's periodic evaluation: the env spec, config and device to evaluate with, and the
+/// reference heuristics' mean slowdowns on the evaluation seeds (computed once per session).
+pub(crate) struct Evaluator<'a> {
+    spec: &'a EnvSpec,
+    config: &'a TrainConfig,
+    device: Device,
+    heuristics: Vec<(String, f64)>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Scores the reference heuristics (SJF, Packer, Tetris) when the run evaluates at all.
+    pub fn new(
+        spec: &'a EnvSpec,
+        config: &'a TrainConfig,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        let heuristics = if config.eval.every_steps > 0 {
+            spec.heuristic_slowdowns(config.eval.seed, config.eval.num_episodes)
+                .map_err(TrainError::Heuristics)?
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            spec,
+            config,
+            device,
+            heuristics,
+        })
+    }
+
+    /// Evaluates `policy` greedily and logs the `eval/*` points at `step`.
+    pub fn evaluate_and_log(
+        &self,
+        tb: &mut TbWriter,
+        policy: &Policy,
+        normalizer: Option<&ObsNormalizer>,
+        step: u64,
+    ) -> Result<EvalResult, TrainError> {
+        let result = evaluate(self.spec, policy, normalizer, self.config, self.device)?;
+        tb.scalar("eval/episodic_return", result.mean_return, step);
+        tb.scalar("eval/episodic_length", result.mean_length, step);
+        if let Some(slowdown) = result.mean_slowdown {
+            tb.scalar("eval/mean_slowdown", slowdown, step);
+        }
+        for (name, slowdown) in &self.heuristics {
+            tb.scalar(
+                &format!("eval/heuristic_{name}_mean_slowdown"),
+                *slowdown,
+                step,
+            );
+        }
+        if let Some(best) = self.heuristics.iter().map(|h| h.1).reduce(f64::min) {
+            tb.scalar("eval/best_heuristic_mean_slowdown", best, step);
+        }
+        Ok(result)
+    }
+}
