@@ -6,7 +6,8 @@
 //! one JSON object whose field names are those of every checkpoint written so far.
 //!
 //! [`Checkpoints::resume`] reads the newest periodic checkpoint, checks that it fits the config
-//! and the env, loads the weights and the optimizer, restores the action stream, the env
+//! and the env (and that the scenario and data files the env is built from have the content
+//! they had when it was written), loads the weights and the optimizer, restores the action stream, the env
 //! snapshots and the episode bookkeeping, and hands the loop its own part.
 //! [`Checkpoints::evaluate_and_checkpoint`] is the end of every iteration: a greedy evaluation
 //! every `eval.every_steps` (and at the end), a `best` checkpoint when it improves; a periodic
@@ -16,18 +17,18 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lepton_agent::checkpoint::{self, CheckpointMeta, SaveRequest};
+use lepton_agent::checkpoint::{self, CheckpointMeta, Extra, SaveRequest, SourceHash};
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
-use lepton_agent::ppo::Adam;
-use lepton_env::VecEnv;
+use lepton_agent::optim::Adam;
+use lepton_env::{Env, VecEnv};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{TrainConfig, incompatible_keys};
-use crate::envs::{EnvSnapshot, Replayable};
+use crate::envs::{EnvSnapshot, EnvSpec, Replayable};
 use crate::evaluation::Evaluator;
 use crate::run::{Outcome, RunOptions, TrainError};
 use crate::session::{EpisodeTracker, StopCheck, crossed};
@@ -116,14 +117,20 @@ pub(crate) struct Learner<'a> {
 }
 
 /// Where the trainer state comes from at the end of an iteration.
-pub(crate) struct Snapshot<'a, F> {
+pub(crate) struct Snapshot<'a, A, F> {
     pub venv: &'a VecEnv<Replayable>,
     pub action_rng: &'a ChaCha8Rng,
     pub episodes: &'a mut EpisodeTracker,
-    /// The loop's own part of the state. Called with `Some(stem)` for a periodic checkpoint,
-    /// beside whose metadata the loop may write extra files `<stem><suffix>` first (DQN's
-    /// target network and replay buffer), and with `None` for `best` and `final`.
-    pub algo: F,
+    /// The loop's own part of the state.
+    pub algo: A,
+    /// What a periodic checkpoint saves besides the policy and its optimizer, as named extra
+    /// groups (DQN's target network and replay buffer); called only for periodic checkpoints.
+    pub periodic_extras: F,
+}
+
+/// The extras of a loop that saves none.
+pub(crate) fn no_extras() -> Result<Vec<(&'static str, Extra)>, TrainError> {
+    Ok(Vec::new())
 }
 
 /// Where a loop stands at the end of an iteration (PPO) or env step (DQN).
@@ -155,27 +162,27 @@ pub(crate) struct Checkpoints<'a> {
     config: &'a TrainConfig,
     /// The resolved config, saved in every checkpoint.
     pub config_toml: String,
-    /// Suffixes of the extra files a loop writes beside its periodic checkpoints
-    /// (`step_<n><suffix>`), pruned with them.
-    extras: &'static [&'static str],
+    /// The content hashes of the scenario and data files the env is built from.
+    sources: Vec<SourceHash>,
     /// The metadata file of the last checkpoint written or resumed from.
     pub last: Option<PathBuf>,
 }
 
 impl<'a> Checkpoints<'a> {
-    /// Creates `run_dir/checkpoints`.
+    /// Hashes the env's source files and creates `run_dir/checkpoints`.
     pub fn open(
         config: &'a TrainConfig,
         run_dir: &Path,
-        extras: &'static [&'static str],
+        spec: &EnvSpec,
     ) -> Result<Self, TrainError> {
+        let sources = checkpoint::hash_sources(&spec.source_files())?;
         let dir = run_dir.join("checkpoints");
         fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
         Ok(Self {
             dir,
             config,
             config_toml: config.to_toml(),
-            extras,
+            sources,
             last: None,
         })
     }
@@ -189,7 +196,7 @@ impl<'a> Checkpoints<'a> {
         optimizer: &mut Adam,
         venv: &mut VecEnv<Replayable>,
     ) -> Result<Resumed<A>, TrainError> {
-        let (path, meta) = self.latest_compatible(run_dir, venv.obs_dim(), venv.num_actions())?;
+        let (path, meta) = self.latest_compatible(run_dir, venv)?;
         checkpoint::load_weights(&path, &meta, policy).map_err(TrainError::ResumeCheckpoint)?;
         checkpoint::load_optimizer(&path, &meta, optimizer)
             .map_err(TrainError::ResumeCheckpoint)?;
@@ -224,13 +231,32 @@ impl<'a> Checkpoints<'a> {
         })
     }
 
-    /// The newest periodic checkpoint, checked against the config and the env's sizes.
+    /// Resets the training envs with `seed`: a fresh start, or after [`Checkpoints::resume`]
+    /// the restored episodes, refused if an env could not replay its recorded actions.
+    pub fn reset_envs(&self, venv: &mut VecEnv<Replayable>, seed: u64) -> Result<(), TrainError> {
+        venv.reset(Some(seed));
+        for i in 0..venv.num_envs() {
+            if let Some(reason) = venv.env_mut(i).take_restore_error() {
+                return Err(TrainError::Resume {
+                    checkpoint: self.last.clone().unwrap_or_else(|| self.dir.clone()),
+                    reason: format!(
+                        "env {i} cannot be restored ({reason}): the env is not the one the checkpoint was taken from"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest periodic checkpoint, checked against the config, the env's source files and
+    /// the env's sizes and action layout.
     fn latest_compatible(
         &self,
         run_dir: &Path,
-        obs_dim: usize,
-        num_actions: usize,
+        venv: &VecEnv<Replayable>,
     ) -> Result<(PathBuf, CheckpointMeta), TrainError> {
+        let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
+        let actions = venv.env(0).action_layout();
         let path =
             checkpoint::latest_periodic(&self.dir).map_err(|source| TrainError::NoCheckpoint {
                 run_dir: run_dir.to_path_buf(),
@@ -243,10 +269,22 @@ impl<'a> Checkpoints<'a> {
                 source,
             })?;
         let keys = incompatible_keys(&saved, self.config);
+        let changed = checkpoint::changed_sources(&meta.sources);
         let reason = if !keys.is_empty() {
             format!(
                 "the config differs from the checkpoint's in {}",
                 keys.join(", ")
+            )
+        } else if !changed.is_empty() {
+            // Replaying the envs' recorded actions on other data would silently diverge.
+            format!(
+                "the env's files are not what it was trained on: {}",
+                changed.join("; ")
+            )
+        } else if meta.versions.format >= 2 && meta.action_layout != actions {
+            format!(
+                "it was trained with the actions {:?}, the env has {actions:?}",
+                meta.action_layout
             )
         } else if meta.obs_dim != obs_dim || meta.num_actions != num_actions {
             format!(
@@ -269,7 +307,11 @@ impl<'a> Checkpoints<'a> {
         tb: &mut TbWriter,
         at: At,
         learner: Learner<'_>,
-        mut snapshot: Snapshot<'_, impl FnMut(Option<&str>) -> Result<A, TrainError>>,
+        mut snapshot: Snapshot<
+            '_,
+            A,
+            impl FnMut() -> Result<Vec<(&'static str, Extra)>, TrainError>,
+        >,
     ) -> Result<Option<Outcome>, TrainError> {
         let crossed = |every: u64| crossed(every, at.global_step, at.step_size);
         let eval_every = self.config.eval.every_steps;
@@ -281,19 +323,17 @@ impl<'a> Checkpoints<'a> {
                 at.global_step,
             )?;
             if snapshot.episodes.improves_eval(result.mean_return) {
-                let state = snapshot.state(None)?;
-                self.save("best", at.global_step, &learner, &state)?;
+                let state = snapshot.state();
+                self.save("best", at.global_step, &learner, &state, Vec::new())?;
             }
         }
         if crossed(self.config.run.checkpoint_every_steps) || at.last || at.stop.any() {
-            let stem = checkpoint::stem("step", at.global_step);
-            let state = snapshot.state(Some(&stem))?;
-            let mut path = self.save("step", at.global_step, &learner, &state)?;
+            let extras = (snapshot.periodic_extras)()?;
+            let state = snapshot.state();
+            let mut path = self.save("step", at.global_step, &learner, &state, extras)?;
             checkpoint::prune_periodic(&self.dir, self.config.run.keep_checkpoints)?;
-            self.prune_extras()?;
             if at.last {
-                let state = snapshot.state(None)?;
-                path = self.save("final", at.global_step, &learner, &state)?;
+                path = self.save("final", at.global_step, &learner, &state, Vec::new())?;
             }
             self.last = Some(path);
             tb.flush();
@@ -307,6 +347,7 @@ impl<'a> Checkpoints<'a> {
         global_step: u64,
         learner: &Learner<'_>,
         state: &TrainerState<A>,
+        extras: Vec<(&str, Extra)>,
     ) -> Result<PathBuf, TrainError> {
         Ok(checkpoint::save(
             &self.dir,
@@ -320,81 +361,31 @@ impl<'a> Checkpoints<'a> {
                 policy: learner.policy,
                 optimizer: learner.optimizer,
                 normalizer: learner.normalizer,
+                extras,
+                sources: &self.sources,
                 trainer_state: serde_json::to_value(state).expect("trainer state serialises"),
             },
         )?)
     }
-
-    /// Removes the extra files whose periodic checkpoint was pruned.
-    fn prune_extras(&self) -> Result<(), TrainError> {
-        if self.extras.is_empty() {
-            return Ok(());
-        }
-        let files: Vec<String> = fs::read_dir(&self.dir)
-            .map_err(TrainError::io(&self.dir))?
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
-            .collect();
-        for name in orphaned_extras(&files, self.extras) {
-            let path = self.dir.join(&name);
-            fs::remove_file(&path).map_err(TrainError::io(path))?;
-        }
-        Ok(())
-    }
 }
 
-impl<A, F: FnMut(Option<&str>) -> Result<A, TrainError>> Snapshot<'_, F> {
-    fn state(&mut self, periodic_stem: Option<&str>) -> Result<TrainerState<A>, TrainError> {
+impl<A: Serialize, F> Snapshot<'_, A, F> {
+    fn state(&self) -> TrainerState<&A> {
         let num_envs = self.venv.num_envs();
-        Ok(TrainerState {
+        TrainerState {
             shared: SharedState {
                 action_rng: self.action_rng.clone(),
                 envs: (0..num_envs).map(|i| self.venv.env(i).snapshot()).collect(),
                 episodes: self.episodes.clone(),
             },
-            algo: (self.algo)(periodic_stem)?,
-        })
+            algo: &self.algo,
+        }
     }
-}
-
-/// The periodic-checkpoint extras (`step_<n><suffix>`) whose `step_<n>.json` is gone (pure).
-fn orphaned_extras(files: &[String], suffixes: &[&str]) -> Vec<String> {
-    files
-        .iter()
-        .filter(|name| {
-            let stem = suffixes.iter().find_map(|s| name.strip_suffix(s));
-            stem.is_some_and(|stem| {
-                stem.starts_with("step_") && !files.contains(&format!("{stem}.json"))
-            })
-        })
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extras_are_kept_only_beside_their_checkpoint() {
-        let files: Vec<String> = [
-            "step_0000000100.json",
-            "step_0000000100.target.safetensors",
-            "step_0000000100.replay.bin",
-            "step_0000000050.target.safetensors",
-            "step_0000000050.replay.bin",
-            "best.json",
-            "best_0000000100.safetensors",
-        ]
-        .map(String::from)
-        .to_vec();
-        assert_eq!(
-            orphaned_extras(&files, &[".target.safetensors", ".replay.bin"]),
-            [
-                "step_0000000050.target.safetensors",
-                "step_0000000050.replay.bin"
-            ]
-        );
-    }
 
     /// Checkpoints written before the state was split into a shared and a per-loop part
     /// still resume: the JSON field names are the same.

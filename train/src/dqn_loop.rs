@@ -12,12 +12,12 @@
 //! `target_update_frequency` steps: update the target network (hard copy, or Polyak with
 //! `tau < 1`).
 //!
-//! Checkpoints: the online network and Adam go into the PPO checkpoint format (the greedy
-//! action of a Q-network is the arg-max of its policy head, so `LoadedPolicy` and lepton-eval
-//! read DQN checkpoints unchanged). Periodic checkpoints add the target network
-//! (`step_<n>.target.safetensors`) and, with `dqn.checkpoint_replay = true`, the replay buffer
-//! (`step_<n>.replay.bin`); with both, a resumed CPU run continues exactly. Without the replay
-//! buffer a resumed run refills it and learns again once it holds a batch.
+//! Checkpoints: the online network (recorded as a `q` head, so `LoadedPolicy` and lepton-eval
+//! decode it by the legal arg-max, as it was trained) and Adam go into the shared checkpoint
+//! format. Periodic checkpoints add the named extra groups `target` (the target network) and,
+//! with `dqn.checkpoint_replay = true`, `replay` (the replay buffer); with both, a resumed CPU
+//! run continues exactly. Without the replay buffer a resumed run refills it and learns again
+//! once it holds a batch.
 //!
 //! TensorBoard tags (besides the shared `charts/episodic_return`, `charts/episodic_length`,
 //! `charts/sps`, `cluster/*`, `eval/*`): `losses/td_loss` (importance-weighted Huber loss),
@@ -25,14 +25,10 @@
 //! `replay/beta`, `replay/mean_priority`, `replay/size` — every [`LOG_EVERY_STEPS`] env steps
 //! once learning has started.
 
-use std::fs;
-use std::io::BufReader;
-use std::path::Path;
-
-use lepton_agent::checkpoint;
+use lepton_agent::checkpoint::{self, Extra};
 use lepton_agent::dqn::{self, QNetwork, epsilon_greedy};
 use lepton_agent::networks::with_torch_rng;
-use lepton_agent::ppo::Adam;
+use lepton_agent::optim::Adam;
 use lepton_agent::replay::{ReplayBuffer, SampleBatch, StepRecord};
 use lepton_env::Env;
 use rand::SeedableRng;
@@ -59,34 +55,24 @@ const ENV_STREAM: u64 = 0x656e_7673;
 const ACTION_STREAM: u64 = 0x6163_7473;
 const REPLAY_STREAM: u64 = 0x7265_706c;
 
-/// The files written beside each periodic checkpoint (`step_<n><suffix>`).
-const TARGET_SUFFIX: &str = ".target.safetensors";
-const REPLAY_SUFFIX: &str = ".replay.bin";
-
-/// DQN's own part of a checkpoint's `trainer_state` (beside the shared one).
+/// DQN's own part of a checkpoint's `trainer_state` (beside the shared one). The target
+/// network and the replay buffer are the checkpoint's extra groups `target` and `replay`.
 #[derive(Serialize, Deserialize)]
 struct DqnState {
     num_updates: u64,
-    /// Target-network weights beside the metadata (periodic checkpoints only). Like the
-    /// tensor files, the extras are written atomically before the metadata that names them.
-    target_file: Option<String>,
-    /// The replay buffer beside the metadata (periodic checkpoints with `dqn.checkpoint_replay`).
-    replay_file: Option<String>,
 }
 
 /// Trains with `config` (already resolved and validated, `algo = "dqn"`).
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let RunSetup { device, spec } = RunSetup::open(config)?;
-    let mut checkpoints =
-        Checkpoints::open(config, &options.run_dir, &[TARGET_SUFFIX, REPLAY_SUFFIX])?;
-    let ckpt_dir = checkpoints.dir.clone();
+    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let dqn_cfg = &config.dqn;
     let replay_cfg = &config.replay;
     let num_envs = dqn_cfg.num_envs;
     let seed = config.train.seed;
     let total_steps = config.train.total_steps;
     let mut venv = spec.training_envs(num_envs, config.run.env_threads)?;
-    let layout = venv.env(0).obs_layout();
+    let (layout, actions_layout) = (venv.env(0).obs_layout(), venv.env(0).action_layout());
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 
     let network = || {
@@ -94,7 +80,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             &config.network,
             dqn_cfg.dueling,
             layout,
-            num_actions,
+            &actions_layout,
             device,
         )
     };
@@ -102,7 +88,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         Ok::<_, TrainError>((network()?, network()?))
     })?;
     target.update_from(&online, 1.0);
-    let mut adam = Adam::new(online.policy(), dqn_cfg.adam_eps);
+    let mut adam = Adam::new(online.policy().named_parameters(), dqn_cfg.adam_eps);
     let mut buffer = ReplayBuffer::new(
         replay_cfg,
         dqn_cfg.gamma,
@@ -119,20 +105,24 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         let resumed: Resumed<DqnState> =
             checkpoints.resume(&options.run_dir, online.policy(), &mut adam, &mut venv)?;
         (action_rng, episodes) = (resumed.action_rng, resumed.episodes);
-        let Some(target_file) = &resumed.algo.target_file else {
-            return Err(TrainError::Resume {
-                checkpoint: resumed.checkpoint,
-                reason: "a periodic DQN checkpoint without its target network".into(),
-            });
-        };
-        read_target(&target, &ckpt_dir.join(target_file))?;
-        if let Some(replay_file) = &resumed.algo.replay_file {
-            read_replay(&mut buffer, &ckpt_dir.join(replay_file))?;
+        let (path, meta) = (&resumed.checkpoint, &resumed.meta);
+        let target_params = target.policy().named_parameters();
+        checkpoint::load_extra_tensors(path, meta, "target", &target_params)
+            .map_err(TrainError::ResumeCheckpoint)?;
+        if let Some(bytes) = checkpoint::read_extra_bytes(path, meta, "replay")
+            .map_err(TrainError::ResumeCheckpoint)?
+        {
+            buffer
+                .read_from(&mut bytes.as_slice())
+                .map_err(|source| TrainError::ReadReplay {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         num_updates = resumed.algo.num_updates;
         global_step = resumed.meta.global_step;
     }
-    venv.reset(Some(mix64(seed ^ ENV_STREAM)));
+    checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM))?;
 
     let RunLogs {
         mut tb,
@@ -243,7 +233,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         }
 
         // Evaluate and checkpoint; a periodic checkpoint keeps the target network and, with
-        // `dqn.checkpoint_replay`, the replay buffer beside it.
+        // `dqn.checkpoint_replay`, the replay buffer.
         let at = At::now(options, global_step, step_size, last);
         let learner = Learner {
             policy: online.policy(),
@@ -255,23 +245,18 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             venv: &venv,
             action_rng: &action_rng,
             episodes: &mut episodes,
-            algo: |periodic_stem: Option<&str>| {
-                let mut state = DqnState {
-                    num_updates,
-                    target_file: None,
-                    replay_file: None,
-                };
-                if let Some(stem) = periodic_stem {
-                    let target_file = format!("{stem}{TARGET_SUFFIX}");
-                    write_target(&target, &ckpt_dir.join(&target_file))?;
-                    state.target_file = Some(target_file);
-                    if dqn_cfg.checkpoint_replay {
-                        let replay_file = format!("{stem}{REPLAY_SUFFIX}");
-                        write_replay(&buffer, &ckpt_dir.join(&replay_file))?;
-                        state.replay_file = Some(replay_file);
-                    }
+            algo: DqnState { num_updates },
+            periodic_extras: || {
+                let mut extras =
+                    vec![("target", Extra::Tensors(target.policy().named_parameters()))];
+                if dqn_cfg.checkpoint_replay {
+                    let mut bytes = Vec::new();
+                    buffer
+                        .write_to(&mut bytes)
+                        .expect("writing to memory cannot fail");
+                    extras.push(("replay", Extra::Bytes(bytes)));
                 }
-                Ok(state)
+                Ok(extras)
             },
         };
         if let Some(stopped) =
@@ -312,76 +297,16 @@ fn q_values_cpu(online: &QNetwork, obs: &[f32], rows: usize, device: Device) -> 
     })
 }
 
-/// Writes the target network's weights to `path` atomically (a synced temporary file, renamed).
-fn write_target(target: &QNetwork, path: &Path) -> Result<(), TrainError> {
-    let tmp = path.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(&target.policy().named_parameters(), &tmp).map_err(|source| {
-        TrainError::WriteTensors {
-            path: tmp.clone(),
-            source,
-        }
-    })?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(TrainError::io(&tmp))?;
-    fs::rename(&tmp, path).map_err(TrainError::io(path))
-}
-
-/// Writes the replay buffer to `path` atomically.
-fn write_replay(buffer: &ReplayBuffer, path: &Path) -> Result<(), TrainError> {
-    let mut bytes = Vec::new();
-    buffer.write_to(&mut bytes).map_err(TrainError::io(path))?;
-    Ok(checkpoint::write_atomic(path, &bytes)?)
-}
-
-/// Reads the target network's weights from `path` (written by [`write_target`]).
-fn read_target(target: &QNetwork, path: &Path) -> Result<(), TrainError> {
-    let tensors = Tensor::read_safetensors(path).map_err(|source| TrainError::ReadTensors {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    load_named(target, &tensors).map_err(|reason| TrainError::Resume {
-        checkpoint: path.to_path_buf(),
-        reason,
-    })
-}
-
-/// Reads the replay buffer from `path` (written by [`write_replay`]).
-fn read_replay(buffer: &mut ReplayBuffer, path: &Path) -> Result<(), TrainError> {
-    let bad = |source| TrainError::ReadReplay {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = fs::File::open(path).map_err(|e| bad(e.into()))?;
-    buffer.read_from(&mut BufReader::new(file)).map_err(bad)
-}
-
-/// Copies saved tensors into `network`'s parameters by name (all must be present, same shapes).
-fn load_named(network: &QNetwork, tensors: &[(String, Tensor)]) -> Result<(), String> {
-    for (name, mut param) in network.policy().named_parameters() {
-        let src = tensors.iter().find(|(n, _)| *n == name).map(|(_, t)| t);
-        let src = src.ok_or_else(|| format!("target network file has no tensor '{name}'"))?;
-        if src.size() != param.size() {
-            return Err(format!(
-                "target tensor '{name}' has shape {:?}, expected {:?}",
-                src.size(),
-                param.size()
-            ));
-        }
-        tch::no_grad(|| param.copy_(src));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpointing::TrainerState;
 
-    /// A `trainer_state` as DQN checkpoints wrote it before the shared part had its own
-    /// struct: it still reads, and writes back field for field.
+    /// A `trainer_state` as format-1 DQN checkpoints wrote it (with the names of the target
+    /// and replay files, which format 2 keeps as the metadata's extra groups): it still
+    /// reads, and writes back field for field but for those names.
     #[test]
-    fn reads_and_writes_the_saved_trainer_state_unchanged() {
+    fn reads_a_format_1_trainer_state() {
         let saved = serde_json::json!({
             "action_rng": { "seed": vec![7u8; 32], "stream": 0, "word_pos": "1234" },
             "envs": [{ "base_seed": 3, "episodes_started": 1, "actions": [],
@@ -395,6 +320,10 @@ mod tests {
             "replay_file": null,
         });
         let state: TrainerState<DqnState> = serde_json::from_value(saved.clone()).unwrap();
-        assert_eq!(serde_json::to_value(&state).unwrap(), saved);
+        let mut expected = saved;
+        let fields = expected.as_object_mut().unwrap();
+        fields.remove("target_file");
+        fields.remove("replay_file");
+        assert_eq!(serde_json::to_value(&state).unwrap(), expected);
     }
 }

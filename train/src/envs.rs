@@ -9,44 +9,17 @@
 //! actions (the env contract makes a trajectory a function of its seed and actions; the env
 //! checker tests it). Replaying costs at most one episode of steps per env.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lepton_env::scenario::{self, Scenario};
 use lepton_env::schedulers;
 use lepton_env::{
-    BoxSpace, CartPole, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout, TimeLimit, Transition,
-    VecEnv, VecEnvBuildError,
+    ActionLayout, BoxSpace, CartPole, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout,
+    TimeLimit, Transition, VecEnv, VecEnvBuildError,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, EnvConfig, EnvKind};
-
-/// Any env behind a box, so wrappers can nest it.
-pub struct DynEnv(pub Box<dyn Env>);
-
-impl Env for DynEnv {
-    fn observation_space(&self) -> &BoxSpace {
-        self.0.observation_space()
-    }
-    fn action_space(&self) -> Discrete {
-        self.0.action_space()
-    }
-    fn obs_layout(&self) -> ObsLayout {
-        self.0.obs_layout()
-    }
-    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
-        self.0.reset(seed, obs)
-    }
-    fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
-        self.0.step(action, obs)
-    }
-    fn action_mask(&self, mask: &mut [bool]) {
-        self.0.action_mask(mask)
-    }
-    fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
-        self.0.episode_metrics()
-    }
-}
 
 /// A resolved env config: what to build, ready to build many copies.
 #[derive(Clone, Debug)]
@@ -128,15 +101,23 @@ impl EnvSpec {
         VecEnv::new(envs, num_threads)
     }
 
+    /// The scenario file and the data files it names (empty for envs built in code), whose
+    /// content hashes checkpoints keep so that a resume on changed data is refused.
+    pub fn source_files(&self) -> Vec<PathBuf> {
+        self.scenario
+            .as_ref()
+            .map_or_else(Vec::new, Scenario::source_files)
+    }
+
     /// A fresh env (reset it before use).
-    pub fn make(&self) -> DynEnv {
+    pub fn make(&self) -> Box<dyn Env> {
         let env: Box<dyn Env> = match (self.kind, &self.scenario) {
             (EnvKind::Scenario, Some(s)) => Box::new(s.build()),
             _ => Box::new(CartPole::v1(0)),
         };
         match self.max_episode_steps {
-            Some(limit) => DynEnv(Box::new(TimeLimit::new(DynEnv(env), limit))),
-            None => DynEnv(env),
+            Some(limit) => Box::new(TimeLimit::new(env, limit)),
+            None => env,
         }
     }
 }
@@ -169,7 +150,7 @@ pub struct EnvSnapshot {
 /// See the module docs. Also keeps the running return and length of the episode, so they
 /// survive a resume, and those of the episode that just ended.
 pub struct Replayable {
-    inner: DynEnv,
+    inner: Box<dyn Env>,
     base_seed: u64,
     episodes_started: u64,
     actions: Vec<u32>,
@@ -179,10 +160,12 @@ pub struct Replayable {
     /// autoreset that follows it; cleared by the next step).
     pub last_episode: Option<(f64, usize)>,
     pending_restore: Option<EnvSnapshot>,
+    /// Why the last restore could not replay the recorded actions (the env's data changed).
+    restore_error: Option<String>,
 }
 
 impl Replayable {
-    pub fn new(inner: DynEnv) -> Self {
+    pub fn new(inner: Box<dyn Env>) -> Self {
         Self {
             inner,
             base_seed: 0,
@@ -192,7 +175,15 @@ impl Replayable {
             episode_length: 0,
             last_episode: None,
             pending_restore: None,
+            restore_error: None,
         }
+    }
+
+    /// Why the last restore failed, if it did: a recorded action was illegal on replay, or the
+    /// episode ended before its recorded actions did. Either means the env is not the one the
+    /// snapshot was taken from.
+    pub fn take_restore_error(&mut self) -> Option<String> {
+        self.restore_error.take()
     }
 
     /// The next `reset` rebuilds `snapshot`'s state instead of starting an episode.
@@ -232,6 +223,9 @@ impl Env for Replayable {
     fn obs_layout(&self) -> ObsLayout {
         self.inner.obs_layout()
     }
+    fn action_layout(&self) -> ActionLayout {
+        self.inner.action_layout()
+    }
 
     /// `Some(seed)` makes `seed` the base seed and restarts the episode counter; `None` (an
     /// autoreset) starts the next episode of the sequence.
@@ -240,10 +234,24 @@ impl Env for Replayable {
             self.base_seed = snap.base_seed;
             self.episodes_started = snap.episodes_started.saturating_sub(1);
             self.start_episode(obs);
-            for &a in &snap.actions {
-                self.inner
-                    .step(a as usize, obs)
-                    .expect("replaying a recorded action succeeds (the env is deterministic)");
+            let n = snap.actions.len();
+            for (k, &a) in snap.actions.iter().enumerate() {
+                match self.inner.step(a as usize, obs) {
+                    // A snapshot is taken mid-episode: its actions never end the episode.
+                    Ok(t) if t.episode_over() => {
+                        self.restore_error = Some(format!(
+                            "the episode ended after {} of its {n} recorded actions",
+                            k + 1
+                        ));
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.restore_error =
+                            Some(format!("recorded action {k} of {n} ({a}) failed: {e}"));
+                        break;
+                    }
+                }
             }
             self.actions = snap.actions;
             self.episode_return = snap.episode_return;
@@ -324,6 +332,26 @@ mod tests {
                 assert_eq!(a.env(i).last_episode, b.env(i).last_episode);
             }
         }
+    }
+
+    /// A snapshot whose actions no longer fit the env (here: more actions than a CartPole
+    /// episode of all-left pushes lasts) is reported, not a panic.
+    #[test]
+    fn a_restore_that_cannot_replay_reports_why() {
+        let spec = cartpole_spec();
+        let mut env = Replayable::new(spec.make());
+        env.restore_on_next_reset(EnvSnapshot {
+            base_seed: 1,
+            episodes_started: 1,
+            actions: vec![0; 600],
+            episode_return: 0.0,
+            episode_length: 600,
+        });
+        let mut obs = vec![0.0; 4];
+        env.reset(Some(5), &mut obs);
+        let err = env.take_restore_error().unwrap();
+        assert!(err.contains("of its 600 recorded actions"), "{err}");
+        assert_eq!(env.take_restore_error(), None);
     }
 
     #[test]

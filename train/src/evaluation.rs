@@ -4,11 +4,11 @@
 
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
-use lepton_env::VecEnv;
+use lepton_env::{Env, VecEnv};
 use tch::{Device, Tensor};
 
 use crate::config::TrainConfig;
-use crate::envs::{DynEnv, EnvSpec};
+use crate::envs::EnvSpec;
 use crate::run::TrainError;
 use crate::tensorboard::TbWriter;
 
@@ -30,7 +30,7 @@ pub fn evaluate(
     device: Device,
 ) -> Result<EvalResult, TrainError> {
     let n = config.eval.num_episodes;
-    let envs: Vec<DynEnv> = (0..n).map(|_| spec.make()).collect();
+    let envs: Vec<Box<dyn Env>> = (0..n).map(|_| spec.make()).collect();
     let mut venv = VecEnv::new(envs, config.run.env_threads)?;
     venv.reset(Some(config.eval.seed));
     let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());

@@ -22,17 +22,18 @@
 use std::time::{Duration, Instant};
 
 use lepton_agent::distributions::{MaskedCategorical, sample_masked};
-use lepton_agent::networks::{Policy, with_torch_rng};
+use lepton_agent::networks::{Head, Policy, with_torch_rng};
 use lepton_agent::normalize::ObsNormalizer;
-use lepton_agent::ppo::{self, Adam};
-use lepton_agent::rollout::RolloutBuffer;
+use lepton_agent::optim::Adam;
+use lepton_agent::ppo;
+use lepton_agent::rollout::{self, RolloutBuffer};
 use lepton_env::{Env, VecEnv};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, rng_state};
+use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, no_extras, rng_state};
 use crate::config::TrainConfig;
 use crate::envs::{Replayable, mix64};
 use crate::evaluation::Evaluator;
@@ -54,18 +55,24 @@ const MINIBATCH_STREAM: u64 = 0x6d62_7368;
 /// Trains with `config` (already resolved and validated, `algo = "ppo"`).
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let RunSetup { device, spec } = RunSetup::open(config)?;
-    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &[])?;
+    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let ppo_cfg = &config.ppo;
     let (num_envs, num_steps) = (ppo_cfg.num_envs, ppo_cfg.num_steps);
     let seed = config.train.seed;
     let mut venv = spec.training_envs(num_envs, config.run.env_threads)?;
-    let layout = venv.env(0).obs_layout();
+    let (layout, actions_layout) = (venv.env(0).obs_layout(), venv.env(0).action_layout());
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 
     let policy = with_torch_rng(Some(seed as i64), || {
-        Policy::new(&config.network, layout, num_actions, device)
+        Policy::new(
+            &config.network,
+            layout,
+            &actions_layout,
+            Head::Logits,
+            device,
+        )
     })?;
-    let mut adam = Adam::new(&policy, ppo_cfg.adam_eps);
+    let mut adam = Adam::new(policy.named_parameters(), ppo_cfg.adam_eps);
     let mut normalizer = ppo_cfg
         .normalize_obs
         .then(|| ObsNormalizer::new(obs_dim, 10.0));
@@ -83,7 +90,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         global_step = resumed.meta.global_step;
         iteration = resumed.meta.iteration as usize + 1;
     }
-    venv.reset(Some(mix64(seed ^ ENV_STREAM)));
+    checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM))?;
 
     let RunLogs {
         mut tb,
@@ -151,13 +158,12 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             for (o, (&term, &trunc)) in over.iter_mut().zip(terminated.iter().zip(truncated)) {
                 *o = if term || trunc { 1.0 } else { 0.0 };
             }
-            bootstrap_truncated(
-                &venv,
-                &policy,
-                normalizer.as_ref(),
-                ppo_cfg.gamma,
-                device,
+            rollout::bootstrap_truncated(
                 &mut rewards,
+                terminated,
+                truncated,
+                ppo_cfg.gamma,
+                |envs| final_values(&venv, envs, &policy, normalizer.as_ref(), device),
             );
             buffer.record_outcome(step, &rewards, &over);
             episodes.record_finished(&mut tb, &venv, &spec.resource_names, global_step);
@@ -231,11 +237,10 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             venv: &venv,
             action_rng: &action_rng,
             episodes: &mut episodes,
-            algo: |_: Option<&str>| {
-                Ok(PpoState {
-                    minibatch_rng: minibatch_rng.clone(),
-                })
+            algo: PpoState {
+                minibatch_rng: minibatch_rng.clone(),
             },
+            periodic_extras: no_extras,
         };
         if let Some(stopped) =
             checkpoints.evaluate_and_checkpoint(&evaluator, &mut tb, at, learner, snapshot)?
@@ -270,24 +275,17 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     })
 }
 
-/// Adds γ·V(final observation) to the reward of every env whose episode was truncated (and
-/// not terminated) on the last step: the time limit is not part of the MDP.
-fn bootstrap_truncated(
+/// The values of the final observations of `envs` (whose episodes just ended), for the
+/// truncation bootstrap.
+fn final_values(
     venv: &VecEnv<Replayable>,
+    envs: &[usize],
     policy: &Policy,
     normalizer: Option<&ObsNormalizer>,
-    gamma: f64,
     device: Device,
-    rewards: &mut [f32],
-) {
-    let truncated: Vec<usize> = (0..venv.num_envs())
-        .filter(|&i| venv.truncated()[i] && !venv.terminated()[i])
-        .collect();
-    if truncated.is_empty() {
-        return;
-    }
-    let mut final_obs: Vec<f32> = Vec::with_capacity(truncated.len() * venv.obs_dim());
-    for &i in &truncated {
+) -> Vec<f32> {
+    let mut final_obs: Vec<f32> = Vec::with_capacity(envs.len() * venv.obs_dim());
+    for &i in envs {
         final_obs.extend_from_slice(
             venv.final_observation(i)
                 .expect("a truncated env has a final observation"),
@@ -297,14 +295,12 @@ fn bootstrap_truncated(
         norm.normalize(&mut final_obs);
     }
     let obs = Tensor::from_slice(&final_obs)
-        .view([truncated.len() as i64, venv.obs_dim() as i64])
+        .view([envs.len() as i64, venv.obs_dim() as i64])
         .to_device(device);
     let values = tch::no_grad(|| policy.forward(&obs).1)
         .to_device(Device::Cpu)
         .to_kind(Kind::Float);
-    for (k, &i) in truncated.iter().enumerate() {
-        rewards[i] += (gamma * values.double_value(&[k as i64])) as f32;
-    }
+    Vec::<f32>::try_from(values).expect("values are float")
 }
 
 #[cfg(test)]

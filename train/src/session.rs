@@ -272,6 +272,11 @@ fn log_cluster_metrics(
     step: u64,
 ) {
     tb.scalar(&format!("{prefix}/mean_slowdown"), m.mean_slowdown, step);
+    tb.scalar(
+        &format!("{prefix}/completion_slowdown"),
+        m.completion_slowdown,
+        step,
+    );
     tb.scalar(&format!("{prefix}/p95_slowdown"), m.p95_slowdown, step);
     tb.scalar(&format!("{prefix}/mean_wait"), m.mean_wait, step);
     tb.scalar(&format!("{prefix}/num_dropped"), m.num_dropped as f64, step);

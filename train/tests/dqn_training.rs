@@ -78,11 +78,11 @@ fn dqn_resume_is_bit_exact() {
             checkpoint::read_meta(&b).unwrap(),
         );
         assert_eq!(
-            ma.weights_sha256, mb.weights_sha256,
+            ma.weights.sha256, mb.weights.sha256,
             "identical weights ({extra_overrides:?})"
         );
         assert_eq!(
-            ma.optimizer_sha256, mb.optimizer_sha256,
+            ma.optimizer.sha256, mb.optimizer.sha256,
             "identical optimizer state"
         );
         assert_eq!(

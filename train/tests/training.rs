@@ -32,7 +32,7 @@ fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
 }
 
 fn weights_hash(meta: &Path) -> String {
-    checkpoint::read_meta(meta).unwrap().weights_sha256
+    checkpoint::read_meta(meta).unwrap().weights.sha256
 }
 
 #[test]
@@ -82,9 +82,9 @@ fn resume_is_bit_exact() {
         checkpoint::read_meta(&straight.last_checkpoint).unwrap(),
         checkpoint::read_meta(&second.last_checkpoint).unwrap(),
     );
-    assert_eq!(a.weights_sha256, b.weights_sha256, "identical weights");
+    assert_eq!(a.weights.sha256, b.weights.sha256, "identical weights");
     assert_eq!(
-        a.optimizer_sha256, b.optimizer_sha256,
+        a.optimizer.sha256, b.optimizer.sha256,
         "identical optimizer state"
     );
     assert_eq!(a.normalizer, b.normalizer);
@@ -110,6 +110,59 @@ fn incompatible_resume_is_refused_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cannot resume"), "{err}");
+}
+
+/// Editing the scenario between a stop and `--resume` would replay the recorded actions on
+/// other data: the resume is refused with exit code 2, naming the file that changed.
+#[test]
+fn resume_after_the_scenario_changed_exits_2_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("tiny.toml");
+    std::fs::copy(repo_root().join("configs/scenarios/tiny.toml"), &scenario).unwrap();
+    let config = config_with(
+        "ppo_cloud.toml",
+        &[
+            format!("env.scenario=\"{}\"", scenario.display()),
+            "train.total_steps=512".into(),
+            "ppo.num_envs=2".into(),
+            "ppo.num_steps=64".into(),
+            "run.device=cpu".into(),
+            "eval.every_steps=0".into(),
+        ],
+    );
+    let run = tmp.path().join("run");
+    train(&config, &options(&run, false, Some(256)));
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&scenario, text.replace("count = 2", "count = 3")).unwrap();
+    let out = bin()
+        .arg("--resume")
+        .arg(&run)
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} changed since the checkpoint",
+            scenario.display()
+        )),
+        "{stderr}"
+    );
+    // Restored, the resume goes through.
+    std::fs::write(&scenario, text).unwrap();
+    let out = bin()
+        .arg("--resume")
+        .arg(&run)
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Return clearly above random (about 22) within a budget that takes seconds.
