@@ -311,7 +311,10 @@ pub fn signed_rank(diffs: &[f64]) -> SignedRank {
         let mut d = w - expected;
         d -= 0.5 * if d == 0.0 { 0.0 } else { d.signum() };
         let z = d / variance.sqrt();
-        ((erfc(z.abs() / std::f64::consts::SQRT_2)).min(1.0), PValueMethod::Normal)
+        (
+            (erfc(z.abs() / std::f64::consts::SQRT_2)).min(1.0),
+            PValueMethod::Normal,
+        )
     };
     SignedRank {
         num_nonzero: n,
@@ -495,7 +498,11 @@ mod tests {
 
     #[test]
     fn signed_rank_of_six_pairs_with_a_tie_and_a_zero_matches_scipy() {
-        let diffs: Vec<f64> = CANDIDATE.iter().zip(REFERENCE).map(|(c, r)| c - r).collect();
+        let diffs: Vec<f64> = CANDIDATE
+            .iter()
+            .zip(REFERENCE)
+            .map(|(c, r)| c - r)
+            .collect();
         let test = signed_rank(&diffs);
         // The zero is dropped: n = 5, |d| = 1, 1, 1, 2, 2 → ranks 2, 2, 2, 4.5, 4.5.
         // W+ = 4.5 (the +2), W− = 2 + 2 + 2 + 4.5 = 10.5, W = 4.5.
@@ -505,7 +512,10 @@ mod tests {
         // var = 5·6·11/24 − ((3³−3) + (2³−2))/48 = 13.125; z = (4.5 − 7.5 + 0.5)/√13.125.
         // scipy 1.17: wilcoxon(c, r, zero_method="wilcox", correction=True, method="approx")
         // → statistic 4.5, pvalue 0.4901529604158249.
-        assert!((test.p_value - 0.490_152_960_415_824_9).abs() < 1e-6, "{test:?}");
+        assert!(
+            (test.p_value - 0.490_152_960_415_824_9).abs() < 1e-6,
+            "{test:?}"
+        );
     }
 
     #[test]
@@ -533,7 +543,10 @@ mod tests {
         let test = signed_rank(&diffs);
         // scipy 1.17, zero_method="wilcox", correction=True, method="approx": 653.5, 0.08087225437191971.
         assert_eq!((test.num_nonzero, test.w), (59, 653.5));
-        assert!((test.p_value - 0.080_872_254_371_919_71).abs() < 1e-6, "{test:?}");
+        assert!(
+            (test.p_value - 0.080_872_254_371_919_71).abs() < 1e-6,
+            "{test:?}"
+        );
     }
 
     #[test]
@@ -543,18 +556,45 @@ mod tests {
             confidence: 0.95,
             seed: 7,
         };
-        let p = paired(&[CANDIDATE.to_vec()], &[REFERENCE.to_vec()], false, &config, 1);
+        let p = paired(
+            &[CANDIDATE.to_vec()],
+            &[REFERENCE.to_vec()],
+            false,
+            &config,
+            1,
+        );
         assert_eq!((p.n, p.wins, p.losses, p.ties), (6, 4, 1, 1));
         // Means 62/6 and 65/6: difference −0.5, ratio 62/65 − 1 = −4.615%.
         assert!((p.mean_diff + 0.5).abs() < 1e-12);
         assert!((p.relative_diff - (62.0 / 65.0 - 1.0)).abs() < 1e-12);
-        assert!(p.ci_low < p.relative_diff && p.relative_diff < p.ci_high, "{p:?}");
+        assert!(
+            p.ci_low < p.relative_diff && p.relative_diff < p.ci_high,
+            "{p:?}"
+        );
         // The one +2 can dominate a resample, so the interval reaches above 0.
-        assert!(p.ci_low > -0.2 && p.ci_high > 0.0 && p.ci_high < 0.2, "{p:?}");
+        assert!(
+            p.ci_low > -0.2 && p.ci_high > 0.0 && p.ci_high < 0.2,
+            "{p:?}"
+        );
         assert_eq!((p.ci_low, p.ci_high), (PAIRED_CI_LOW, PAIRED_CI_HIGH));
-        assert_eq!(p, paired(&[CANDIDATE.to_vec()], &[REFERENCE.to_vec()], false, &config, 1));
+        assert_eq!(
+            p,
+            paired(
+                &[CANDIDATE.to_vec()],
+                &[REFERENCE.to_vec()],
+                false,
+                &config,
+                1
+            )
+        );
         // Higher-is-better swaps wins and losses, nothing else.
-        let up = paired(&[CANDIDATE.to_vec()], &[REFERENCE.to_vec()], true, &config, 1);
+        let up = paired(
+            &[CANDIDATE.to_vec()],
+            &[REFERENCE.to_vec()],
+            true,
+            &config,
+            1,
+        );
         assert_eq!((up.wins, up.losses, up.ci_low), (1, 4, p.ci_low));
     }
 
@@ -577,7 +617,10 @@ mod tests {
             0,
         );
         assert_eq!((p.wins, p.losses), (20, 0));
-        assert!(p.ci_low < -0.08 && p.ci_high > -0.12 && p.ci_high < 0.0, "{p:?}");
+        assert!(
+            p.ci_low < -0.08 && p.ci_high > -0.12 && p.ci_high < 0.0,
+            "{p:?}"
+        );
         // Unpaired, the two intervals overlap almost entirely: no difference is visible.
         let (c, r) = (
             bootstrap_mean(&candidate, &config, 1),
@@ -605,7 +648,10 @@ mod tests {
         let apart = bootstrap_runs_mean(&spread, &config, 3);
         assert!((same.mean - one.mean).abs() < 1e-12 && (apart.mean - one.mean).abs() < 1e-12);
         let width = |e: Estimate| e.ci_high - e.ci_low;
-        assert!((width(same) - width(one)).abs() < 0.3 * width(one), "{same:?} {one:?}");
+        assert!(
+            (width(same) - width(one)).abs() < 0.3 * width(one),
+            "{same:?} {one:?}"
+        );
         assert!(width(apart) > 2.0 * width(one), "{apart:?} {one:?}");
         // Paired against a reference on the same episodes, the runs' disagreement is what is left.
         let p = paired(&spread, std::slice::from_ref(&episodes), false, &config, 0);
