@@ -871,28 +871,29 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
         let first = scenario.seeds.first().copied().unwrap_or(0);
         let last = scenario.seeds.last().copied().unwrap_or(0);
         let _ = writeln!(md, "Seeds {first}..={last}.\n");
+        // The paired column comes first: it is the comparison the report is for.
         md.push_str("| contender |");
-        for def in METRICS {
-            let _ = write!(md, " {} |", def.label);
-        }
         if let Some(reference) = &scenario.reference {
             let _ = write!(md, " vs {reference} ({}) |", compared.label);
         }
-        md.push_str("\n|---|");
-        for _ in METRICS {
-            md.push_str("---:|");
+        for def in METRICS {
+            let _ = write!(md, " {} |", def.label);
         }
+        md.push_str("\n|---|");
         if scenario.reference.is_some() {
             md.push_str("---|");
+        }
+        for _ in METRICS {
+            md.push_str("---:|");
         }
         md.push('\n');
         for result in &scenario.results {
             let _ = write!(md, "| {} |", display_name(result));
-            for def in METRICS {
-                let _ = write!(md, " {} |", fmt_estimate(&result.metrics[def.key]));
-            }
             if scenario.reference.is_some() {
                 let _ = write!(md, " {} |", paired_cell(scenario, result, compared));
+            }
+            for def in METRICS {
+                let _ = write!(md, " {} |", fmt_estimate(&result.metrics[def.key]));
             }
             md.push('\n');
         }

@@ -160,6 +160,39 @@ fn smoke_report_is_byte_identical_across_runs_and_thread_counts() {
 }
 
 #[test]
+fn the_demo_suite_shows_the_paired_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = eval(&[
+        "--suite",
+        "configs/eval/demo.toml",
+        "--schedulers",
+        "sjf,tetris",
+        "--reference",
+        "tetris",
+        "--out",
+        s(tmp.path()),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    assert!(md.contains("| contender | vs tetris (slowdown) |"), "{md}");
+    let sjf = md.lines().find(|l| l.starts_with("| sjf |")).unwrap();
+    assert!(sjf.contains("/20, p"), "{sjf}");
+    // The point of pairing: the same seeds make the difference far tighter than either mean.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("report.json")).unwrap()).unwrap();
+    let cloud = &json["scenarios"][0];
+    let tetris = &cloud["results"][1]["metrics"]["mean_slowdown"];
+    let unpaired_width = (tetris["ci_high"].as_f64().unwrap() - tetris["ci_low"].as_f64().unwrap())
+        / tetris["mean"].as_f64().unwrap();
+    let paired = &cloud["paired"][0];
+    let paired_width = paired["ci_high"].as_f64().unwrap() - paired["ci_low"].as_f64().unwrap();
+    assert!(
+        paired_width < unpaired_width / 2.0,
+        "paired {paired_width}, unpaired {unpaired_width}"
+    );
+}
+
+#[test]
 fn gate_exits_0_when_the_candidate_holds_and_1_when_it_loses() {
     let tmp = tempfile::tempdir().unwrap();
     let suite = suite(tmp.path(), "deeprm", 3);
