@@ -292,8 +292,16 @@ fn resolve(args: Args) -> Result<Plan> {
                     report::FORMAT
                 );
             }
-            // Only the means are compared; an older layout's gate section is not read.
+            // Only the means are compared: the gate (whose layout changed between formats) and
+            // the paired statistics (which may hold nulls for NaN) are not read.
             value["gate"] = serde_json::Value::Null;
+            if let Some(scenarios) = value["scenarios"].as_array_mut() {
+                for scenario in scenarios {
+                    if let Some(fields) = scenario.as_object_mut() {
+                        fields.remove("paired");
+                    }
+                }
+            }
             let old: Report = serde_json::from_value(value).with_context(not_a_report)?;
             Some((path.to_string_lossy().into_owned(), old))
         }

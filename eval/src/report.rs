@@ -678,19 +678,20 @@ fn fmt_p(p: f64) -> String {
     }
 }
 
-/// A paired comparison in words: "12.3% better [9.4% better, 15.1% better] (wins 171/200,
-/// p<0.001)", the interval from its worse end to its better end.
+/// A paired comparison in words: "12.3% better [15.1% better, 9.4% better] (wins 171/200,
+/// p<0.001)". The interval runs from its better end to its worse end, as the gate's does (for
+/// a lower-is-better metric that is the numeric order of the relative difference).
 pub fn fmt_paired(p: &Paired, higher_is_better: bool) -> String {
-    let (worse_end, better_end) = if higher_is_better {
-        (p.ci_low, p.ci_high)
+    let (better_end, worse_end) = if higher_is_better {
+        (p.ci_high, p.ci_low)
     } else {
-        (-p.ci_high, -p.ci_low)
+        (-p.ci_low, -p.ci_high)
     };
     let point = fmt_better(improvement(p.relative_diff, higher_is_better));
     let interval = if p.ci_low == p.ci_high {
         String::new()
     } else {
-        format!(" [{}, {}]", fmt_better(worse_end), fmt_better(better_end))
+        format!(" [{}, {}]", fmt_better(better_end), fmt_better(worse_end))
     };
     format!(
         "{point}{interval} (wins {}/{}, {})",
@@ -1290,11 +1291,11 @@ mod tests {
         };
         assert!(
             fmt_paired(&paired, def.higher_is_better)
-                .starts_with("10.0% worse [15.0% worse, 5.0% worse]"),
+                .starts_with("10.0% worse [5.0% worse, 15.0% worse]"),
             "{}",
             fmt_paired(&paired, def.higher_is_better)
         );
-        assert!(fmt_paired(&paired, false).starts_with("10.0% better [5.0% better, 15.0% better]"));
+        assert!(fmt_paired(&paired, false).starts_with("10.0% better [15.0% better, 5.0% better]"));
     }
 
     /// Counts `needle` in `text`.
