@@ -315,6 +315,33 @@ fn compare_lists_regressions_against_an_older_report() {
     );
     let md = std::fs::read_to_string(new_dir.join("report.md")).unwrap();
     assert!(md.contains("1 regression(s) beyond 5.0%"), "{md}");
+    // A format-1 report (before paired statistics; its gate had one baseline) still compares.
+    let mut v1: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(old_dir.join("report.json")).unwrap()).unwrap();
+    v1["format"] = serde_json::json!("lepton-eval-report/1");
+    v1.as_object_mut().unwrap().remove("metric");
+    for scenario in v1["scenarios"].as_array_mut().unwrap() {
+        let fields = scenario.as_object_mut().unwrap();
+        fields.remove("reference");
+        fields.remove("paired");
+    }
+    v1["gate"] = serde_json::json!({"baseline": "sjf", "metric": "mean_slowdown", "margin": 0.05,
+        "passed": true, "checks": [{"scenario": "tiny", "candidate": "fcfs", "candidate_mean": 1.0,
+        "baseline_mean": 1.0, "relative_worse": 0.0, "passed": true}]});
+    let v1_path = tmp.path().join("v1.json");
+    std::fs::write(&v1_path, serde_json::to_vec(&v1).unwrap()).unwrap();
+    let from_v1 = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,fcfs",
+        "--out",
+        s(&tmp.path().join("from-v1")),
+        "--compare",
+        s(&v1_path),
+    ]);
+    assert_eq!(code(&from_v1), 0, "{}", text(&from_v1.stderr));
+    assert!(text(&from_v1.stdout).contains("0 regression(s)"));
 }
 
 /// Saves an untrained checkpoint for `layout` and `num_actions`; returns its metadata path.
