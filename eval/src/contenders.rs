@@ -11,26 +11,35 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// One loaded checkpoint, as report.json records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// The path as given on the command line (or as a glob expanded it).
+    pub path: String,
+    /// The metadata file it resolved to.
+    pub metadata_file: String,
+    /// SHA-256 of the metadata file (which records the weights' own hash).
+    pub metadata_sha256: String,
+    pub weights_sha256: String,
+    pub global_step: u64,
+    pub obs_dim: usize,
+    pub num_actions: usize,
+    /// What the policy's action indices mean (`None` for format-1 checkpoints, which did not
+    /// record it: their sizes are all that can be checked).
+    #[serde(skip)]
+    pub action_layout: Option<ActionLayout>,
+}
+
 /// What a contender is, as report.json records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ContenderKind {
     Heuristic,
-    Checkpoint {
-        /// The path as given on the command line.
-        path: String,
-        /// The metadata file it resolved to.
-        metadata_file: String,
-        /// SHA-256 of the metadata file (which records the weights' own hash).
-        metadata_sha256: String,
-        weights_sha256: String,
-        global_step: u64,
-        obs_dim: usize,
-        num_actions: usize,
-        /// What the policy's action indices mean (`None` for format-1 checkpoints, which did
-        /// not record it: their sizes are all that can be checked).
-        #[serde(skip)]
-        action_layout: Option<ActionLayout>,
+    Checkpoint(CheckpointInfo),
+    /// Checkpoints of one training procedure run with different seeds, scored as one
+    /// contender: every member plays every episode (`--checkpoint NAME=a,b,c`).
+    CheckpointGroup {
+        members: Vec<CheckpointInfo>,
     },
 }
 
@@ -40,8 +49,131 @@ pub struct Contender {
     pub name: String,
     #[serde(flatten)]
     pub kind: ContenderKind,
+    /// The metadata file of each member (empty for a heuristic).
     #[serde(skip)]
-    resolved: Option<PathBuf>,
+    resolved: Vec<PathBuf>,
+}
+
+/// What one `--checkpoint` flag asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckpointSpec {
+    /// `--checkpoint PATH`: one checkpoint, named `ckpt:<file stem>`.
+    Single(PathBuf),
+    /// `--checkpoint NAME=a,b,c` (items may be globs): one contender named NAME.
+    Group { name: String, paths: Vec<PathBuf> },
+}
+
+impl CheckpointSpec {
+    /// Parses one `--checkpoint` value. `NAME=LIST` is a group when NAME is a plain name (no
+    /// `/`) and the whole value is not an existing path; LIST is comma-separated, and an item
+    /// with `*`, `?` or `[` is a glob expanded in sorted order (it must match something).
+    pub fn parse(value: &str) -> Result<Self> {
+        let Some((name, list)) = value.split_once('=') else {
+            return Ok(Self::Single(PathBuf::from(value)));
+        };
+        if name.is_empty() || name.contains('/') || Path::new(value).exists() {
+            return Ok(Self::Single(PathBuf::from(value)));
+        }
+        if schedulers::NAMES.contains(&name) || name.starts_with("ckpt:") {
+            bail!(
+                "--checkpoint {value}: the group name `{name}` is taken (heuristic names and `ckpt:` are reserved)"
+            );
+        }
+        let mut paths = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            if item.contains(['*', '?', '[']) {
+                let matches = glob(item)?;
+                if matches.is_empty() {
+                    bail!("--checkpoint {value}: `{item}` matches no file");
+                }
+                paths.extend(matches);
+            } else {
+                paths.push(PathBuf::from(item));
+            }
+        }
+        if paths.is_empty() {
+            bail!("--checkpoint {value}: no checkpoint after `{name}=`");
+        }
+        Ok(Self::Group {
+            name: name.to_string(),
+            paths,
+        })
+    }
+}
+
+/// Whether `name` matches the shell pattern `pattern` (`*`, `?`, `[abc]`, `[a-z]`, `[!a]`).
+fn wildcard_match(pattern: &[char], name: &[char]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some(('*', rest)) => (0..=name.len()).any(|k| wildcard_match(rest, &name[k..])),
+        Some(('?', rest)) => !name.is_empty() && wildcard_match(rest, &name[1..]),
+        Some(('[', rest)) => {
+            let Some(close) = rest.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
+                return name.first() == Some(&'[') && wildcard_match(rest, &name[1..]);
+            };
+            let Some(first) = name.first() else {
+                return false;
+            };
+            let (negate, set) = match rest[..close].split_first() {
+                Some(('!', set)) => (true, set),
+                _ => (false, &rest[..close]),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == '-' {
+                    hit |= (set[i]..=set[i + 2]).contains(first);
+                    i += 3;
+                } else {
+                    hit |= set[i] == *first;
+                    i += 1;
+                }
+            }
+            hit != negate && wildcard_match(&rest[close + 1..], &name[1..])
+        }
+        Some((c, rest)) => name.first() == Some(c) && wildcard_match(rest, &name[1..]),
+    }
+}
+
+/// Paths matching `pattern`, sorted; wildcards may sit in any component, and hidden entries
+/// match only a pattern that starts with `.`.
+pub fn glob(pattern: &str) -> Result<Vec<PathBuf>> {
+    let absolute = pattern.starts_with('/');
+    let mut found = vec![if absolute {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    }];
+    for part in pattern.split('/').filter(|p| !p.is_empty()) {
+        let mut next = Vec::new();
+        for base in &found {
+            if !part.contains(['*', '?', '[']) {
+                next.push(base.join(part));
+                continue;
+            }
+            let dir = if base.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                base.as_path()
+            };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let pattern_chars: Vec<char> = part.chars().collect();
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.') || part.starts_with('.'))
+                .filter(|n| wildcard_match(&pattern_chars, &n.chars().collect::<Vec<_>>()))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|n| base.join(n)));
+        }
+        found = next;
+    }
+    let mut paths: Vec<PathBuf> = found.into_iter().filter(|p| p.exists()).collect();
+    paths.sort();
+    Ok(paths)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -58,86 +190,88 @@ impl Contender {
         Ok(Self {
             name: scheduler.name(),
             kind: ContenderKind::Heuristic,
-            resolved: None,
+            resolved: Vec::new(),
         })
     }
 
     /// A checkpoint, loaded once here to validate it (missing files, bad hashes, corrupt
     /// tensors all fail now, before any episode runs). `name` is how reports call it.
     pub fn checkpoint(path: &Path, name: String) -> Result<Self> {
-        // `runs/x/checkpoints/best` names `best.json` (the form `make demo` passes).
-        let with_json = path.with_extension("json");
-        let given = if !path.exists() && with_json.is_file() {
-            with_json.as_path()
-        } else {
-            path
-        };
-        let resolved = checkpoint::resolve(given).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let policy =
-            LoadedPolicy::load(&resolved, tch::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let bytes = std::fs::read(&resolved)
-            .with_context(|| format!("cannot read {}", resolved.display()))?;
-        let meta = policy.meta();
+        let (info, resolved) = load_checkpoint(path)?;
         Ok(Self {
             name,
-            kind: ContenderKind::Checkpoint {
-                path: path.to_string_lossy().into_owned(),
-                metadata_file: resolved
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                metadata_sha256: sha256_hex(&bytes),
-                weights_sha256: meta.weights.sha256.clone(),
-                global_step: meta.global_step,
-                obs_dim: policy.obs_dim(),
-                num_actions: policy.num_actions(),
-                action_layout: (meta.versions.format >= 2).then(|| meta.action_layout.clone()),
-            },
-            resolved: Some(resolved),
+            kind: ContenderKind::Checkpoint(info),
+            resolved: vec![resolved],
         })
     }
 
+    /// A group of checkpoints (one per training seed) scored as one contender `name`.
+    pub fn checkpoint_group(paths: &[PathBuf], name: String) -> Result<Self> {
+        let mut members = Vec::new();
+        let mut resolved = Vec::new();
+        for path in paths {
+            let (info, file) =
+                load_checkpoint(path).with_context(|| format!("checkpoint group `{name}`"))?;
+            members.push(info);
+            resolved.push(file);
+        }
+        Ok(Self {
+            name,
+            kind: ContenderKind::CheckpointGroup { members },
+            resolved,
+        })
+    }
+
+    /// Training runs behind this contender: one, except for a checkpoint group.
+    pub fn num_members(&self) -> usize {
+        self.resolved.len().max(1)
+    }
+
     pub fn is_learned(&self) -> bool {
-        matches!(self.kind, ContenderKind::Checkpoint { .. })
+        !matches!(self.kind, ContenderKind::Heuristic)
     }
 
     /// Refuses a checkpoint whose observation or action sizes do not fit `scenario`.
     pub fn check_fits(&self, scenario_name: &str, scenario: &Scenario) -> Result<()> {
-        let ContenderKind::Checkpoint {
+        let members = match &self.kind {
+            ContenderKind::Heuristic => return Ok(()),
+            ContenderKind::Checkpoint(info) => std::slice::from_ref(info),
+            ContenderKind::CheckpointGroup { members } => members.as_slice(),
+        };
+        let env = scenario.build();
+        let (env_obs, env_actions) = (env.observation_space().dim(), env.action_space().n);
+        let env_layout = env.action_layout();
+        for CheckpointInfo {
             obs_dim,
             num_actions,
             path,
             action_layout,
             ..
-        } = &self.kind
-        else {
-            return Ok(());
-        };
-        let env = scenario.build();
-        let (env_obs, env_actions) = (env.observation_space().dim(), env.action_space().n);
-        if (*obs_dim, *num_actions) != (env_obs, env_actions) {
-            bail!(
-                "checkpoint {path} does not fit scenario `{scenario_name}`: the policy takes {obs_dim} observations \
-                 and {num_actions} actions, the scenario has {env_obs} observations and {env_actions} actions"
-            );
-        }
-        let env_layout = env.action_layout();
-        if let Some(layout) = action_layout
-            && *layout != env_layout
+        } in members
         {
-            bail!(
-                "checkpoint {path} does not fit scenario `{scenario_name}`: the policy's actions are \
-                 {layout:?}, the scenario's are {env_layout:?}"
-            );
+            if (*obs_dim, *num_actions) != (env_obs, env_actions) {
+                bail!(
+                    "checkpoint {path} does not fit scenario `{scenario_name}`: the policy takes {obs_dim} observations \
+                     and {num_actions} actions, the scenario has {env_obs} observations and {env_actions} actions"
+                );
+            }
+            if let Some(layout) = action_layout
+                && *layout != env_layout
+            {
+                bail!(
+                    "checkpoint {path} does not fit scenario `{scenario_name}`: the policy's actions are \
+                     {layout:?}, the scenario's are {env_layout:?}"
+                );
+            }
         }
         Ok(())
     }
 
-    /// A fresh scheduler for one episode.
-    pub fn instantiate(&self) -> Result<Box<dyn Scheduler>> {
-        match (&self.kind, &self.resolved) {
+    /// A fresh scheduler for one episode of training run `member` (0 for a heuristic).
+    pub fn instantiate(&self, member: usize) -> Result<Box<dyn Scheduler>> {
+        match (&self.kind, self.resolved.get(member)) {
             (ContenderKind::Heuristic, _) => Ok(schedulers::by_name(&self.name)?),
-            (ContenderKind::Checkpoint { .. }, Some(path)) => {
+            (_, Some(path)) => {
                 let policy = LoadedPolicy::load(path, tch::Device::Cpu)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 Ok(Box::new(Learned {
@@ -145,11 +279,40 @@ impl Contender {
                     policy,
                 }))
             }
-            (ContenderKind::Checkpoint { path, .. }, None) => {
-                bail!("checkpoint {path} was not loaded")
-            }
+            (_, None) => bail!("checkpoint {member} of `{}` was not loaded", self.name),
         }
     }
+}
+
+/// Loads and validates one checkpoint; returns what the report records and its metadata file.
+fn load_checkpoint(path: &Path) -> Result<(CheckpointInfo, PathBuf)> {
+    // `runs/x/checkpoints/best` names `best.json` (the form `make demo` passes).
+    let with_json = path.with_extension("json");
+    let given = if !path.exists() && with_json.is_file() {
+        with_json.as_path()
+    } else {
+        path
+    };
+    let resolved = checkpoint::resolve(given).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy =
+        LoadedPolicy::load(&resolved, tch::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bytes =
+        std::fs::read(&resolved).with_context(|| format!("cannot read {}", resolved.display()))?;
+    let meta = policy.meta();
+    let info = CheckpointInfo {
+        path: path.to_string_lossy().into_owned(),
+        metadata_file: resolved
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        metadata_sha256: sha256_hex(&bytes),
+        weights_sha256: meta.weights.sha256.clone(),
+        global_step: meta.global_step,
+        obs_dim: policy.obs_dim(),
+        num_actions: policy.num_actions(),
+        action_layout: (meta.versions.format >= 2).then(|| meta.action_layout.clone()),
+    };
+    Ok((info, resolved))
 }
 
 /// A trained policy as a [`Scheduler`]: greedy over the legal actions of its observation.
@@ -189,4 +352,82 @@ pub fn checkpoint_names(paths: &[PathBuf]) -> Vec<String> {
         names.push(name);
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, name: &str) -> bool {
+        wildcard_match(
+            &pattern.chars().collect::<Vec<_>>(),
+            &name.chars().collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn wildcards_match_like_a_shell() {
+        assert!(matches("ppo_seed*", "ppo_seed12"));
+        assert!(matches("ppo_seed*", "ppo_seed"));
+        assert!(!matches("ppo_seed*", "dqn_seed1"));
+        assert!(matches("seed?", "seed3") && !matches("seed?", "seed34"));
+        assert!(matches("seed[0-2]", "seed1") && !matches("seed[0-2]", "seed3"));
+        assert!(matches("seed[!0-2]", "seed3"));
+    }
+
+    #[test]
+    fn checkpoint_flags_parse_into_singles_and_groups() {
+        assert_eq!(
+            CheckpointSpec::parse("runs/a/checkpoints/best").unwrap(),
+            CheckpointSpec::Single("runs/a/checkpoints/best".into())
+        );
+        assert_eq!(
+            CheckpointSpec::parse("ppo=runs/a, runs/b").unwrap(),
+            CheckpointSpec::Group {
+                name: "ppo".into(),
+                paths: vec!["runs/a".into(), "runs/b".into()]
+            }
+        );
+        // A `/` before the `=` makes it a path.
+        assert!(matches!(
+            CheckpointSpec::parse("runs/x=1/best").unwrap(),
+            CheckpointSpec::Single(_)
+        ));
+        assert!(CheckpointSpec::parse("sjf=runs/a").is_err());
+        assert!(CheckpointSpec::parse("ppo=").is_err());
+    }
+
+    #[test]
+    fn globs_expand_in_sorted_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        for run in [
+            "ppo_seed2",
+            "ppo_seed10",
+            "ppo_seed1",
+            "dqn_seed1",
+            ".ppo_seed9",
+        ] {
+            std::fs::create_dir_all(tmp.path().join(run).join("checkpoints")).unwrap();
+        }
+        let root = tmp.path().to_str().unwrap();
+        let found = glob(&format!("{root}/ppo_seed*/checkpoints")).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| {
+                p.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, ["ppo_seed1", "ppo_seed10", "ppo_seed2"]);
+        let spec = CheckpointSpec::parse(&format!("ppo={root}/ppo_seed*")).unwrap();
+        let CheckpointSpec::Group { paths, .. } = spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(paths.len(), 3);
+        assert!(CheckpointSpec::parse(&format!("ppo={root}/nothing*")).is_err());
+    }
 }

@@ -12,28 +12,45 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use contenders::Contender;
 use indicatif::{ProgressBar, ProgressStyle};
-use report::{MetricDef, Report};
+use report::{GateRule, MetricDef, Report};
 use stats::BootstrapConfig;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
+Comparisons are paired: every contender plays the same seeds, so each contender is compared with a
+reference (--reference, default: the best heuristic on --metric) episode by episode: the relative
+difference of the means with a paired 95% bootstrap CI, the episodes won, and a Wilcoxon signed-rank
+p-value. The gate uses the same paired intervals.
+
 Exit codes:
   0  evaluation done (and the gate, if any, passed)
   1  the gate failed: a candidate is worse than the --fail-if-worse-than baseline by more than --margin
+     with 95% confidence (the whole paired CI lies beyond the margin), or is not better than the
+     --require-better baseline with 95% confidence (the paired CI reaches 0), in some scenario
   2  usage or input error (bad flags, unreadable or invalid suite, unknown scheduler, missing or corrupt
-     checkpoint, checkpoint whose observation/action sizes do not fit a scenario): one message on stderr,
-     and no report: report.md/report.json of an earlier run in --out are removed
+     checkpoint, checkpoint whose observation/action sizes do not fit a scenario, a group glob that
+     matches nothing): one message on stderr, and no report: report.md/report.json of an earlier run
+     in --out are removed
 
 Outputs in --out: report.md (CI job summary), report.json (exact configs, seeds, versions, checkpoint
-hashes, per-episode metrics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg. report.json is
-written last: a directory without it holds no complete report. Same inputs give byte-identical reports,
-whatever the thread count.
+hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg,
+and report.junit.xml with --format junit. report.json is written last: a directory without it holds no
+complete report. Same inputs give byte-identical reports, whatever the thread count.
 
-Example:
+Examples:
   lepton-eval --suite configs/eval/demo.toml --checkpoint runs/demo/checkpoints/best \\
-      --fail-if-worse-than sjf --metric mean_slowdown --margin 0.05 --out runs/demo/eval";
+      --fail-if-worse-than sjf --metric mean_slowdown --margin 0.05 --out runs/demo/eval
+  lepton-eval --suite configs/eval/demo.toml --checkpoint 'ppo=runs/ppo_seed*' \\
+      --require-better tetris --format junit --out reports/ppo";
+
+/// Extra output formats (report.md, report.json and the plots are always written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// report.junit.xml: one test case per gate check (scenario × candidate × rule).
+    Junit,
+}
 
 /// Scores checkpoints and heuristic schedulers on an evaluation suite (held-out seeds, the
 /// same workloads for every contender) and writes report.md, report.json and SVG plots.
@@ -44,9 +61,12 @@ struct Args {
     #[arg(long)]
     suite: PathBuf,
     /// Trained checkpoint to score: a metadata .json, a checkpoints/ or run directory, or
-    /// checkpoints/best (repeatable).
-    #[arg(long)]
-    checkpoint: Vec<PathBuf>,
+    /// checkpoints/best (repeatable). `NAME=A,B,C` scores checkpoints of several training
+    /// seeds as one contender NAME (every checkpoint plays every episode; its intervals
+    /// resample training runs, then episodes); an item may be a glob (`ppo=runs/ppo_seed*`,
+    /// quoted), expanded in sorted order.
+    #[arg(long, value_name = "PATH|NAME=PATHS")]
+    checkpoint: Vec<String>,
     /// Heuristics to compare, comma-separated (default: the suite's list, else all).
     #[arg(long, value_delimiter = ',')]
     schedulers: Option<Vec<String>>,
@@ -56,25 +76,44 @@ struct Args {
     /// Output directory.
     #[arg(long, default_value = "reports/eval")]
     out: PathBuf,
-    /// Gate: exit 1 when a candidate is worse than this scheduler by more than --margin in any
-    /// scenario. Candidates are the checkpoints, or --candidate.
-    #[arg(long, value_name = "SCHEDULER")]
+    /// The contender every other one is compared with, paired, in the reports' "vs" column
+    /// (default: the best heuristic on --metric in each scenario).
+    #[arg(long, value_name = "CONTENDER")]
+    reference: Option<String>,
+    /// Gate: exit 1 when a candidate is worse than this contender by more than --margin with
+    /// 95% confidence (the whole paired CI beyond the margin) in any scenario. Candidates are
+    /// the checkpoints, or --candidate.
+    #[arg(long, value_name = "BASELINE")]
     fail_if_worse_than: Option<String>,
+    /// Gate: exit 1 unless every candidate is better than this contender with 95% confidence
+    /// (the whole paired CI on the better side of 0) in every scenario.
+    #[arg(long, value_name = "BASELINE")]
+    require_better: Option<String>,
     /// The contender the gate checks instead of the checkpoints (e.g. a new heuristic).
-    #[arg(long, requires = "fail_if_worse_than")]
+    #[arg(long)]
     candidate: Option<String>,
-    /// Metric of the gate, of the comparison with the best heuristic and of --compare.
-    #[arg(long, default_value = "mean_slowdown")]
+    /// Metric of the gate, of the paired comparisons, of the best heuristic and of --compare's
+    /// summary.
+    #[arg(long, default_value = report::DEFAULT_METRIC)]
     metric: String,
-    /// Relative tolerance of the gate and of --compare (0.05 = 5% worse still passes).
+    /// Relative tolerance of --fail-if-worse-than and of --compare (0.05 = 5% worse still passes).
     #[arg(long, default_value_t = 0.05)]
     margin: f64,
+    /// Extra outputs, comma-separated: `junit` writes report.junit.xml.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    format: Vec<Format>,
     /// An older report.json: regressions beyond --margin are listed (they do not change the exit code).
     #[arg(long, value_name = "REPORT_JSON")]
     compare: Option<PathBuf>,
     /// Worker threads for episodes (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// The CI gate, resolved: the contenders it checks and each rule with its baseline.
+struct Gate {
+    candidates: Vec<String>,
+    rules: Vec<(GateRule, String)>,
 }
 
 /// The evaluation, resolved from the flags and the suite once, before anything runs.
@@ -85,10 +124,21 @@ struct Plan {
     episodes: usize,
     bootstrap: BootstrapConfig,
     metric: &'static MetricDef,
-    gate: Option<(Vec<String>, String)>,
+    reference: Option<String>,
+    gate: Option<Gate>,
     compare: Option<(String, Report)>,
+    junit: bool,
     out: PathBuf,
     margin: f64,
+}
+
+/// The contender `name` refers to: its exact name, or `ckpt:<name>` for a checkpoint.
+fn find_contender<'a>(contenders: &'a [Contender], name: &str) -> Option<&'a str> {
+    contenders
+        .iter()
+        .find(|c| c.name == name)
+        .or_else(|| contenders.iter().find(|c| c.name == format!("ckpt:{name}")))
+        .map(|c| c.name.as_str())
 }
 
 fn resolve(args: Args) -> Result<Plan> {
@@ -105,6 +155,12 @@ fn resolve(args: Args) -> Result<Plan> {
     if args.episodes == Some(0) {
         bail!("--episodes must be at least 1");
     }
+    if args.candidate.is_some()
+        && args.fail_if_worse_than.is_none()
+        && args.require_better.is_none()
+    {
+        bail!("--candidate needs a gate: --fail-if-worse-than or --require-better");
+    }
     let suite = suite::load(&args.suite)?;
     let episodes = args.episodes.unwrap_or(suite.episodes);
     let mut names: Vec<String> = match (&args.schedulers, &suite.schedulers) {
@@ -114,15 +170,39 @@ fn resolve(args: Args) -> Result<Plan> {
             .map(|s| s.to_string())
             .collect(),
     };
-    let checkpoint_names = contenders::checkpoint_names(&args.checkpoint);
-    // The gate's baseline (and a heuristic candidate) always take part.
-    for extra in [&args.fail_if_worse_than, &args.candidate]
-        .into_iter()
-        .flatten()
+    let specs = args
+        .checkpoint
+        .iter()
+        .map(|value| contenders::CheckpointSpec::parse(value))
+        .collect::<Result<Vec<_>>>()?;
+    let singles: Vec<PathBuf> = specs
+        .iter()
+        .filter_map(|spec| match spec {
+            contenders::CheckpointSpec::Single(path) => Some(path.clone()),
+            contenders::CheckpointSpec::Group { .. } => None,
+        })
+        .collect();
+    let mut single_names = contenders::checkpoint_names(&singles).into_iter();
+    let learned_names: Vec<String> = specs
+        .iter()
+        .map(|spec| match spec {
+            contenders::CheckpointSpec::Single(_) => single_names.next().unwrap_or_default(),
+            contenders::CheckpointSpec::Group { name, .. } => name.clone(),
+        })
+        .collect();
+    // The gate's baselines, the reference (and a heuristic candidate) always take part.
+    for extra in [
+        &args.fail_if_worse_than,
+        &args.require_better,
+        &args.reference,
+        &args.candidate,
+    ]
+    .into_iter()
+    .flatten()
     {
-        let is_checkpoint =
-            checkpoint_names.contains(extra) || checkpoint_names.contains(&format!("ckpt:{extra}"));
-        if !names.contains(extra) && !is_checkpoint {
+        let is_learned =
+            learned_names.contains(extra) || learned_names.contains(&format!("ckpt:{extra}"));
+        if !names.contains(extra) && !is_learned {
             names.push(extra.clone());
         }
     }
@@ -137,56 +217,92 @@ fn resolve(args: Args) -> Result<Plan> {
         }
         contenders.push(contender);
     }
-    for (path, name) in args.checkpoint.iter().zip(checkpoint_names) {
-        let contender = Contender::checkpoint(path, name)?;
+    for (spec, name) in specs.iter().zip(learned_names) {
+        if contenders.iter().any(|c| c.name == name) {
+            bail!("--checkpoint: the name `{name}` is used twice");
+        }
+        let contender = match spec {
+            contenders::CheckpointSpec::Single(path) => Contender::checkpoint(path, name)?,
+            contenders::CheckpointSpec::Group { paths, .. } => {
+                Contender::checkpoint_group(paths, name)?
+            }
+        };
         for scenario in &suite.scenarios {
             contender.check_fits(&scenario.name, &scenario.scenario)?;
         }
         contenders.push(contender);
     }
-    let gate = match &args.fail_if_worse_than {
-        None => None,
-        Some(baseline) => {
-            let candidates: Vec<String> = match &args.candidate {
-                Some(c) => vec![
-                    contenders
-                        .iter()
-                        .find(|x| &x.name == c || x.name == format!("ckpt:{c}"))
-                        .map_or(c.clone(), |x| x.name.clone()),
-                ],
-                None => contenders
-                    .iter()
-                    .filter(|c| c.is_learned())
-                    .map(|c| c.name.clone())
-                    .collect(),
-            };
-            if candidates.is_empty() {
-                bail!(
-                    "--fail-if-worse-than needs a candidate: pass --checkpoint, or --candidate <scheduler>"
-                );
-            }
-            Some((candidates, baseline.clone()))
+    let resolve_name = |flag: &str, name: &String| -> Result<String> {
+        find_contender(&contenders, name)
+            .map(str::to_string)
+            .with_context(|| format!("{flag} `{name}` is not a contender"))
+    };
+    let reference = args
+        .reference
+        .as_ref()
+        .map(|r| resolve_name("--reference", r))
+        .transpose()?;
+    let mut rules = Vec::new();
+    if let Some(baseline) = &args.fail_if_worse_than {
+        rules.push((
+            GateRule::NotWorse,
+            resolve_name("--fail-if-worse-than", baseline)?,
+        ));
+    }
+    if let Some(baseline) = &args.require_better {
+        rules.push((
+            GateRule::Better,
+            resolve_name("--require-better", baseline)?,
+        ));
+    }
+    let gate = if rules.is_empty() {
+        None
+    } else {
+        let candidates: Vec<String> = match &args.candidate {
+            Some(c) => vec![resolve_name("--candidate", c)?],
+            None => contenders
+                .iter()
+                .filter(|c| c.is_learned())
+                .map(|c| c.name.clone())
+                .collect(),
+        };
+        if candidates.is_empty() {
+            bail!("the gate needs a candidate: pass --checkpoint, or --candidate <scheduler>");
         }
+        Some(Gate { candidates, rules })
     };
     let compare = match &args.compare {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --compare report {}", path.display()))?;
-            let old: Report = serde_json::from_str(&text).with_context(|| {
+            let not_a_report = || {
                 format!(
                     "--compare {} is not a lepton-eval report.json",
                     path.display()
                 )
-            })?;
-            if old.format != report::FORMAT {
+            };
+            let mut value: serde_json::Value =
+                serde_json::from_str(&text).with_context(not_a_report)?;
+            let format = value["format"].as_str().unwrap_or_default().to_string();
+            if !report::COMPATIBLE_FORMATS.contains(&format.as_str()) {
                 bail!(
-                    "--compare {}: report format `{}`, expected `{}`",
+                    "--compare {}: report format `{format}`, expected `{}`",
                     path.display(),
-                    old.format,
                     report::FORMAT
                 );
             }
+            // Only the means are compared: the gate (whose layout changed between formats) and
+            // the paired statistics (which may hold nulls for NaN) are not read.
+            value["gate"] = serde_json::Value::Null;
+            if let Some(scenarios) = value["scenarios"].as_array_mut() {
+                for scenario in scenarios {
+                    if let Some(fields) = scenario.as_object_mut() {
+                        fields.remove("paired");
+                    }
+                }
+            }
+            let old: Report = serde_json::from_value(value).with_context(not_a_report)?;
             Some((path.to_string_lossy().into_owned(), old))
         }
     };
@@ -201,15 +317,17 @@ fn resolve(args: Args) -> Result<Plan> {
         contenders,
         episodes,
         metric,
+        reference,
         gate,
         compare,
+        junit: args.format.contains(&Format::Junit),
         out: args.out,
         margin: args.margin,
     })
 }
 
 /// Files this tool writes into --out, report.json last.
-const REPORT_FILES: [&str; 2] = ["report.md", "report.json"];
+const REPORT_FILES: [&str; 3] = ["report.junit.xml", "report.md", "report.json"];
 
 /// Writes every output into a staging directory inside `out`, then moves the files into
 /// place with report.json last, so that a complete-looking report is a complete one.
@@ -243,7 +361,15 @@ fn write_outputs(plan: &Plan, report: &Report, outcomes: &runner::Outcomes) -> R
         .into_iter()
         .flat_map(|(_, files)| files)
         .collect();
-    names.extend(REPORT_FILES.iter().map(|s| s.to_string()));
+    if plan.junit {
+        std::fs::write(staging.join("report.junit.xml"), report::junit(report))?;
+    }
+    names.extend(
+        REPORT_FILES
+            .iter()
+            .filter(|name| plan.junit || **name != "report.junit.xml")
+            .map(|s| s.to_string()),
+    );
     for name in names {
         std::fs::rename(staging.join(&name), out.join(&name))
             .with_context(|| format!("cannot move {name} into {}", out.display()))?;
@@ -281,12 +407,13 @@ fn execute(plan: &Plan) -> Result<Report> {
         plan.bootstrap,
         &outcomes,
         plan.metric,
+        plan.reference.as_deref(),
     );
-    if let Some((candidates, baseline)) = &plan.gate {
+    if let Some(gate) = &plan.gate {
         report.gate = Some(report::gate(
             &report,
-            candidates,
-            baseline,
+            &gate.candidates,
+            &gate.rules,
             plan.metric,
             plan.margin,
         ));
@@ -328,17 +455,11 @@ fn print_summary(report: &Report, out: &Path) {
         }
     }
     if let Some(gate) = &report.gate {
-        for c in gate.checks.iter().filter(|c| !c.passed) {
+        for c in &gate.checks {
             println!(
-                "gate: {} on {}: {} {} vs {} {} (worse by {:.1}%, margin {:.1}%)",
-                c.candidate,
-                c.scenario,
-                gate.metric,
-                report::fmt_num(c.candidate_mean),
-                gate.baseline,
-                report::fmt_num(c.baseline_mean),
-                100.0 * c.relative_worse,
-                100.0 * gate.margin
+                "gate {}: {}",
+                if c.passed { "pass" } else { "FAIL" },
+                report::fmt_gate_check(c, gate)
             );
         }
         println!("gate {}", if gate.passed { "PASSED" } else { "FAILED" });

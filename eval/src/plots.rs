@@ -130,18 +130,19 @@ pub fn metric_bars(dir: &Path, scenario: &ScenarioReport) -> Result<String> {
 }
 
 /// `<dir>/<scenario>_slowdown_cdf.svg`: the CDF of task slowdowns (every finished task of
-/// every episode) per contender, on a log x axis.
+/// every episode, of every training run) per contender, on a log x axis.
 pub fn slowdown_cdf(
     dir: &Path,
     scenario: &ScenarioReport,
-    outcomes: &[Vec<EpisodeOutcome>],
+    outcomes: &[Vec<Vec<EpisodeOutcome>>],
 ) -> Result<String> {
     let file = format!("{}_slowdown_cdf.svg", scenario.name);
     let curves: Vec<Vec<(f64, f64)>> = outcomes
         .iter()
-        .map(|runs| {
-            let all: Vec<f64> = runs
+        .map(|members| {
+            let all: Vec<f64> = members
                 .iter()
+                .flatten()
                 .flat_map(|o| o.slowdowns.iter().copied())
                 .collect();
             stats::ecdf(&all, 400)

@@ -1,12 +1,14 @@
-//! The evaluation report: built from episode outcomes (pure), rendered as JSON, Markdown and
-//! a terminal table, compared with an older report, and checked against a CI gate.
+//! The evaluation report: built from episode outcomes (pure), rendered as JSON, Markdown,
+//! JUnit XML and a terminal table, compared with an older report, and checked against a CI
+//! gate that uses paired statistics (every contender plays the same seeds, so the difference
+//! on each episode is what a comparison should rest on).
 //!
 //! Nothing in a report depends on the machine, the thread count or the clock, so the same
 //! inputs give byte-identical `report.json` and `report.md`.
 
-use crate::contenders::Contender;
-use crate::runner::Outcomes;
-use crate::stats::{self, BootstrapConfig, Estimate};
+use crate::contenders::{Contender, ContenderKind};
+use crate::runner::{EpisodeOutcome, Outcomes};
+use crate::stats::{self, BootstrapConfig, Estimate, Paired};
 use crate::suite::Suite;
 use lepton_env::EpisodeMetrics;
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Identifies the report layout; bumped on incompatible changes.
-pub const FORMAT: &str = "lepton-eval-report/1";
+pub const FORMAT: &str = "lepton-eval-report/2";
+
+/// Older layouts `--compare` still reads (it needs only the per-contender means).
+pub const COMPATIBLE_FORMATS: &[&str] = &["lepton-eval-report/1", FORMAT];
+
+/// The metric of the gate, of the paired "vs" column and of the best heuristic when `--metric`
+/// is not given: the completion-aware slowdown, which a policy cannot improve by leaving work
+/// unfinished or dropping it (the finished-only `mean_slowdown` can be gamed that way).
+pub const DEFAULT_METRIC: &str = "completion_slowdown";
 
 /// A metric reported per episode.
 #[derive(Clone, Copy, Debug)]
@@ -30,8 +40,14 @@ pub struct MetricDef {
 /// Every reported metric, in table order.
 pub const METRICS: &[MetricDef] = &[
     MetricDef {
-        key: "mean_slowdown",
+        key: "completion_slowdown",
         label: "slowdown",
+        higher_is_better: false,
+        extract: |m| m.completion_slowdown,
+    },
+    MetricDef {
+        key: "mean_slowdown",
+        label: "finished-only slowdown",
         higher_is_better: false,
         extract: |m| m.mean_slowdown,
     },
@@ -132,9 +148,46 @@ pub struct EpisodeRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContenderResult {
     pub contender: String,
-    /// Mean and bootstrap CI over episodes, per metric key.
+    /// Mean and bootstrap CI over episodes, per metric key (for a checkpoint group: over
+    /// training runs and episodes, a two-level bootstrap).
     pub metrics: BTreeMap<String, Estimate>,
+    /// Per-episode metrics (empty for a checkpoint group, whose members hold them).
     pub episodes: Vec<EpisodeRecord>,
+    /// A checkpoint group's per-member, per-episode metrics, members in command-line order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberResult>,
+}
+
+/// One training run of a checkpoint group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberResult {
+    /// The checkpoint path as given (or as a glob expanded it).
+    pub checkpoint: String,
+    pub episodes: Vec<EpisodeRecord>,
+}
+
+impl ContenderResult {
+    /// The `training runs × episodes` values of `def` (one row unless a checkpoint group).
+    pub fn values(&self, def: &MetricDef) -> Vec<Vec<f64>> {
+        let row = |episodes: &[EpisodeRecord]| -> Vec<f64> {
+            episodes.iter().map(|e| (def.extract)(&e.metrics)).collect()
+        };
+        if self.members.is_empty() {
+            vec![row(&self.episodes)]
+        } else {
+            self.members.iter().map(|m| row(&m.episodes)).collect()
+        }
+    }
+}
+
+/// A contender against the scenario's reference on the same episodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairedResult {
+    pub contender: String,
+    pub reference: String,
+    pub metric: String,
+    #[serde(flatten)]
+    pub stats: Paired,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,24 +216,53 @@ pub struct ScenarioReport {
     pub results: Vec<ContenderResult>,
     pub best_heuristic: Option<Best>,
     pub learned_gains: Vec<Gain>,
+    /// The contender every other one is compared with (paired, on the report's metric):
+    /// `--reference`, else the best heuristic.
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub paired: Vec<PairedResult>,
+}
+
+/// A gate rule: the candidate must not be worse than the baseline by more than the margin
+/// with 95% confidence, or must be better with 95% confidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateRule {
+    /// `--fail-if-worse-than`: fails when the whole paired interval of how much worse the
+    /// candidate is lies beyond the margin.
+    NotWorse,
+    /// `--require-better`: fails unless the whole paired interval lies on the better side of 0.
+    Better,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateCheck {
+    pub rule: GateRule,
     pub scenario: String,
     pub candidate: String,
+    pub baseline: String,
     pub candidate_mean: f64,
     pub baseline_mean: f64,
-    /// How much worse the candidate is, relative to the baseline (negative = better).
+    /// How much worse the candidate is, relative to the baseline's mean (negative = better),
+    /// and the paired bootstrap interval of it.
     pub relative_worse: f64,
+    pub worse_ci_low: f64,
+    pub worse_ci_high: f64,
+    /// Episodes the candidate won against the baseline, of `num_episodes`.
+    pub wins: usize,
+    pub num_episodes: usize,
+    /// Wilcoxon signed-rank p-value (two-sided).
+    pub p_value: f64,
     pub passed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateReport {
-    pub baseline: String,
     pub metric: String,
     pub margin: f64,
+    /// Confidence of the paired intervals the rules use.
+    pub confidence: f64,
     pub passed: bool,
     pub checks: Vec<GateCheck>,
 }
@@ -213,6 +295,9 @@ pub struct Report {
     pub suite: SuiteInfo,
     pub episodes: usize,
     pub bootstrap: BootstrapConfig,
+    /// The metric of the paired comparisons, the best heuristic and the gate (`--metric`).
+    #[serde(default)]
+    pub metric: String,
     pub contenders: Vec<Contender>,
     pub scenarios: Vec<ScenarioReport>,
     pub gate: Option<GateReport>,
@@ -236,7 +321,55 @@ pub fn relative_worse(candidate: f64, baseline: f64, higher_is_better: bool) -> 
     }
 }
 
-/// Builds the report from the outcomes (`[scenario][contender][episode]`).
+/// How much better a candidate is (positive) as a fraction of the reference, from a signed
+/// relative difference (candidate − reference) / |reference|.
+fn improvement(relative_diff: f64, higher_is_better: bool) -> f64 {
+    if higher_is_better {
+        relative_diff
+    } else {
+        -relative_diff
+    }
+}
+
+/// The paired comparison of `candidate` with `reference` on `def`, from the per-episode values
+/// in the report. The RNG stream is named by scenario, both contenders and the metric, so the
+/// same pair gives the same interval in the table and in the gate.
+pub fn paired_stats(
+    scenario: &str,
+    candidate: &ContenderResult,
+    reference: &ContenderResult,
+    def: &MetricDef,
+    bootstrap: &BootstrapConfig,
+) -> Paired {
+    let stream = stats::stream_id(&[
+        scenario,
+        &candidate.contender,
+        &reference.contender,
+        def.key,
+        "paired",
+    ]);
+    stats::paired(
+        &candidate.values(def),
+        &reference.values(def),
+        def.higher_is_better,
+        bootstrap,
+        stream,
+    )
+}
+
+fn episode_records(runs: &[EpisodeOutcome]) -> Vec<EpisodeRecord> {
+    runs.iter()
+        .map(|o| EpisodeRecord {
+            seed: o.seed,
+            metrics: o.metrics.clone(),
+        })
+        .collect()
+}
+
+/// Builds the report from the outcomes (`[scenario][contender][training run][episode]`).
+/// `metric` picks the best heuristic and is the metric of the paired comparisons with
+/// `reference` (default: the best heuristic of each scenario).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     suite: &Suite,
     suite_path: &str,
@@ -244,7 +377,8 @@ pub fn build(
     episodes: usize,
     bootstrap: BootstrapConfig,
     outcomes: &Outcomes,
-    gain_metric: &MetricDef,
+    metric: &MetricDef,
+    reference: Option<&str>,
 ) -> Report {
     let scenarios = suite
         .scenarios
@@ -255,43 +389,48 @@ pub fn build(
                 .iter()
                 .zip(per_contender)
                 .map(|(contender, runs)| {
-                    let metrics = METRICS
+                    let mut result = ContenderResult {
+                        contender: contender.name.clone(),
+                        metrics: BTreeMap::new(),
+                        episodes: Vec::new(),
+                        members: Vec::new(),
+                    };
+                    if let ContenderKind::CheckpointGroup { members } = &contender.kind {
+                        result.members = members
+                            .iter()
+                            .zip(runs)
+                            .map(|(info, episodes)| MemberResult {
+                                checkpoint: info.path.clone(),
+                                episodes: episode_records(episodes),
+                            })
+                            .collect();
+                    } else if let Some(only) = runs.first() {
+                        result.episodes = episode_records(only);
+                    }
+                    result.metrics = METRICS
                         .iter()
                         .map(|def| {
-                            let values: Vec<f64> =
-                                runs.iter().map(|o| (def.extract)(&o.metrics)).collect();
                             // One RNG stream per (scenario, contender, metric), named rather than
                             // numbered so that an interval does not depend on the other contenders.
                             let stream =
                                 stats::stream_id(&[&scenario.name, &contender.name, def.key]);
                             (
                                 def.key.to_string(),
-                                stats::bootstrap_mean(&values, &bootstrap, stream),
+                                stats::bootstrap_runs_mean(&result.values(def), &bootstrap, stream),
                             )
                         })
                         .collect();
-                    let episodes = runs
-                        .iter()
-                        .map(|o| EpisodeRecord {
-                            seed: o.seed,
-                            metrics: o.metrics.clone(),
-                        })
-                        .collect();
-                    ContenderResult {
-                        contender: contender.name.clone(),
-                        metrics,
-                        episodes,
-                    }
+                    result
                 })
                 .collect();
-            let mean_of = |r: &ContenderResult| r.metrics[gain_metric.key].mean;
+            let mean_of = |r: &ContenderResult| r.metrics[metric.key].mean;
             let best_heuristic = contenders
                 .iter()
                 .zip(&results)
                 .filter(|(c, r)| !c.is_learned() && mean_of(r).is_finite())
                 .fold(None::<&ContenderResult>, |best, (_, r)| match best {
                     Some(b)
-                        if relative_worse(mean_of(r), mean_of(b), gain_metric.higher_is_better)
+                        if relative_worse(mean_of(r), mean_of(b), metric.higher_is_better)
                             >= 0.0 =>
                     {
                         Some(b)
@@ -300,7 +439,7 @@ pub fn build(
                 })
                 .map(|r| Best {
                     contender: r.contender.clone(),
-                    metric: gain_metric.key.into(),
+                    metric: metric.key.into(),
                     mean: mean_of(r),
                 });
             let learned_gains = match &best_heuristic {
@@ -312,15 +451,35 @@ pub fn build(
                     .map(|(_, r)| Gain {
                         contender: r.contender.clone(),
                         versus: best.contender.clone(),
-                        metric: gain_metric.key.into(),
+                        metric: metric.key.into(),
                         relative_gain: -relative_worse(
                             mean_of(r),
                             best.mean,
-                            gain_metric.higher_is_better,
+                            metric.higher_is_better,
                         ),
                     })
                     .collect(),
             };
+            let reference = reference
+                .map(str::to_string)
+                .or_else(|| best_heuristic.as_ref().map(|b| b.contender.clone()));
+            let reference_result = reference
+                .as_ref()
+                .and_then(|name| results.iter().find(|r| &r.contender == name));
+            let paired = match reference_result {
+                None => Vec::new(),
+                Some(base) => results
+                    .iter()
+                    .filter(|r| r.contender != base.contender)
+                    .map(|r| PairedResult {
+                        contender: r.contender.clone(),
+                        reference: base.contender.clone(),
+                        metric: metric.key.into(),
+                        stats: paired_stats(&scenario.name, r, base, metric, &bootstrap),
+                    })
+                    .collect(),
+            };
+            let reference_name = reference_result.map(|r| r.contender.clone());
             ScenarioReport {
                 name: scenario.name.clone(),
                 path: scenario.path.clone(),
@@ -329,6 +488,8 @@ pub fn build(
                 results,
                 best_heuristic,
                 learned_gains,
+                reference: reference_name,
+                paired,
             }
         })
         .collect();
@@ -345,6 +506,7 @@ pub fn build(
         },
         episodes,
         bootstrap,
+        metric: metric.key.into(),
         contenders: contenders.to_vec(),
         scenarios,
         gate: None,
@@ -352,49 +514,69 @@ pub fn build(
     }
 }
 
-/// The CI gate: every `candidate` must be no worse than `baseline` by more than `margin` on
-/// `metric`, in every scenario.
+/// Whether a gate check passes, from the paired interval of how much worse the candidate is
+/// (relative to the baseline; negative = better). A NaN interval never passes.
+pub fn gate_passes(rule: GateRule, worse_ci_low: f64, worse_ci_high: f64, margin: f64) -> bool {
+    match rule {
+        // Fail only when the candidate is worse beyond the margin with 95% confidence:
+        // the whole interval lies above the margin.
+        GateRule::NotWorse => worse_ci_low <= margin,
+        // Pass only when the candidate is better with 95% confidence.
+        GateRule::Better => worse_ci_high < 0.0,
+    }
+}
+
+/// The CI gate: for each rule `(rule, baseline)`, every candidate in every scenario, on the
+/// paired interval of `metric` (see [`gate_passes`]). A scenario without the candidate or the
+/// baseline is skipped; a gate with no check fails.
 pub fn gate(
     report: &Report,
     candidates: &[String],
-    baseline: &str,
+    rules: &[(GateRule, String)],
     metric: &MetricDef,
     margin: f64,
 ) -> GateReport {
     let mut checks = Vec::new();
-    for scenario in &report.scenarios {
-        let mean = |name: &str| {
-            scenario
-                .results
-                .iter()
-                .find(|r| r.contender == name)
-                .map(|r| r.metrics[metric.key].mean)
-        };
-        let Some(baseline_mean) = mean(baseline) else {
-            continue;
-        };
-        for candidate in candidates {
-            let Some(candidate_mean) = mean(candidate) else {
+    for (rule, baseline) in rules {
+        for scenario in &report.scenarios {
+            let find = |name: &str| scenario.results.iter().find(|r| r.contender == name);
+            let Some(base) = find(baseline) else {
                 continue;
             };
-            let worse = relative_worse(candidate_mean, baseline_mean, metric.higher_is_better);
-            // NaN (no finished task) never passes.
-            let passed = worse <= margin;
-            checks.push(GateCheck {
-                scenario: scenario.name.clone(),
-                candidate: candidate.clone(),
-                candidate_mean,
-                baseline_mean,
-                relative_worse: worse,
-                passed,
-            });
+            for candidate in candidates {
+                let Some(cand) = find(candidate) else {
+                    continue;
+                };
+                let p = paired_stats(&scenario.name, cand, base, metric, &report.bootstrap);
+                let worse = -improvement(p.relative_diff, metric.higher_is_better);
+                let (low, high) = if metric.higher_is_better {
+                    (-p.ci_high, -p.ci_low)
+                } else {
+                    (p.ci_low, p.ci_high)
+                };
+                checks.push(GateCheck {
+                    rule: *rule,
+                    scenario: scenario.name.clone(),
+                    candidate: candidate.clone(),
+                    baseline: baseline.clone(),
+                    candidate_mean: p.candidate_mean,
+                    baseline_mean: p.reference_mean,
+                    relative_worse: worse,
+                    worse_ci_low: low,
+                    worse_ci_high: high,
+                    wins: p.wins,
+                    num_episodes: p.n,
+                    p_value: p.signed_rank.p_value,
+                    passed: gate_passes(*rule, low, high, margin),
+                });
+            }
         }
     }
     let passed = !checks.is_empty() && checks.iter().all(|c| c.passed);
     GateReport {
-        baseline: baseline.into(),
         metric: metric.key.into(),
         margin,
+        confidence: report.bootstrap.confidence,
         passed,
         checks,
     }
@@ -468,12 +650,109 @@ pub fn fmt_num(x: f64) -> String {
     }
 }
 
-fn fmt_pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:+.1}%", 100.0 * x)
-    } else {
-        fmt_num(x)
+/// "12.0% better" / "41.3% worse" for an improvement fraction (positive = better); never a
+/// bare signed percentage, which readers take either way.
+pub fn fmt_better(improvement: f64) -> String {
+    if improvement.is_nan() {
+        return "n/a".into();
     }
+    let size = if improvement.is_infinite() {
+        "∞".to_string()
+    } else {
+        format!("{:.1}%", 100.0 * improvement.abs())
+    };
+    if improvement == 0.0 {
+        "no different".into()
+    } else if improvement > 0.0 {
+        format!("{size} better")
+    } else {
+        format!("{size} worse")
+    }
+}
+
+/// `fmt_better` of "how much worse" fractions (positive = worse), as the gate states them.
+fn fmt_worse(relative_worse: f64) -> String {
+    fmt_better(-relative_worse)
+}
+
+fn fmt_p(p: f64) -> String {
+    if p.is_nan() {
+        "p n/a".into()
+    } else if p < 0.001 {
+        "p<0.001".into()
+    } else {
+        format!("p={p:.3}")
+    }
+}
+
+/// A paired comparison in words: "12.3% better [15.1% better, 9.4% better] (wins 171/200,
+/// p<0.001)". The interval runs from its better end to its worse end, as the gate's does (for
+/// a lower-is-better metric that is the numeric order of the relative difference).
+pub fn fmt_paired(p: &Paired, higher_is_better: bool) -> String {
+    let (better_end, worse_end) = if higher_is_better {
+        (p.ci_high, p.ci_low)
+    } else {
+        (-p.ci_low, -p.ci_high)
+    };
+    let point = fmt_better(improvement(p.relative_diff, higher_is_better));
+    let interval = if p.ci_low == p.ci_high {
+        String::new()
+    } else {
+        format!(" [{}, {}]", fmt_better(better_end), fmt_better(worse_end))
+    };
+    format!(
+        "{point}{interval} (wins {}/{}, {})",
+        p.wins,
+        p.n,
+        fmt_p(p.signed_rank.p_value)
+    )
+}
+
+/// One gate check in words, for the console, the Markdown table and JUnit messages.
+pub fn fmt_gate_check(c: &GateCheck, gate: &GateReport) -> String {
+    let interval = format!(
+        "{:.0}% CI [{}, {}]",
+        100.0 * gate.confidence,
+        fmt_worse(c.worse_ci_low),
+        fmt_worse(c.worse_ci_high)
+    );
+    let verdict = match (c.rule, c.passed) {
+        (GateRule::NotWorse, true) => format!(
+            "not shown worse than {} by more than {:.1}%",
+            c.baseline,
+            100.0 * gate.margin
+        ),
+        (GateRule::NotWorse, false) => format!(
+            "worse than {} by more than {:.1}% with {:.0}% confidence",
+            c.baseline,
+            100.0 * gate.margin,
+            100.0 * gate.confidence
+        ),
+        (GateRule::Better, true) => format!(
+            "better than {} with {:.0}% confidence",
+            c.baseline,
+            100.0 * gate.confidence
+        ),
+        (GateRule::Better, false) => format!(
+            "not shown better than {} with {:.0}% confidence",
+            c.baseline,
+            100.0 * gate.confidence
+        ),
+    };
+    format!(
+        "{} on {}: {} {} vs {} {}: {} than {}, {interval}, wins {}/{}, {}: {verdict}",
+        c.candidate,
+        c.scenario,
+        gate.metric,
+        fmt_num(c.candidate_mean),
+        c.baseline,
+        fmt_num(c.baseline_mean),
+        fmt_worse(c.relative_worse),
+        c.baseline,
+        c.wins,
+        c.num_episodes,
+        fmt_p(c.p_value)
+    )
 }
 
 fn fmt_estimate(e: &Estimate) -> String {
@@ -489,8 +768,44 @@ fn fmt_estimate(e: &Estimate) -> String {
     }
 }
 
+/// The metric definition of a report's comparison metric (today's default for old reports).
+fn report_metric(report: &Report) -> &'static MetricDef {
+    metric(&report.metric)
+        .or_else(|| metric(DEFAULT_METRIC))
+        .expect("the default metric exists")
+}
+
+/// The name a table shows for a contender: a checkpoint group says how many runs it holds.
+fn display_name(result: &ContenderResult) -> String {
+    if result.members.is_empty() {
+        result.contender.clone()
+    } else {
+        format!("{} ({} runs)", result.contender, result.members.len())
+    }
+}
+
+/// The paired cell of `result` in its scenario: the comparison in words, "reference" for the
+/// reference itself, empty without one.
+fn paired_cell(scenario: &ScenarioReport, result: &ContenderResult, def: &MetricDef) -> String {
+    if scenario.reference.as_deref() == Some(result.contender.as_str()) {
+        return "reference".into();
+    }
+    scenario
+        .paired
+        .iter()
+        .find(|p| p.contender == result.contender)
+        .map(|p| fmt_paired(&p.stats, def.higher_is_better))
+        .unwrap_or_default()
+}
+
 /// The Markdown report (fit for a CI job summary). Plots are linked by relative file name.
 pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String {
+    let compared = report_metric(report);
+    let direction = if compared.higher_is_better {
+        "higher"
+    } else {
+        "lower"
+    };
     let mut md = String::new();
     let _ = writeln!(md, "# lepton-eval: suite `{}`\n", report.suite.name);
     if !report.suite.description.is_empty() {
@@ -499,37 +814,61 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
     let _ = writeln!(
         md,
         "{} episodes per scenario and contender, identical seeds for every contender. Cells: mean \
-         [{:.0}% bootstrap CI over episodes, {} resamples, seed {}]. Utilization is higher-is-better; \
-         every other metric is lower-is-better. Times are in the scenario's unit (seconds; steps for DeepRM).\n",
+         [{:.0}% bootstrap CI over episodes, {} resamples, seed {}]; a checkpoint group's interval \
+         resamples its training runs, then episodes. Utilization is higher-is-better; every other \
+         metric is lower-is-better. Times are in the scenario's unit (seconds; steps for DeepRM).\n",
         report.episodes,
         100.0 * report.bootstrap.confidence,
         report.bootstrap.resamples,
         report.bootstrap.seed
     );
+    let _ = writeln!(
+        md,
+        "The **vs** column compares each contender with the scenario's reference on `{}` ({direction} \
+         is better), episode by episode on the same seeds: the difference of the means relative to \
+         the reference, its paired {:.0}% bootstrap CI, the episodes won, and the two-sided Wilcoxon \
+         signed-rank p-value.\n",
+        compared.key,
+        100.0 * report.bootstrap.confidence,
+    );
     if let Some(gate) = &report.gate {
         let verdict = if gate.passed { "PASS" } else { "FAIL" };
         let _ = writeln!(
             md,
-            "**Gate: {verdict}** — candidates must be no more than {:.1}% worse than `{}` on `{}`.\n",
+            "**Gate: {verdict}** on `{}`, paired {:.0}% CIs: a candidate fails `not worse` when it is \
+             worse than the baseline by more than {:.1}% with {:.0}% confidence, and `better` unless \
+             it is better with {:.0}% confidence.\n",
+            gate.metric,
+            100.0 * gate.confidence,
             100.0 * gate.margin,
-            gate.baseline,
-            gate.metric
+            100.0 * gate.confidence,
+            100.0 * gate.confidence
         );
         let _ = writeln!(
             md,
-            "| scenario | candidate | candidate | `{}` | worse by | result |",
-            gate.baseline
+            "| scenario | candidate | rule | baseline | candidate mean | baseline mean | difference [{:.0}% CI] | wins | p | result |",
+            100.0 * gate.confidence
         );
-        let _ = writeln!(md, "|---|---|---:|---:|---:|---|");
+        let _ = writeln!(md, "|---|---|---|---|---:|---:|---|---:|---:|---|");
         for c in &gate.checks {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} [{}, {}] | {}/{} | {} | {} |",
                 c.scenario,
                 c.candidate,
+                match c.rule {
+                    GateRule::NotWorse => "not worse",
+                    GateRule::Better => "better",
+                },
+                c.baseline,
                 fmt_num(c.candidate_mean),
                 fmt_num(c.baseline_mean),
-                fmt_pct(c.relative_worse),
+                fmt_worse(c.relative_worse),
+                fmt_worse(c.worse_ci_low),
+                fmt_worse(c.worse_ci_high),
+                c.wins,
+                c.num_episodes,
+                fmt_p(c.p_value).trim_start_matches("p="),
                 if c.passed { "pass" } else { "**FAIL**" }
             );
         }
@@ -540,17 +879,27 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
         let first = scenario.seeds.first().copied().unwrap_or(0);
         let last = scenario.seeds.last().copied().unwrap_or(0);
         let _ = writeln!(md, "Seeds {first}..={last}.\n");
+        // The paired column comes first: it is the comparison the report is for.
         md.push_str("| contender |");
+        if let Some(reference) = &scenario.reference {
+            let _ = write!(md, " vs {reference} ({}) |", compared.label);
+        }
         for def in METRICS {
             let _ = write!(md, " {} |", def.label);
         }
         md.push_str("\n|---|");
+        if scenario.reference.is_some() {
+            md.push_str("---|");
+        }
         for _ in METRICS {
             md.push_str("---:|");
         }
         md.push('\n');
         for result in &scenario.results {
-            let _ = write!(md, "| {} |", result.contender);
+            let _ = write!(md, "| {} |", display_name(result));
+            if scenario.reference.is_some() {
+                let _ = write!(md, " {} |", paired_cell(scenario, result, compared));
+            }
             for def in METRICS {
                 let _ = write!(md, " {} |", fmt_estimate(&result.metrics[def.key]));
             }
@@ -569,16 +918,11 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
         for gain in &scenario.learned_gains {
             let _ = writeln!(
                 md,
-                "Learned policy **{}** vs `{}` on `{}`: {} ({}).\n",
+                "Learned policy **{}** is {} than `{}` on `{}` (means).\n",
                 gain.contender,
+                fmt_better(gain.relative_gain),
                 gain.versus,
                 gain.metric,
-                fmt_pct(gain.relative_gain),
-                if gain.relative_gain > 0.0 {
-                    "better"
-                } else {
-                    "not better"
-                }
             );
         }
         if let Some((_, files)) = plot_files.iter().find(|(name, _)| name == &scenario.name) {
@@ -605,11 +949,8 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
                 100.0 * cmp.margin,
                 cmp.num_compared
             );
-            let _ = writeln!(
-                md,
-                "| scenario | contender | metric | old | new | worse by |"
-            );
-            let _ = writeln!(md, "|---|---|---|---:|---:|---:|");
+            let _ = writeln!(md, "| scenario | contender | metric | old | new | change |");
+            let _ = writeln!(md, "|---|---|---|---:|---:|---|");
             for r in &cmp.regressions {
                 let _ = writeln!(
                     md,
@@ -619,7 +960,7 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
                     r.metric,
                     fmt_num(r.old_mean),
                     fmt_num(r.new_mean),
-                    fmt_pct(r.relative_worse)
+                    fmt_worse(r.relative_worse)
                 );
             }
             md.push('\n');
@@ -633,16 +974,43 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
     md
 }
 
-/// The compact terminal table: slowdown with its CI, wait, utilization, dropped + unfinished.
+/// Pads the cells of `rows` into columns (the first left-aligned, the others right-aligned).
+fn columns(rows: &[Vec<String>]) -> Vec<String> {
+    let num_cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..num_cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| {
+                    let pad = " ".repeat(widths[c] - cell.chars().count());
+                    if c == 0 {
+                        format!("{cell}{pad}")
+                    } else {
+                        format!("{pad}{cell}")
+                    }
+                })
+                .collect();
+            format!("  {}", cells.join("  ").trim_end())
+        })
+        .collect()
+}
+
+/// The compact terminal table: the report's metric with its CI (`*` on the best mean in the
+/// metric's direction), the paired comparison with the reference, wait, utilization, and
+/// dropped + unfinished tasks.
 pub fn terminal_table(report: &Report) -> String {
+    let def = report_metric(report);
     let mut out = String::new();
-    let width = report
-        .scenarios
-        .iter()
-        .flat_map(|s| s.results.iter().map(|r| r.contender.len()))
-        .max()
-        .unwrap_or(8)
-        .max(9);
     for scenario in &report.scenarios {
         let _ = writeln!(
             out,
@@ -650,57 +1018,351 @@ pub fn terminal_table(report: &Report) -> String {
             scenario.name,
             scenario.seeds.len()
         );
-        let _ = writeln!(
-            out,
-            "  {:<width$}  {:>26}  {:>10}  {:>11}  {:>9}",
-            "contender", "slowdown [95% CI]", "wait", "utilization", "lost"
-        );
+        let best = scenario
+            .results
+            .iter()
+            .map(|r| r.metrics[def.key].mean)
+            .filter(|m| m.is_finite())
+            .fold(None::<f64>, |best, m| match best {
+                Some(b) if relative_worse(m, b, def.higher_is_better) >= 0.0 => Some(b),
+                _ => Some(m),
+            });
+        let mut rows = vec![vec![
+            "contender".to_string(),
+            format!("{} [95% CI]", def.label),
+            scenario
+                .reference
+                .as_ref()
+                .map(|r| format!("vs {r} (paired)"))
+                .unwrap_or_default(),
+            "wait".into(),
+            "utilization".into(),
+            "lost".into(),
+        ]];
         for r in &scenario.results {
             let m = |k: &str| r.metrics[k].mean;
-            let slowdown = &r.metrics["mean_slowdown"];
-            let ci = format!(
-                "{} [{}, {}]",
-                fmt_num(slowdown.mean),
-                fmt_num(slowdown.ci_low),
-                fmt_num(slowdown.ci_high)
-            );
-            let marker = if scenario
-                .best_heuristic
-                .as_ref()
-                .is_some_and(|b| b.contender == r.contender)
-            {
-                " *"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "  {:<width$}  {:>26}  {:>10}  {:>11}  {:>9}{marker}",
-                r.contender,
-                ci,
+            let e = &r.metrics[def.key];
+            let marker = if Some(e.mean) == best { " *" } else { "  " };
+            rows.push(vec![
+                display_name(r),
+                format!(
+                    "{} [{}, {}]{marker}",
+                    fmt_num(e.mean),
+                    fmt_num(e.ci_low),
+                    fmt_num(e.ci_high)
+                ),
+                paired_cell(scenario, r, def),
                 fmt_num(m("mean_wait")),
                 fmt_num(m("utilization")),
                 fmt_num(m("num_dropped") + m("num_unfinished")),
-            );
+            ]);
+        }
+        for line in columns(&rows) {
+            let _ = writeln!(out, "{line}");
         }
         for gain in &scenario.learned_gains {
             let _ = writeln!(
                 out,
-                "  {} vs best heuristic {} on {}: {}",
+                "  {} is {} than the best heuristic {} on {} (means)",
                 gain.contender,
+                fmt_better(gain.relative_gain),
                 gain.versus,
                 gain.metric,
-                fmt_pct(gain.relative_gain)
             );
         }
     }
-    out.push_str("  (* best heuristic; lost = dropped + unfinished tasks per episode)\n");
+    let _ = writeln!(
+        out,
+        "  (* best {} ({} is better); vs: paired difference with the reference, 95% CI, episodes won, \
+         Wilcoxon p; lost = dropped + unfinished tasks per episode)",
+        def.key,
+        if def.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        }
+    );
     out
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The gate as JUnit XML: one test case per check (scenario × candidate × rule), failing with
+/// the numbers in its message. Without a gate, an empty test suite.
+pub fn junit(report: &Report) -> String {
+    let checks: &[GateCheck] = report.gate.as_ref().map_or(&[], |g| &g.checks);
+    let failures = checks.iter().filter(|c| !c.passed).count();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let suite_name = xml_escape(&format!("lepton-eval gate ({})", report.suite.name));
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"{suite_name}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">",
+        checks.len()
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{suite_name}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        checks.len()
+    );
+    if let Some(gate) = &report.gate {
+        for c in checks {
+            let rule = match c.rule {
+                GateRule::NotWorse => format!(
+                    "{} not worse than {} by more than {:.1}%",
+                    c.candidate,
+                    c.baseline,
+                    100.0 * gate.margin
+                ),
+                GateRule::Better => format!("{} better than {}", c.candidate, c.baseline),
+            };
+            let _ = write!(
+                xml,
+                "    <testcase classname=\"lepton-eval.{}\" name=\"{} on {}\">",
+                xml_escape(&c.scenario),
+                xml_escape(&rule),
+                xml_escape(&gate.metric)
+            );
+            let message = xml_escape(&fmt_gate_check(c, gate));
+            if c.passed {
+                let _ = writeln!(xml, "<system-out>{message}</system-out></testcase>");
+            } else {
+                let _ = writeln!(
+                    xml,
+                    "<failure message=\"{message}\" type=\"gate\">{message}</failure></testcase>"
+                );
+            }
+        }
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A contender whose episodes have these slowdowns (and nothing else).
+    fn result(name: &str, slowdowns: &[f64]) -> ContenderResult {
+        ContenderResult {
+            contender: name.into(),
+            metrics: BTreeMap::new(),
+            episodes: slowdowns
+                .iter()
+                .enumerate()
+                .map(|(i, v)| EpisodeRecord {
+                    seed: i as u64,
+                    metrics: EpisodeMetrics {
+                        mean_slowdown: *v,
+                        ..Default::default()
+                    },
+                })
+                .collect(),
+            members: Vec::new(),
+        }
+    }
+
+    /// A one-scenario report holding `results`.
+    fn report_of(results: Vec<ContenderResult>) -> Report {
+        Report {
+            format: FORMAT.into(),
+            versions: Versions { lepton: "0".into() },
+            suite: SuiteInfo {
+                name: "unit".into(),
+                description: String::new(),
+                path: String::new(),
+                toml: String::new(),
+            },
+            episodes: results[0].episodes.len(),
+            bootstrap: BootstrapConfig::default(),
+            metric: "mean_slowdown".into(),
+            contenders: Vec::new(),
+            scenarios: vec![ScenarioReport {
+                name: "cloud".into(),
+                path: String::new(),
+                config_toml: String::new(),
+                seeds: Vec::new(),
+                results,
+                best_heuristic: None,
+                learned_gains: Vec::new(),
+                reference: None,
+                paired: Vec::new(),
+            }],
+            gate: None,
+            comparison: None,
+        }
+    }
+
+    /// 20 episodes whose workloads differ up to 5× (the spread pairing removes).
+    fn workload() -> Vec<f64> {
+        (0..20).map(|i| 10.0 + 10.0 * f64::from(i % 5)).collect()
+    }
+
+    fn slowdown() -> &'static MetricDef {
+        metric("mean_slowdown").unwrap()
+    }
+
+    fn check(report: &Report, rule: GateRule) -> GateCheck {
+        let gate = gate(
+            report,
+            &["cand".into()],
+            &[(rule, "base".into())],
+            slowdown(),
+            0.05,
+        );
+        assert_eq!(gate.checks.len(), 1);
+        assert_eq!(gate.passed, gate.checks[0].passed);
+        gate.checks[0].clone()
+    }
+
+    #[test]
+    fn gate_fails_a_clearly_worse_candidate() {
+        let base = workload();
+        // 30% worse on every episode, give or take 3%.
+        let cand: Vec<f64> = base
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b * if i % 2 == 0 { 1.27 } else { 1.33 })
+            .collect();
+        let report = report_of(vec![result("base", &base), result("cand", &cand)]);
+        let c = check(&report, GateRule::NotWorse);
+        assert!(
+            !c.passed && c.worse_ci_low > 0.25 && c.worse_ci_high < 0.35,
+            "{c:?}"
+        );
+        assert_eq!((c.wins, c.num_episodes), (0, 20));
+        assert!(!check(&report, GateRule::Better).passed);
+        // The other way round the candidate is better with confidence.
+        let swapped = report_of(vec![result("base", &cand), result("cand", &base)]);
+        assert!(check(&swapped, GateRule::Better).passed);
+        assert!(check(&swapped, GateRule::NotWorse).passed);
+    }
+
+    #[test]
+    fn gate_passes_a_noisy_candidate_the_point_rule_would_fail() {
+        let base = workload();
+        // ±40% noise per episode around an 8% deficit: worse than the 5% margin on the means
+        // (the old rule failed it), but nowhere near 95% confidence of being worse beyond it.
+        let cand: Vec<f64> = base
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b * if (i / 5) % 2 == 0 { 1.48 } else { 0.68 })
+            .collect();
+        let report = report_of(vec![result("base", &base), result("cand", &cand)]);
+        let c = check(&report, GateRule::NotWorse);
+        assert!(c.relative_worse > 0.05, "{c:?}");
+        assert!(c.worse_ci_low < 0.05 && c.worse_ci_high > 0.05, "{c:?}");
+        assert!(c.passed, "{c:?}");
+        // Neither is it better with confidence.
+        assert!(!check(&report, GateRule::Better).passed);
+    }
+
+    #[test]
+    fn gate_never_passes_on_nan() {
+        let report = report_of(vec![
+            result("base", &[1.0, 2.0]),
+            result("cand", &[f64::NAN, 2.0]),
+        ]);
+        assert!(!check(&report, GateRule::NotWorse).passed);
+        assert!(!check(&report, GateRule::Better).passed);
+        assert!(!gate_passes(GateRule::NotWorse, f64::NAN, f64::NAN, 0.05));
+    }
+
+    #[test]
+    fn a_higher_is_better_metric_flips_the_worse_side() {
+        let def = metric("utilization").unwrap();
+        let paired = Paired {
+            relative_diff: -0.1,
+            ci_low: -0.15,
+            ci_high: -0.05,
+            ..stats::paired(
+                &[vec![1.0]],
+                &[vec![1.0]],
+                true,
+                &BootstrapConfig::default(),
+                0,
+            )
+        };
+        assert!(
+            fmt_paired(&paired, def.higher_is_better)
+                .starts_with("10.0% worse [5.0% worse, 15.0% worse]"),
+            "{}",
+            fmt_paired(&paired, def.higher_is_better)
+        );
+        assert!(fmt_paired(&paired, false).starts_with("10.0% better [15.0% better, 5.0% better]"));
+    }
+
+    /// Counts `needle` in `text`.
+    fn count(text: &str, needle: &str) -> usize {
+        text.matches(needle).count()
+    }
+
+    #[test]
+    fn junit_has_one_test_case_per_check_with_the_numbers() {
+        let base = workload();
+        let worse: Vec<f64> = base.iter().map(|b| b * 1.3).collect();
+        let mut report = report_of(vec![
+            result("base", &base),
+            result("good<&>", &base),
+            result("bad", &worse),
+        ]);
+        report.gate = Some(gate(
+            &report,
+            &["good<&>".into(), "bad".into()],
+            &[(GateRule::NotWorse, "base".into())],
+            slowdown(),
+            0.05,
+        ));
+        let xml = junit(&report);
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "));
+        assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        assert_eq!(count(&xml, "<testcase "), 2);
+        assert_eq!(count(&xml, "</testcase>"), 2);
+        assert_eq!(count(&xml, "<failure "), 1);
+        assert_eq!(count(&xml, "</failure>"), 1);
+        assert!(
+            xml.contains("good&lt;&amp;&gt; not worse than base"),
+            "{xml}"
+        );
+        assert!(!xml.contains("good<&>"), "unescaped: {xml}");
+        let failure = &xml[xml.find("<failure ").unwrap()..];
+        assert!(
+            failure.contains("bad on cloud: mean_slowdown")
+                && failure.contains("30.0% worse than base")
+                && failure.contains("wins 0/20"),
+            "{failure}"
+        );
+        // Every opened element is closed, in order.
+        let mut open: Vec<String> = Vec::new();
+        let mut rest = xml.split_once("?>").unwrap().1;
+        while let Some(at) = rest.find('<') {
+            let end = rest[at..].find('>').unwrap() + at;
+            let tag = &rest[at + 1..end];
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(open.pop().as_deref(), Some(name), "{xml}");
+            } else if !tag.ends_with('/') {
+                open.push(tag.split_whitespace().next().unwrap().to_string());
+            }
+            rest = &rest[end + 1..];
+        }
+        assert!(open.is_empty(), "{open:?}");
+        // No gate: an empty suite.
+        report.gate = None;
+        assert!(junit(&report).contains("tests=\"0\" failures=\"0\""));
+    }
 
     #[test]
     fn relative_worse_respects_direction_and_zero_baselines() {
@@ -720,6 +1382,8 @@ mod tests {
         assert_eq!(fmt_num(12345.6), "12346");
         assert_eq!(fmt_num(0.012345), "0.0123");
         assert_eq!(fmt_num(f64::NAN), "n/a");
-        assert_eq!(fmt_pct(0.1234), "+12.3%");
+        assert_eq!(fmt_better(0.1234), "12.3% better");
+        assert_eq!(fmt_better(-0.413), "41.3% worse");
+        assert_eq!(fmt_worse(0.413), "41.3% worse");
     }
 }

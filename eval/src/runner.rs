@@ -1,4 +1,5 @@
-//! Runs every (scenario, contender, episode) of an evaluation in parallel.
+//! Runs every (scenario, contender, training run, episode) of an evaluation in parallel; a
+//! checkpoint group has one training run per member, every other contender one.
 //!
 //! Each episode is an independent job: a fresh env built from the scenario, reset with the
 //! episode's seed, and a fresh scheduler reset with the same seed. Jobs share nothing, and
@@ -21,8 +22,8 @@ pub struct EpisodeOutcome {
     pub slowdowns: Vec<f64>,
 }
 
-/// Outcomes indexed `[scenario][contender][episode]`.
-pub type Outcomes = Vec<Vec<Vec<EpisodeOutcome>>>;
+/// Outcomes indexed `[scenario][contender][training run][episode]`.
+pub type Outcomes = Vec<Vec<Vec<Vec<EpisodeOutcome>>>>;
 
 /// Runs `episodes` episodes of every scenario for every contender on the current rayon pool.
 pub fn run(
@@ -31,19 +32,27 @@ pub fn run(
     episodes: usize,
     progress: &ProgressBar,
 ) -> Result<Outcomes> {
-    let jobs: Vec<(usize, usize, u64)> = scenarios
+    let jobs: Vec<(usize, usize, usize, u64)> = scenarios
         .iter()
         .enumerate()
         .flat_map(|(s, sc)| {
-            (0..contenders.len())
-                .flat_map(move |c| sc.seeds(episodes).into_iter().map(move |seed| (s, c, seed)))
+            contenders
+                .iter()
+                .enumerate()
+                .flat_map(move |(c, contender)| {
+                    (0..contender.num_members()).flat_map(move |m| {
+                        sc.seeds(episodes)
+                            .into_iter()
+                            .map(move |seed| (s, c, m, seed))
+                    })
+                })
         })
         .collect();
     progress.set_length(jobs.len() as u64);
     let results: Vec<EpisodeOutcome> = jobs
         .par_iter()
-        .map(|&(s, c, seed)| {
-            let outcome = run_one(&scenarios[s], &contenders[c], seed);
+        .map(|&(s, c, m, seed)| {
+            let outcome = run_one(&scenarios[s], &contenders[c], m, seed);
             progress.inc(1);
             outcome
         })
@@ -54,15 +63,24 @@ pub fn run(
         .map(|_| {
             contenders
                 .iter()
-                .map(|_| results.by_ref().take(episodes).collect())
+                .map(|contender| {
+                    (0..contender.num_members())
+                        .map(|_| results.by_ref().take(episodes).collect())
+                        .collect()
+                })
                 .collect()
         })
         .collect())
 }
 
-fn run_one(scenario: &SuiteScenario, contender: &Contender, seed: u64) -> Result<EpisodeOutcome> {
+fn run_one(
+    scenario: &SuiteScenario,
+    contender: &Contender,
+    member: usize,
+    seed: u64,
+) -> Result<EpisodeOutcome> {
     let mut env = scenario.scenario.build();
-    let mut scheduler = contender.instantiate()?;
+    let mut scheduler = contender.instantiate(member)?;
     let metrics = schedulers::run_episode(scheduler.as_mut(), &mut env, seed)
         .map_err(|e| anyhow!("scenario `{}`, seed {seed}: {e}", scenario.name))?;
     let slowdowns = env.finished_slowdowns().collect();

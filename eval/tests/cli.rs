@@ -113,18 +113,82 @@ fn smoke_report_is_byte_identical_across_runs_and_thread_counts() {
     }
     let md = std::fs::read_to_string(dirs[0].join("report.md")).unwrap();
     assert!(
-        md.contains("| sjf |") && md.contains("Best heuristic by `mean_slowdown`"),
+        md.contains("| sjf |") && md.contains("Best heuristic by `completion_slowdown`"),
         "{md}"
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dirs[0].join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["format"], "lepton-eval-report/1");
+    assert_eq!(json["format"], "lepton-eval-report/2");
+    // The paired column: every contender against the scenario's best heuristic, in words.
+    let cloud = &json["scenarios"][2];
+    let reference = cloud["reference"].as_str().unwrap();
+    assert_eq!(reference, cloud["best_heuristic"]["contender"]);
+    assert!(
+        md.contains(&format!("| vs {reference} (slowdown) |")),
+        "{md}"
+    );
+    assert!(md.contains("| reference |"), "{md}");
+    let fcfs_row = md
+        .lines()
+        .filter(|l| l.starts_with("| fcfs |"))
+        .nth(2)
+        .unwrap();
+    assert!(
+        fcfs_row.contains("% worse [") && fcfs_row.contains("(wins "),
+        "{fcfs_row}"
+    );
+    let paired = &cloud["paired"][0];
+    for key in [
+        "mean_diff",
+        "relative_diff",
+        "ci_low",
+        "ci_high",
+        "wins",
+        "n",
+    ] {
+        assert!(paired[key].is_number(), "{key}: {paired}");
+    }
+    assert!(paired["signed_rank"]["w"].is_number() && paired["signed_rank"]["p_value"].is_number());
+    assert_eq!(paired["n"], 6);
     assert_eq!(json["scenarios"][0]["seeds"][0], 2_000_000);
     assert!(
         json["scenarios"][2]["config_toml"]
             .as_str()
             .unwrap()
             .contains("name = \"cloud\"")
+    );
+}
+
+#[test]
+fn the_demo_suite_shows_the_paired_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = eval(&[
+        "--suite",
+        "configs/eval/demo.toml",
+        "--schedulers",
+        "sjf,tetris",
+        "--reference",
+        "tetris",
+        "--out",
+        s(tmp.path()),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    assert!(md.contains("| contender | vs tetris (slowdown) |"), "{md}");
+    let sjf = md.lines().find(|l| l.starts_with("| sjf |")).unwrap();
+    assert!(sjf.contains("/20, p"), "{sjf}");
+    // The point of pairing: the same seeds make the difference far tighter than either mean.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("report.json")).unwrap()).unwrap();
+    let cloud = &json["scenarios"][0];
+    let tetris = &cloud["results"][1]["metrics"]["completion_slowdown"];
+    let unpaired_width = (tetris["ci_high"].as_f64().unwrap() - tetris["ci_low"].as_f64().unwrap())
+        / tetris["mean"].as_f64().unwrap();
+    let paired = &cloud["paired"][0];
+    let paired_width = paired["ci_high"].as_f64().unwrap() - paired["ci_low"].as_f64().unwrap();
+    assert!(
+        paired_width < unpaired_width / 2.0,
+        "paired {paired_width}, unpaired {unpaired_width}"
     );
 }
 
@@ -177,7 +241,9 @@ fn gate_exits_0_when_the_candidate_holds_and_1_when_it_loses() {
     );
     let stdout = text(&fail.stdout);
     assert!(
-        stdout.contains("gate FAILED") && stdout.contains("fcfs on deeprm"),
+        stdout.contains("gate FAILED")
+            && stdout.contains("gate FAIL: fcfs on deeprm")
+            && stdout.contains("% worse than sjf"),
         "{stdout}"
     );
     // A failed gate is still a complete report, and says so.
@@ -186,6 +252,9 @@ fn gate_exits_0_when_the_candidate_holds_and_1_when_it_loses() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["gate"]["passed"], false);
+    let check = &json["gate"]["checks"][0];
+    assert_eq!(check["rule"], "not_worse");
+    assert!(check["worse_ci_low"].as_f64().unwrap() > 0.05, "{check}");
     // The baseline took part although --schedulers did not list it.
     assert_eq!(json["contenders"][1]["name"], "sjf");
 }
@@ -246,11 +315,48 @@ fn compare_lists_regressions_against_an_older_report() {
     );
     let md = std::fs::read_to_string(new_dir.join("report.md")).unwrap();
     assert!(md.contains("1 regression(s) beyond 5.0%"), "{md}");
+    // A format-1 report (before paired statistics; its gate had one baseline) still compares.
+    let mut v1: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(old_dir.join("report.json")).unwrap()).unwrap();
+    v1["format"] = serde_json::json!("lepton-eval-report/1");
+    v1.as_object_mut().unwrap().remove("metric");
+    for scenario in v1["scenarios"].as_array_mut().unwrap() {
+        let fields = scenario.as_object_mut().unwrap();
+        fields.remove("reference");
+        fields.remove("paired");
+    }
+    v1["gate"] = serde_json::json!({"baseline": "sjf", "metric": "mean_slowdown", "margin": 0.05,
+        "passed": true, "checks": [{"scenario": "tiny", "candidate": "fcfs", "candidate_mean": 1.0,
+        "baseline_mean": 1.0, "relative_worse": 0.0, "passed": true}]});
+    let v1_path = tmp.path().join("v1.json");
+    std::fs::write(&v1_path, serde_json::to_vec(&v1).unwrap()).unwrap();
+    let from_v1 = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,fcfs",
+        "--out",
+        s(&tmp.path().join("from-v1")),
+        "--compare",
+        s(&v1_path),
+    ]);
+    assert_eq!(code(&from_v1), 0, "{}", text(&from_v1.stderr));
+    assert!(text(&from_v1.stdout).contains("0 regression(s)"));
 }
 
 /// Saves an untrained checkpoint for `layout` and `num_actions`; returns its metadata path.
 fn save_checkpoint(dir: &Path, layout: ObsLayout, actions: &ActionLayout) -> PathBuf {
-    tch::manual_seed(3);
+    save_seeded_checkpoint(dir, layout, actions, 3)
+}
+
+/// [`save_checkpoint`] with weights initialised from `seed`.
+fn save_seeded_checkpoint(
+    dir: &Path,
+    layout: ObsLayout,
+    actions: &ActionLayout,
+    seed: i64,
+) -> PathBuf {
+    tch::manual_seed(seed);
     let network = NetworkConfig::default();
     let policy = Policy::new(&network, layout, actions, Head::Logits, tch::Device::Cpu).unwrap();
     let optimizer = Adam::new(policy.named_parameters(), 1e-5);
@@ -307,10 +413,156 @@ fn a_checkpoint_is_scored_hashed_and_gated() {
     assert_eq!(json["scenarios"][0]["learned_gains"][0]["versus"], "sjf");
     assert_eq!(json["gate"]["checks"][0]["candidate"], "ckpt:best");
     assert!(
-        text(&out.stdout).contains("ckpt:best vs best heuristic sjf"),
+        text(&out.stdout).contains("than the best heuristic sjf"),
         "{}",
         text(&out.stdout)
     );
+}
+
+#[test]
+fn a_checkpoint_group_is_one_contender_with_every_member_on_every_episode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = lepton_env::scenario::load_named("deeprm").unwrap().build();
+    for seed in [1, 2] {
+        let dir = tmp
+            .path()
+            .join(format!("ppo_seed{seed}"))
+            .join("checkpoints");
+        save_seeded_checkpoint(&dir, env.obs_layout(), &env.action_layout(), seed);
+    }
+    let suite = suite(tmp.path(), "deeprm", 3);
+    let out_dir = tmp.path().join("out");
+    let group = format!("ppo={}/ppo_seed*", tmp.path().display());
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf",
+        "--checkpoint",
+        &group,
+        "--out",
+        s(&out_dir),
+        "--require-better",
+        "sjf",
+        "--format",
+        "junit",
+    ]);
+    let stdout = text(&out.stdout);
+    // Untrained policies are not better than SJF with 95% confidence.
+    assert_eq!(code(&out), 1, "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("gate FAIL: ppo on deeprm"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let contender = &json["contenders"][1];
+    assert_eq!(contender["name"], "ppo");
+    assert_eq!(contender["kind"], "checkpoint_group");
+    let members = contender["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(members[0]["path"].as_str().unwrap().ends_with("ppo_seed1"));
+    let result = &json["scenarios"][0]["results"][1];
+    assert_eq!(result["episodes"].as_array().unwrap().len(), 0);
+    for member in result["members"].as_array().unwrap() {
+        let seeds: Vec<u64> = member["episodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seed"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seeds, [500, 501, 502]);
+    }
+    let paired = &json["scenarios"][0]["paired"][0];
+    assert_eq!(paired["contender"], "ppo");
+    assert_eq!(paired["num_candidate_runs"], 2);
+    assert_eq!(json["gate"]["checks"][0]["rule"], "better");
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("| ppo (2 runs) |"), "{md}");
+    let xml = std::fs::read_to_string(out_dir.join("report.junit.xml")).unwrap();
+    assert!(
+        xml.contains("<testcase classname=\"lepton-eval.deeprm\" name=\"ppo better than sjf on completion_slowdown\">")
+            && xml.contains("<failure message=\"ppo on deeprm: completion_slowdown"),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase ").count(), 1);
+    // A glob that matches nothing is an input error.
+    assert_input_error(
+        &[
+            "--suite",
+            s(&suite),
+            "--checkpoint",
+            &format!("ppo={}/dqn_seed*", tmp.path().display()),
+        ],
+        &out_dir,
+        &["matches no file"],
+    );
+}
+
+#[test]
+fn reference_picks_the_paired_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = suite(tmp.path(), "deeprm", 3);
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,packer",
+        "--reference",
+        "fcfs",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // SJF is far better than FCFS on DeepRM; the console says so in words.
+    assert!(stdout.contains("vs fcfs (paired)"), "{stdout}");
+    let sjf = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("sjf"))
+        .unwrap();
+    assert!(
+        sjf.contains("% better [") && sjf.contains("wins 3/3"),
+        "{sjf}"
+    );
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("| vs fcfs (slowdown) |"), "{md}");
+}
+
+#[test]
+fn the_console_marks_the_best_value_of_the_gate_metric_in_its_direction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = suite(tmp.path(), "deeprm", 2);
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "fcfs,sjf",
+        "--metric",
+        "utilization",
+        "--out",
+        s(&tmp.path().join("out")),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("utilization [95% CI]"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("out/report.json")).unwrap())
+            .unwrap();
+    let utilization = |i: usize| {
+        json["scenarios"][0]["results"][i]["metrics"]["utilization"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    let best = if utilization(0) >= utilization(1) {
+        "fcfs"
+    } else {
+        "sjf"
+    };
+    let starred: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" *"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(starred, [best], "{stdout}");
 }
 
 /// Exit code 2, one `error:` message naming the problem, and no report in --out (not even one
@@ -352,7 +604,7 @@ fn bad_input_gives_one_clear_message_exit_2_and_no_report() {
         &out_dir,
         &[
             "unknown scheduler `shortest`",
-            "valid names: random, fcfs, sjf",
+            "valid names: random, deeprm_random, fcfs, sjf",
         ],
     );
     assert_input_error(
@@ -417,9 +669,18 @@ fn bad_input_gives_one_clear_message_exit_2_and_no_report() {
         &out_dir,
         &["needs a candidate"],
     );
+    assert_input_error(
+        &["--suite", s(&good), "--candidate", "sjf"],
+        &out_dir,
+        &["--candidate needs a gate"],
+    );
+
     // clap's own usage errors also exit 2.
     let out = eval(&["--suite"]);
     assert_eq!(code(&out), 2);
+    let out = eval(&["--suite", s(&good), "--format", "pdf"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("invalid value 'pdf'"));
 }
 
 #[test]
