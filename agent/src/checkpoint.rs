@@ -683,6 +683,28 @@ pub fn read_extra_bytes(
     fs::read(&path).map(Some).map_err(io_err(&path))
 }
 
+/// The checkpoint's network, built for observations laid out as `layout` and the actions
+/// `actions` (its training layouts, or larger ones for a set network) on `device`, with its
+/// weights loaded. Takes its turn on libtorch's global RNG, so trainers running beside it keep
+/// their seeded initialisation.
+pub fn load_policy(
+    meta_path: &Path,
+    meta: &CheckpointMeta,
+    layout: ObsLayout,
+    actions: &ActionLayout,
+    device: Device,
+) -> Result<Policy, CheckpointError> {
+    let policy = with_torch_rng(None, || {
+        Policy::new(&meta.network, layout, actions, meta.head, device)
+    })
+    .map_err(|e| CheckpointError::Mismatch {
+        path: meta_path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    load_weights(meta_path, meta, &policy)?;
+    Ok(policy)
+}
+
 /// Resolves what a user passed as a checkpoint: a metadata `.json` file (its extension may be
 /// left out: `runs/demo/checkpoints/best`), or a directory (a run
 /// directory or its `checkpoints/`), where `best.json`, then `final.json`, then the newest
@@ -760,14 +782,7 @@ impl LoadedPolicy {
         layout: ObsLayout,
         actions: &ActionLayout,
     ) -> Result<Self, CheckpointError> {
-        let policy = with_torch_rng(None, || {
-            Policy::new(&meta.network, layout, actions, meta.head, device)
-        })
-        .map_err(|e| CheckpointError::Mismatch {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        load_weights(&path, &meta, &policy)?;
+        let policy = load_policy(&path, &meta, layout, actions, device)?;
         let normalizer = meta.normalizer.clone();
         Ok(Self {
             policy,

@@ -44,7 +44,6 @@ use std::time::Instant;
 
 use lepton_agent::checkpoint;
 use lepton_agent::device::set_torch_threads;
-use lepton_agent::networks::{Policy, with_torch_rng};
 use lepton_env::Env;
 use serde::{Deserialize, Serialize};
 
@@ -585,18 +584,13 @@ pub fn score_checkpoint(
     let spec = EnvSpec::from_config(&config.env)?;
     let env = spec.make();
     let device = tch::Device::Cpu;
-    // Building a policy draws initial weights from the global RNG; take turns with the
-    // trainers so that their seeded initialisation is not disturbed.
-    let policy = with_torch_rng(None, || {
-        Policy::new(
-            &meta.network,
-            env.obs_layout(),
-            &env.action_layout(),
-            meta.head,
-            device,
-        )
-    })?;
-    checkpoint::load_weights(meta_path, &meta, &policy)?;
+    let policy = checkpoint::load_policy(
+        meta_path,
+        &meta,
+        env.obs_layout(),
+        &env.action_layout(),
+        device,
+    )?;
     let mut eval_config = config.clone();
     eval_config.eval.num_episodes = fitness.num_episodes;
     eval_config.eval.seed = fitness.seed;

@@ -20,7 +20,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use lepton_agent::checkpoint::{self, SaveRequest};
-use lepton_agent::networks::{Policy, with_torch_rng};
 use lepton_agent::optim::Adam;
 use lepton_env::Env;
 use serde::{Deserialize, Serialize};
@@ -210,16 +209,8 @@ fn copy_member(
     let spec = EnvSpec::from_config(&config.env)?;
     let device = tch::Device::Cpu;
     let env = spec.make();
-    let policy = with_torch_rng(None, || {
-        Policy::new(
-            &meta.network,
-            env.obs_layout(),
-            &env.action_layout(),
-            meta.head,
-            device,
-        )
-    })?;
-    checkpoint::load_weights(&src, &meta, &policy)?;
+    let policy =
+        checkpoint::load_policy(&src, &meta, env.obs_layout(), &env.action_layout(), device)?;
     let mut adam = Adam::new(policy.named_parameters(), config.ppo.adam_eps);
     checkpoint::load_optimizer(&src, &meta, &mut adam)?;
     let dst = search.trial_dir(recipient).join("checkpoints");
