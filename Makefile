@@ -34,7 +34,7 @@ build: check-libtorch
 demo: build
 	@./scripts/demo.sh "$(DEMO_RUN)" "$(DEMO_STEPS)"
 
-# lepton vs Gymnasium and Stable-Baselines3 on this machine (issue 9; see BENCHMARKS.md).
+# lepton vs Gymnasium and Stable-Baselines3 on this machine (see BENCHMARKS.md).
 # Full run ~30-40 min; bench-quick (or BENCH_QUICK=1 make bench) a few minutes.
 .PHONY: bench-quick
 bench: check-libtorch

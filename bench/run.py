@@ -1,4 +1,4 @@
-"""lepton side by side with Gymnasium and Stable-Baselines3 on this machine (issue 9).
+"""lepton side by side with Gymnasium and Stable-Baselines3 on this machine.
 
     python bench/run.py            # full: ~30-40 min on the 2-core VM; updates BENCHMARKS.md
     python bench/run.py --quick    # a few minutes; writes bench/results-quick.{json,md} only
@@ -420,7 +420,7 @@ def update_benchmarks_md(table):
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:
-        text = text.rstrip("\n") + "\n\n## Side by side with Gymnasium and Stable-Baselines3 (issue 9)\n\n" \
+        text = text.rstrip("\n") + "\n\n## Side by side with Gymnasium and Stable-Baselines3\n\n" \
             + block + "\n"
     open(path, "w").write(text)
 

@@ -1,4 +1,4 @@
-"""One Stable-Baselines3 training run on CartPole-v1 with CleanRL's hyperparameters (issue 9).
+"""One Stable-Baselines3 training run on CartPole-v1 with CleanRL's hyperparameters.
 
 Prints one JSON object: the env step and wall time (from just before the env is built, imports
 excluded) at which the mean return of the last 20 finished training episodes first reached the

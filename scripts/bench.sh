@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench` / `make bench-quick` (issue 9): lepton side by side with Gymnasium and
+# `make bench` / `make bench-quick`: lepton side by side with Gymnasium and
 # Stable-Baselines3 on this machine. Installs the pinned comparison packages into the project's
 # virtualenv (idempotent; --no-deps, so torch and gymnasium stay at bootstrap's pins), then runs
 # bench/run.py, which builds the release binaries and writes bench/results.json and the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PPO learning benchmark on CartPole-v1 (issue 5): for each seed, trains with
+# PPO learning benchmark on CartPole-v1: for each seed, trains with
 # configs/ppo_cartpole.toml (CleanRL's defaults, 500k env steps) and prints the env step at
 # which the mean return of the last 20 training episodes first reached 475, plus wall time and
 # steps per second. Usage: scripts/bench_ppo_cartpole.sh [SEEDS...]   (default: 1 2 3)

@@ -1,4 +1,4 @@
-//! Replay throughput (issue 7): inserts, batch-256 samples and batch-256 priority updates per
+//! Replay throughput: inserts, batch-256 samples and batch-256 priority updates per
 //! second on a 1M-transition buffer, prioritized and uniform, next to the cost of the network
 //! update those samples feed (CleanRL's CartPole Q-network, 4 → 120 → 84 → 2, on the CPU).
 //!
