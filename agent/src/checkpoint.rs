@@ -126,7 +126,7 @@ pub struct CheckpointMeta {
     pub num_actions: usize,
     /// What each action index means, as the env published it.
     pub action_layout: ActionLayout,
-    /// What the action head's outputs mean, which decides greedy decoding.
+    /// What the action head's outputs mean (both are decoded greedily by the legal arg-max).
     pub head: Head,
     pub network: NetworkConfig,
     pub weights: FileRef,
@@ -715,8 +715,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
     latest_periodic(&dir)
 }
 
-/// A trained policy loaded for evaluation: greedy and deterministic, by the decision rule of
-/// its head ([`Policy::greedy`]).
+/// A trained policy loaded for evaluation: greedy and deterministic, the legal arg-max of its
+/// head ([`Policy::greedy`]).
 #[derive(Debug)]
 pub struct LoadedPolicy {
     policy: Policy,
@@ -836,7 +836,6 @@ impl LoadedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distributions::MaskedCategorical;
     use crate::networks::Arch;
     use lepton_env::Env;
 
@@ -1140,15 +1139,20 @@ print(repr(float(t[1, 2])))
         assert_eq!(value, expected);
     }
 
-    /// A Q head that is constant: every weight 0 and the head's bias `q`, so the network
+    /// A head that is constant: every weight 0 and the head's bias `q`, so the network
     /// outputs `q` for any observation.
-    fn constant_q_policy(layout: ObsLayout, actions: &ActionLayout, q: &[f32]) -> Policy {
+    fn constant_head_policy(
+        layout: ObsLayout,
+        actions: &ActionLayout,
+        head: Head,
+        q: &[f32],
+    ) -> Policy {
         let config = NetworkConfig {
             shared_trunk: true,
             hidden: vec![4],
             ..NetworkConfig::default()
         };
-        let policy = Policy::new(&config, layout, actions, Head::Q, Device::Cpu).unwrap();
+        let policy = Policy::new(&config, layout, actions, head, Device::Cpu).unwrap();
         tch::no_grad(|| {
             for (name, mut t) in policy.named_parameters() {
                 if name == "policy_head.bias" {
@@ -1161,66 +1165,67 @@ print(repr(float(t[1, 2])))
         policy
     }
 
-    /// Regression: greedy evaluation decoded every placement-mode checkpoint with
-    /// `placement_mode` (softmax mass summed per slot, then a server), which for a DQN
-    /// checkpoint is not the rule DQN trained with (the legal arg-max of Q). On `tiny`'s
-    /// placement space (4 slots × 4 servers + wait) slot 0 has four good placements and
-    /// slot 1 one slightly better one: the arg-max places slot 1 on server 0 (action 4);
-    /// summed softmax mass would choose slot 0 (action 0).
+    /// Regression: greedy evaluation decoded every placement-mode checkpoint with a per-slot
+    /// rule (softmax mass summed per slot, then a server), which is neither the rule DQN
+    /// trained with (the legal arg-max of Q) nor the most likely action of a PPO policy
+    /// (issue 14: on `cloud` it threw away what sampling had learned). On `tiny`'s placement
+    /// space (4 slots × 4 servers + wait) slot 0 has four good placements and slot 1 one
+    /// slightly better one: the joint arg-max places slot 1 on server 0 (action 4), for either
+    /// head; summed softmax mass (e⁵ + 3e^4.9 > e^5.2) would have chosen slot 0 (action 0).
     #[test]
-    fn dqn_checkpoint_is_decoded_by_masked_argmax_not_placement_mode() {
+    fn greedy_is_the_joint_masked_argmax_for_either_head() {
         let env = lepton_env::scenario::load_named("tiny").unwrap().build();
         let (layout, actions) = (env.obs_layout(), env.action_layout());
         assert_eq!(actions, ActionLayout::placements_then_wait(4, 4));
         let mut q = vec![0.0f32; 17];
         q[..4].copy_from_slice(&[5.0, 4.9, 4.9, 4.9]);
         q[4] = 5.2;
-        let policy = constant_q_policy(layout, &actions, &q);
-        let obs = Tensor::zeros([1, layout.dim() as i64], (Kind::Float, Device::Cpu));
-        let mask = Tensor::from_slice(&[true; 17]).view([1, 17]);
-        // The two rules disagree on this row.
-        let placement = MaskedCategorical::new(&policy.forward(&obs).0, &mask).placement_mode(4, 4);
-        assert_eq!(placement.int64_value(&[0]), 0);
-        assert_eq!(policy.greedy(&obs, &mask).int64_value(&[0]), 4);
+        for head in [Head::Q, Head::Logits] {
+            let policy = constant_head_policy(layout, &actions, head, &q);
+            let obs = Tensor::zeros([1, layout.dim() as i64], (Kind::Float, Device::Cpu));
+            let mask = Tensor::from_slice(&[true; 17]).view([1, 17]);
+            assert_eq!(policy.greedy(&obs, &mask).int64_value(&[0]), 4, "{head:?}");
 
-        // The same through a checkpoint and LoadedPolicy, as lepton-eval runs it.
-        let dir = tempfile::tempdir().unwrap();
-        let adam = Adam::new(policy.named_parameters(), 1e-8);
-        save(
-            dir.path(),
-            SaveRequest {
-                kind: "final",
-                global_step: 1,
-                iteration: 1,
-                seed: 0,
-                config_toml: "",
-                network: &NetworkConfig {
-                    shared_trunk: true,
-                    hidden: vec![4],
-                    ..NetworkConfig::default()
+            // The same through a checkpoint and LoadedPolicy, as lepton-eval runs it.
+            let dir = tempfile::tempdir().unwrap();
+            let adam = Adam::new(policy.named_parameters(), 1e-8);
+            save(
+                dir.path(),
+                SaveRequest {
+                    kind: "final",
+                    global_step: 1,
+                    iteration: 1,
+                    seed: 0,
+                    config_toml: "",
+                    network: &NetworkConfig {
+                        shared_trunk: true,
+                        hidden: vec![4],
+                        ..NetworkConfig::default()
+                    },
+                    policy: &policy,
+                    optimizer: &adam,
+                    normalizer: None,
+                    extras: Vec::new(),
+                    sources: &[],
+                    trainer_state: serde_json::Value::Null,
                 },
-                policy: &policy,
-                optimizer: &adam,
-                normalizer: None,
-                extras: Vec::new(),
-                sources: &[],
-                trainer_state: serde_json::Value::Null,
-            },
-        )
-        .unwrap();
-        let mut loaded = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
-        assert_eq!(loaded.meta().head, Head::Q);
-        assert_eq!(loaded.act(&vec![0.0; layout.dim()], &[true; 17]), 4);
-        // Masked: the best legal Q wins.
-        let mut mask = [true; 17];
-        mask[4] = false;
-        assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
+            )
+            .unwrap();
+            let mut loaded = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
+            assert_eq!(loaded.meta().head, head);
+            assert_eq!(loaded.act(&vec![0.0; layout.dim()], &[true; 17]), 4);
+            // Masked: the best legal action wins.
+            let mut mask = [true; 17];
+            mask[4] = false;
+            assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
+        }
     }
 
     /// Checkpoints written in format 1 (before the action layout and the head were recorded)
-    /// still load and act as they did: `agent/tests/fixtures/format1/` holds a PPO set-network
-    /// checkpoint and a DQN MLP checkpoint written by that format's code, with the greedy
-    /// actions that code chose for three observations (see its README).
+    /// still load and act on the head outputs that format's code produced:
+    /// `agent/tests/fixtures/format1/` holds a PPO set-network checkpoint and a DQN MLP
+    /// checkpoint written by it, with their raw head outputs for three observations (see its
+    /// README).
     #[test]
     fn format_1_checkpoints_still_load() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
@@ -1237,19 +1242,14 @@ print(repr(float(t[1, 2])))
             loaded.act_batch(&obs, &[true; 15], &mut actions);
             let logits: Vec<f32> =
                 serde_json::from_value(expected[name]["logits"].clone()).unwrap();
-            let greedy: Vec<usize> =
-                serde_json::from_value(expected[name]["greedy_format1"].clone()).unwrap();
-            if head == Head::Logits {
-                // Same decision rule as format 1's reader.
-                assert_eq!(actions.to_vec(), greedy, "{name}");
-            } else {
-                // The DQN fixture is decoded by the legal arg-max of its Q row now.
-                let argmax: Vec<usize> = logits
-                    .chunks(5)
-                    .map(|row| crate::distributions::masked_argmax_row(row, &[true; 5]))
-                    .collect();
-                assert_eq!(actions.to_vec(), argmax, "{name}");
-            }
+            // Both are decoded by the legal arg-max of their head's row now; format 1's
+            // reader decoded them by summed mass per slot (`greedy_format1`), which was the
+            // most likely action of neither.
+            let argmax: Vec<usize> = logits
+                .chunks(5)
+                .map(|row| crate::distributions::masked_argmax_row(row, &[true; 5]))
+                .collect();
+            assert_eq!(actions.to_vec(), argmax, "{name}");
         }
     }
 }
