@@ -26,11 +26,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use lepton_env::{ActionLayout, ObsLayout};
+use lepton_env::{ActionBlock, ActionLayout, ObsLayout};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
+use crate::distributions::MaskedCategorical;
 use crate::named::{NamedTensors, copy_named};
 use crate::networks::{Head, NetworkConfig, Policy, with_torch_rng};
 use crate::normalize::ObsNormalizer;
@@ -107,6 +108,26 @@ pub struct SourceHash {
     pub sha256: String,
 }
 
+/// How [`LoadedPolicy`] decodes a checkpoint greedily.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GreedyRule {
+    /// The legal arg-max of the head ([`Policy::greedy`]): the policy's most likely action.
+    /// Every checkpoint written since issue 14 records this.
+    ArgMax,
+    /// A logits head over placements then wait, in a checkpoint written before issue 14 (no
+    /// `greedy` key): [`MaskedCategorical::placement_mode`] (summed mass per slot, then a
+    /// server), the rule it was selected and gated under. Any other head or layout: arg-max.
+    SlotMass,
+}
+
+impl GreedyRule {
+    /// What a checkpoint without a `greedy` key was decoded with.
+    fn before_issue_14() -> Self {
+        Self::SlotMass
+    }
+}
+
 /// The metadata JSON of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,8 +147,11 @@ pub struct CheckpointMeta {
     pub num_actions: usize,
     /// What each action index means, as the env published it.
     pub action_layout: ActionLayout,
-    /// What the action head's outputs mean (both are decoded greedily by the legal arg-max).
+    /// What the action head's outputs mean.
     pub head: Head,
+    /// How the head is decoded greedily.
+    #[serde(default = "GreedyRule::before_issue_14")]
+    pub greedy: GreedyRule,
     pub network: NetworkConfig,
     pub weights: FileRef,
     pub optimizer: FileRef,
@@ -213,6 +237,7 @@ impl From<MetaV1> for CheckpointMeta {
             num_actions: m.num_actions,
             action_layout: legacy_action_layout(m.obs_layout.into(), m.num_actions),
             head,
+            greedy: GreedyRule::before_issue_14(),
             network: m.network,
             weights: FileRef {
                 file: m.weights_file,
@@ -434,6 +459,7 @@ pub fn save(dir: &Path, req: SaveRequest<'_>) -> Result<PathBuf, CheckpointError
         num_actions: req.policy.num_actions(),
         action_layout: req.policy.action_layout().clone(),
         head: req.policy.head(),
+        greedy: GreedyRule::ArgMax,
         network: req.network.clone(),
         weights,
         optimizer,
@@ -715,8 +741,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
     latest_periodic(&dir)
 }
 
-/// A trained policy loaded for evaluation: greedy and deterministic, the legal arg-max of its
-/// head ([`Policy::greedy`]).
+/// A trained policy loaded for evaluation: greedy and deterministic, by the checkpoint's
+/// [`GreedyRule`] (the legal arg-max of its head for every checkpoint written since issue 14).
 #[derive(Debug)]
 pub struct LoadedPolicy {
     policy: Policy,
@@ -822,9 +848,24 @@ impl LoadedPolicy {
             let mask = Tensor::from_slice(mask)
                 .view([rows as i64, n as i64])
                 .to_device(device);
-            self.policy
-                .greedy(&obs, &mask)
-                .to_device(Device::Cpu)
+            let slot_mass = match (self.meta.greedy, self.policy.head()) {
+                (GreedyRule::SlotMass, Head::Logits) => {
+                    match self.policy.action_layout().blocks.as_slice() {
+                        [
+                            ActionBlock::Placements { slots, servers },
+                            ActionBlock::Wait,
+                        ] => Some((*slots, *servers)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            match slot_mass {
+                Some((slots, servers)) => MaskedCategorical::new(&self.policy.forward(&obs).0, &mask)
+                    .placement_mode(slots, servers),
+                None => self.policy.greedy(&obs, &mask),
+            }
+            .to_device(Device::Cpu)
                 .to_kind(Kind::Int64)
         });
         for (i, a) in out.iter_mut().enumerate() {
@@ -1168,7 +1209,7 @@ print(repr(float(t[1, 2])))
     /// Regression: greedy evaluation decoded every placement-mode checkpoint with a per-slot
     /// rule (softmax mass summed per slot, then a server), which is neither the rule DQN
     /// trained with (the legal arg-max of Q) nor the most likely action of a PPO policy
-    /// (issue 14: on `cloud` it threw away what sampling had learned). On `tiny`'s placement
+    /// (issue 14). On `tiny`'s placement
     /// space (4 slots × 4 servers + wait) slot 0 has four good placements and slot 1 one
     /// slightly better one: the joint arg-max places slot 1 on server 0 (action 4), for either
     /// head; summed softmax mass (e⁵ + 3e^4.9 > e^5.2) would have chosen slot 0 (action 0).
@@ -1213,19 +1254,31 @@ print(repr(float(t[1, 2])))
             .unwrap();
             let mut loaded = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
             assert_eq!(loaded.meta().head, head);
+            assert_eq!(loaded.meta().greedy, GreedyRule::ArgMax);
             assert_eq!(loaded.act(&vec![0.0; layout.dim()], &[true; 17]), 4);
             // Masked: the best legal action wins.
             let mut mask = [true; 17];
             mask[4] = false;
             assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
+
+            // Metadata written before issue 14 (no `greedy` key): a logits head keeps the
+            // per-slot rule it was selected under (slot 0, action 0); a Q head the arg-max.
+            let meta_path = resolve(dir.path()).unwrap();
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&fs::read(&meta_path).unwrap()).unwrap();
+            json.as_object_mut().unwrap().remove("greedy");
+            fs::write(&meta_path, serde_json::to_vec(&json).unwrap()).unwrap();
+            let mut legacy = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
+            assert_eq!(legacy.meta().greedy, GreedyRule::SlotMass);
+            let expected = if head == Head::Logits { 0 } else { 4 };
+            assert_eq!(legacy.act(&vec![0.0; layout.dim()], &[true; 17]), expected);
         }
     }
 
     /// Checkpoints written in format 1 (before the action layout and the head were recorded)
-    /// still load and act on the head outputs that format's code produced:
-    /// `agent/tests/fixtures/format1/` holds a PPO set-network checkpoint and a DQN MLP
-    /// checkpoint written by it, with their raw head outputs for three observations (see its
-    /// README).
+    /// still load and act as they did: `agent/tests/fixtures/format1/` holds a PPO set-network
+    /// checkpoint and a DQN MLP checkpoint written by that format's code, with the greedy
+    /// actions that code chose for three observations (see its README).
     #[test]
     fn format_1_checkpoints_still_load() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
@@ -1242,14 +1295,20 @@ print(repr(float(t[1, 2])))
             loaded.act_batch(&obs, &[true; 15], &mut actions);
             let logits: Vec<f32> =
                 serde_json::from_value(expected[name]["logits"].clone()).unwrap();
-            // Both are decoded by the legal arg-max of their head's row now; format 1's
-            // reader decoded them by summed mass per slot (`greedy_format1`), which was the
-            // most likely action of neither.
-            let argmax: Vec<usize> = logits
-                .chunks(5)
-                .map(|row| crate::distributions::masked_argmax_row(row, &[true; 5]))
-                .collect();
-            assert_eq!(actions.to_vec(), argmax, "{name}");
+            let greedy: Vec<usize> =
+                serde_json::from_value(expected[name]["greedy_format1"].clone()).unwrap();
+            if head == Head::Logits {
+                // Same decision rule as format 1's reader (the rule it was selected under).
+                assert_eq!(meta.greedy, GreedyRule::SlotMass);
+                assert_eq!(actions.to_vec(), greedy, "{name}");
+            } else {
+                // The DQN fixture is decoded by the legal arg-max of its Q row now.
+                let argmax: Vec<usize> = logits
+                    .chunks(5)
+                    .map(|row| crate::distributions::masked_argmax_row(row, &[true; 5]))
+                    .collect();
+                assert_eq!(actions.to_vec(), argmax, "{name}");
+            }
         }
     }
 }

@@ -60,9 +60,30 @@ impl MaskedCategorical {
     pub fn mode(&self) -> Tensor {
         self.log_probs.argmax(-1, false)
     }
+
+    /// The per-slot decoding of placement action spaces (`k * num_servers + n`, then wait
+    /// last) that checkpoints written before issue 14 were selected under
+    /// (`checkpoint::GreedyRule::SlotMass`): first the most likely *decision* — wait, or slot
+    /// `k` with the probability of all its placements summed — then the most likely server for
+    /// that slot. It is not the policy's most likely action; new checkpoints are decoded by the
+    /// joint arg-max ([`crate::networks::Policy::greedy`]).
+    pub fn placement_mode(&self, num_slots: usize, num_servers: usize) -> Tensor {
+        let (k, s) = (num_slots as i64, num_servers as i64);
+        let probs = self.probs();
+        let b = probs.size()[0];
+        let pairs = probs.narrow(1, 0, k * s).reshape([b, k, s]);
+        let per_slot = pairs.sum_dim_intlist(2, false, Kind::Float);
+        let decision = Tensor::cat(&[per_slot, probs.narrow(1, k * s, 1)], 1).argmax(-1, false);
+        let server = pairs.argmax(-1, false); // [b, k]
+        let chosen_server = server
+            .gather(1, &decision.clamp_max(k - 1).unsqueeze(1), false)
+            .squeeze_dim(1);
+        let placement = &decision * s + chosen_server;
+        placement.where_self(&decision.lt(k), &Tensor::full_like(&decision, k * s))
+    }
 }
 
-/// The legal action with the largest Q-value (or logit) of each row: `q` `[B, A]`, `mask` `[B, A]` bool
+/// The legal action with the largest Q-value of each row: `q` `[B, A]`, `mask` `[B, A]` bool
 /// (`true` = legal, at least one per row). Returns int64 `[B]`.
 pub fn masked_argmax(q: &Tensor, mask: &Tensor) -> Tensor {
     q.masked_fill(&mask.logical_not(), f64::NEG_INFINITY)
@@ -159,6 +180,27 @@ mod tests {
         // log softmax over (1, 2): log(e² / (e + e²)) = −ln(1 + e⁻¹) = −0.313262.
         let lp = d.log_prob(&Tensor::from_slice(&[1i64]));
         assert!((lp.double_value(&[0]) + 0.313_261_687).abs() < 1e-6);
+    }
+
+    /// Wait has the largest single probability (0.3), but slot 0's placements sum to 0.5:
+    /// place slot 0 on its likelier server (1).
+    #[test]
+    fn placement_mode_compares_decisions_not_single_placements() {
+        let p = [0.2f32, 0.3, 0.1, 0.1, 0.3];
+        let logits = Tensor::from_slice(&p.map(f32::ln)).view([1, 5]);
+        let d = MaskedCategorical::new(&logits, &Tensor::from_slice(&[true; 5]).view([1, 5]));
+        assert_eq!(d.mode().int64_value(&[0]), 1);
+        assert_eq!(d.placement_mode(2, 2).int64_value(&[0]), 1);
+        let p = [0.1f32, 0.1, 0.1, 0.1, 0.6];
+        let logits = Tensor::from_slice(&p.map(f32::ln)).view([1, 5]);
+        let d = MaskedCategorical::new(&logits, &Tensor::from_slice(&[true; 5]).view([1, 5]));
+        assert_eq!(d.placement_mode(2, 2).int64_value(&[0]), 4, "wait");
+        // Masked placements never win.
+        let d = MaskedCategorical::new(
+            &Tensor::zeros([1, 5], (Kind::Float, tch::Device::Cpu)),
+            &Tensor::from_slice(&[false, false, false, true, true]).view([1, 5]),
+        );
+        assert_eq!(d.placement_mode(2, 2).int64_value(&[0]), 3);
     }
 
     #[test]
