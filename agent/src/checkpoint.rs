@@ -26,11 +26,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use lepton_env::{ActionLayout, ObsLayout};
+use lepton_env::{ActionBlock, ActionLayout, ObsLayout};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
+use crate::distributions::MaskedCategorical;
 use crate::named::{NamedTensors, copy_named};
 use crate::networks::{Head, NetworkConfig, Policy, with_torch_rng};
 use crate::normalize::ObsNormalizer;
@@ -107,6 +108,26 @@ pub struct SourceHash {
     pub sha256: String,
 }
 
+/// How [`LoadedPolicy`] decodes a checkpoint greedily.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GreedyRule {
+    /// The legal arg-max of the head ([`Policy::greedy`]): the policy's most likely action.
+    /// Every checkpoint written since issue 14 records this.
+    ArgMax,
+    /// A logits head over placements then wait, in a checkpoint written before issue 14 (no
+    /// `greedy` key): [`MaskedCategorical::placement_mode`] (summed mass per slot, then a
+    /// server), the rule it was selected and gated under. Any other head or layout: arg-max.
+    SlotMass,
+}
+
+impl GreedyRule {
+    /// What a checkpoint without a `greedy` key was decoded with.
+    fn before_issue_14() -> Self {
+        Self::SlotMass
+    }
+}
+
 /// The metadata JSON of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,8 +147,11 @@ pub struct CheckpointMeta {
     pub num_actions: usize,
     /// What each action index means, as the env published it.
     pub action_layout: ActionLayout,
-    /// What the action head's outputs mean, which decides greedy decoding.
+    /// What the action head's outputs mean.
     pub head: Head,
+    /// How the head is decoded greedily.
+    #[serde(default = "GreedyRule::before_issue_14")]
+    pub greedy: GreedyRule,
     pub network: NetworkConfig,
     pub weights: FileRef,
     pub optimizer: FileRef,
@@ -213,6 +237,7 @@ impl From<MetaV1> for CheckpointMeta {
             num_actions: m.num_actions,
             action_layout: legacy_action_layout(m.obs_layout.into(), m.num_actions),
             head,
+            greedy: GreedyRule::before_issue_14(),
             network: m.network,
             weights: FileRef {
                 file: m.weights_file,
@@ -434,6 +459,7 @@ pub fn save(dir: &Path, req: SaveRequest<'_>) -> Result<PathBuf, CheckpointError
         num_actions: req.policy.num_actions(),
         action_layout: req.policy.action_layout().clone(),
         head: req.policy.head(),
+        greedy: GreedyRule::ArgMax,
         network: req.network.clone(),
         weights,
         optimizer,
@@ -737,8 +763,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
     latest_periodic(&dir)
 }
 
-/// A trained policy loaded for evaluation: greedy and deterministic, by the decision rule of
-/// its head ([`Policy::greedy`]).
+/// A trained policy loaded for evaluation: greedy and deterministic, by the checkpoint's
+/// [`GreedyRule`] (the legal arg-max of its head for every checkpoint written since issue 14).
 #[derive(Debug)]
 pub struct LoadedPolicy {
     policy: Policy,
@@ -837,9 +863,24 @@ impl LoadedPolicy {
             let mask = Tensor::from_slice(mask)
                 .view([rows as i64, n as i64])
                 .to_device(device);
-            self.policy
-                .greedy(&obs, &mask)
-                .to_device(Device::Cpu)
+            let slot_mass = match (self.meta.greedy, self.policy.head()) {
+                (GreedyRule::SlotMass, Head::Logits) => {
+                    match self.policy.action_layout().blocks.as_slice() {
+                        [
+                            ActionBlock::Placements { slots, servers },
+                            ActionBlock::Wait,
+                        ] => Some((*slots, *servers)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            match slot_mass {
+                Some((slots, servers)) => MaskedCategorical::new(&self.policy.forward(&obs).0, &mask)
+                    .placement_mode(slots, servers),
+                None => self.policy.greedy(&obs, &mask),
+            }
+            .to_device(Device::Cpu)
                 .to_kind(Kind::Int64)
         });
         for (i, a) in out.iter_mut().enumerate() {
@@ -851,7 +892,6 @@ impl LoadedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distributions::MaskedCategorical;
     use crate::networks::Arch;
     use lepton_env::Env;
 
@@ -1155,15 +1195,20 @@ print(repr(float(t[1, 2])))
         assert_eq!(value, expected);
     }
 
-    /// A Q head that is constant: every weight 0 and the head's bias `q`, so the network
+    /// A head that is constant: every weight 0 and the head's bias `q`, so the network
     /// outputs `q` for any observation.
-    fn constant_q_policy(layout: ObsLayout, actions: &ActionLayout, q: &[f32]) -> Policy {
+    fn constant_head_policy(
+        layout: ObsLayout,
+        actions: &ActionLayout,
+        head: Head,
+        q: &[f32],
+    ) -> Policy {
         let config = NetworkConfig {
             shared_trunk: true,
             hidden: vec![4],
             ..NetworkConfig::default()
         };
-        let policy = Policy::new(&config, layout, actions, Head::Q, Device::Cpu).unwrap();
+        let policy = Policy::new(&config, layout, actions, head, Device::Cpu).unwrap();
         tch::no_grad(|| {
             for (name, mut t) in policy.named_parameters() {
                 if name == "policy_head.bias" {
@@ -1176,60 +1221,73 @@ print(repr(float(t[1, 2])))
         policy
     }
 
-    /// Regression: greedy evaluation decoded every placement-mode checkpoint with
-    /// `placement_mode` (softmax mass summed per slot, then a server), which for a DQN
-    /// checkpoint is not the rule DQN trained with (the legal arg-max of Q). On `tiny`'s
-    /// placement space (4 slots × 4 servers + wait) slot 0 has four good placements and
-    /// slot 1 one slightly better one: the arg-max places slot 1 on server 0 (action 4);
-    /// summed softmax mass would choose slot 0 (action 0).
+    /// Regression: greedy evaluation decoded every placement-mode checkpoint with a per-slot
+    /// rule (softmax mass summed per slot, then a server), which is neither the rule DQN
+    /// trained with (the legal arg-max of Q) nor the most likely action of a PPO policy
+    /// (issue 14). On `tiny`'s placement
+    /// space (4 slots × 4 servers + wait) slot 0 has four good placements and slot 1 one
+    /// slightly better one: the joint arg-max places slot 1 on server 0 (action 4), for either
+    /// head; summed softmax mass (e⁵ + 3e^4.9 > e^5.2) would have chosen slot 0 (action 0).
     #[test]
-    fn dqn_checkpoint_is_decoded_by_masked_argmax_not_placement_mode() {
+    fn greedy_is_the_joint_masked_argmax_for_either_head() {
         let env = lepton_env::scenario::load_named("tiny").unwrap().build();
         let (layout, actions) = (env.obs_layout(), env.action_layout());
         assert_eq!(actions, ActionLayout::placements_then_wait(4, 4));
         let mut q = vec![0.0f32; 17];
         q[..4].copy_from_slice(&[5.0, 4.9, 4.9, 4.9]);
         q[4] = 5.2;
-        let policy = constant_q_policy(layout, &actions, &q);
-        let obs = Tensor::zeros([1, layout.dim() as i64], (Kind::Float, Device::Cpu));
-        let mask = Tensor::from_slice(&[true; 17]).view([1, 17]);
-        // The two rules disagree on this row.
-        let placement = MaskedCategorical::new(&policy.forward(&obs).0, &mask).placement_mode(4, 4);
-        assert_eq!(placement.int64_value(&[0]), 0);
-        assert_eq!(policy.greedy(&obs, &mask).int64_value(&[0]), 4);
+        for head in [Head::Q, Head::Logits] {
+            let policy = constant_head_policy(layout, &actions, head, &q);
+            let obs = Tensor::zeros([1, layout.dim() as i64], (Kind::Float, Device::Cpu));
+            let mask = Tensor::from_slice(&[true; 17]).view([1, 17]);
+            assert_eq!(policy.greedy(&obs, &mask).int64_value(&[0]), 4, "{head:?}");
 
-        // The same through a checkpoint and LoadedPolicy, as lepton-eval runs it.
-        let dir = tempfile::tempdir().unwrap();
-        let adam = Adam::new(policy.named_parameters(), 1e-8);
-        save(
-            dir.path(),
-            SaveRequest {
-                kind: "final",
-                global_step: 1,
-                iteration: 1,
-                seed: 0,
-                config_toml: "",
-                network: &NetworkConfig {
-                    shared_trunk: true,
-                    hidden: vec![4],
-                    ..NetworkConfig::default()
+            // The same through a checkpoint and LoadedPolicy, as lepton-eval runs it.
+            let dir = tempfile::tempdir().unwrap();
+            let adam = Adam::new(policy.named_parameters(), 1e-8);
+            save(
+                dir.path(),
+                SaveRequest {
+                    kind: "final",
+                    global_step: 1,
+                    iteration: 1,
+                    seed: 0,
+                    config_toml: "",
+                    network: &NetworkConfig {
+                        shared_trunk: true,
+                        hidden: vec![4],
+                        ..NetworkConfig::default()
+                    },
+                    policy: &policy,
+                    optimizer: &adam,
+                    normalizer: None,
+                    extras: Vec::new(),
+                    sources: &[],
+                    trainer_state: serde_json::Value::Null,
                 },
-                policy: &policy,
-                optimizer: &adam,
-                normalizer: None,
-                extras: Vec::new(),
-                sources: &[],
-                trainer_state: serde_json::Value::Null,
-            },
-        )
-        .unwrap();
-        let mut loaded = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
-        assert_eq!(loaded.meta().head, Head::Q);
-        assert_eq!(loaded.act(&vec![0.0; layout.dim()], &[true; 17]), 4);
-        // Masked: the best legal Q wins.
-        let mut mask = [true; 17];
-        mask[4] = false;
-        assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
+            )
+            .unwrap();
+            let mut loaded = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
+            assert_eq!(loaded.meta().head, head);
+            assert_eq!(loaded.meta().greedy, GreedyRule::ArgMax);
+            assert_eq!(loaded.act(&vec![0.0; layout.dim()], &[true; 17]), 4);
+            // Masked: the best legal action wins.
+            let mut mask = [true; 17];
+            mask[4] = false;
+            assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
+
+            // Metadata written before issue 14 (no `greedy` key): a logits head keeps the
+            // per-slot rule it was selected under (slot 0, action 0); a Q head the arg-max.
+            let meta_path = resolve(dir.path()).unwrap();
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&fs::read(&meta_path).unwrap()).unwrap();
+            json.as_object_mut().unwrap().remove("greedy");
+            fs::write(&meta_path, serde_json::to_vec(&json).unwrap()).unwrap();
+            let mut legacy = LoadedPolicy::load(dir.path(), Device::Cpu).unwrap();
+            assert_eq!(legacy.meta().greedy, GreedyRule::SlotMass);
+            let expected = if head == Head::Logits { 0 } else { 4 };
+            assert_eq!(legacy.act(&vec![0.0; layout.dim()], &[true; 17]), expected);
+        }
     }
 
     /// Checkpoints written in format 1 (before the action layout and the head were recorded)
@@ -1255,7 +1313,8 @@ print(repr(float(t[1, 2])))
             let greedy: Vec<usize> =
                 serde_json::from_value(expected[name]["greedy_format1"].clone()).unwrap();
             if head == Head::Logits {
-                // Same decision rule as format 1's reader.
+                // Same decision rule as format 1's reader (the rule it was selected under).
+                assert_eq!(meta.greedy, GreedyRule::SlotMass);
                 assert_eq!(actions.to_vec(), greedy, "{name}");
             } else {
                 // The DQN fixture is decoded by the legal arg-max of its Q row now.

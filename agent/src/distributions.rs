@@ -61,11 +61,12 @@ impl MaskedCategorical {
         self.log_probs.argmax(-1, false)
     }
 
-    /// Greedy decoding for placement action spaces (`k * num_servers + n`, then wait last):
-    /// first the most likely *decision* — wait, or slot `k` with the probability of all its
-    /// placements summed — then the most likely server for that slot. A plain arg-max would
-    /// compare wait against each single placement, and since a slot's mass is spread over
-    /// every server that fits it, it tends to wait forever.
+    /// The per-slot decoding of placement action spaces (`k * num_servers + n`, then wait
+    /// last) that checkpoints written before issue 14 were selected under
+    /// (`checkpoint::GreedyRule::SlotMass`): first the most likely *decision* — wait, or slot
+    /// `k` with the probability of all its placements summed — then the most likely server for
+    /// that slot. It is not the policy's most likely action; new checkpoints are decoded by the
+    /// joint arg-max ([`crate::networks::Policy::greedy`]).
     pub fn placement_mode(&self, num_slots: usize, num_servers: usize) -> Tensor {
         let (k, s) = (num_slots as i64, num_servers as i64);
         let probs = self.probs();

@@ -17,12 +17,13 @@
 
 use lepton_env::{ActionBlock, ActionLayout, ObsLayout};
 
-use crate::distributions::{MaskedCategorical, masked_argmax};
+use crate::distributions::masked_argmax;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-/// What the outputs of a network's action head mean, which decides how it is decoded greedily.
+/// What the outputs of a network's action head mean (recorded in checkpoints; either is
+/// decoded greedily by its legal arg-max, [`Policy::greedy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Head {
@@ -445,23 +446,13 @@ impl Policy {
         })
     }
 
-    /// Greedy actions `[B]` for observations `[B, obs_dim]` and masks `[B, num_actions]`, by
-    /// the decision rule the head was trained with: a Q head takes the legal arg-max; a logits
-    /// head over placements followed by wait takes [`MaskedCategorical::placement_mode`], any
-    /// other logits head the most likely legal action.
+    /// Greedy actions `[B]` for observations `[B, obs_dim]` and masks `[B, num_actions]`: the
+    /// legal action with the largest head output. For a Q head that is the rule DQN trained
+    /// with; for a logits head it is the policy's most likely action (the joint arg-max over
+    /// every placement and wait, never a per-slot marginal), so greedy evaluation scores the
+    /// mode of the distribution PPO learned.
     pub fn greedy(&self, obs: &Tensor, mask: &Tensor) -> Tensor {
-        let (head, _) = self.forward(obs);
-        match (self.head, self.actions.blocks.as_slice()) {
-            (Head::Q, _) => masked_argmax(&head, mask),
-            (
-                Head::Logits,
-                [
-                    ActionBlock::Placements { slots, servers },
-                    ActionBlock::Wait,
-                ],
-            ) => MaskedCategorical::new(&head, mask).placement_mode(*slots, *servers),
-            (Head::Logits, _) => MaskedCategorical::new(&head, mask).mode(),
-        }
+        masked_argmax(&self.forward(obs).0, mask)
     }
 
     /// Logits `[B, num_actions]` (unmasked) and values `[B]` for observations `[B, obs_dim]`.

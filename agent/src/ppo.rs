@@ -7,6 +7,12 @@
 //! epoch that ends with `approx_kl > target_kl` stops the update early. The learning rate is
 //! annealed linearly to 0 over the run by the caller ([`annealed_lr`]).
 //!
+//! With `skip_forced`, decisions whose mask leaves a single legal action (on `deeprm`, a wait
+//! forced by a full machine: 58% of a random policy's decisions) are left out of the policy
+//! loss, the entropy bonus, the advantage normalisation and the logged `approx_kl`/`clipfrac`;
+//! they still carry rewards into GAE and train the critic. Their policy gradient is zero either
+//! way; what changes is that they no longer dilute the minibatch means and advantage statistics.
+//!
 //! The masks stored with each step are reused when re-evaluating the policy, so on the first
 //! minibatch the new and old log-probabilities agree and the ratio is 1 (the update reports the
 //! largest deviation, see [`UpdateStats::first_ratio_deviation`]).
@@ -66,6 +72,10 @@ pub struct PpoConfig {
     /// Rewards are multiplied by this before GAE (keeps value targets near unit scale on
     /// scheduling envs, whose returns are minus a sum of slowdowns). Logged returns are raw.
     pub reward_scale: f64,
+    /// Leave decisions with exactly one legal action out of the policy loss, the entropy bonus
+    /// and the advantage statistics (they still count for GAE, the value loss and env steps).
+    #[serde(default)]
+    pub skip_forced: bool,
 }
 
 fn default_adam_eps() -> f64 {
@@ -93,6 +103,7 @@ impl Default for PpoConfig {
             adam_eps: 1e-5,
             normalize_obs: false,
             reward_scale: 1.0,
+            skip_forced: false,
         }
     }
 }
@@ -208,7 +219,26 @@ pub struct Losses {
     pub ratio: Tensor,
 }
 
-/// CleanRL's PPO loss from new and old quantities (all `[minibatch]`).
+/// The mean of `x` over the entries where `counted` (bool, same shape) is true, or over all
+/// entries when `counted` is `None`; 0 when nothing counts.
+pub fn masked_mean(x: &Tensor, counted: Option<&Tensor>) -> Tensor {
+    match counted {
+        None => x.mean(Kind::Float),
+        Some(c) => {
+            let w = c.to_kind(Kind::Float);
+            (x * &w).sum(Kind::Float) / w.sum(Kind::Float).clamp_min(1.0)
+        }
+    }
+}
+
+/// The decisions of a `[batch, num_actions]` mask with more than one legal action.
+pub fn unforced(masks: &Tensor) -> Tensor {
+    masks.sum_dim_intlist(-1, false, Kind::Int64).gt(1)
+}
+
+/// CleanRL's PPO loss from new and old quantities (all `[minibatch]`). `counted` (bool
+/// `[minibatch]`, or `None` for all) picks the decisions the policy loss, the entropy and the
+/// advantage normalisation are taken over; the value loss is over the whole minibatch.
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_loss(
     config: &PpoConfig,
@@ -219,17 +249,26 @@ pub fn ppo_loss(
     old_value: &Tensor,
     returns: &Tensor,
     entropy: &Tensor,
+    counted: Option<&Tensor>,
 ) -> Losses {
     let log_ratio = new_log_prob - old_log_prob;
     let ratio = log_ratio.exp();
-    let adv = if config.norm_adv && advantages.size()[0] > 1 {
-        (advantages - advantages.mean(Kind::Float)) / (advantages.std(true) + 1e-8)
+    let num_counted = match counted {
+        None => advantages.size()[0],
+        Some(c) => c.sum(Kind::Int64).int64_value(&[]),
+    };
+    let adv = if config.norm_adv && num_counted > 1 {
+        let mean = masked_mean(advantages, counted);
+        // Unbiased (n − 1) standard deviation over the counted entries, as `Tensor::std(true)`.
+        let var = masked_mean(&(advantages - &mean).square(), counted) * num_counted as f64
+            / (num_counted - 1) as f64;
+        (advantages - mean) / (var.sqrt() + 1e-8)
     } else {
         advantages.shallow_clone()
     };
     let pg1 = -&adv * &ratio;
     let pg2 = -&adv * ratio.clamp(1.0 - config.clip_coef, 1.0 + config.clip_coef);
-    let policy = pg1.maximum(&pg2).mean(Kind::Float);
+    let policy = masked_mean(&pg1.maximum(&pg2), counted);
     let value = if config.clip_vloss {
         let unclipped = (new_value - returns).square();
         let clipped =
@@ -240,7 +279,7 @@ pub fn ppo_loss(
     } else {
         0.5 * (new_value - returns).square().mean(Kind::Float)
     };
-    let entropy = entropy.mean(Kind::Float);
+    let entropy = masked_mean(entropy, counted);
     let total = &policy - config.ent_coef * &entropy + config.vf_coef * &value;
     Losses {
         total,
@@ -268,6 +307,8 @@ pub struct UpdateStats {
     pub grad_norm: f64,
     pub num_minibatches: usize,
     pub stopped_early: bool,
+    /// Fraction of the batch's decisions with exactly one legal action.
+    pub forced_fraction: f64,
 }
 
 /// Why an update was abandoned.
@@ -301,6 +342,9 @@ pub fn update<R: Rng>(
     let mut indices: Vec<i64> = (0..batch_size as i64).collect();
     let mut stats = UpdateStats::default();
     let mut clipfracs = Vec::new();
+    let unforced_all = unforced(&batch.masks);
+    stats.forced_fraction =
+        1.0 - unforced_all.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
     'epochs: for epoch in 0..config.update_epochs {
         indices.shuffle(rng);
         for mb in 0..config.num_minibatches {
@@ -308,6 +352,10 @@ pub fn update<R: Rng>(
                 .to_device(device);
             let (logits, new_value) = policy.forward(&batch.obs.index_select(0, &idx));
             let dist = MaskedCategorical::new(&logits, &batch.masks.index_select(0, &idx));
+            let counted = config
+                .skip_forced
+                .then(|| unforced_all.index_select(0, &idx));
+            let counted = counted.as_ref();
             let losses = ppo_loss(
                 config,
                 &dist.log_prob(&batch.actions.index_select(0, &idx)),
@@ -317,6 +365,7 @@ pub fn update<R: Rng>(
                 &batch.values.index_select(0, &idx),
                 &batch.returns.index_select(0, &idx),
                 &dist.entropy(),
+                counted,
             );
             let (policy_loss, value_loss, entropy) = (
                 losses.policy.double_value(&[]),
@@ -334,18 +383,14 @@ pub fn update<R: Rng>(
             }
             tch::no_grad(|| {
                 let lr_ = &losses.log_ratio;
-                stats.old_approx_kl = (-lr_).mean(Kind::Float).double_value(&[]);
-                stats.approx_kl = ((&losses.ratio - 1.0) - lr_)
-                    .mean(Kind::Float)
-                    .double_value(&[]);
-                clipfracs.push(
-                    (&losses.ratio - 1.0)
-                        .abs()
-                        .gt(config.clip_coef)
-                        .to_kind(Kind::Float)
-                        .mean(Kind::Float)
-                        .double_value(&[]),
-                );
+                stats.old_approx_kl = masked_mean(&-lr_, counted).double_value(&[]);
+                stats.approx_kl =
+                    masked_mean(&((&losses.ratio - 1.0) - lr_), counted).double_value(&[]);
+                let clipped = (&losses.ratio - 1.0)
+                    .abs()
+                    .gt(config.clip_coef)
+                    .to_kind(Kind::Float);
+                clipfracs.push(masked_mean(&clipped, counted).double_value(&[]));
                 if epoch == 0 && mb == 0 {
                     stats.first_ratio_deviation =
                         (&losses.ratio - 1.0).abs().max().double_value(&[]);
@@ -419,6 +464,7 @@ mod tests {
             &t(&[1.0, 0.0]),
             &t(&[1.5, 1.0]),
             &t(&[0.3, 0.5]),
+            None,
         );
         assert!((losses.policy.double_value(&[]) + 0.2).abs() < 1e-6);
         assert!((losses.value.double_value(&[]) - 0.2725).abs() < 1e-6);
@@ -437,8 +483,69 @@ mod tests {
             &t(&[1.0, 0.0]),
             &t(&[1.5, 1.0]),
             &t(&[0.3, 0.5]),
+            None,
         );
         assert!((losses.value.double_value(&[]) - 0.2525).abs() < 1e-6);
+    }
+
+    /// `skip_forced` on a hand-made minibatch of four decisions, the last two forced (one
+    /// legal action each, so their log-ratio is 0 and their entropy 0). Counted advantages
+    /// (1, −1) normalise to ±1/√2 (mean 0, unbiased sd √2); the forced ones (5, 5) must not
+    /// move those statistics. Ratios e^±0.1 stay inside the clip, so the policy loss is
+    /// (−e^0.1 + e^−0.1) / (2√2) = −0.0708286 over the two counted decisions, the entropy
+    /// (0.3 + 0.5) / 2 = 0.4; the value loss stays over all four:
+    /// 0.5 · (0.25 + 0 + 0 + 4) / 4 = 0.53125.
+    #[test]
+    fn forced_decisions_are_left_out_of_the_policy_loss() {
+        let masks = Tensor::from_slice(&[
+            true, true, false, //
+            true, false, true, //
+            false, false, true, //
+            true, false, false,
+        ])
+        .view([4, 3]);
+        let counted = unforced(&masks);
+        assert_eq!(
+            Vec::<bool>::try_from(&counted).unwrap(),
+            [true, true, false, false]
+        );
+        let config = PpoConfig {
+            clip_vloss: false,
+            ent_coef: 0.0,
+            skip_forced: true,
+            ..PpoConfig::default()
+        };
+        let loss = |counted: Option<&Tensor>, advantages: &[f32]| {
+            ppo_loss(
+                &config,
+                &t(&[0.1, -0.1, 0.0, 0.0]),
+                &t(&[0.0, 0.0, 0.0, 0.0]),
+                &t(advantages),
+                &t(&[0.5, 0.0, 1.0, 2.0]),
+                &t(&[0.5, 0.0, 1.0, 2.0]),
+                &t(&[1.0, 0.0, 1.0, 0.0]),
+                &t(&[0.3, 0.5, 0.0, 0.0]),
+                counted,
+            )
+        };
+        let skipped = loss(Some(&counted), &[1.0, -1.0, 5.0, 5.0]);
+        assert!((skipped.policy.double_value(&[]) + 0.070_828_588).abs() < 1e-6);
+        assert!((skipped.entropy.double_value(&[]) - 0.4).abs() < 1e-6);
+        assert!((skipped.value.double_value(&[]) - 0.531_25).abs() < 1e-6);
+        // The forced decisions' advantages do not matter at all.
+        let other = loss(Some(&counted), &[1.0, -1.0, -70.0, 3.0]);
+        assert_eq!(
+            skipped.policy.double_value(&[]),
+            other.policy.double_value(&[])
+        );
+        // Without skipping they dilute the means and shift the advantage statistics.
+        let all = loss(None, &[1.0, -1.0, 5.0, 5.0]);
+        assert!((all.entropy.double_value(&[]) - 0.2).abs() < 1e-6);
+        assert!((all.policy.double_value(&[]) + 0.070_828_588).abs() > 1e-3);
+        // Nothing counted: no policy loss, no entropy, no NaN.
+        let none = loss(Some(&Tensor::from_slice(&[false; 4])), &[1.0, -1.0, 5.0, 5.0]);
+        assert_eq!(none.policy.double_value(&[]), 0.0);
+        assert_eq!(none.entropy.double_value(&[]), 0.0);
     }
 
     #[test]
