@@ -2,7 +2,7 @@
 """The table of BENCHMARKS.md's 'Issue-14 levers on deeprm': TensorBoard scalars and paired scores per run."""
 import glob, json, os, re, sys, statistics as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-# usage: issue14_levers_table.py DIR  (DIR holds runs/<setting>_s<seed> and reports/<setting>_s<seed>)
+# usage: levers_table.py DIR  (DIR holds runs/<setting>_s<seed> and reports/<setting>_s<seed>)
 root = sys.argv[1] if len(sys.argv) > 1 else 'runs/issue14'
 rows = []
 for run in sorted(glob.glob(f'{root}/runs/*')):
