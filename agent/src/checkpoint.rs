@@ -113,10 +113,10 @@ pub struct SourceHash {
 #[serde(rename_all = "snake_case")]
 pub enum GreedyRule {
     /// The legal arg-max of the head ([`Policy::greedy`]): the policy's most likely action.
-    /// Every checkpoint written since issue 14 records this.
+    /// Every checkpoint that records a `greedy` key has this.
     ArgMax,
-    /// A logits head over placements then wait, in a checkpoint written before issue 14 (no
-    /// `greedy` key): [`MaskedCategorical::placement_mode`] (summed mass per slot, then a
+    /// A logits head over placements then wait, in a checkpoint written before the
+    /// `greedy` key existed: [`MaskedCategorical::placement_mode`] (summed mass per slot, then a
     /// server), the rule it was selected and gated under. Any other head or layout: arg-max.
     SlotMass,
 }
@@ -764,7 +764,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
 }
 
 /// A trained policy loaded for evaluation: greedy and deterministic, by the checkpoint's
-/// [`GreedyRule`] (the legal arg-max of its head for every checkpoint written since issue 14).
+/// [`GreedyRule`] (the legal arg-max of its head for every checkpoint that records the rule).
 #[derive(Debug)]
 pub struct LoadedPolicy {
     policy: Policy,
@@ -876,12 +876,14 @@ impl LoadedPolicy {
                 _ => None,
             };
             match slot_mass {
-                Some((slots, servers)) => MaskedCategorical::new(&self.policy.forward(&obs).0, &mask)
-                    .placement_mode(slots, servers),
+                Some((slots, servers)) => {
+                    MaskedCategorical::new(&self.policy.forward(&obs).0, &mask)
+                        .placement_mode(slots, servers)
+                }
                 None => self.policy.greedy(&obs, &mask),
             }
             .to_device(Device::Cpu)
-                .to_kind(Kind::Int64)
+            .to_kind(Kind::Int64)
         });
         for (i, a) in out.iter_mut().enumerate() {
             *a = actions.int64_value(&[i as i64]) as usize;
@@ -1224,7 +1226,7 @@ print(repr(float(t[1, 2])))
     /// Regression: greedy evaluation decoded every placement-mode checkpoint with a per-slot
     /// rule (softmax mass summed per slot, then a server), which is neither the rule DQN
     /// trained with (the legal arg-max of Q) nor the most likely action of a PPO policy
-    /// (issue 14). On `tiny`'s placement
+    /// (the most likely joint action). On `tiny`'s placement
     /// space (4 slots × 4 servers + wait) slot 0 has four good placements and slot 1 one
     /// slightly better one: the joint arg-max places slot 1 on server 0 (action 4), for either
     /// head; summed softmax mass (e⁵ + 3e^4.9 > e^5.2) would have chosen slot 0 (action 0).
@@ -1276,7 +1278,7 @@ print(repr(float(t[1, 2])))
             mask[4] = false;
             assert_eq!(loaded.act(&vec![0.0; layout.dim()], &mask), 0);
 
-            // Metadata written before issue 14 (no `greedy` key): a logits head keeps the
+            // Metadata written before the `greedy` key existed: a logits head keeps the
             // per-slot rule it was selected under (slot 0, action 0); a Q head the arg-max.
             let meta_path = resolve(dir.path()).unwrap();
             let mut json: serde_json::Value =

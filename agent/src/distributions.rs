@@ -62,7 +62,7 @@ impl MaskedCategorical {
     }
 
     /// The per-slot decoding of placement action spaces (`k * num_servers + n`, then wait
-    /// last) that checkpoints written before issue 14 were selected under
+    /// last) that checkpoints written before the `greedy` key existed were selected under
     /// (`checkpoint::GreedyRule::SlotMass`): first the most likely *decision* — wait, or slot
     /// `k` with the probability of all its placements summed — then the most likely server for
     /// that slot. It is not the policy's most likely action; new checkpoints are decoded by the

@@ -343,8 +343,11 @@ pub fn update<R: Rng>(
     let mut stats = UpdateStats::default();
     let mut clipfracs = Vec::new();
     let unforced_all = unforced(&batch.masks);
-    stats.forced_fraction =
-        1.0 - unforced_all.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    stats.forced_fraction = 1.0
+        - unforced_all
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
     'epochs: for epoch in 0..config.update_epochs {
         indices.shuffle(rng);
         for mb in 0..config.num_minibatches {
@@ -543,7 +546,10 @@ mod tests {
         assert!((all.entropy.double_value(&[]) - 0.2).abs() < 1e-6);
         assert!((all.policy.double_value(&[]) + 0.070_828_588).abs() > 1e-3);
         // Nothing counted: no policy loss, no entropy, no NaN.
-        let none = loss(Some(&Tensor::from_slice(&[false; 4])), &[1.0, -1.0, 5.0, 5.0]);
+        let none = loss(
+            Some(&Tensor::from_slice(&[false; 4])),
+            &[1.0, -1.0, 5.0, 5.0],
+        );
         assert_eq!(none.policy.double_value(&[]), 0.0);
         assert_eq!(none.entropy.double_value(&[]), 0.0);
     }
