@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod distributions;
 pub mod dqn;
+pub mod imitation;
 pub mod named;
 pub mod networks;
 pub mod normalize;
