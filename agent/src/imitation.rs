@@ -82,7 +82,10 @@ impl ImitationConfig {
             ));
         }
         if !(self.kl_coef.is_finite() && self.kl_coef >= 0.0) {
-            errors.push(format!("imitation.kl_coef must be ≥ 0, got {}", self.kl_coef));
+            errors.push(format!(
+                "imitation.kl_coef must be ≥ 0, got {}",
+                self.kl_coef
+            ));
         }
         if self.kl_coef > 0.0 && self.kl_anneal_steps == 0 {
             errors.push("imitation.kl_anneal_steps must be positive when kl_coef > 0".into());
@@ -228,7 +231,9 @@ pub fn agreement(policy: &Policy, demos: &Demonstrations, chunk: usize) -> Agree
 pub enum ImitationError {
     #[error("no demonstrations to clone")]
     Empty,
-    #[error("non-finite cloning loss at epoch {epoch} (cross-entropy {cross_entropy}, value {value})")]
+    #[error(
+        "non-finite cloning loss at epoch {epoch} (cross-entropy {cross_entropy}, value {value})"
+    )]
     NonFiniteLoss {
         epoch: usize,
         cross_entropy: f64,
@@ -370,7 +375,9 @@ mod tests {
             "{errors:?}"
         );
         assert!(
-            errors.iter().any(|e| e.contains("imitation.kl_anneal_steps")),
+            errors
+                .iter()
+                .any(|e| e.contains("imitation.kl_anneal_steps")),
             "{errors:?}"
         );
         assert!(ImitationConfig::default().validate().is_empty());

@@ -257,7 +257,8 @@ impl TrainConfig {
         if let (Algo::Ppo, Some(imitation)) = (self.algo, &self.imitation) {
             errors.extend(imitation.validate());
             if self.env.kind != EnvKind::Scenario {
-                errors.push("[imitation] needs env.kind = \"scenario\" (a heuristic teacher)".into());
+                errors
+                    .push("[imitation] needs env.kind = \"scenario\" (a heuristic teacher)".into());
             }
         }
         if self.algo == Algo::Ppo && self.train.total_steps < self.ppo.batch_size() as u64 {
@@ -472,19 +473,27 @@ kind = "cartpole"
         assert_eq!(c.imitation.as_ref().unwrap().teacher, "tetris");
         let again = TrainConfig::from_table(c.to_toml().parse().unwrap(), "resolved").unwrap();
         assert_eq!(c, again);
-        let err = parse(&format!("{scenario}\n[imitation]\nteacher = \"shortest\"\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&format!(
+            "{scenario}\n[imitation]\nteacher = \"shortest\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(
-            err.contains("test.toml") && err.contains("imitation.teacher: unknown scheduler `shortest`"),
+            err.contains("test.toml")
+                && err.contains("imitation.teacher: unknown scheduler `shortest`"),
             "{err}"
         );
-        let err = parse(&format!("{CARTPOLE}\n[imitation]\n")).unwrap_err().to_string();
+        let err = parse(&format!("{CARTPOLE}\n[imitation]\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[imitation] needs env.kind"), "{err}");
         let err = parse(&format!("algo = \"dqn\"\n{CARTPOLE}\n[imitation]\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("[imitation] applies to algo = \"ppo\""), "{err}");
+        assert!(
+            err.contains("[imitation] applies to algo = \"ppo\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ const DEMO_STREAM: u64 = 0x6465_6d6f;
 const CLONE_STREAM: u64 = 0x636c_6f6e;
 
 /// A teacher's decisions as flat rows (before they go to the device).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct DemoRows {
     pub obs: Vec<f32>,
     pub masks: Vec<bool>,
@@ -64,9 +64,9 @@ pub fn collect(
     reward_scale: f64,
     seed: u64,
 ) -> Result<DemoRows, TrainError> {
-    let scenario = spec.scenario().ok_or_else(|| {
-        TrainError::Imitation("a heuristic teacher needs a scenario env".into())
-    })?;
+    let scenario = spec
+        .scenario()
+        .ok_or_else(|| TrainError::Imitation("a heuristic teacher needs a scenario env".into()))?;
     let mut teacher =
         schedulers::by_name(teacher).map_err(|e| TrainError::Imitation(e.to_string()))?;
     let mut env = scenario.build();
@@ -88,7 +88,10 @@ pub fn collect(
             rows.masks.extend_from_slice(&mask);
             rows.actions.push(action as i64);
             let step = env.step(action, &mut obs).map_err(|e| {
-                TrainError::Imitation(format!("teacher {} took action {action}: {e}", teacher.name()))
+                TrainError::Imitation(format!(
+                    "teacher {} took action {action}: {e}",
+                    teacher.name()
+                ))
             })?;
             rewards.push((step.reward as f64 * reward_scale) as f32);
             let limit = spec.max_episode_steps().is_some_and(|m| rewards.len() >= m);
@@ -226,7 +229,11 @@ pub(crate) struct Prior {
 
 impl Prior {
     /// A frozen copy of `policy` when `im` asks for a KL term, else `None`.
-    pub fn of(im: &ImitationConfig, policy: &Policy, config: &TrainConfig) -> Result<Option<Self>, TrainError> {
+    pub fn of(
+        im: &ImitationConfig,
+        policy: &Policy,
+        config: &TrainConfig,
+    ) -> Result<Option<Self>, TrainError> {
         if im.kl_coef <= 0.0 {
             return Ok(None);
         }
@@ -239,8 +246,12 @@ impl Prior {
                 policy.device(),
             )
         })?;
-        copy_named(&copy.named_parameters(), &policy.named_parameters(), "prior")
-            .map_err(TrainError::Imitation)?;
+        copy_named(
+            &copy.named_parameters(),
+            &policy.named_parameters(),
+            "prior",
+        )
+        .map_err(TrainError::Imitation)?;
         Ok(Some(Self {
             policy: copy,
             config: im.clone(),
@@ -330,7 +341,10 @@ pub(crate) fn begin(
         return Ok((None, None));
     };
     if resume {
-        let resumed_from = checkpoints.last.as_deref().ok_or(TrainError::NoCheckpointWritten)?;
+        let resumed_from = checkpoints
+            .last
+            .as_deref()
+            .ok_or(TrainError::NoCheckpointWritten)?;
         return Ok((Prior::resumed(im, policy, config, resumed_from)?, None));
     }
     let mut warm = warm_start(config, im, spec, policy, normalizer.as_mut(), tb)?;

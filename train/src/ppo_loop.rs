@@ -106,7 +106,14 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let evaluator = Evaluator::new(&spec, config, device)?;
     // Imitation warm start (`[imitation]`): clone the teacher before the first rollout.
     let (prior, warm_start) = imitation::begin(
-        config, options.resume, &spec, &policy, &adam, &mut normalizer, &mut tb, &checkpoints,
+        config,
+        options.resume,
+        &spec,
+        &policy,
+        &adam,
+        &mut normalizer,
+        &mut tb,
+        &checkpoints,
         &progress,
     )?;
     let num_iterations = config.num_iterations();
@@ -190,14 +197,21 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         let batch = buffer.finish(&next_values, ppo_cfg.gamma, ppo_cfg.gae_lambda);
         let stats = match &prior {
             Some(prior) => prior.update(
-                ppo_cfg, &policy, &mut adam, &batch, lr, &mut minibatch_rng, global_step, &mut tb,
+                ppo_cfg,
+                &policy,
+                &mut adam,
+                &batch,
+                lr,
+                &mut minibatch_rng,
+                global_step,
+                &mut tb,
             ),
             None => ppo::update(ppo_cfg, &policy, &mut adam, &batch, lr, &mut minibatch_rng),
         }
         .map_err(|e| {
-                let last = checkpoints.last.clone();
-                diverged(&mut tb, &progress, global_step, e.to_string(), last)
-            })?;
+            let last = checkpoints.last.clone();
+            diverged(&mut tb, &progress, global_step, e.to_string(), last)
+        })?;
         t_update += t0.elapsed();
 
         let sps = clock.sps(global_step);
