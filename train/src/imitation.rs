@@ -113,6 +113,9 @@ pub struct WarmStart {
     pub num_decisions: usize,
     pub num_episodes: usize,
     pub epochs: Vec<imitation::EpochStats>,
+    /// The clone's greedy mean return on the run's evaluation seeds.
+    pub eval_mean_return: Option<f64>,
+    /// ... and its mean slowdown over finished tasks only (flatters a clone that waits).
     pub eval_mean_slowdown: Option<f64>,
     pub seconds: f64,
 }
@@ -174,6 +177,7 @@ pub(crate) fn warm_start(
         num_decisions: demos.len(),
         num_episodes: rows.num_episodes,
         epochs,
+        eval_mean_return: None,
         eval_mean_slowdown: None,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -196,6 +200,7 @@ pub(crate) fn evaluate_clone(
     if let Some(slowdown) = result.mean_slowdown {
         tb.scalar("imitation/eval_mean_slowdown", slowdown, 0);
     }
+    warm.eval_mean_return = Some(result.mean_return);
     warm.eval_mean_slowdown = result.mean_slowdown;
     Ok(())
 }
@@ -215,8 +220,13 @@ impl WarmStart {
             last.agreement.free,
             last.agreement.num_free,
             last.loss,
-            self.eval_mean_slowdown
-                .map_or(String::new(), |s| format!(", eval mean slowdown {s:.3}"))
+            match (self.eval_mean_return, self.eval_mean_slowdown) {
+                (Some(r), Some(s)) => format!(
+                    ", eval return {r:.2}, finished-only mean slowdown {s:.3}"
+                ),
+                (Some(r), None) => format!(", eval return {r:.2}"),
+                _ => String::new(),
+            }
         )
     }
 }
