@@ -221,9 +221,8 @@ impl WarmStart {
             last.agreement.num_free,
             last.loss,
             match (self.eval_mean_return, self.eval_mean_slowdown) {
-                (Some(r), Some(s)) => format!(
-                    ", eval return {r:.2}, finished-only mean slowdown {s:.3}"
-                ),
+                (Some(r), Some(s)) =>
+                    format!(", eval return {r:.2}, finished-only mean slowdown {s:.3}"),
                 (Some(r), None) => format!(", eval return {r:.2}"),
                 _ => String::new(),
             }
