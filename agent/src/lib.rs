@@ -7,7 +7,7 @@
 //! observation normalisation ([`normalize`]) and the checkpoint format ([`checkpoint`]),
 //! including [`checkpoint::LoadedPolicy`] for evaluation; and DQN ([`dqn`]: Double DQN, dueling
 //! heads, masked ε-greedy) over uniform or prioritized replay with n-step returns ([`replay`],
-//! on an f64 sum tree).
+//! on an f64 sum tree); and the imitation warm start's losses and cloning ([`imitation`]).
 //!
 //! ```no_run
 //! use lepton_agent::checkpoint::LoadedPolicy;
@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod distributions;
 pub mod dqn;
+pub mod imitation;
 pub mod named;
 pub mod networks;
 pub mod normalize;

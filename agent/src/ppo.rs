@@ -336,6 +336,21 @@ pub fn update<R: Rng>(
     lr: f64,
     rng: &mut R,
 ) -> Result<UpdateStats, PpoError> {
+    update_with(config, policy, optimizer, batch, lr, rng, |_, _| None)
+}
+
+/// [`update`] with an extra loss term per minibatch: `extra_loss(indices, logits)` gets the
+/// minibatch's row indices into `batch` and the policy's logits on them, and what it returns is
+/// added to the minibatch's loss (the imitation prior's KL term).
+pub fn update_with<R: Rng>(
+    config: &PpoConfig,
+    policy: &Policy,
+    optimizer: &mut Adam,
+    batch: &Batch,
+    lr: f64,
+    rng: &mut R,
+    mut extra_loss: impl FnMut(&Tensor, &Tensor) -> Option<Tensor>,
+) -> Result<UpdateStats, PpoError> {
     let device = policy.device();
     let batch_size = batch.len();
     let minibatch_size = batch_size / config.num_minibatches;
@@ -399,8 +414,12 @@ pub fn update<R: Rng>(
                         (&losses.ratio - 1.0).abs().max().double_value(&[]);
                 }
             });
+            let total = match extra_loss(&idx, &logits) {
+                Some(extra) => &losses.total + extra,
+                None => losses.total,
+            };
             optimizer.zero_grad();
-            losses.total.backward();
+            total.backward();
             stats.grad_norm = optimizer.clip_grad_norm(config.max_grad_norm);
             optimizer.step(lr);
             stats.policy_loss = policy_loss;

@@ -128,11 +128,6 @@ pub(crate) struct Snapshot<'a, A, F> {
     pub periodic_extras: F,
 }
 
-/// The extras of a loop that saves none.
-pub(crate) fn no_extras() -> Result<Vec<(&'static str, Extra)>, TrainError> {
-    Ok(Vec::new())
-}
-
 /// Where a loop stands at the end of an iteration (PPO) or env step (DQN).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct At {
@@ -339,6 +334,29 @@ impl<'a> Checkpoints<'a> {
             tb.flush();
         }
         Ok(at.stop.outcome())
+    }
+
+    /// Writes the imitation clone as the checkpoint `clone` (step 0, no trainer state: it is
+    /// for evaluation, never resumed from).
+    pub fn save_clone(&self, learner: &Learner<'_>) -> Result<PathBuf, TrainError> {
+        let state = serde_json::Value::Null;
+        Ok(checkpoint::save(
+            &self.dir,
+            SaveRequest {
+                kind: "clone",
+                global_step: 0,
+                iteration: 0,
+                seed: self.config.train.seed,
+                config_toml: &self.config_toml,
+                network: &self.config.network,
+                policy: learner.policy,
+                optimizer: learner.optimizer,
+                normalizer: learner.normalizer,
+                extras: Vec::new(),
+                sources: &self.sources,
+                trainer_state: state,
+            },
+        )?)
     }
 
     fn save<A: Serialize>(

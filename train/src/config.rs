@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use lepton_agent::device::DeviceChoice;
 use lepton_agent::dqn::DqnConfig;
+use lepton_agent::imitation::ImitationConfig;
 use lepton_agent::networks::NetworkConfig;
 use lepton_agent::ppo::PpoConfig;
 use lepton_agent::replay::ReplayConfig;
@@ -27,6 +28,9 @@ pub struct TrainConfig {
     pub dqn: DqnConfig,
     #[serde(default)]
     pub replay: ReplayConfig,
+    /// Imitation warm start before PPO (off unless the section is present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imitation: Option<ImitationConfig>,
     #[serde(default)]
     pub network: NetworkConfig,
     #[serde(default)]
@@ -48,7 +52,7 @@ impl Algo {
     /// The config sections only this algorithm reads.
     pub fn sections(self) -> &'static [&'static str] {
         match self {
-            Self::Ppo => &["ppo"],
+            Self::Ppo => &["ppo", "imitation"],
             Self::Dqn => &["dqn", "replay"],
         }
     }
@@ -250,6 +254,13 @@ impl TrainConfig {
                 .chain(self.replay.validate())
                 .collect(),
         };
+        if let (Algo::Ppo, Some(imitation)) = (self.algo, &self.imitation) {
+            errors.extend(imitation.validate());
+            if self.env.kind != EnvKind::Scenario {
+                errors
+                    .push("[imitation] needs env.kind = \"scenario\" (a heuristic teacher)".into());
+            }
+        }
         if self.algo == Algo::Ppo && self.train.total_steps < self.ppo.batch_size() as u64 {
             errors.push(format!(
                 "train.total_steps ({}) is less than one rollout (ppo.num_envs × ppo.num_steps = {})",
@@ -448,6 +459,40 @@ kind = "cartpole"
         assert!(
             keys[0].starts_with("ppo.lr") && keys[1].starts_with("train.seed"),
             "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn imitation_is_off_by_default_and_validated() {
+        assert_eq!(parse(CARTPOLE).unwrap().imitation, None);
+        let scenario = CARTPOLE.replace(
+            "kind = \"cartpole\"",
+            "kind = \"scenario\"\nscenario = \"../configs/scenarios/deeprm.toml\"",
+        );
+        let c = parse(&format!("{scenario}\n[imitation]\nteacher = \"tetris\"\n")).unwrap();
+        assert_eq!(c.imitation.as_ref().unwrap().teacher, "tetris");
+        let again = TrainConfig::from_table(c.to_toml().parse().unwrap(), "resolved").unwrap();
+        assert_eq!(c, again);
+        let err = parse(&format!(
+            "{scenario}\n[imitation]\nteacher = \"shortest\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("test.toml")
+                && err.contains("imitation.teacher: unknown scheduler `shortest`"),
+            "{err}"
+        );
+        let err = parse(&format!("{CARTPOLE}\n[imitation]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[imitation] needs env.kind"), "{err}");
+        let err = parse(&format!("algo = \"dqn\"\n{CARTPOLE}\n[imitation]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[imitation] applies to algo = \"ppo\""),
+            "{err}"
         );
     }
 

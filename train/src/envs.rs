@@ -109,6 +109,16 @@ impl EnvSpec {
             .map_or_else(Vec::new, Scenario::source_files)
     }
 
+    /// The scenario the envs are built from (`None` for CartPole).
+    pub fn scenario(&self) -> Option<&Scenario> {
+        self.scenario.as_ref()
+    }
+
+    /// The config's extra time limit (`env.max_episode_steps`).
+    pub fn max_episode_steps(&self) -> Option<usize> {
+        self.max_episode_steps
+    }
+
     /// A fresh env (reset it before use).
     pub fn make(&self) -> Box<dyn Env> {
         let env: Box<dyn Env> = match (self.kind, &self.scenario) {

@@ -8,6 +8,7 @@
 //! * [`evaluation`] — greedy evaluation on held-out seeds;
 //! * `session` — opening a run, its logs, episode bookkeeping, stop requests, `summary.json`;
 //! * `checkpointing` — the one resume path and the one evaluate-and-checkpoint step;
+//! * [`imitation`] — the imitation warm start's demonstrations, cloning and KL prior;
 //! * [`ppo_loop`] and [`dqn_loop`] — the two algorithms, each read top to bottom;
 //! * [`trainer`] — [`trainer::run`] sends a config to its algorithm's loop;
 //! * [`search`] — hyperparameter search (genetic algorithm or population-based training), every
@@ -36,6 +37,7 @@ pub mod config;
 pub mod dqn_loop;
 pub mod envs;
 pub mod evaluation;
+pub mod imitation;
 pub mod ppo_loop;
 pub mod run;
 pub mod search;

@@ -35,10 +35,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, no_extras, rng_state};
+use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, rng_state};
 use crate::config::TrainConfig;
 use crate::envs::{Replayable, mix64};
 use crate::evaluation::Evaluator;
+use crate::imitation::{self, Prior};
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{EpisodeTracker, RunLogs, RunSetup, diverged, fmt_return, write_summary};
 
@@ -105,6 +106,18 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         global_step,
     )?;
     let evaluator = Evaluator::new(&spec, config, device)?;
+    // Imitation warm start (`[imitation]`): clone the teacher before the first rollout.
+    let (prior, warm_start) = imitation::begin(
+        config,
+        options.resume,
+        &spec,
+        &policy,
+        &adam,
+        &mut normalizer,
+        &mut tb,
+        &checkpoints,
+        &progress,
+    )?;
     let num_iterations = config.num_iterations();
     let mut buffer = RolloutBuffer::new(num_steps, num_envs, obs_dim, num_actions, device);
     let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
@@ -184,11 +197,23 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             .to_device(device);
         let next_values = tch::no_grad(|| policy.forward(&next_obs).1);
         let batch = buffer.finish(&next_values, ppo_cfg.gamma, ppo_cfg.gae_lambda);
-        let stats = ppo::update(ppo_cfg, &policy, &mut adam, &batch, lr, &mut minibatch_rng)
-            .map_err(|e| {
-                let last = checkpoints.last.clone();
-                diverged(&mut tb, &progress, global_step, e.to_string(), last)
-            })?;
+        let stats = match &prior {
+            Some(prior) => prior.update(
+                ppo_cfg,
+                &policy,
+                &mut adam,
+                &batch,
+                lr,
+                &mut minibatch_rng,
+                global_step,
+                &mut tb,
+            ),
+            None => ppo::update(ppo_cfg, &policy, &mut adam, &batch, lr, &mut minibatch_rng),
+        }
+        .map_err(|e| {
+            let last = checkpoints.last.clone();
+            diverged(&mut tb, &progress, global_step, e.to_string(), last)
+        })?;
         t_update += t0.elapsed();
 
         let sps = clock.sps(global_step);
@@ -243,7 +268,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             algo: PpoState {
                 minibatch_rng: minibatch_rng.clone(),
             },
-            periodic_extras: no_extras,
+            periodic_extras: || Prior::extras(prior.as_ref()),
         };
         if let Some(stopped) =
             checkpoints.evaluate_and_checkpoint(&evaluator, &mut tb, at, learner, snapshot)?
@@ -267,7 +292,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         global_step,
         &clock,
         &episodes,
-        serde_json::json!({ "time_share": time_share }),
+        serde_json::json!({ "time_share": time_share, "imitation": warm_start }),
     )?;
     Ok(RunSummary {
         outcome,

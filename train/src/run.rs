@@ -153,6 +153,8 @@ pub enum TrainError {
     Heuristics(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("imitation warm start: {0}")]
+    Imitation(String),
     #[error("no iteration ran, so no checkpoint was written")]
     NoCheckpointWritten,
 }
@@ -182,6 +184,7 @@ impl TrainError {
             | Self::EvalEnvStep(_)
             | Self::Heuristics(_)
             | Self::Torch(_)
+            | Self::Imitation(_)
             | Self::NoCheckpointWritten => 1,
         }
     }
