@@ -16,7 +16,10 @@ const HEURISTICS: &[&str] = &["fcfs", "sjf", "packer", "tetris", "best_fit"];
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let path = args.first().map_or("configs/scenarios/cloud.toml", |s| s);
-    let first_seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(4_000_000);
+    let first_seed: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4_000_000);
     let num_seeds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
     let lookahead = args.get(3).cloned();
     let scenario = scenario::load_file(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
@@ -35,13 +38,8 @@ fn main() {
                 let mut env = scenario.build();
                 let mut scheduler = by_name(name).expect("registered scheduler");
                 let mut decisions = 0;
-                let m = run_episode_with(
-                    scheduler.as_mut(),
-                    &mut env,
-                    seed,
-                    |_, _| decisions += 1,
-                )
-                .expect("episode");
+                let m = run_episode_with(scheduler.as_mut(), &mut env, seed, |_, _| decisions += 1)
+                    .expect("episode");
                 (m.completion_slowdown, decisions)
             })
             .collect();
@@ -55,7 +53,10 @@ fn main() {
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .expect("heuristics ran")
         .clone();
-    println!("{path}, seeds {first_seed}..{}: completion_slowdown", first_seed + num_seeds);
+    println!(
+        "{path}, seeds {first_seed}..{}: completion_slowdown",
+        first_seed + num_seeds
+    );
     for (name, mean, steps, secs) in rows {
         let vs = 100.0 * (mean - best.1) / best.1;
         let words = if vs >= 0.0 { "worse" } else { "better" };

@@ -262,12 +262,16 @@ fn lookahead_by_name(spec: &str, params: Option<&str>) -> Result<Lookahead, Unkn
         None => ("tetris", "0"),
         Some((base, horizon)) => (base, horizon),
     };
-    let horizon: u64 = horizon
-        .parse()
-        .map_err(|_| bad(format!("HORIZON `{horizon}` is not a whole number of decisions")))?;
+    let horizon: u64 = horizon.parse().map_err(|_| {
+        bad(format!(
+            "HORIZON `{horizon}` is not a whole number of decisions"
+        ))
+    })?;
     let base = match base.split(':').next() {
         Some("random" | "deeprm_random" | "lookahead") => {
-            return Err(bad(format!("BASE `{base}` must be a deterministic heuristic")));
+            return Err(bad(format!(
+                "BASE `{base}` must be a deterministic heuristic"
+            )));
         }
         _ => heuristic_by_name(base).map_err(|e| bad(format!("BASE: {e}")))?,
     };
