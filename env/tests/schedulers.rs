@@ -524,3 +524,95 @@ fn deeprm_sjf_and_packer_agree_with_deeprms_definitions_at_every_decision() {
         );
     }
 }
+
+/// One 1-cpu server; at t=0, X (true 10 s, estimated 1 s) and Y (true 2 s, estimated 5 s).
+/// SJF trusts the estimates and runs X first: X finishes at 10 (slowdown 1), Y at 12
+/// (slowdown 6), mean 3.5. Rolling SJF out after each candidate shows that Y first is better:
+/// Y at 2 (slowdown 1), X at 12 (slowdown 1.2), mean 1.1.
+const MISLEADING_ESTIMATES: &str = r#"
+name = "misleading-estimates"
+resources = ["cpu"]
+[[server_types]]
+name = "s"
+count = 1
+capacity = [1]
+[queue]
+num_slots = 2
+backlog_cap = 4
+[workload]
+kind = "list"
+tasks = [
+  { id = 0, arrival_s = 0.0, duration_s = 10.0, estimate_s = 1.0, demand = [1] },
+  { id = 1, arrival_s = 0.0, duration_s = 2.0, estimate_s = 5.0, demand = [1] },
+]
+"#;
+
+#[test]
+fn lookahead_sees_through_misleading_estimates_by_hand() {
+    let mut env = scenario(MISLEADING_ESTIMATES).build();
+    let sjf = run("sjf", &mut env, 0);
+    assert!((sjf.completion_slowdown - 3.5).abs() < 1e-9, "{sjf:?}");
+    let lookahead = run("lookahead:sjf:0", &mut env, 0);
+    assert!(
+        (lookahead.completion_slowdown - 1.1).abs() < 1e-9,
+        "{lookahead:?}"
+    );
+}
+
+#[test]
+fn lookahead_is_deterministic_and_never_worse_than_its_base() {
+    let mut env = lepton_env::scenario::load_named("tiny").unwrap().build();
+    let mut strictly_better = 0;
+    for seed in 0..6 {
+        for base in ["tetris", "sjf", "fcfs"] {
+            let b = run(base, &mut env, seed);
+            let spec = format!("lookahead:{base}:0");
+            let l = run(&spec, &mut env, seed);
+            assert!(
+                l.completion_slowdown <= b.completion_slowdown + 1e-9,
+                "seed {seed}: {spec} {} > {base} {}",
+                l.completion_slowdown,
+                b.completion_slowdown
+            );
+            strictly_better += usize::from(l.completion_slowdown < b.completion_slowdown - 1e-9);
+            assert_eq!(l, run(&spec, &mut env, seed), "{spec} is not deterministic");
+        }
+    }
+    assert!(
+        strictly_better > 0,
+        "the lookahead never improved on its base"
+    );
+    // A finite horizon still finishes the episode legally.
+    let m = run("lookahead:tetris:5", &mut env, 1);
+    assert_eq!(
+        m.num_finished + m.num_dropped + m.num_unfinished,
+        m.num_tasks
+    );
+}
+
+#[test]
+fn lookahead_names_parse_and_stay_out_of_the_default_list() {
+    assert!(!schedulers::NAMES.iter().any(|n| n.starts_with("lookahead")));
+    assert_eq!(
+        schedulers::by_name("lookahead").unwrap().name(),
+        "lookahead:tetris:0"
+    );
+    assert_eq!(
+        schedulers::by_name("lookahead:sjf").unwrap().name(),
+        "lookahead:sjf:0"
+    );
+    assert_eq!(
+        schedulers::by_name("lookahead:weighted:1:0.5:20")
+            .unwrap()
+            .name(),
+        "lookahead:weighted:1:0.5:20"
+    );
+    for bad in [
+        "lookahead:random:0",
+        "lookahead:lookahead:0",
+        "lookahead:nope:0",
+        "lookahead:sjf:x",
+    ] {
+        assert!(schedulers::by_name(bad).is_err(), "{bad}");
+    }
+}

@@ -23,6 +23,9 @@
 //! | `weighted` | [`Rule::Weighted`] P = α·estimate + β·slack; `weighted:ALPHA:BETA` sets α, β |
 //! | `easy` | [`Rule::Easy`] EASY backfilling on FCFS |
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
+//! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
+//!
+//! Every scheduler above except `lookahead` reads only what a real scheduler could see.
 //!
 //! ```
 //! use lepton_env::{Env, scenario::load_named, schedulers};
@@ -33,9 +36,11 @@
 //! assert!(metrics.num_finished + metrics.num_dropped + metrics.num_unfinished == metrics.num_tasks);
 //! ```
 
+mod lookahead;
 mod rules;
 mod snapshot;
 
+pub use lookahead::Lookahead;
 pub use rules::{Rule, WeightedParams};
 pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot};
 
@@ -163,7 +168,9 @@ impl Scheduler for RandomScheduler {
     }
 }
 
-/// Every registered heuristic name, in report order.
+/// Every registered heuristic name, in report order: what reports run by default. The
+/// `lookahead` proxy is registered too (see [`by_name`]) but not listed: it sees the future
+/// and is slow.
 pub const NAMES: &[&str] = &[
     "random",
     "deeprm_random",
@@ -184,26 +191,35 @@ pub const NAMES: &[&str] = &[
 /// A scheduler name that the registry does not know, or bad parameters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnknownScheduler {
-    #[error("unknown scheduler `{name}`; valid names: {}", NAMES.join(", "))]
+    #[error("unknown scheduler `{name}`; valid names: {}, lookahead[:BASE[:HORIZON]]", NAMES.join(", "))]
     Name { name: String },
     #[error("scheduler `{spec}`: {reason}")]
     Params { spec: String, reason: String },
 }
 
 /// Builds a scheduler from its registry name (see [`NAMES`]). `weighted` also accepts
-/// `weighted:ALPHA:BETA` (e.g. `weighted:1:0.25`).
+/// `weighted:ALPHA:BETA` (e.g. `weighted:1:0.25`); `lookahead` accepts
+/// `lookahead:BASE:HORIZON` (e.g. `lookahead:sjf:0`; see [`Lookahead`]).
 pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
     let spec = spec.trim();
     let (name, params) = spec
         .split_once(':')
         .map_or((spec, None), |(n, p)| (n, Some(p)));
+    match (name, params) {
+        ("lookahead", _) => Ok(Box::new(lookahead_by_name(spec, params)?)),
+        ("random", None) => Ok(Box::new(RandomScheduler::new(0, RandomDraw::Legal))),
+        ("deeprm_random", None) => Ok(Box::new(RandomScheduler::new(0, RandomDraw::DeepRm))),
+        _ => Ok(Box::new(heuristic_by_name(spec)?)),
+    }
+}
+
+/// A deterministic [`Heuristic`] from its registry name (every name of [`NAMES`] but the
+/// random ones).
+fn heuristic_by_name(spec: &str) -> Result<Heuristic, UnknownScheduler> {
+    let (name, params) = spec
+        .split_once(':')
+        .map_or((spec, None), |(n, p)| (n, Some(p)));
     let rule = match name {
-        "random" if params.is_none() => {
-            return Ok(Box::new(RandomScheduler::new(0, RandomDraw::Legal)));
-        }
-        "deeprm_random" if params.is_none() => {
-            return Ok(Box::new(RandomScheduler::new(0, RandomDraw::DeepRm)));
-        }
         "fcfs" => Rule::Fcfs,
         "sjf" => Rule::Sjf,
         "packer" => Rule::Packer,
@@ -216,6 +232,12 @@ pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
         "wfp3" => Rule::Wfp3,
         "unicep" => Rule::Unicep,
         "f1" => Rule::F1,
+        "random" | "deeprm_random" => {
+            return Err(UnknownScheduler::Params {
+                spec: spec.into(),
+                reason: "takes no parameters".into(),
+            });
+        }
         _ => {
             return Err(UnknownScheduler::Name {
                 name: spec.to_string(),
@@ -228,7 +250,32 @@ pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
             reason: "takes no parameters".into(),
         });
     }
-    Ok(Box::new(Heuristic::new(spec, rule)))
+    Ok(Heuristic::new(spec, rule))
+}
+
+fn lookahead_by_name(spec: &str, params: Option<&str>) -> Result<Lookahead, UnknownScheduler> {
+    let bad = |reason: String| UnknownScheduler::Params {
+        spec: spec.into(),
+        reason,
+    };
+    let (base, horizon) = match params.map(|p| p.rsplit_once(':').unwrap_or((p, "0"))) {
+        None => ("tetris", "0"),
+        Some((base, horizon)) => (base, horizon),
+    };
+    let horizon: u64 = horizon.parse().map_err(|_| {
+        bad(format!(
+            "HORIZON `{horizon}` is not a whole number of decisions"
+        ))
+    })?;
+    let base = match base.split(':').next() {
+        Some("random" | "deeprm_random" | "lookahead") => {
+            return Err(bad(format!(
+                "BASE `{base}` must be a deterministic heuristic"
+            )));
+        }
+        _ => heuristic_by_name(base).map_err(|e| bad(format!("BASE: {e}")))?,
+    };
+    Ok(Lookahead::new(base, horizon))
 }
 
 fn weighted_params(spec: &str, params: Option<&str>) -> Result<WeightedParams, UnknownScheduler> {
