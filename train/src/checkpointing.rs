@@ -339,24 +339,7 @@ impl<'a> Checkpoints<'a> {
     /// Writes the imitation clone as the checkpoint `clone` (step 0, no trainer state: it is
     /// for evaluation, never resumed from).
     pub fn save_clone(&self, learner: &Learner<'_>) -> Result<PathBuf, TrainError> {
-        let state = serde_json::Value::Null;
-        Ok(checkpoint::save(
-            &self.dir,
-            SaveRequest {
-                kind: "clone",
-                global_step: 0,
-                iteration: 0,
-                seed: self.config.train.seed,
-                config_toml: &self.config_toml,
-                network: &self.config.network,
-                policy: learner.policy,
-                optimizer: learner.optimizer,
-                normalizer: learner.normalizer,
-                extras: Vec::new(),
-                sources: &self.sources,
-                trainer_state: state,
-            },
-        )?)
+        self.write("clone", 0, learner, serde_json::Value::Null, Vec::new())
     }
 
     fn save<A: Serialize>(
@@ -365,6 +348,18 @@ impl<'a> Checkpoints<'a> {
         global_step: u64,
         learner: &Learner<'_>,
         state: &TrainerState<A>,
+        extras: Vec<(&str, Extra)>,
+    ) -> Result<PathBuf, TrainError> {
+        let state = serde_json::to_value(state).expect("trainer state serialises");
+        self.write(kind, global_step, learner, state, extras)
+    }
+
+    fn write(
+        &self,
+        kind: &str,
+        global_step: u64,
+        learner: &Learner<'_>,
+        trainer_state: serde_json::Value,
         extras: Vec<(&str, Extra)>,
     ) -> Result<PathBuf, TrainError> {
         Ok(checkpoint::save(
@@ -381,7 +376,7 @@ impl<'a> Checkpoints<'a> {
                 normalizer: learner.normalizer,
                 extras,
                 sources: &self.sources,
-                trainer_state: serde_json::to_value(state).expect("trainer state serialises"),
+                trainer_state,
             },
         )?)
     }
