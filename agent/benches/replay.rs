@@ -128,22 +128,9 @@ fn bench_network_update(budget: Duration) {
         ..NetworkConfig::default()
     };
     let layout = ObsLayout::flat(4);
-    let online = QNetwork::new(
-        &network,
-        false,
-        layout,
-        &lepton_env::ActionLayout::plain(2),
-        tch::Device::Cpu,
-    )
-    .unwrap();
-    let target = QNetwork::new(
-        &network,
-        false,
-        layout,
-        &lepton_env::ActionLayout::plain(2),
-        tch::Device::Cpu,
-    )
-    .unwrap();
+    let actions = lepton_env::ActionLayout::plain(2);
+    let q_network = || QNetwork::new(&network, false, layout, &actions, tch::Device::Cpu).unwrap();
+    let (online, target) = (q_network(), q_network());
     let config = DqnConfig::default();
     let mut adam = Adam::new(online.policy().named_parameters(), config.adam_eps);
     let mut rng = ChaCha8Rng::seed_from_u64(2);

@@ -20,6 +20,17 @@ pub struct Estimate {
     pub ci_high: f64,
 }
 
+impl Estimate {
+    /// A zero-width interval at `value` (one observation, no resamples, or a non-finite mean).
+    fn point(value: f64) -> Self {
+        Self {
+            mean: value,
+            ci_low: value,
+            ci_high: value,
+        }
+    }
+}
+
 /// How confidence intervals are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapConfig {
@@ -87,24 +98,19 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 pub fn bootstrap_mean(values: &[f64], config: &BootstrapConfig, stream: u64) -> Estimate {
     let point = mean(values);
     if values.len() <= 1 || !point.is_finite() || config.resamples == 0 {
-        return Estimate {
-            mean: point,
-            ci_low: point,
-            ci_high: point,
-        };
+        return Estimate::point(point);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     rng.set_stream(stream);
     let n = values.len();
-    let mut means: Vec<f64> = (0..config.resamples)
+    let means: Vec<f64> = (0..config.resamples)
         .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
-    means.sort_by(f64::total_cmp);
-    let alpha = 1.0 - config.confidence;
+    let (ci_low, ci_high) = percentile_interval(means, config);
     Estimate {
         mean: point,
-        ci_low: quantile_sorted(&means, alpha / 2.0),
-        ci_high: quantile_sorted(&means, 1.0 - alpha / 2.0),
+        ci_low,
+        ci_high,
     }
 }
 
@@ -176,11 +182,7 @@ pub fn bootstrap_runs_mean(rows: &[Vec<f64>], config: &BootstrapConfig, stream: 
     let point = matrix_mean(rows);
     let n = rows.first().map_or(0, Vec::len);
     if n == 0 || !point.is_finite() || config.resamples == 0 {
-        return Estimate {
-            mean: point,
-            ci_low: point,
-            ci_high: point,
-        };
+        return Estimate::point(point);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     rng.set_stream(stream);

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{config_with, options, tensorboard_tags, train};
+use common::{config_with_defaults, options, tensorboard_tags, train};
 use lepton_agent::checkpoint::{self, LoadedPolicy};
 use lepton_train::config::{TrainConfig, apply_override, read_table};
 use lepton_train::run::Outcome;
@@ -27,12 +27,7 @@ fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
         "run.checkpoint_every_steps=0".into(),
         "eval.every_steps=0".into(),
     ];
-    let all: Vec<&str> = base
-        .iter()
-        .map(String::as_str)
-        .chain(overrides.iter().copied())
-        .collect();
-    config_with("dqn_cartpole.toml", &all)
+    config_with_defaults("dqn_cartpole.toml", &base, overrides)
 }
 
 fn extra(meta: &Path, suffix: &str) -> Vec<u8> {

@@ -6,7 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{SERIAL, bin, config_with, options, repo_root, tensorboard_tags, train};
+use common::{
+    SERIAL, bin, config_with, config_with_defaults, options, repo_root, tensorboard_tags, train,
+};
 use lepton_agent::checkpoint;
 use lepton_train::config::TrainConfig;
 use lepton_train::run::Outcome;
@@ -23,12 +25,7 @@ fn small_config(total_steps: u64, overrides: &[&str]) -> TrainConfig {
         "run.checkpoint_every_steps=0".into(),
         "eval.every_steps=0".into(),
     ];
-    let all: Vec<&str> = base
-        .iter()
-        .map(String::as_str)
-        .chain(overrides.iter().copied())
-        .collect();
-    config_with("ppo_cartpole.toml", &all)
+    config_with_defaults("ppo_cartpole.toml", &base, overrides)
 }
 
 fn weights_hash(meta: &Path) -> String {

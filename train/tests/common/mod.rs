@@ -28,6 +28,16 @@ pub fn config_with<S: AsRef<str>>(name: &str, overrides: &[S]) -> TrainConfig {
     TrainConfig::from_table(table, "test").unwrap()
 }
 
+/// [`config_with`] a test file's own `defaults`, then the test's `overrides` (which win).
+pub fn config_with_defaults(name: &str, defaults: &[String], overrides: &[&str]) -> TrainConfig {
+    let all: Vec<&str> = defaults
+        .iter()
+        .map(String::as_str)
+        .chain(overrides.iter().copied())
+        .collect();
+    config_with(name, &all)
+}
+
 pub fn options(dir: &Path, resume: bool, stop_at_step: Option<u64>) -> RunOptions {
     RunOptions {
         run_dir: dir.to_path_buf(),
