@@ -221,8 +221,8 @@ fn run<E: Inspect>(
             return Err(ctx(format!("conservation: {census:?}")));
         }
         env.action_mask(&mut mask);
-        if !mask[wait] {
-            return Err(ctx("wait is masked out".into()));
+        if !mask.iter().any(|&m| m) {
+            return Err(ctx("no action is legal".into()));
         }
         legal.clear();
         legal.extend((0..n).filter(|&a| mask[a]));
@@ -243,6 +243,16 @@ fn run<E: Inspect>(
                     if (env.census(), env.now()) != before {
                         return Err(ctx(format!("refused action {a} changed the state")));
                     }
+                }
+            }
+            if !mask[wait] {
+                let before = (env.census(), env.now());
+                match env.step(wait, &mut next_obs) {
+                    Err(EnvError::Illegal { .. }) => {}
+                    other => return Err(ctx(format!("masked-out wait gave {other:?}"))),
+                }
+                if (env.census(), env.now()) != before {
+                    return Err(ctx("refused wait changed the state".into()));
                 }
             }
             let num_checks = legal.len().min(MAX_CLONE_CHECKS_PER_STEP);

@@ -30,6 +30,10 @@ pub struct DeepRmConfig {
     pub max_steps: u32,
     /// Truncation: the episode is cut off after this many actions.
     pub max_decisions: u64,
+    /// How long a job may wait while it could start: with `Some(h)`, waiting is illegal while
+    /// a visible job that fits now has waited `h` steps or more (`Some(0)`: work-conserving,
+    /// wait only when nothing fits now). `None` (DeepRM): waiting is always legal.
+    pub hold_limit: Option<u32>,
     /// Only `slowdown`, `wait` and `dropped` apply (DeepRM tasks have no deadline).
     pub reward: RewardWeights,
     pub seed: u64,
@@ -51,7 +55,10 @@ pub struct DeepRmConfig {
 /// refilled from the backlog head. An empty slot, a job that fits at no offset, or the void
 /// action `num_slots` advances the clock by one step instead (DeepRM's "MoveOn"), so
 /// masked-out actions are waits, never errors. The mask marks exactly the slots whose job
-/// fits at some offset, plus the void action.
+/// fits at some offset, plus the void action. With a `hold_limit` the void action is masked
+/// out while a visible job that fits now has waited that long, and a wait then (the void
+/// action or a masked-out slot) is an [`EnvError::Illegal`] that changes nothing: the policy
+/// may hold a job back, but not forever.
 ///
 /// # Observation
 /// A flat `f32` vector in `[0, 1]` (see [`Env::obs_layout`]), the same information as
@@ -214,6 +221,20 @@ impl DeepRmEnv {
     pub fn earliest_start_offset(&self, k: usize) -> Option<usize> {
         let index = (*self.queue.slots.get(k)?)?;
         self.earliest_offset_for(&self.tasks[index as usize])
+    }
+
+    /// False while the hold limit forbids waiting: some visible job that fits now has waited
+    /// `hold_limit` steps or more.
+    pub fn wait_allowed(&self) -> bool {
+        let Some(limit) = self.config.hold_limit else {
+            return true;
+        };
+        !self.queue.slots.iter().enumerate().any(|(k, slot)| {
+            slot.is_some_and(|i| {
+                let waited = f64::from(self.now) - self.tasks[i as usize].arrival_s;
+                waited >= f64::from(limit) && self.fits_now(k)
+            })
+        })
     }
 
     /// True when action `k` would allocate (rather than advance time).
@@ -533,7 +554,13 @@ impl Env for DeepRmEnv {
         }
         match self.earliest_start_offset(action) {
             Some(offset) => self.allocate(action, offset),
-            None => self.move_on(),
+            None if self.wait_allowed() => self.move_on(),
+            None => {
+                return Err(EnvError::Illegal {
+                    action,
+                    reason: "a job that fits now has waited the hold limit: waiting is not allowed",
+                });
+            }
         }
         self.num_decisions += 1;
         self.update_episode_end();
@@ -550,7 +577,7 @@ impl Env for DeepRmEnv {
         for (k, m) in mask[..self.config.num_slots].iter_mut().enumerate() {
             *m = self.earliest_start_offset(k).is_some();
         }
-        mask[self.config.num_slots] = true;
+        mask[self.config.num_slots] = self.wait_allowed();
     }
 
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
@@ -581,6 +608,7 @@ mod tests {
             backlog_cap,
             max_steps: 200,
             max_decisions: u64::MAX,
+            hold_limit: None,
             reward: RewardWeights::default(),
             seed: 0,
             workload: Arc::new(TaskList::new(tasks)),
@@ -653,6 +681,59 @@ mod tests {
         let m = env.episode_metrics().unwrap();
         assert!((m.mean_slowdown - (1.0 + 4.0 / 3.0) / 2.0).abs() < 1e-9);
         assert_eq!((m.num_finished, m.num_dropped), (2, 0));
+    }
+
+    #[test]
+    fn hold_limit_masks_wait_once_a_fitting_job_has_waited_that_long() {
+        // A arrives at step 1 (length 2, fits now); with hold_limit 2 the policy may hold it
+        // at steps 1 and 2, not at step 3.
+        let tasks = vec![TaskSpec::new(0, 1.0, 2.0, &[6, 1])];
+        let mut cfg = config(tasks, 2, 2);
+        cfg.hold_limit = Some(2);
+        let mut env = DeepRmEnv::new(cfg);
+        let wait = env.wait_action();
+        let mut mask = vec![false; 3];
+        run(&mut env, wait); // t=1: A arrives, has waited 0
+        run(&mut env, wait); // t=2: waited 1
+        env.action_mask(&mut mask);
+        assert_eq!(mask, [true, false, true]);
+        run(&mut env, wait); // t=3: waited 2 = the limit
+        env.action_mask(&mut mask);
+        assert_eq!(mask, [true, false, false]);
+        assert!(!env.wait_allowed());
+        // Waiting now is refused and changes nothing, whether asked for by the void action
+        // or by the empty slot (which would otherwise act as a wait).
+        let mut obs = vec![0.0; env.obs_layout().dim()];
+        for action in [wait, 1] {
+            assert!(matches!(
+                env.step(action, &mut obs),
+                Err(EnvError::Illegal { .. })
+            ));
+            assert_eq!((env.now_steps(), env.census().num_queued), (3, 1));
+        }
+        run(&mut env, 0); // A starts at t=3
+        assert!(env.wait_allowed());
+        run(&mut env, wait);
+        assert!(run(&mut env, wait).terminated); // t=5: A finished, slowdown (5-1)/2
+        assert!((env.episode_metrics().unwrap().mean_slowdown - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hold_limit_zero_is_work_conserving_but_lets_a_job_wait_for_room() {
+        // A (9 units, length 3) runs; B (9 units) fits only at offset 3: waiting is legal.
+        let tasks = vec![
+            TaskSpec::new(0, 1.0, 3.0, &[9, 1]),
+            TaskSpec::new(1, 1.0, 1.0, &[9, 1]),
+        ];
+        let mut cfg = config(tasks, 2, 2);
+        cfg.hold_limit = Some(0);
+        let mut env = DeepRmEnv::new(cfg);
+        let wait = env.wait_action();
+        run(&mut env, wait); // t=1: both arrive and fit now
+        assert!(!env.wait_allowed());
+        run(&mut env, 0); // A starts; B (slot 1) now fits only at offset 3
+        assert_eq!(env.earliest_start_offset(1), Some(3));
+        assert!(env.wait_allowed());
     }
 
     #[test]

@@ -269,3 +269,30 @@ fn source_files_of_tiny_is_just_the_scenario_file() {
     let parsed = Scenario::from_toml_str(&text, Path::new("tiny.toml")).unwrap();
     assert!(parsed.source_files().is_empty());
 }
+
+#[test]
+fn deeprm_with_a_hold_limit_passes_check_env_and_every_heuristic_finishes_every_job() {
+    use lepton_env::schedulers;
+    for limit in [0, 5] {
+        let text = shipped_text("deeprm").replace(
+            "max_steps = 200",
+            &format!("max_steps = 200\nhold_limit = {limit}"),
+        );
+        let env = Scenario::from_toml_str(&text, Path::new("deeprm"))
+            .unwrap()
+            .build();
+        check_env(&env, 5, 1500).unwrap_or_else(|e| panic!("hold_limit {limit}: {e}"));
+        for name in schedulers::NAMES {
+            let mut env = env.clone();
+            let mut s = schedulers::by_name(name).unwrap();
+            for seed in 0..3 {
+                let m = schedulers::run_episode(s.as_mut(), &mut env, seed)
+                    .unwrap_or_else(|e| panic!("{name}, hold_limit {limit}: {e}"));
+                assert_eq!(
+                    m.num_unfinished, 0,
+                    "{name}, hold_limit {limit}, seed {seed}"
+                );
+            }
+        }
+    }
+}

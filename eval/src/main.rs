@@ -351,6 +351,13 @@ fn write_outputs(plan: &Plan, report: &Report, outcomes: &runner::Outcomes) -> R
         let cdf = plots::slowdown_cdf(&staging, scenario, per_contender)?;
         plot_files.push((scenario.name.clone(), vec![bars, cdf]));
     }
+    if let Some(axis) = &report.sweep {
+        let def = report::report_metric(report);
+        plot_files.push((
+            String::new(),
+            vec![plots::sweep(&staging, report, axis, def)?],
+        ));
+    }
     let json = serde_json::to_string_pretty(report)? + "\n";
     std::fs::write(
         staging.join("report.md"),

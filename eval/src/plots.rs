@@ -4,7 +4,7 @@
 //! The output is a pure function of its inputs (no clock, no randomness), so plots are as
 //! reproducible as the report.
 
-use crate::report::{METRICS, ScenarioReport};
+use crate::report::{METRICS, MetricDef, Report, ScenarioReport};
 use crate::runner::EpisodeOutcome;
 use crate::stats;
 use anyhow::{Result, anyhow};
@@ -193,6 +193,89 @@ pub fn slowdown_cdf(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(file)
+}
+
+/// `<dir>/sweep.svg` for a sweep suite: the report's metric (mean, bootstrap-CI whiskers) of
+/// every contender against the sweep's axis, one line per contender.
+pub fn sweep(dir: &Path, report: &Report, axis: &str, def: &MetricDef) -> Result<String> {
+    let file = "sweep.svg".to_string();
+    let points = |c: usize| -> Vec<(f64, f64, f64, f64)> {
+        report
+            .scenarios
+            .iter()
+            .filter_map(|s| {
+                let e = s.results.get(c)?.metrics[def.key];
+                Some((s.x?, e.mean, e.ci_low, e.ci_high))
+            })
+            .filter(|p| p.1.is_finite())
+            .collect()
+    };
+    let all: Vec<(f64, f64, f64, f64)> = (0..report.contenders.len()).flat_map(points).collect();
+    let (x_lo, x_hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.0), hi.max(p.0))
+        });
+    let y_hi = all
+        .iter()
+        .map(|p| p.3.max(p.1))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let (x_lo, x_hi) = if x_lo < x_hi {
+        (x_lo, x_hi)
+    } else {
+        (x_lo - 1.0, x_lo + 1.0)
+    };
+    let pad = 0.04 * (x_hi - x_lo);
+    let path = dir.join(&file);
+    let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let direction = if def.higher_is_better {
+        "higher"
+    } else {
+        "lower"
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{}: {} vs {axis}", report.suite.name, def.label),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_lo - pad..x_hi + pad, 0.0..(y_hi * 1.08).max(1e-9))
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(axis)
+        .y_desc(format!("{} ({direction} is better)", def.label))
+        .draw()
+        .map_err(plot_err)?;
+    for (i, contender) in report.contenders.iter().enumerate() {
+        let line = points(i);
+        let style = color(i).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(line.iter().map(|p| (p.0, p.1)), style))
+            .map_err(plot_err)?
+            .label(contender.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        chart
+            .draw_series(
+                line.iter().map(|p| {
+                    PathElement::new(vec![(p.0, p.2), (p.0, p.3)], color(i).stroke_width(1))
+                }),
+            )
+            .map_err(plot_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

@@ -222,6 +222,9 @@ pub struct ScenarioReport {
     pub reference: Option<String>,
     #[serde(default)]
     pub paired: Vec<PairedResult>,
+    /// The scenario's point on the suite's sweep axis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
 }
 
 /// A gate rule: the candidate must not be worse than the baseline by more than the margin
@@ -299,6 +302,9 @@ pub struct Report {
     #[serde(default)]
     pub metric: String,
     pub contenders: Vec<Contender>,
+    /// The sweep's axis label when the suite's scenarios are points of a sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
     pub scenarios: Vec<ScenarioReport>,
     pub gate: Option<GateReport>,
     pub comparison: Option<Comparison>,
@@ -490,6 +496,7 @@ pub fn build(
                 learned_gains,
                 reference: reference_name,
                 paired,
+                x: scenario.x,
             }
         })
         .collect();
@@ -508,6 +515,7 @@ pub fn build(
         bootstrap,
         metric: metric.key.into(),
         contenders: contenders.to_vec(),
+        sweep: suite.sweep.clone(),
         scenarios,
         gate: None,
         comparison: None,
@@ -769,7 +777,7 @@ fn fmt_estimate(e: &Estimate) -> String {
 }
 
 /// The metric definition of a report's comparison metric (today's default for old reports).
-fn report_metric(report: &Report) -> &'static MetricDef {
+pub fn report_metric(report: &Report) -> &'static MetricDef {
     metric(&report.metric)
         .or_else(|| metric(DEFAULT_METRIC))
         .expect("the default metric exists")
@@ -796,6 +804,48 @@ fn paired_cell(scenario: &ScenarioReport, result: &ContenderResult, def: &Metric
         .find(|p| p.contender == result.contender)
         .map(|p| fmt_paired(&p.stats, def.higher_is_better))
         .unwrap_or_default()
+}
+
+/// A sweep's summary: one row per point, each contender's mean of the report's metric, and
+/// each contender against the point's reference (paired), so a reader sees at which points a
+/// policy holds its ground.
+fn sweep_table(md: &mut String, report: &Report, axis: &str, def: &MetricDef) {
+    let names: Vec<&str> = report.contenders.iter().map(|c| c.name.as_str()).collect();
+    let _ = writeln!(md, "## Sweep over {axis}\n");
+    let _ = writeln!(
+        md,
+        "Mean `{}` per point; **vs** columns: each learned policy paired against the point's \
+         reference (the best heuristic there unless `--reference` names one).\n",
+        def.key
+    );
+    let mut header = format!("| {axis} | scenario | reference |");
+    let mut rule = String::from("|---:|---|---|");
+    for name in &names {
+        let _ = write!(header, " {name} |");
+        rule.push_str("---:|");
+    }
+    let learned: Vec<bool> = report.contenders.iter().map(|c| c.is_learned()).collect();
+    for (name, _) in names.iter().zip(&learned).filter(|(_, l)| **l) {
+        let _ = write!(header, " {name} vs reference |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for scenario in &report.scenarios {
+        let mut row = format!(
+            "| {} | {} | {} |",
+            scenario.x.map_or_else(String::new, |x| x.to_string()),
+            scenario.name,
+            scenario.reference.as_deref().unwrap_or("")
+        );
+        for result in &scenario.results {
+            let _ = write!(row, " {} |", fmt_num(result.metrics[def.key].mean));
+        }
+        for (result, _) in scenario.results.iter().zip(&learned).filter(|(_, l)| **l) {
+            let _ = write!(row, " {} |", paired_cell(scenario, result, def));
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(md, "\n![sweep](sweep.svg)\n");
 }
 
 /// The Markdown report (fit for a CI job summary). Plots are linked by relative file name.
@@ -873,6 +923,9 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
             );
         }
         md.push('\n');
+    }
+    if let Some(axis) = &report.sweep {
+        sweep_table(&mut md, report, axis, compared);
     }
     for scenario in &report.scenarios {
         let _ = writeln!(md, "## Scenario `{}` ({})\n", scenario.name, scenario.path);

@@ -8,12 +8,18 @@
 //! schedulers = ["sjf", "packer"]        # optional; default: every heuristic
 //! bootstrap_resamples = 2000            # optional
 //! bootstrap_seed = 0                    # optional
+//! sweep = "load (arrival rate λ)"      # optional: the scenarios are points of a sweep
 //! [[scenarios]]                         # repeated
 //! path = "../scenarios/tiny.toml"       # relative to this suite file
 //! first_seed = 1000000                  # episode k runs seed first_seed + k (held-out seeds)
+//! name = "tiny-busy"                    # optional (default: the file stem); needed with `set`
+//! set = { "workload.arrival_rate" = 2.0 }  # optional: scenario keys to override (dotted)
+//! x = 2.0                               # the point on the sweep's axis (with `sweep` only)
 //! ```
 //!
 //! Unknown keys are rejected. Every contender sees the same seeds, so the same workloads.
+//! `set` changes a scenario file's keys before it is validated, so a sweep over a parameter
+//! needs one scenario file, not one per point; the report records the resulting text.
 
 use anyhow::{Context, Result, bail};
 use lepton_env::Scenario;
@@ -32,6 +38,7 @@ struct SuiteFile {
     bootstrap_resamples: usize,
     #[serde(default)]
     bootstrap_seed: u64,
+    sweep: Option<String>,
     scenarios: Vec<ScenarioEntry>,
 }
 
@@ -44,6 +51,10 @@ fn default_resamples() -> usize {
 struct ScenarioEntry {
     path: PathBuf,
     first_seed: u64,
+    name: Option<String>,
+    #[serde(default)]
+    set: toml::Table,
+    x: Option<f64>,
 }
 
 /// One scenario of a suite, loaded and validated.
@@ -57,6 +68,8 @@ pub struct SuiteScenario {
     pub toml: String,
     pub scenario: Scenario,
     pub first_seed: u64,
+    /// The scenario's point on the sweep's axis (suites with `sweep` only).
+    pub x: Option<f64>,
 }
 
 /// A validated suite.
@@ -70,6 +83,8 @@ pub struct Suite {
     pub schedulers: Option<Vec<String>>,
     pub bootstrap_resamples: usize,
     pub bootstrap_seed: u64,
+    /// The sweep's axis label, when the scenarios are points of a sweep.
+    pub sweep: Option<String>,
     pub scenarios: Vec<SuiteScenario>,
 }
 
@@ -96,25 +111,57 @@ pub fn load(path: &Path) -> Result<Suite> {
     let mut scenarios: Vec<SuiteScenario> = Vec::new();
     for entry in file.scenarios {
         let full = dir.join(&entry.path);
-        let toml = std::fs::read_to_string(&full).with_context(|| {
+        let text = std::fs::read_to_string(&full).with_context(|| {
             format!(
                 "suite {}: cannot read scenario {}",
                 path.display(),
                 full.display()
             )
         })?;
-        let scenario = Scenario::from_toml_str(&toml, &full)
-            .with_context(|| format!("suite {}", path.display()))?;
-        let name = entry
+        let stem = entry
             .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let name = match (&entry.name, entry.set.is_empty()) {
+            (Some(name), _) => name.clone(),
+            (None, true) => stem,
+            (None, false) => bail!(
+                "suite {}: scenario {} has `set` but no `name`",
+                path.display(),
+                entry.path.display()
+            ),
+        };
+        let toml = if entry.set.is_empty() {
+            text
+        } else {
+            with_overrides(&text, &entry.set)
+                .with_context(|| format!("suite {}: scenario `{name}`", path.display()))?
+        };
+        let scenario = Scenario::from_toml_str(&toml, &full)
+            .with_context(|| format!("suite {}: scenario `{name}`", path.display()))?;
         if scenarios.iter().any(|s| s.name == name) {
             bail!(
                 "suite {}: scenario `{name}` is listed twice",
                 path.display()
             );
+        }
+        match (&file.sweep, entry.x) {
+            (Some(_), None) => bail!(
+                "suite {}: scenario `{name}` needs `x`, its point on the sweep",
+                path.display()
+            ),
+            (None, Some(_)) => bail!(
+                "suite {}: scenario `{name}` has `x` but the suite has no `sweep`",
+                path.display()
+            ),
+            (Some(_), Some(x)) if !x.is_finite() => {
+                bail!(
+                    "suite {}: scenario `{name}`: `x` must be finite",
+                    path.display()
+                )
+            }
+            _ => {}
         }
         scenarios.push(SuiteScenario {
             name,
@@ -122,6 +169,7 @@ pub fn load(path: &Path) -> Result<Suite> {
             toml,
             scenario,
             first_seed: entry.first_seed,
+            x: entry.x,
         });
     }
     Ok(Suite {
@@ -132,6 +180,29 @@ pub fn load(path: &Path) -> Result<Suite> {
         schedulers: file.schedulers,
         bootstrap_resamples: file.bootstrap_resamples,
         bootstrap_seed: file.bootstrap_seed,
+        sweep: file.sweep,
         scenarios,
     })
+}
+
+/// The scenario text with each dotted key of `set` replaced (`"workload.arrival_prob" = 0.5`
+/// sets `arrival_prob` in `[workload]`). The tables on the way must exist; the key itself may
+/// be new (the scenario's own validation rejects keys it does not know).
+fn with_overrides(text: &str, set: &toml::Table) -> Result<String> {
+    let mut doc: toml::Table = toml::from_str(text).context("not valid TOML")?;
+    for (dotted, value) in set {
+        let mut table = &mut doc;
+        let mut parts: Vec<&str> = dotted.split('.').collect();
+        let Some(leaf) = parts.pop().filter(|leaf| !leaf.is_empty()) else {
+            bail!("`set`: `{dotted}` is not a key");
+        };
+        for part in parts {
+            table = match table.get_mut(part) {
+                Some(toml::Value::Table(t)) => t,
+                _ => bail!("`set`: `{dotted}`: the scenario has no table `{part}`"),
+            };
+        }
+        table.insert(leaf.to_string(), value.clone());
+    }
+    Ok(toml::to_string(&doc)?)
 }

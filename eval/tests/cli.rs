@@ -567,6 +567,67 @@ fn the_console_marks_the_best_value_of_the_gate_metric_in_its_direction() {
 
 /// Exit code 2, one `error:` message naming the problem, and no report in --out (not even one
 /// left there by an earlier successful run).
+/// A sweep suite over DeepRM's arrival rate: `set` overrides a key of one scenario file.
+fn sweep_suite(dir: &Path, points: &[(f64, &str)]) -> PathBuf {
+    let scenario = workspace().join("configs/scenarios/deeprm.toml");
+    let mut text =
+        String::from("name = \"sweep\"\nepisodes = 2\nbootstrap_resamples = 100\nsweep = \"λ\"\n");
+    for (x, extra) in points {
+        text.push_str(&format!(
+            "[[scenarios]]\npath = {:?}\nname = \"l{x}\"\nset = {{ \"workload.arrival_prob\" = {x} }}\n{extra}first_seed = 9\n",
+            scenario.to_str().unwrap()
+        ));
+    }
+    let path = dir.join("sweep.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_sweep_suite_overrides_scenario_keys_and_reports_a_table_and_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = sweep_suite(tmp.path(), &[(0.2, "x = 0.2\n"), (0.9, "x = 0.9\n")]);
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,tetris",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["sweep"], "λ");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 2);
+    assert_eq!(
+        (scenarios[0]["x"].as_f64(), scenarios[1]["x"].as_f64()),
+        (Some(0.2), Some(0.9))
+    );
+    // The override reached the env: the recorded text has it, and the heavier load queues
+    // more work (higher mean slowdown for the same seeds and scheduler).
+    assert!(
+        scenarios[0]["config_toml"]
+            .as_str()
+            .unwrap()
+            .contains("arrival_prob = 0.2")
+    );
+    let sjf = |i: usize| {
+        scenarios[i]["results"][0]["metrics"]["completion_slowdown"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(sjf(0) < sjf(1), "{} {}", sjf(0), sjf(1));
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## Sweep over λ"), "{md}");
+    assert!(md.contains("| 0.2 | l0.2 |"), "{md}");
+    assert!(md.contains("![sweep](sweep.svg)"));
+    let svg = std::fs::read_to_string(out_dir.join("sweep.svg")).unwrap();
+    assert!(svg.contains("sjf") && svg.contains("tetris"));
+}
+
 fn assert_input_error(args: &[&str], out_dir: &Path, expected: &[&str]) {
     std::fs::create_dir_all(out_dir).unwrap();
     std::fs::write(out_dir.join("report.json"), "{}").unwrap();
@@ -673,6 +734,23 @@ fn bad_input_gives_one_clear_message_exit_2_and_no_report() {
         &["--suite", s(&good), "--candidate", "sjf"],
         &out_dir,
         &["--candidate needs a gate"],
+    );
+
+    let no_x = sweep_suite(tmp.path(), &[(0.2, "")]);
+    assert_input_error(&["--suite", s(&no_x)], &out_dir, &["`l0.2` needs `x`"]);
+    let bad_key = tmp.path().join("bad_key.toml");
+    std::fs::write(
+        &bad_key,
+        format!(
+            "name = \"x\"\nepisodes = 1\n[[scenarios]]\npath = {:?}\nname = \"b\"\nset = {{ \"load.arrival_prob\" = 1 }}\nfirst_seed = 1\n",
+            s(&workspace().join("configs/scenarios/deeprm.toml"))
+        ),
+    )
+    .unwrap();
+    assert_input_error(
+        &["--suite", s(&bad_key)],
+        &out_dir,
+        &["scenario `b`", "no table `load`"],
     );
 
     // clap's own usage errors also exit 2.

@@ -97,6 +97,7 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
         backlog_cap: file.backlog_cap,
         max_steps: file.max_steps,
         max_decisions: file.max_decisions,
+        hold_limit: file.hold_limit,
         reward: c.reward(&file.reward)?,
         seed: file.seed,
         workload: source,

@@ -372,6 +372,10 @@ pub(super) struct DeepRmFile {
     pub(super) max_steps: u32,
     #[serde(default = "default_max_decisions")]
     pub(super) max_decisions: u64,
+    /// Steps a job that fits now may be held back before waiting becomes illegal (absent:
+    /// no limit, as in DeepRM; 0: work-conserving).
+    #[serde(default)]
+    pub(super) hold_limit: Option<u32>,
     #[serde(default)]
     pub(super) reward: RewardFile,
     pub(super) workload: WorkloadFile,

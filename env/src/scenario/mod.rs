@@ -130,6 +130,7 @@ use validate::invalid;
 pub const SHIPPED: &[&str] = &[
     "tiny",
     "deeprm",
+    "deeprm-hold",
     "cloud",
     "hpc-lublin",
     "alibaba-gpu",

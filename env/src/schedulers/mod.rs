@@ -85,11 +85,23 @@ impl Heuristic {
         self.rule
     }
 
-    /// The action this heuristic takes in `snapshot`.
+    /// The action this heuristic takes in `snapshot`. A rule that would wait while the env
+    /// forbids it (a hold limit) starts the placeable task that has waited longest instead:
+    /// the limit is there to end starvation, so the starving task goes first.
     pub fn decide(&self, snapshot: &Snapshot) -> usize {
         match self.rule.choose(snapshot) {
             Some(i) => snapshot.placements[i].action,
-            None => snapshot.wait_action,
+            None if snapshot.wait_allowed => snapshot.wait_action,
+            None => snapshot
+                .placements
+                .iter()
+                .min_by(|a, b| {
+                    let (ta, tb) = (&snapshot.tasks[a.task], &snapshot.tasks[b.task]);
+                    ta.arrival_s
+                        .total_cmp(&tb.arrival_s)
+                        .then(ta.task_id.cmp(&tb.task_id))
+                })
+                .map_or(snapshot.wait_action, |p| p.action),
         }
     }
 }
@@ -156,7 +168,13 @@ impl Scheduler for RandomScheduler {
         let wait = mask.len() - 1;
         if self.draw == RandomDraw::DeepRm {
             let pick = self.rng.random_range(0..mask.len());
-            return if mask[pick] { pick } else { wait };
+            if mask[pick] {
+                return pick;
+            }
+            if mask[wait] {
+                return wait;
+            }
+            // A hold limit forbids waiting: fall through to a legal draw.
         }
         let num_legal = mask.iter().filter(|&&m| m).count();
         let pick = self.rng.random_range(0..num_legal.max(1));

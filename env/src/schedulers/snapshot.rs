@@ -17,8 +17,8 @@
 //!   units, speed), `running` (estimated finish times), `fits`, `action_index`,
 //!   `chosen_server`, `slot_action_index`;
 //! - DeepRM (`deeprm.rs`, "State API for schedulers"): `now_steps`, `num_resources`,
-//!   `num_slots`, `wait_action`, `slot`, `capacity`, `free_at(0)`, `running`, `fits_now`,
-//!   `action_index`.
+//!   `num_slots`, `wait_action`, `wait_allowed`, `slot`, `capacity`, `free_at(0)`, `running`,
+//!   `fits_now`, `action_index`.
 //!
 //! Those accessors show only tasks that have arrived (the visible slots and the running
 //! list), and report every task's length as its estimate.
@@ -95,6 +95,9 @@ pub struct Snapshot {
     pub running: Vec<RunningTask>,
     pub placements: Vec<Placement>,
     pub wait_action: usize,
+    /// False when the env forbids waiting now (a hold limit): a rule that would wait starts
+    /// the longest-waiting placeable task instead (see `Heuristic::decide`).
+    pub wait_allowed: bool,
     /// Alignment scores (Packer, Tetris) in raw units instead of fractions of each server's
     /// capacity: set for DeepRM, whose Packer dots raw free units with raw demands.
     pub raw_units: bool,
@@ -129,6 +132,7 @@ impl Snapshot {
         self.now_s = env.now_s();
         self.num_resources = env.num_resources();
         self.wait_action = env.wait_action();
+        self.wait_allowed = true;
         self.raw_units = false;
         self.tasks.extend(
             (0..env.num_slots())
@@ -182,6 +186,7 @@ impl Snapshot {
         self.now_s = f64::from(env.now_steps());
         self.num_resources = env.num_resources();
         self.wait_action = env.wait_action();
+        self.wait_allowed = env.wait_allowed();
         self.raw_units = true;
         self.tasks.extend(
             (0..env.num_slots())
@@ -242,6 +247,7 @@ impl Snapshot {
             running,
             placements,
             wait_action: num_slots * num_servers,
+            wait_allowed: true,
             raw_units: false,
         }
     }
