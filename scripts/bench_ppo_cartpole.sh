@@ -22,6 +22,6 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 first = next((step for step, mean in s["return_highs_20"] if mean >= 475), None)
 print(f"| {sys.argv[2]} | {first if first is not None else 'not reached'} | {s['mean_return_last_20']:.1f} "
-      f"| {s['best_eval_return']:.1f} | {s['session_seconds']:.1f} | {s['session_sps']:.0f} |")
+      f"| {s['best_eval_score']:.1f} | {s['session_seconds']:.1f} | {s['session_sps']:.0f} |")
 PY
 done

@@ -31,6 +31,16 @@ fn shipped_scenarios_in_other_modes_pass_check_env() {
         ("tiny", r#"mode = "event""#, r#"mode = "stepped""#),
         ("tiny", r#"illegal = "error""#, r#"illegal = "wait""#),
         ("cloud", r#"mode = "placement""#, r#"mode = "slot""#),
+        (
+            "tiny",
+            "backlog_cap = 20",
+            "backlog_cap = 20\nhold_limit_s = 0",
+        ),
+        (
+            "cloud",
+            "backlog_cap = 200",
+            "backlog_cap = 200\nhold_limit_s = 30",
+        ),
     ];
     for (name, from, to) in variants {
         let text = shipped_text(name).replace(from, to);
@@ -294,5 +304,51 @@ fn deeprm_with_a_hold_limit_passes_check_env_and_every_heuristic_finishes_every_
                 );
             }
         }
+    }
+}
+
+#[test]
+fn the_hold_limit_changes_no_heuristic_decision_on_deeprm() {
+    // The heuristics start a job whenever one fits now, so deeprm-hold scores them exactly
+    // as deeprm does: the two scenarios compare one-to-one.
+    use lepton_env::schedulers;
+    let plain = scenario::load_named("deeprm").unwrap().build();
+    let hold = scenario::load_named("deeprm-hold").unwrap().build();
+    for name in ["sjf", "packer", "tetris", "best_fit"] {
+        for seed in [1_u64, 2, 3] {
+            let mut a = schedulers::by_name(name).unwrap();
+            let mut b = schedulers::by_name(name).unwrap();
+            let ma = schedulers::run_episode(a.as_mut(), &mut plain.clone(), seed).unwrap();
+            let mb = schedulers::run_episode(b.as_mut(), &mut hold.clone(), seed).unwrap();
+            assert_eq!(ma, mb, "{name}, seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn a_cluster_hold_limit_masks_wait_and_every_heuristic_still_finishes() {
+    use lepton_env::schedulers;
+    // Work-conserving tiny: whenever a visible task fits, wait is masked out and refused.
+    let text =
+        shipped_text("tiny").replace("backlog_cap = 20", "backlog_cap = 20\nhold_limit_s = 0");
+    let mut env = Scenario::from_toml_str(&text, Path::new("tiny"))
+        .unwrap()
+        .build();
+    let mut obs = vec![0.0; env.obs_layout().dim()];
+    let mut mask = vec![false; env.action_space().n];
+    env.reset(Some(3), &mut obs);
+    env.action_mask(&mut mask);
+    let wait = mask.len() - 1;
+    // The env skips decisions where nothing fits, so at a decision something fits.
+    assert!(mask[..wait].iter().any(|&m| m) && !mask[wait]);
+    assert!(matches!(
+        env.step(wait, &mut obs),
+        Err(lepton_env::EnvError::Illegal { .. })
+    ));
+    for name in ["sjf", "tetris", "fcfs", "easy", "random", "deeprm_random"] {
+        let mut s = schedulers::by_name(name).unwrap();
+        let m = schedulers::run_episode(s.as_mut(), &mut env.clone(), 5)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.num_unfinished, 0, "{name}");
     }
 }

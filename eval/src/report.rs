@@ -1243,6 +1243,7 @@ mod tests {
             bootstrap: BootstrapConfig::default(),
             metric: "mean_slowdown".into(),
             contenders: Vec::new(),
+            sweep: None,
             scenarios: vec![ScenarioReport {
                 name: "cloud".into(),
                 path: String::new(),
@@ -1253,6 +1254,7 @@ mod tests {
                 learned_gains: Vec::new(),
                 reference: None,
                 paired: Vec::new(),
+                x: None,
             }],
             gate: None,
             comparison: None,

@@ -1,8 +1,9 @@
 //! lepton gates itself the way users gate their changes: every trained policy shipped in
 //! `checkpoints/<name>/` has a `gate.toml` naming a short paired suite, a baseline heuristic,
-//! a metric and the margin the policy held when it was recorded. A change to the simulator,
-//! the networks, decoding or checkpoint loading that makes a shipped policy worse than that
-//! (the whole paired 95% interval beyond the margin) fails `make test` here.
+//! a metric and the margin the policy held when it was recorded, or the rule that it must stay
+//! better than the baseline. A change to the simulator, the networks, decoding or checkpoint
+//! loading that makes a shipped policy worse than that (the whole paired 95% interval beyond
+//! the margin; for `rule = "better"`, an interval that reaches 0) fails `make test` here.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,9 +19,23 @@ struct Gate {
     /// The heuristic the policy is compared with, episode by episode.
     baseline: String,
     metric: String,
-    /// Fail when the policy is worse than the baseline by more than this fraction, with 95%
-    /// confidence.
+    /// `not_worse` (default): fail when the policy is worse than the baseline by more than
+    /// `margin`, with 95% confidence. `better`: fail unless it is better with 95% confidence.
+    #[serde(default)]
+    rule: Rule,
+    #[serde(default)]
     margin: f64,
+    /// A glob of the folder's training runs (`seed*`), scored as one checkpoint group;
+    /// absent: the folder is one checkpoint.
+    runs: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Rule {
+    #[default]
+    NotWorse,
+    Better,
 }
 
 fn workspace() -> PathBuf {
@@ -42,15 +57,26 @@ fn every_shipped_checkpoint_holds_its_recorded_margin() {
         let gate: Gate = toml::from_str(&std::fs::read_to_string(&gate_file).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", gate_file.display()));
         let out_dir = tempfile::tempdir().unwrap();
+        let checkpoint = match &gate.runs {
+            None => dir.display().to_string(),
+            Some(glob) => format!("policy={}", dir.join(glob).display()),
+        };
+        let rule = match gate.rule {
+            Rule::NotWorse => vec![
+                "--fail-if-worse-than".to_string(),
+                gate.baseline.clone(),
+                "--margin".to_string(),
+                gate.margin.to_string(),
+            ],
+            Rule::Better => vec!["--require-better".to_string(), gate.baseline.clone()],
+        };
         let out = Command::new(env!("CARGO_BIN_EXE_lepton-eval"))
             .current_dir(workspace())
             .arg("--suite")
             .arg(dir.join(&gate.suite))
-            .arg("--checkpoint")
-            .arg(&dir)
+            .args(["--checkpoint", &checkpoint])
             .args(["--schedulers", &gate.baseline, "--metric", &gate.metric])
-            .args(["--fail-if-worse-than", &gate.baseline])
-            .args(["--margin", &gate.margin.to_string()])
+            .args(&rule)
             .arg("--out")
             .arg(out_dir.path())
             .output()
@@ -58,8 +84,9 @@ fn every_shipped_checkpoint_holds_its_recorded_margin() {
         assert_eq!(
             out.status.code(),
             Some(0),
-            "{} regressed past its recorded margin ({:.0}% vs {} on {}):\n{}\n{}",
+            "{} regressed past its recorded gate ({:?}, margin {:.0}% vs {} on {}):\n{}\n{}",
             dir.display(),
+            gate.rule,
             100.0 * gate.margin,
             gate.baseline,
             gate.metric,

@@ -317,7 +317,7 @@ impl<'a> Checkpoints<'a> {
                 learner.normalizer,
                 at.global_step,
             )?;
-            if snapshot.episodes.improves_eval(result.mean_return) {
+            if snapshot.episodes.improves_eval(result.selection_score()) {
                 let state = snapshot.state();
                 self.save("best", at.global_step, &learner, &state, Vec::new())?;
             }
@@ -413,7 +413,7 @@ mod tests {
         episodes.recent_returns.extend([1.0, 2.5]);
         episodes.return_highs.push((64, 1.75));
         episodes.num_episodes = 2;
-        episodes.best_eval_return = Some(3.0);
+        episodes.best_eval_score = Some(3.0);
         let state = TrainerState {
             shared: SharedState {
                 action_rng: ChaCha8Rng::seed_from_u64(1),
@@ -437,7 +437,7 @@ mod tests {
             keys,
             [
                 "action_rng",
-                "best_eval_return",
+                "best_eval_score",
                 "envs",
                 "num_episodes",
                 "num_updates",

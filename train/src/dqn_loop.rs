@@ -312,7 +312,7 @@ mod tests {
             "envs": [{ "base_seed": 3, "episodes_started": 1, "actions": [],
                        "episode_return": 0.0, "episode_length": 0 }],
             "recent_returns": [],
-            "best_eval_return": 12.5,
+            "best_eval_score": 12.5,
             "return_highs": [],
             "num_episodes": 0,
             "num_updates": 40,

@@ -58,7 +58,7 @@ impl EnvSpec {
         })
     }
 
-    /// Mean slowdown of each reference heuristic (SJF, Packer, Tetris) over one episode per
+    /// Completion-aware mean slowdown of each reference heuristic (SJF, Packer, Tetris) over one episode per
     /// seed `seed0 + i`, `i < num_episodes` — the seeds of the periodic evaluation. Empty for
     /// envs that are not schedulers.
     pub fn heuristic_slowdowns(
@@ -81,7 +81,7 @@ impl EnvSpec {
                     seed0.wrapping_add(i as u64),
                 )
                 .map_err(|e| format!("heuristic {name}: {e}"))?;
-                total += metrics.mean_slowdown;
+                total += metrics.completion_slowdown;
             }
             out.push((name.to_string(), total / num_episodes.max(1) as f64));
         }

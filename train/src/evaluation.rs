@@ -1,6 +1,11 @@
 //! Greedy evaluation on held-out seeds: [`evaluate`] (used by both training loops and by the
 //! search's fitness), and the periodic evaluation's TensorBoard points with the reference
 //! heuristics' scores beside them ([`Evaluator`]).
+//!
+//! Model selection (the `best` checkpoint) on a scheduling env uses the completion-aware mean
+//! slowdown, which charges unfinished and dropped tasks, on the evaluation seeds: every
+//! contender plays the same seeds, so the lowest mean is the best paired difference against
+//! the best heuristic, which is logged beside it (`eval/vs_best_heuristic`).
 
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
@@ -17,7 +22,18 @@ use crate::tensorboard::TbWriter;
 pub struct EvalResult {
     pub mean_return: f64,
     pub mean_length: f64,
+    /// Finished tasks only (flatters a policy that leaves work unfinished).
     pub mean_slowdown: Option<f64>,
+    /// Completion-aware: every arrived task counts (scheduling envs).
+    pub completion_slowdown: Option<f64>,
+}
+
+impl EvalResult {
+    /// What model selection maximises: minus the completion-aware slowdown on scheduling
+    /// envs, the return elsewhere.
+    pub fn selection_score(&self) -> f64 {
+        self.completion_slowdown.map_or(self.mean_return, |c| -c)
+    }
 }
 
 /// Plays one greedy episode ([`Policy::greedy`]) per held-out seed (`eval.seed + i`) with the
@@ -34,7 +50,8 @@ pub fn evaluate(
     let mut venv = VecEnv::new(envs, config.run.env_threads)?;
     venv.reset(Some(config.eval.seed));
     let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());
-    let mut finished: Vec<Option<(f64, usize, Option<f64>)>> = vec![None; n];
+    type Done = (f64, usize, Option<(f64, f64)>);
+    let mut finished: Vec<Option<Done>> = vec![None; n];
     let mut obs = vec![0.0f32; n * dim];
     let mut actions = vec![0usize; n];
     while finished.iter().any(Option::is_none) {
@@ -62,24 +79,29 @@ pub fn evaluate(
                 *slot = Some((
                     stats.episode_return,
                     stats.length,
-                    metrics.map(|m| m.mean_slowdown),
+                    metrics.map(|m| (m.mean_slowdown, m.completion_slowdown)),
                 ));
             }
         }
     }
-    let done: Vec<(f64, usize, Option<f64>)> = finished.into_iter().flatten().collect();
+    let done: Vec<Done> = finished.into_iter().flatten().collect();
     let k = done.len() as f64;
-    let slowdowns: Vec<f64> = done.iter().filter_map(|d| d.2).collect();
+    let slowdowns: Vec<(f64, f64)> = done.iter().filter_map(|d| d.2).collect();
+    let mean_of = |f: fn(&(f64, f64)) -> f64| {
+        (!slowdowns.is_empty())
+            .then(|| slowdowns.iter().map(f).sum::<f64>() / slowdowns.len() as f64)
+    };
     Ok(EvalResult {
         mean_return: done.iter().map(|d| d.0).sum::<f64>() / k,
         mean_length: done.iter().map(|d| d.1 as f64).sum::<f64>() / k,
-        mean_slowdown: (!slowdowns.is_empty())
-            .then(|| slowdowns.iter().sum::<f64>() / slowdowns.len() as f64),
+        mean_slowdown: mean_of(|s| s.0),
+        completion_slowdown: mean_of(|s| s.1),
     })
 }
 
 /// A run's periodic evaluation: the env spec, config and device to evaluate with, and the
-/// reference heuristics' mean slowdowns on the evaluation seeds (computed once per session).
+/// reference heuristics' completion-aware mean slowdowns on the evaluation seeds (computed once
+/// per session).
 pub(crate) struct Evaluator<'a> {
     spec: &'a EnvSpec,
     config: &'a TrainConfig,
@@ -124,13 +146,19 @@ impl<'a> Evaluator<'a> {
         }
         for (name, slowdown) in &self.heuristics {
             tb.scalar(
-                &format!("eval/heuristic_{name}_mean_slowdown"),
+                &format!("eval/heuristic_{name}_completion_slowdown"),
                 *slowdown,
                 step,
             );
         }
-        if let Some(best) = self.heuristics.iter().map(|h| h.1).reduce(f64::min) {
-            tb.scalar("eval/best_heuristic_mean_slowdown", best, step);
+        if let Some(completion) = result.completion_slowdown {
+            tb.scalar("eval/completion_slowdown", completion, step);
+            if let Some(best) = self.heuristics.iter().map(|h| h.1).reduce(f64::min) {
+                tb.scalar("eval/best_heuristic_completion_slowdown", best, step);
+                // Same seeds for both: the relative paired difference of the means
+                // (negative = the policy is better).
+                tb.scalar("eval/vs_best_heuristic", completion / best - 1.0, step);
+            }
         }
         Ok(result)
     }

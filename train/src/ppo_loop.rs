@@ -347,7 +347,7 @@ mod tests {
             "envs": [{ "base_seed": 3, "episodes_started": 2, "actions": [0, 1],
                        "episode_return": 2.0, "episode_length": 2 }],
             "recent_returns": [9.0, 10.5],
-            "best_eval_return": null,
+            "best_eval_score": null,
             "return_highs": [[64, 9.75]],
             "num_episodes": 2,
         });

@@ -83,7 +83,10 @@ pub(crate) struct EpisodeTracker {
     /// (env step, mean of the last 20 returns) each time that mean reached a new high.
     pub return_highs: Vec<(u64, f64)>,
     pub num_episodes: u64,
-    pub best_eval_return: Option<f64>,
+    /// The best model-selection score so far (higher is better, see
+    /// [`EvalResult::selection_score`](crate::evaluation::EvalResult::selection_score)).
+    #[serde(alias = "best_eval_return")]
+    pub best_eval_score: Option<f64>,
 }
 
 impl EpisodeTracker {
@@ -144,10 +147,10 @@ impl EpisodeTracker {
     }
 
     /// Records an evaluation's mean return; true when it is the best so far.
-    pub fn improves_eval(&mut self, mean_return: f64) -> bool {
-        let better = self.best_eval_return.is_none_or(|b| mean_return > b);
+    pub fn improves_eval(&mut self, score: f64) -> bool {
+        let better = self.best_eval_score.is_none_or(|b| score > b);
         if better {
-            self.best_eval_return = Some(mean_return);
+            self.best_eval_score = Some(score);
         }
         better
     }
@@ -314,7 +317,7 @@ pub(crate) fn write_summary(
         "num_episodes": episodes.num_episodes,
         "mean_return_last_20": episodes.mean_return(),
         "return_highs_20": episodes.return_highs,
-        "best_eval_return": episodes.best_eval_return,
+        "best_eval_score": episodes.best_eval_score,
     });
     if let (Some(fields), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {
         fields.extend(extra);

@@ -10,10 +10,12 @@
 //! * `cluster/mean_slowdown`, `cluster/p95_slowdown`, `cluster/mean_wait`,
 //!   `cluster/num_dropped`, `cluster/num_unfinished`, `cluster/deadline_miss_rate`,
 //!   `cluster/utilization_<resource>` — every finished episode of a scheduling env;
-//! * `eval/episodic_return`, `eval/episodic_length`, `eval/mean_slowdown` (scheduling envs) —
-//!   every greedy evaluation on the held-out seeds, with, for reference, the mean slowdown of
-//!   the heuristics on the same seeds: `eval/heuristic_{sjf,packer,tetris}_mean_slowdown` and
-//!   `eval/best_heuristic_mean_slowdown`;
+//! * `eval/episodic_return`, `eval/episodic_length`, `eval/mean_slowdown`,
+//!   `eval/completion_slowdown` (scheduling envs) — every greedy evaluation on the held-out
+//!   seeds, with, for reference, the completion-aware slowdown of the heuristics on the same
+//!   seeds: `eval/heuristic_{sjf,packer,tetris}_completion_slowdown`,
+//!   `eval/best_heuristic_completion_slowdown`, and `eval/vs_best_heuristic` (the policy's
+//!   relative difference from the best of them; the `best` checkpoint minimises it);
 //! * text `config` — the resolved config, once.
 //! * DQN runs (`algo = "dqn"`) log `losses/td_loss`, `losses/q_values`, `losses/grad_norm`,
 //!   `charts/epsilon`, `replay/beta`, `replay/mean_priority`, `replay/size` instead of the PPO

@@ -135,6 +135,10 @@ pub struct ClusterConfig {
     pub server_types: Vec<ServerType>,
     pub num_slots: usize,
     pub backlog_cap: usize,
+    /// How long a task that fits may be held back: with `Some(h)`, waiting is illegal while a
+    /// visible task that fits some server now has waited `h` seconds or more (`Some(0.0)`:
+    /// work-conserving). `None`: waiting is always legal.
+    pub hold_limit_s: Option<f64>,
     pub time_mode: TimeMode,
     /// Clock advance of a wait in stepped mode, and of a wait with no future event.
     pub step_s: f64,
@@ -187,6 +191,7 @@ impl ClusterConfig {
             server_types,
             num_slots: 10,
             backlog_cap: 100,
+            hold_limit_s: None,
             time_mode: TimeMode::EventDriven,
             step_s: 1.0,
             max_time_s: 1e12,

@@ -80,14 +80,28 @@ impl Env for ClusterEnv {
         if action >= n {
             return Err(EnvError::OutOfRange { action, n });
         }
+        const HELD_TOO_LONG: &str =
+            "a task that fits has waited the queue's hold limit: waiting is not allowed";
         if action == n - 1 {
+            if !self.wait_allowed() {
+                return Err(EnvError::Illegal {
+                    action,
+                    reason: HELD_TOO_LONG,
+                });
+            }
             self.wait();
         } else {
             match self.feasible_placement(action) {
                 Ok((k, server)) => self.place(k, server),
                 Err(reason) => match self.config.illegal_action {
                     IllegalAction::Error => return Err(EnvError::Illegal { action, reason }),
-                    IllegalAction::Wait => self.wait(),
+                    IllegalAction::Wait if self.wait_allowed() => self.wait(),
+                    IllegalAction::Wait => {
+                        return Err(EnvError::Illegal {
+                            action,
+                            reason: HELD_TOO_LONG,
+                        });
+                    }
                 },
             }
         }
@@ -119,7 +133,7 @@ impl Env for ClusterEnv {
                 }
             }
         }
-        mask[self.wait_action()] = true;
+        mask[self.wait_action()] = self.wait_allowed();
     }
 
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {

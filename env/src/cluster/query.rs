@@ -146,9 +146,20 @@ impl ClusterEnv {
         })
     }
 
-    /// The wait action (always legal).
+    /// The wait action (legal unless [`wait_allowed`](Self::wait_allowed) says otherwise).
     pub fn wait_action(&self) -> usize {
         self.action_space().n - 1
+    }
+
+    /// False while the queue's hold limit forbids waiting: a visible task that fits some
+    /// server now has waited `hold_limit_s` or longer.
+    pub fn wait_allowed(&self) -> bool {
+        let Some(limit) = self.config.hold_limit_s else {
+            return true;
+        };
+        !self.queue.slots.iter().flatten().any(|&i| {
+            self.now_s - self.tasks[i as usize].arrival_s >= limit && self.fits_somewhere_now(i)
+        })
     }
 
     /// The server the placement rule picks for slot `k` now.

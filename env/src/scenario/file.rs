@@ -117,6 +117,9 @@ pub(super) struct ReservationFile {
 pub(super) struct QueueFile {
     pub(super) num_slots: usize,
     pub(super) backlog_cap: usize,
+    /// Seconds a task that fits may be held back before waiting becomes illegal (absent: no
+    /// limit; 0: work-conserving).
+    pub(super) hold_limit_s: Option<f64>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]

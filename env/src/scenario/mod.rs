@@ -24,6 +24,8 @@
 //! [queue]
 //! num_slots = 4
 //! backlog_cap = 20                     # overflow is dropped (and counted)
+//! hold_limit_s = 600                   # optional: wait is illegal while a task that fits has
+//!                                      # waited this long (0: work-conserving; absent: no limit)
 //! [time]                               # optional
 //! mode = "event"                       # "event" | "stepped"
 //! step_s = 1.0                         # stepped wait; wait with no future event
@@ -62,7 +64,9 @@
 //! `kind = "list"` takes `tasks = [{ id, arrival_s, duration_s, demand, estimate_s?,
 //! priority?, deadline_s? }, ...]`; `kind = "csv"` takes `path` (see
 //! [`crate::workload::csv`]); `kind = "deeprm"` takes `arrival_prob`, `num_steps`,
-//! `max_demand` (see [`DeepRmGenerator`](crate::workload::DeepRmGenerator)). DeepRM scenarios are shown in
+//! `max_demand` (see [`DeepRmGenerator`](crate::workload::DeepRmGenerator)). DeepRM scenarios take the same
+//! optional hold limit as a top-level `hold_limit` in steps (`configs/scenarios/deeprm-hold.toml`);
+//! they are shown in
 //! `configs/scenarios/deeprm.toml`.
 //!
 //! Trace workloads (see [`crate::trace`] for each format's mapping):

@@ -12,7 +12,7 @@
 //! read, through these accessors and nothing else:
 //!
 //! - cluster (`cluster/query.rs`): `now_s`, `num_resources`, `num_slots`, `num_servers`,
-//!   `wait_action`,
+//!   `wait_action`, `wait_allowed`,
 //!   `action_mode`, `slot` (a [`SlotView`]: estimate, no duration), `server` (capacity, free
 //!   units, speed), `running` (estimated finish times), `fits`, `action_index`,
 //!   `chosen_server`, `slot_action_index`;
@@ -132,7 +132,7 @@ impl Snapshot {
         self.now_s = env.now_s();
         self.num_resources = env.num_resources();
         self.wait_action = env.wait_action();
-        self.wait_allowed = true;
+        self.wait_allowed = env.wait_allowed();
         self.raw_units = false;
         self.tasks.extend(
             (0..env.num_slots())
