@@ -11,6 +11,13 @@
 //!   from the context. Its weight count does not depend on the number
 //!   of servers or slots, so a policy trained on 32 servers runs on 64. This is the idea of
 //!   RLScheduler's per-job kernel network and Decima's graph embeddings.
+//! * [`Arch::Kernel`]: RLScheduler's kernel network (Zhang et al., SC'20): one small MLP (the
+//!   `hidden` widths) scores every action from that action's own features alone: for a slot
+//!   action, the slot's row, the global features and the mean server row; for a (slot, server)
+//!   placement, the slot's row, the server's row and the global features, so the MLP can form
+//!   demand·free products that a sum of slot and server terms cannot. The wait logit reads the
+//!   mean of the per-action hidden features, the critic is a separate MLP over the whole
+//!   observation. Permutation-equivariant, and a few hundred to a few thousand weights.
 //!
 //! Initialisation follows the 37 PPO details: orthogonal weights with gain √2 on hidden layers,
 //! 0.01 on the policy head and 1 on the value head, zero biases.
@@ -39,6 +46,7 @@ pub enum Head {
 pub enum Arch {
     Mlp,
     Set,
+    Kernel,
 }
 
 /// Hidden-layer non-linearity.
@@ -63,9 +71,11 @@ impl Activation {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
-    /// `mlp` (flat) or `set` (shared-weight server and slot embeddings).
+    /// `mlp` (flat), `set` (shared-weight server and slot embeddings) or `kernel` (one MLP
+    /// per action, RLScheduler-style).
     pub arch: Arch,
-    /// Widths of the hidden layers of the MLP trunk(s), e.g. `[64, 64]`.
+    /// Widths of the hidden layers of the MLP trunk(s) (for `kernel`: of the per-action MLP
+    /// and of the critic), e.g. `[64, 64]`.
     pub hidden: Vec<i64>,
     /// `tanh` (CleanRL's default) or `relu`.
     pub activation: Activation,
@@ -100,12 +110,12 @@ pub enum NetworkError {
     #[error("network.embed_dim and network.pair_dim must be positive, got {0}")]
     BadEmbedDim(i64),
     #[error(
-        "network.arch = \"set\" needs an env whose observation has server and slot rows (this one is flat: {0:?})"
+        "network.arch = \"set\" and \"kernel\" need an env whose observation has server and slot rows (this one is flat: {0:?})"
     )]
     NoSetStructure(ObsLayout),
     #[error(
-        "network.arch = \"set\" scores placements or slots followed by wait, for the \
-         observation's {slots} slot rows and {servers} server rows; the env's actions are {actions:?}"
+        "network.arch = \"set\" and \"kernel\" score placements or slots followed by wait, for \
+         the observation's {slots} slot rows and {servers} server rows; the env's actions are {actions:?}"
     )]
     UnsupportedActions {
         actions: ActionLayout,
@@ -222,6 +232,23 @@ impl Mlp {
     }
 }
 
+/// Splits `[B, dim]` into global `[B, g]`, servers `[B, S, fs]` and slots `[B, K, fk]`.
+fn split_rows(l: ObsLayout, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let b = obs.size()[0];
+    let server_len = (l.server_rows * l.server_features) as i64;
+    let slot_len = (l.slot_rows * l.slot_features) as i64;
+    let global = obs.narrow(1, 0, l.global as i64);
+    let servers = obs.narrow(1, l.global as i64, server_len).reshape([
+        b,
+        l.server_rows as i64,
+        l.server_features as i64,
+    ]);
+    let slots = obs
+        .narrow(1, l.global as i64 + server_len, slot_len)
+        .reshape([b, l.slot_rows as i64, l.slot_features as i64]);
+    (global, servers, slots)
+}
+
 #[derive(Debug)]
 struct SetNet {
     layout: ObsLayout,
@@ -293,24 +320,6 @@ impl SetNet {
         }
     }
 
-    /// Splits `[B, dim]` into global `[B, g]`, servers `[B, S, fs]` and slots `[B, K, fk]`.
-    fn split(&self, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
-        let l = self.layout;
-        let b = obs.size()[0];
-        let server_len = (l.server_rows * l.server_features) as i64;
-        let slot_len = (l.slot_rows * l.slot_features) as i64;
-        let global = obs.narrow(1, 0, l.global as i64);
-        let servers = obs.narrow(1, l.global as i64, server_len).reshape([
-            b,
-            l.server_rows as i64,
-            l.server_features as i64,
-        ]);
-        let slots = obs
-            .narrow(1, l.global as i64 + server_len, slot_len)
-            .reshape([b, l.slot_rows as i64, l.slot_features as i64]);
-        (global, servers, slots)
-    }
-
     /// Appends the global features to every row: `[B, R, f]` → `[B, R, f + g]`.
     fn with_global(rows: &Tensor, global: &Tensor) -> Tensor {
         let r = rows.size()[1];
@@ -324,7 +333,7 @@ impl SetNet {
     }
 
     fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
-        let (global, servers, slots) = self.split(obs);
+        let (global, servers, slots) = split_rows(self.layout, obs);
         let e_server = self
             .server_encoder
             .forward(&Self::with_global(&servers, &global)); // [B,S,E]
@@ -367,10 +376,98 @@ impl SetNet {
     }
 }
 
+/// RLScheduler's kernel network: one MLP applied to every action's own features.
+#[derive(Debug)]
+struct KernelNet {
+    layout: ObsLayout,
+    mode: ActionMode,
+    kernel: Trunk,
+    kernel_head: nn::Linear,
+    wait_head: nn::Linear,
+    critic: Trunk,
+    value_head: nn::Linear,
+}
+
+impl KernelNet {
+    fn new(root: &nn::Path, config: &NetworkConfig, layout: ObsLayout, mode: ActionMode) -> Self {
+        let (g, fs, fk) = (
+            layout.global as i64,
+            layout.server_features as i64,
+            layout.slot_features as i64,
+        );
+        let last = *config.hidden.last().expect("validated non-empty");
+        Self {
+            layout,
+            mode,
+            kernel: Trunk::new(
+                &(root / "kernel"),
+                fk + fs + g,
+                &config.hidden,
+                config.activation,
+            ),
+            kernel_head: linear(root / "kernel_head", last, 1, 0.01),
+            wait_head: linear(root / "wait_head", last, 1, 0.01),
+            critic: Trunk::new(
+                &(root / "critic"),
+                layout.dim() as i64,
+                &config.hidden,
+                config.activation,
+            ),
+            value_head: linear(root / "value_head", last, 1, 1.0),
+        }
+    }
+
+    fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        let (global, servers, slots) = split_rows(self.layout, obs);
+        let b = obs.size()[0];
+        // One input row per action: [B, A, fk + fs + g].
+        let inputs = match self.mode {
+            ActionMode::Pair => {
+                let (k, n) = (slots.size()[1], servers.size()[1]);
+                Tensor::cat(
+                    &[
+                        slots.unsqueeze(2).expand([-1, k, n, -1], false),
+                        servers.unsqueeze(1).expand([-1, k, n, -1], false),
+                        global
+                            .unsqueeze(1)
+                            .unsqueeze(1)
+                            .expand([-1, k, n, -1], false),
+                    ],
+                    3,
+                )
+                .reshape([b, k * n, -1])
+            }
+            ActionMode::Slot => {
+                let k = slots.size()[1];
+                let mean_server = servers.mean_dim(1, true, Kind::Float);
+                Tensor::cat(
+                    &[
+                        slots.shallow_clone(),
+                        mean_server.expand([-1, k, -1], false),
+                        global.unsqueeze(1).expand([-1, k, -1], false),
+                    ],
+                    2,
+                )
+            }
+        };
+        let hidden = self.kernel.forward(&inputs); // [B, A, H]
+        let scores = self.kernel_head.forward(&hidden).squeeze_dim(-1); // [B, A]
+        let wait = self
+            .wait_head
+            .forward(&hidden.mean_dim(1, false, Kind::Float)); // [B, 1]
+        let value = self
+            .value_head
+            .forward(&self.critic.forward(obs))
+            .squeeze_dim(-1);
+        (Tensor::cat(&[scores, wait], 1), value)
+    }
+}
+
 #[derive(Debug)]
 enum Net {
     Mlp(Mlp),
     Set(Box<SetNet>),
+    Kernel(Box<KernelNet>),
 }
 
 /// An actor-critic policy: a [`nn::VarStore`] of weights plus the network that reads them.
@@ -429,12 +526,16 @@ impl Policy {
                 layout.dim() as i64,
                 num_actions as i64,
             )),
-            Arch::Set => {
+            Arch::Set | Arch::Kernel => {
                 if layout.server_rows == 0 || layout.slot_rows == 0 {
                     return Err(NetworkError::NoSetStructure(layout));
                 }
                 let mode = ActionMode::of(layout, actions)?;
-                Net::Set(Box::new(SetNet::new(&root, config, layout, mode)))
+                if config.arch == Arch::Set {
+                    Net::Set(Box::new(SetNet::new(&root, config, layout, mode)))
+                } else {
+                    Net::Kernel(Box::new(KernelNet::new(&root, config, layout, mode)))
+                }
             }
         };
         Ok(Self {
@@ -460,6 +561,7 @@ impl Policy {
         match &self.net {
             Net::Mlp(net) => net.forward(obs),
             Net::Set(net) => net.forward(obs),
+            Net::Kernel(net) => net.forward(obs),
         }
     }
 
@@ -639,6 +741,69 @@ mod tests {
         assert!((la.double_value(&[0, 1]) - lb.double_value(&[0, 0])).abs() < 1e-6);
         assert!((la.double_value(&[0, 2]) - lb.double_value(&[0, 2])).abs() < 1e-6);
         assert!((va.double_value(&[0]) - vb.double_value(&[0])).abs() < 1e-6);
+    }
+
+    /// The kernel network scores each action from its own features: permuting slots (slot
+    /// mode) or servers (pair mode) permutes the scores, and the weight count is that of one
+    /// small MLP (independent of how many slots and servers there are).
+    #[test]
+    fn kernel_network_is_one_mlp_per_action() {
+        tch::manual_seed(5);
+        let config = NetworkConfig {
+            arch: Arch::Kernel,
+            hidden: vec![8, 4],
+            ..NetworkConfig::default()
+        };
+        let layout = ObsLayout {
+            global: 1,
+            server_rows: 2,
+            server_features: 2,
+            slot_rows: 2,
+            slot_features: 1,
+        };
+        let pair = Policy::new(
+            &config,
+            layout,
+            &ActionLayout::placements_then_wait(2, 2),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        // kernel (1+2+1)·8+8 + 8·4+4, kernel and wait heads 4+1 each, critic 7·8+8 + 8·4+4,
+        // value head 4+1.
+        assert_eq!(pair.num_parameters(), 40 + 36 + 5 + 5 + 64 + 36 + 5);
+        // [global | server0 | server1 | slot0 | slot1]; swap the servers.
+        let a = Tensor::from_slice(&[0.5f32, 1.0, 0.0, 0.2, 0.9, 0.3, 0.7]).view([1, 7]);
+        let b = Tensor::from_slice(&[0.5f32, 0.2, 0.9, 1.0, 0.0, 0.3, 0.7]).view([1, 7]);
+        let (la, lb) = (pair.forward(&a).0, pair.forward(&b).0);
+        // Action k·2 + n: (slot k, server n).
+        for (x, y) in [(0, 1), (1, 0), (2, 3), (3, 2), (4, 4)] {
+            assert!((la.double_value(&[0, x]) - lb.double_value(&[0, y])).abs() < 1e-6);
+        }
+        let slot = Policy::new(
+            &config,
+            layout,
+            &ActionLayout::slots_then_wait(2),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .unwrap();
+        let c = Tensor::from_slice(&[0.5f32, 1.0, 0.0, 0.2, 0.9, 0.7, 0.3]).view([1, 7]);
+        let (la, lc) = (slot.forward(&a).0, slot.forward(&c).0);
+        assert_eq!(la.size(), [1, 3]);
+        assert!((la.double_value(&[0, 0]) - lc.double_value(&[0, 1])).abs() < 1e-6);
+        assert!((la.double_value(&[0, 1]) - lc.double_value(&[0, 0])).abs() < 1e-6);
+        assert!((la.double_value(&[0, 2]) - lc.double_value(&[0, 2])).abs() < 1e-6);
+        assert!(matches!(
+            Policy::new(
+                &config,
+                ObsLayout::flat(7),
+                &ActionLayout::slots_then_wait(2),
+                Head::Logits,
+                Device::Cpu
+            ),
+            Err(NetworkError::NoSetStructure(_))
+        ));
     }
 
     #[test]

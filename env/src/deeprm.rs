@@ -2,7 +2,7 @@
 //! Learning", HotNets'16), reproduced step for step.
 
 use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
-use crate::cluster::state::{Admission, TaskIndex, TaskPhase, TaskQueue, TaskRecord};
+use crate::cluster::state::{Admission, SlotOrder, TaskIndex, TaskPhase, TaskQueue, TaskRecord};
 use crate::cluster::stats;
 use crate::cluster::{Census, RewardWeights, RunningView, SlotView};
 use crate::metrics::EpisodeMetrics;
@@ -34,6 +34,8 @@ pub struct DeepRmConfig {
     /// a visible job that fits now has waited `h` steps or more (`Some(0)`: work-conserving,
     /// wait only when nothing fits now). `None` (DeepRM): waiting is always legal.
     pub hold_limit: Option<u32>,
+    /// Which backlog job fills a freed slot (DeepRM: FIFO).
+    pub slot_order: SlotOrder,
     /// Only `slowdown`, `wait` and `dropped` apply (DeepRM tasks have no deadline).
     pub reward: RewardWeights,
     pub seed: u64,
@@ -146,7 +148,7 @@ impl DeepRmEnv {
             tasks: Vec::new(),
             records: Vec::new(),
             free: vec![0; config.horizon * num_resources],
-            queue: TaskQueue::new(config.num_slots, config.backlog_cap),
+            queue: TaskQueue::new(config.num_slots, config.backlog_cap, config.slot_order),
             running: Vec::new(),
             now: 0,
             last_arrival: 0,
@@ -609,6 +611,7 @@ mod tests {
             max_steps: 200,
             max_decisions: u64::MAX,
             hold_limit: None,
+            slot_order: SlotOrder::Fifo,
             reward: RewardWeights::default(),
             seed: 0,
             workload: Arc::new(TaskList::new(tasks)),

@@ -286,11 +286,17 @@ fn deeprm_with_a_hold_limit_passes_check_env_and_every_heuristic_finishes_every_
     for limit in [0, 5] {
         let text = shipped_text("deeprm").replace(
             "max_steps = 200",
-            &format!("max_steps = 200\nhold_limit = {limit}"),
+            &format!("max_steps = 200\nhold_limit = {limit}\nslot_order = \"shortest\""),
         );
-        let env = Scenario::from_toml_str(&text, Path::new("deeprm"))
-            .unwrap()
-            .build();
+        let scenario = Scenario::from_toml_str(&text, Path::new("deeprm")).unwrap();
+        let Scenario::DeepRm(config) = &scenario else {
+            panic!("not a DeepRM scenario")
+        };
+        assert_eq!(
+            (config.hold_limit, config.slot_order),
+            (Some(limit), lepton_env::cluster::SlotOrder::Shortest)
+        );
+        let env = scenario.build();
         check_env(&env, 5, 1500).unwrap_or_else(|e| panic!("hold_limit {limit}: {e}"));
         for name in schedulers::NAMES {
             let mut env = env.clone();

@@ -2,6 +2,7 @@
 //! made of (server types, GPUs, failures, power, reservations, modes and policies).
 
 use super::reward::RewardWeights;
+pub use super::state::SlotOrder;
 use crate::workload::{MAX_RESOURCES, TaskSource};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,6 +140,8 @@ pub struct ClusterConfig {
     /// visible task that fits some server now has waited `h` seconds or more (`Some(0.0)`:
     /// work-conserving). `None`: waiting is always legal.
     pub hold_limit_s: Option<f64>,
+    /// Which backlog task fills a freed slot.
+    pub slot_order: SlotOrder,
     pub time_mode: TimeMode,
     /// Clock advance of a wait in stepped mode, and of a wait with no future event.
     pub step_s: f64,
@@ -192,6 +195,7 @@ impl ClusterConfig {
             num_slots: 10,
             backlog_cap: 100,
             hold_limit_s: None,
+            slot_order: SlotOrder::Fifo,
             time_mode: TimeMode::EventDriven,
             step_s: 1.0,
             max_time_s: 1e12,

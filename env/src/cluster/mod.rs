@@ -33,7 +33,7 @@ mod views;
 
 pub use config::{
     ActionMode, ClusterConfig, FailureModel, GpuConfig, IllegalAction, KillPolicy, OversizePolicy,
-    PlacementRule, PowerModel, Reservation, ServerObs, ServerType, TimeMode,
+    PlacementRule, PowerModel, Reservation, ServerObs, ServerType, SlotOrder, TimeMode,
 };
 pub use placement::fits_some_server_type;
 pub use reward::RewardWeights;

@@ -95,7 +95,7 @@ impl ClusterEnv {
             tasks: Vec::new(),
             records: Vec::new(),
             events: EventQueue::default(),
-            queue: TaskQueue::new(config.num_slots, config.backlog_cap),
+            queue: TaskQueue::new(config.num_slots, config.backlog_cap, config.slot_order),
             running: Vec::new(),
             servers,
             now_s: 0.0,

@@ -100,6 +100,7 @@ pub(super) fn resolve_cluster(
         server_types,
         num_slots: file.queue.num_slots,
         backlog_cap: file.queue.backlog_cap,
+        slot_order: file.queue.slot_order.into(),
         hold_limit_s: match file.queue.hold_limit_s {
             Some(h) => Some(c.non_negative("queue.hold_limit_s", h)?),
             None => None,

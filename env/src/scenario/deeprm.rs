@@ -98,6 +98,7 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
         max_steps: file.max_steps,
         max_decisions: file.max_decisions,
         hold_limit: file.hold_limit,
+        slot_order: file.slot_order.into(),
         reward: c.reward(&file.reward)?,
         seed: file.seed,
         workload: source,

@@ -120,6 +120,26 @@ pub(super) struct QueueFile {
     /// Seconds a task that fits may be held back before waiting becomes illegal (absent: no
     /// limit; 0: work-conserving).
     pub(super) hold_limit_s: Option<f64>,
+    #[serde(default)]
+    pub(super) slot_order: SlotOrderFile,
+}
+
+/// `slot_order`: which backlog task fills a freed slot.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SlotOrderFile {
+    #[default]
+    Fifo,
+    Shortest,
+}
+
+impl From<SlotOrderFile> for crate::cluster::SlotOrder {
+    fn from(f: SlotOrderFile) -> Self {
+        match f {
+            SlotOrderFile::Fifo => Self::Fifo,
+            SlotOrderFile::Shortest => Self::Shortest,
+        }
+    }
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +399,8 @@ pub(super) struct DeepRmFile {
     /// no limit, as in DeepRM; 0: work-conserving).
     #[serde(default)]
     pub(super) hold_limit: Option<u32>,
+    #[serde(default)]
+    pub(super) slot_order: SlotOrderFile,
     #[serde(default)]
     pub(super) reward: RewardFile,
     pub(super) workload: WorkloadFile,

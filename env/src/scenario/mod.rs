@@ -26,6 +26,8 @@
 //! backlog_cap = 20                     # overflow is dropped (and counted)
 //! hold_limit_s = 600                   # optional: wait is illegal while a task that fits has
 //!                                      # waited this long (0: work-conserving; absent: no limit)
+//! slot_order = "fifo"                  # optional: which backlog task fills a freed slot:
+//!                                      # "fifo" (arrival order) | "shortest" (by estimate)
 //! [time]                               # optional
 //! mode = "event"                       # "event" | "stepped"
 //! step_s = 1.0                         # stepped wait; wait with no future event
@@ -65,7 +67,7 @@
 //! priority?, deadline_s? }, ...]`; `kind = "csv"` takes `path` (see
 //! [`crate::workload::csv`]); `kind = "deeprm"` takes `arrival_prob`, `num_steps`,
 //! `max_demand` (see [`DeepRmGenerator`](crate::workload::DeepRmGenerator)). DeepRM scenarios take the same
-//! optional hold limit as a top-level `hold_limit` in steps (`configs/scenarios/deeprm-hold.toml`);
+//! optional `slot_order`, and a hold limit as a top-level `hold_limit` in steps (`configs/scenarios/deeprm-hold.toml`);
 //! they are shown in
 //! `configs/scenarios/deeprm.toml`.
 //!
