@@ -86,6 +86,12 @@ pub struct DqnConfig {
     /// Save the replay buffer with each periodic checkpoint (exact resume; costs a file the
     /// size of the buffer). Without it a resumed run starts from an empty buffer.
     pub checkpoint_replay: bool,
+    /// A heuristic whose transitions fill the replay buffer before the first env step
+    /// (whole episodes on training seeds, `prefill_steps` decisions at least), so learning
+    /// starts from a good scheduler's experience; `None`: no prefill.
+    pub prefill_teacher: Option<String>,
+    /// Teacher decisions to prefill (with `prefill_teacher`); they do not count as env steps.
+    pub prefill_steps: u64,
 }
 
 impl Default for DqnConfig {
@@ -108,6 +114,8 @@ impl Default for DqnConfig {
             huber_delta: 1.0,
             max_grad_norm: 10.0,
             checkpoint_replay: true,
+            prefill_teacher: None,
+            prefill_steps: 10_000,
         }
     }
 }
@@ -150,6 +158,14 @@ impl DqnConfig {
         for (key, value) in counts {
             if value == 0 {
                 errors.push(format!("dqn.{key} must be at least 1"));
+            }
+        }
+        if let Some(teacher) = &self.prefill_teacher {
+            if let Err(e) = lepton_env::schedulers::by_name(teacher) {
+                errors.push(format!("dqn.prefill_teacher: {e}"));
+            }
+            if self.prefill_steps == 0 {
+                errors.push("dqn.prefill_steps must be at least 1".into());
             }
         }
         errors

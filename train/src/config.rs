@@ -261,6 +261,12 @@ impl TrainConfig {
                     .push("[imitation] needs env.kind = \"scenario\" (a heuristic teacher)".into());
             }
         }
+        if self.algo == Algo::Dqn
+            && self.dqn.prefill_teacher.is_some()
+            && self.env.kind != EnvKind::Scenario
+        {
+            errors.push("dqn.prefill_teacher needs env.kind = \"scenario\" (a heuristic)".into());
+        }
         if self.algo == Algo::Ppo && self.train.total_steps < self.ppo.batch_size() as u64 {
             errors.push(format!(
                 "train.total_steps ({}) is less than one rollout (ppo.num_envs × ppo.num_steps = {})",

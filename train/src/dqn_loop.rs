@@ -12,6 +12,10 @@
 //! `target_update_frequency` steps: update the target network (hard copy, or Polyak with
 //! `tau < 1`).
 //!
+//! With `prefill_teacher`, a heuristic's transitions (whole episodes on training seeds, at
+//! least `prefill_steps` decisions) fill the replay buffer before the first env step; they are
+//! not env steps, and a resumed run does not prefill again.
+//!
 //! Checkpoints: the online network (recorded as a `q` head, so `LoadedPolicy` and lepton-eval
 //! decode it by the legal arg-max, as it was trained) and Adam go into the shared checkpoint
 //! format. Periodic checkpoints add the named extra groups `target` (the target network) and,
@@ -40,6 +44,7 @@ use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot};
 use crate::config::TrainConfig;
 use crate::envs::mix64;
 use crate::evaluation::Evaluator;
+use crate::imitation::play_teacher;
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{
     EpisodeTracker, RunLogs, RunSetup, crossed, diverged, fmt_return, write_summary,
@@ -54,6 +59,7 @@ const LOG_LINE_EVERY_STEPS: u64 = 10_000;
 const ENV_STREAM: u64 = 0x656e_7673;
 const ACTION_STREAM: u64 = 0x6163_7473;
 const REPLAY_STREAM: u64 = 0x7265_706c;
+const PREFILL_STREAM: u64 = 0x7072_6566;
 
 /// DQN's own part of a checkpoint's `trainer_state` (beside the shared one). The target
 /// network and the replay buffer are the checkpoint's extra groups `target` and `replay`.
@@ -121,6 +127,29 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         }
         num_updates = resumed.algo.num_updates;
         global_step = resumed.meta.global_step;
+    } else if let Some(teacher) = &dqn_cfg.prefill_teacher {
+        // The teacher's transitions go through env 0's n-step window; every teacher episode
+        // ends terminated or truncated, which flushes the window before env 0 starts.
+        play_teacher(
+            &spec,
+            teacher,
+            dqn_cfg.prefill_steps,
+            mix64(seed ^ PREFILL_STREAM),
+            |step| {
+                buffer.push(
+                    0,
+                    &StepRecord {
+                        obs: step.obs,
+                        action: step.action,
+                        reward: step.reward,
+                        next_obs: step.next_obs,
+                        next_mask: step.next_mask,
+                        terminated: step.terminated,
+                        truncated: step.truncated,
+                    },
+                )
+            },
+        )?;
     }
     checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM))?;
 

@@ -53,9 +53,82 @@ pub struct DemoRows {
     pub num_episodes: usize,
 }
 
+/// One decision of a teacher, as [`play_teacher`] hands it over.
+pub(crate) struct TeacherStep<'a> {
+    pub obs: &'a [f32],
+    pub mask: &'a [bool],
+    pub action: usize,
+    /// The env's reward (unscaled).
+    pub reward: f32,
+    pub next_obs: &'a [f32],
+    pub next_mask: &'a [bool],
+    pub terminated: bool,
+    /// The env truncated the episode, or it reached `env.max_episode_steps`.
+    pub truncated: bool,
+}
+
 /// Runs `teacher` (a registry name) for whole episodes on the training seeds derived from
-/// `seed` until at least `min_steps` decisions are recorded. An episode the env truncates
-/// (or that reaches `env.max_episode_steps`) ends its returns there without a bootstrap.
+/// `seed_base` (episode `k` uses `episode_seed(seed_base, k)`) until at least `min_steps`
+/// decisions have been handed to `visit`; returns the number of episodes.
+pub(crate) fn play_teacher(
+    spec: &EnvSpec,
+    teacher: &str,
+    min_steps: u64,
+    seed_base: u64,
+    mut visit: impl FnMut(&TeacherStep<'_>),
+) -> Result<usize, TrainError> {
+    let scenario = spec
+        .scenario()
+        .ok_or_else(|| TrainError::Imitation("a heuristic teacher needs a scenario env".into()))?;
+    let mut teacher =
+        schedulers::by_name(teacher).map_err(|e| TrainError::Imitation(e.to_string()))?;
+    let mut env = scenario.build();
+    let (obs_dim, num_actions) = (env.observation_space().dim(), env.action_space().n);
+    let (mut obs, mut next_obs) = (vec![0.0f32; obs_dim], vec![0.0f32; obs_dim]);
+    let (mut mask, mut next_mask) = (vec![false; num_actions], vec![false; num_actions]);
+    let (mut num_steps, mut num_episodes) = (0u64, 0usize);
+    while num_steps < min_steps {
+        let episode_seed = episode_seed(seed_base, num_episodes as u64);
+        teacher.reset(episode_seed);
+        env.reset(Some(episode_seed), &mut obs);
+        env.action_mask(&mut mask);
+        let mut length = 0usize;
+        loop {
+            let action = teacher.act(&env, &obs, &mask);
+            let step = env.step(action, &mut next_obs).map_err(|e| {
+                TrainError::Imitation(format!(
+                    "teacher {} took action {action}: {e}",
+                    teacher.name()
+                ))
+            })?;
+            env.action_mask(&mut next_mask);
+            length += 1;
+            num_steps += 1;
+            let limit = spec.max_episode_steps().is_some_and(|m| length >= m);
+            visit(&TeacherStep {
+                obs: &obs,
+                mask: &mask,
+                action,
+                reward: step.reward,
+                next_obs: &next_obs,
+                next_mask: &next_mask,
+                terminated: step.terminated,
+                truncated: step.truncated || (limit && !step.terminated),
+            });
+            if step.terminated || step.truncated || limit {
+                break;
+            }
+            std::mem::swap(&mut obs, &mut next_obs);
+            std::mem::swap(&mut mask, &mut next_mask);
+        }
+        num_episodes += 1;
+    }
+    Ok(num_episodes)
+}
+
+/// Records `teacher`'s decisions (see [`play_teacher`]) on the training seeds derived from
+/// `seed` until at least `min_steps` are recorded. An episode the env truncates (or that
+/// reaches `env.max_episode_steps`) ends its returns there without a bootstrap.
 pub fn collect(
     spec: &EnvSpec,
     teacher: &str,
@@ -64,45 +137,25 @@ pub fn collect(
     reward_scale: f64,
     seed: u64,
 ) -> Result<DemoRows, TrainError> {
-    let scenario = spec
-        .scenario()
-        .ok_or_else(|| TrainError::Imitation("a heuristic teacher needs a scenario env".into()))?;
-    let mut teacher =
-        schedulers::by_name(teacher).map_err(|e| TrainError::Imitation(e.to_string()))?;
-    let mut env = scenario.build();
-    let (obs_dim, num_actions) = (env.observation_space().dim(), env.action_space().n);
-    let mut obs = vec![0.0f32; obs_dim];
-    let mut mask = vec![false; num_actions];
-    let mut rewards = Vec::new();
     let mut rows = DemoRows::default();
-    let base = mix64(seed ^ DEMO_STREAM);
-    while (rows.actions.len() as u64) < min_steps {
-        let episode_seed = episode_seed(base, rows.num_episodes as u64);
-        teacher.reset(episode_seed);
-        env.reset(Some(episode_seed), &mut obs);
-        rewards.clear();
-        loop {
-            env.action_mask(&mut mask);
-            let action = teacher.act(&env, &obs, &mask);
-            rows.obs.extend_from_slice(&obs);
-            rows.masks.extend_from_slice(&mask);
-            rows.actions.push(action as i64);
-            let step = env.step(action, &mut obs).map_err(|e| {
-                TrainError::Imitation(format!(
-                    "teacher {} took action {action}: {e}",
-                    teacher.name()
-                ))
-            })?;
+    let mut rewards = Vec::new();
+    rows.num_episodes = play_teacher(
+        spec,
+        teacher,
+        min_steps,
+        mix64(seed ^ DEMO_STREAM),
+        |step| {
+            rows.obs.extend_from_slice(step.obs);
+            rows.masks.extend_from_slice(step.mask);
+            rows.actions.push(step.action as i64);
             rewards.push((step.reward as f64 * reward_scale) as f32);
-            let limit = spec.max_episode_steps().is_some_and(|m| rewards.len() >= m);
-            if step.terminated || step.truncated || limit {
-                break;
+            if step.terminated || step.truncated {
+                rows.returns
+                    .extend(imitation::discounted_returns(&rewards, gamma));
+                rewards.clear();
             }
-        }
-        rows.returns
-            .extend(imitation::discounted_returns(&rewards, gamma));
-        rows.num_episodes += 1;
-    }
+        },
+    )?;
     Ok(rows)
 }
 

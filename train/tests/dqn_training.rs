@@ -169,3 +169,65 @@ fn dqn_tensorboard_tags_and_checkpoint_for_eval() {
     // Learning starts after step 300; one point every 100 env steps from then on: 7.
     assert!(stdout.contains("scalar losses/td_loss 7"), "{stdout}");
 }
+
+/// `dqn.prefill_teacher` fills the replay buffer with a heuristic's whole episodes before the
+/// first env step: the saved buffer holds at least `prefill_steps` more transitions than a run
+/// without it, and at most one teacher episode more.
+#[test]
+fn dqn_replay_is_prefilled_by_a_teacher() {
+    use lepton_agent::replay::ReplayBuffer;
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = common::repo_root().join("configs/scenarios/deeprm.toml");
+    let base = [
+        "train.total_steps=200".to_string(),
+        format!("env.scenario=\"{}\"", scenario.display()),
+        "dqn.num_envs=2".into(),
+        "dqn.learning_starts=1000".into(),
+        "replay.capacity=5000".into(),
+        "network.hidden=[16]".into(),
+        "run.device=cpu".into(),
+        "run.checkpoint_every_steps=200".into(),
+        "eval.every_steps=0".into(),
+    ];
+    let stored = |name: &str, overrides: &[&str]| -> usize {
+        let config = config_with_defaults("dqn_deeprm.toml", &base, overrides);
+        let dir = tmp.path().join(name);
+        train(&config, &options(&dir, false, None));
+        let meta_path = dir.join("checkpoints").join("step_0000000200.json");
+        let meta = checkpoint::read_meta(&meta_path).unwrap();
+        let bytes = checkpoint::read_extra_bytes(&meta_path, &meta, "replay")
+            .unwrap()
+            .unwrap();
+        let mut buffer = ReplayBuffer::new(
+            &config.replay,
+            config.dqn.gamma,
+            meta.obs_dim,
+            meta.num_actions,
+            2,
+            0,
+        );
+        buffer.read_from(&mut bytes.as_slice()).unwrap();
+        buffer.len()
+    };
+    let plain = stored("plain", &[]);
+    let prefilled = stored(
+        "prefilled",
+        &["dqn.prefill_teacher=\"tetris\"", "dqn.prefill_steps=300"],
+    );
+    // DeepRM episodes under tetris last well under 400 decisions.
+    assert!(
+        prefilled >= plain + 300 && prefilled < plain + 700,
+        "{plain} → {prefilled}"
+    );
+
+    let mut table = read_table(&common::repo_root().join("configs/dqn_deeprm.toml")).unwrap();
+    apply_override(&mut table, &base[1]).unwrap();
+    apply_override(&mut table, "dqn.prefill_teacher=\"shortest\"").unwrap();
+    let err = TrainConfig::from_table(table, "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dqn.prefill_teacher: unknown scheduler `shortest`"),
+        "{err}"
+    );
+}
