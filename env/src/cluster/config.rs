@@ -172,6 +172,10 @@ pub struct ClusterConfig {
     /// Capacity reserved per priority class.
     pub reservations: Vec<Reservation>,
     pub server_obs: ServerObs,
+    /// Extra observation features (see the env's docs): per slot 1/estimate, slowdown so far
+    /// and estimated work; per server (per-server rows only) its running tasks' remaining
+    /// estimated work.
+    pub extended_features: bool,
     /// The files this config was resolved from: the scenario file (when loaded from one),
     /// then the data files it names; empty for a config built in code. The env never reads
     /// them.
@@ -215,6 +219,7 @@ impl ClusterConfig {
             boot_s: 0.0,
             reservations: Vec::new(),
             server_obs: ServerObs::PerServer,
+            extended_features: false,
             source_files: Vec::new(),
         }
     }

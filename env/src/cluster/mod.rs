@@ -114,6 +114,13 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// - `5+R`: tanh(slack), slack = (deadline − now − estimate) / time_scale_s; 0 without one;
 /// - `6+R`: 1 if the task fits on some server now.
 ///
+/// With `[observation] extended = true`, each server row (per-server rows only) ends with
+/// sq(remaining estimated work of its running tasks, in server-seconds: time to go × the mean
+/// share of the server's capacity each task holds), and each slot row with three more
+/// features (`K = R + 10`): `7+R`: min(1, time_scale_s / estimate) (1/estimate); `8+R`:
+/// sq(waiting time / estimate), the slowdown so far minus 1; `9+R`: sq(estimated work:
+/// estimate × mean demand share of the largest server).
+///
 /// # Rewards
 /// Minus the weighted costs of [`RewardWeights`], integrated over the simulated time each
 /// step covers (including time the env skipped by itself). The default is DeepRM's:

@@ -18,9 +18,11 @@ pub(super) fn layout(
     num_servers: usize,
     num_slots: usize,
     server_obs: ServerObs,
+    extended: bool,
 ) -> ObsLayout {
+    let extra = usize::from(extended);
     let (server_rows, server_features) = match server_obs {
-        ServerObs::PerServer => (num_servers, 2 * num_resources + num_types + 3),
+        ServerObs::PerServer => (num_servers, 2 * num_resources + num_types + 3 + extra),
         ServerObs::PerType => (num_types, 3 * num_resources + 7),
     };
     ObsLayout {
@@ -28,7 +30,7 @@ pub(super) fn layout(
         server_rows,
         server_features,
         slot_rows: num_slots,
-        slot_features: num_resources + 7,
+        slot_features: num_resources + 7 + 3 * extra,
     }
 }
 
@@ -184,14 +186,23 @@ fn write_server_rows(env: &ClusterEnv, server_block: &mut [f32]) {
         row[2 * nr + 1 + s.type_index] = 1.0;
         row[2 * nr + 1 + num_types] = if s.num_running > 0 { 1.0 } else { 0.0 };
         row[next_col] = f32::INFINITY;
+        if env.config.extended_features {
+            row[next_col + 1] = 0.0;
+        }
     }
     for &i in &env.running {
         let rec = &env.records[i as usize];
         let n = rec.server as usize;
-        let to_go_s =
-            rec.start_s + env.tasks[i as usize].estimate_s / env.servers[n].speed - env.now_s;
+        let spec = &env.tasks[i as usize];
+        let to_go_s = (rec.start_s + spec.estimate_s / env.servers[n].speed - env.now_s).max(0.0);
         let cell = &mut server_block[n * sf + next_col];
-        *cell = cell.min(to_go_s.max(0.0) as f32);
+        *cell = cell.min(to_go_s as f32);
+        if env.config.extended_features {
+            // Remaining estimated work in server-seconds: time to go × the share of the
+            // server the task holds (mean over the resources the server has).
+            let share = mean_share(&spec.demand[..nr], &env.servers[n].capacity[..nr]);
+            server_block[n * sf + next_col + 1] += (to_go_s * share) as f32;
+        }
     }
     for row in server_block.chunks_exact_mut(sf) {
         let to_go_s = row[next_col];
@@ -200,7 +211,22 @@ fn write_server_rows(env: &ClusterEnv, server_block: &mut [f32]) {
         } else {
             0.0
         };
+        if env.config.extended_features {
+            row[next_col + 1] = squash(f64::from(row[next_col + 1]) / scale);
+        }
     }
+}
+
+/// The mean over resources with capacity of demand / capacity.
+fn mean_share(demand: &[u32], capacity: &[u32]) -> f64 {
+    let (sum, n) = demand
+        .iter()
+        .zip(capacity)
+        .filter(|(_, c)| **c > 0)
+        .fold((0.0, 0usize), |(s, n), (&d, &c)| {
+            (s + f64::from(d) / f64::from(c), n + 1)
+        });
+    if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
 fn write_slot_rows(env: &ClusterEnv, slot_block: &mut [f32]) {
@@ -244,5 +270,14 @@ fn write_slot_rows(env: &ClusterEnv, slot_block: &mut [f32]) {
         }
         let fits = env.fits_somewhere_now(i);
         row[6 + nr] = if fits { 1.0 } else { 0.0 };
+        if env.config.extended_features {
+            let estimate_s = spec.estimate_s.max(1e-9);
+            let wait_s = (env.now_s - spec.arrival_s).max(0.0);
+            row[7 + nr] = (scale / estimate_s).min(1.0) as f32;
+            row[8 + nr] = squash(wait_s / estimate_s);
+            row[9 + nr] = squash(
+                spec.estimate_s * mean_share(&spec.demand[..nr], &env.max_capacity[..nr]) / scale,
+            );
+        }
     }
 }

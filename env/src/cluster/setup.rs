@@ -55,6 +55,7 @@ impl ClusterEnv {
             servers.len(),
             config.num_slots,
             config.server_obs,
+            config.extended_features,
         );
         let obs_space = observation::space(&layout, num_resources);
         let num_types = config.server_types.len();

@@ -259,3 +259,39 @@ fn truncation_at_the_time_limit_counts_unfinished_tasks() {
     assert_eq!((m.num_tasks, m.num_finished, m.num_unfinished), (2, 0, 2));
     assert_eq!(env.step(0, &mut obs), Err(EnvError::EpisodeOver));
 }
+
+#[test]
+fn extended_features_on_a_hand_computed_state() {
+    // One server of 2 units. A (work 4, 1 unit) at t=0, B (work 2, 1 unit) at t=1.
+    let tasks = vec![
+        TaskSpec::new(1, 0.0, 4.0, &[1]),
+        TaskSpec::new(2, 1.0, 2.0, &[1]),
+    ];
+    let mut config = ClusterConfig::new(
+        vec!["cpu".into()],
+        vec![ServerType::new("s", 1, &[2], 1.0)],
+        Arc::new(TaskList::new(tasks)),
+    );
+    config.num_slots = 2;
+    config.extended_features = true;
+    let mut env = ClusterEnv::new(config);
+    let layout = env.obs_layout();
+    // G = 2R + 4, S = 2R + T + 3 + 1, K = R + 7 + 3 with R = T = 1.
+    assert_eq!(
+        (layout.global, layout.server_features, layout.slot_features),
+        (6, 7, 11)
+    );
+    let mut obs = obs_for(&env);
+    env.reset(Some(0), &mut obs);
+    env.step(0, &mut obs).unwrap(); // A starts at t=0; the next decision is B's arrival
+    assert_eq!(env.now_s(), 1.0);
+    let server = &obs[6..13];
+    // A's remaining work: 3 s to go × 1/2 of the server = 1.5 → 1.5 / 2.5.
+    assert!((f64::from(server[6]) - 0.6).abs() < 1e-6, "{server:?}");
+    let slot0 = &obs[13..24];
+    // B: 1/estimate = 1/2; waited 0 of its 2 s; work 2 s × 1/2 of the largest server = 1.
+    assert_eq!(slot0[0], 1.0);
+    assert!((f64::from(slot0[8]) - 0.5).abs() < 1e-6, "{slot0:?}");
+    assert_eq!(slot0[9], 0.0);
+    assert!((f64::from(slot0[10]) - 0.5).abs() < 1e-6, "{slot0:?}");
+}

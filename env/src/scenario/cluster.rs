@@ -130,6 +130,7 @@ pub(super) fn resolve_cluster(
             ServerObsFile::PerServer => ServerObs::PerServer,
             ServerObsFile::PerType => ServerObs::PerType,
         },
+        extended_features: file.observation.extended,
         source_files: data_files(&file.workload, path),
     })
 }

@@ -250,6 +250,8 @@ pub(super) struct ObservationFile {
     pub(super) time_scale_s: Option<f64>,
     #[serde(default)]
     pub(super) servers: ServerObsFile,
+    #[serde(default)]
+    pub(super) extended: bool,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]

@@ -44,6 +44,8 @@
 //! dropped = 0.0
 //! [observation]                        # optional
 //! time_scale_s = 10.0                  # default: mean task duration of the workload
+//! extended = false                     # optional: per task 1/estimate, slowdown so far, work;
+//!                                      # per server remaining work (see `ClusterEnv`)
 //! [workload]
 //! kind = "synthetic"                   # "synthetic" | "list" | "csv" | "deeprm"
 //! oversize = "reject"                  # task larger than every server: "reject" | "drop"
@@ -138,6 +140,7 @@ pub const SHIPPED: &[&str] = &[
     "deeprm",
     "deeprm-hold",
     "cloud",
+    "cloud-hold",
     "hpc-lublin",
     "alibaba-gpu",
     "tiresias",
