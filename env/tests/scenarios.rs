@@ -41,9 +41,20 @@ fn shipped_scenarios_in_other_modes_pass_check_env() {
             "backlog_cap = 200",
             "backlog_cap = 200\nhold_limit_s = 30",
         ),
+        (
+            "cloud",
+            "backlog_cap = 200",
+            "backlog_cap = 200\nslot_order = \"shortest\"",
+        ),
+        (
+            "cloud",
+            "[queue]",
+            "[observation]\nextended = true\n[queue]",
+        ),
     ];
     for (name, from, to) in variants {
         let text = shipped_text(name).replace(from, to);
+        assert!(text.contains(to), "{name}: `{from}` not found");
         let env = Scenario::from_toml_str(&text, Path::new(name))
             .unwrap()
             .build();
