@@ -1,4 +1,5 @@
-//! Running observation normalisation (Stable-Baselines3's `VecNormalize` for observations).
+//! Running observation normalisation (Stable-Baselines3's `VecNormalize` for observations) and
+//! running return normalisation (its `norm_reward`, Gymnasium's `NormalizeReward`).
 //!
 //! Statistics are kept in `f64` on the CPU and updated with the parallel-variance formula of
 //! Chan et al. from each batch of observations; the normalised observation is
@@ -67,9 +68,81 @@ impl ObsNormalizer {
     }
 }
 
+/// Scales rewards by the running standard deviation of each env's discounted return, so that
+/// value targets stay near unit scale whatever the reward's units (returns are not centred:
+/// the reward's sign is kept). State is plain data for checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReturnNormalizer {
+    /// Each env's discounted return so far in its episode.
+    pub returns: Vec<f64>,
+    pub stats: ObsNormalizer,
+    pub gamma: f64,
+}
+
+impl ReturnNormalizer {
+    pub fn new(num_envs: usize, gamma: f64) -> Self {
+        Self {
+            returns: vec![0.0; num_envs],
+            stats: ObsNormalizer::new(1, 10.0),
+            gamma,
+        }
+    }
+
+    /// Folds one vector step's rewards into the returns and their statistics, then divides
+    /// each reward by the returns' standard deviation (clipped to ±10); an env whose episode
+    /// ended (`over`) starts its return again from 0.
+    pub fn normalize(&mut self, rewards: &mut [f32], over: &[bool]) {
+        let mut batch = Vec::with_capacity(rewards.len());
+        for (ret, &r) in self.returns.iter_mut().zip(rewards.iter()) {
+            *ret = *ret * self.gamma + f64::from(r);
+            batch.push(*ret as f32);
+        }
+        self.stats.update(&batch);
+        let std = (self.stats.var[0] + VAR_EPS).sqrt();
+        for ((r, ret), &done) in rewards.iter_mut().zip(&mut self.returns).zip(over) {
+            *r = (f64::from(*r) / std).clamp(-self.stats.clip, self.stats.clip) as f32;
+            if done {
+                *ret = 0.0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two envs, γ = 0.5, three steps; env 1's episode ends after step 1. Checked against the
+    /// returns' variance computed directly (with SB3's prior: count 1e-4, mean 0, variance 1).
+    #[test]
+    fn returns_are_scaled_by_the_running_std_of_discounted_returns() {
+        let mut norm = ReturnNormalizer::new(2, 0.5);
+        let steps = [
+            ([2.0f32, -4.0], [false, true]),
+            ([2.0, 1.0], [false, false]),
+            ([0.0, 1.0], [false, false]),
+        ];
+        // Returns: step 0: 2, -4; step 1: 3, 1 (env 1 restarted); step 2: 1.5, 1.5.
+        let all_returns = [[2.0, -4.0], [3.0, 1.0], [1.5, 1.5]];
+        for (k, (rewards, over)) in steps.iter().enumerate() {
+            let mut scaled = *rewards;
+            norm.normalize(&mut scaled, over);
+            let seen: Vec<f64> = all_returns[..=k].iter().flatten().copied().collect();
+            let prior = 1e-4;
+            let n = seen.len() as f64;
+            let mean = seen.iter().sum::<f64>() / (n + prior);
+            let var = (prior * (1.0 + mean * mean)
+                + seen.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>())
+                / (n + prior);
+            for (s, r) in scaled.iter().zip(rewards) {
+                let expected = f64::from(*r) / (var + VAR_EPS).sqrt();
+                assert!(
+                    (f64::from(*s) - expected).abs() < 1e-4,
+                    "step {k}: {s} vs {expected}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn matches_batch_statistics() {

@@ -72,6 +72,11 @@ pub struct PpoConfig {
     /// Rewards are multiplied by this before GAE (keeps value targets near unit scale on
     /// scheduling envs, whose returns are minus a sum of slowdowns). Logged returns are raw.
     pub reward_scale: f64,
+    /// Divide rewards (after `reward_scale`) by the running standard deviation of the
+    /// discounted return (SB3's `VecNormalize(norm_reward=True)`), see
+    /// [`ReturnNormalizer`](crate::normalize::ReturnNormalizer).
+    #[serde(default)]
+    pub normalize_returns: bool,
     /// Leave decisions with exactly one legal action out of the policy loss, the entropy bonus
     /// and the advantage statistics (they still count for GAE, the value loss and env steps).
     #[serde(default)]
@@ -103,6 +108,7 @@ impl Default for PpoConfig {
             adam_eps: 1e-5,
             normalize_obs: false,
             reward_scale: 1.0,
+            normalize_returns: false,
             skip_forced: false,
         }
     }

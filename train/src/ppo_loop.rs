@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use lepton_agent::distributions::{MaskedCategorical, sample_masked};
 use lepton_agent::networks::{Head, Policy, with_torch_rng};
-use lepton_agent::normalize::ObsNormalizer;
+use lepton_agent::normalize::{ObsNormalizer, ReturnNormalizer};
 use lepton_agent::optim::Adam;
 use lepton_agent::ppo;
 use lepton_agent::rollout::{self, RolloutBuffer};
@@ -48,6 +48,9 @@ use crate::session::{EpisodeTracker, RunLogs, RunSetup, diverged, fmt_return, wr
 struct PpoState {
     #[serde(with = "rng_state")]
     minibatch_rng: ChaCha8Rng,
+    /// With `ppo.normalize_returns`: each env's running return and their statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    return_normalizer: Option<ReturnNormalizer>,
 }
 
 /// Stream tags mixed with the run seed so that the streams are independent.
@@ -81,6 +84,9 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         .then(|| ObsNormalizer::new(obs_dim, 10.0));
     let mut action_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ ACTION_STREAM));
     let mut minibatch_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ MINIBATCH_STREAM));
+    let mut return_normalizer = ppo_cfg
+        .normalize_returns
+        .then(|| ReturnNormalizer::new(num_envs, ppo_cfg.gamma));
     let mut episodes = EpisodeTracker::new();
     let mut global_step = 0u64;
     let mut iteration = 1usize;
@@ -89,6 +95,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             checkpoints.resume(&options.run_dir, &policy, &mut adam, &mut venv)?;
         (action_rng, episodes) = (resumed.action_rng, resumed.episodes);
         minibatch_rng = resumed.algo.minibatch_rng;
+        return_normalizer = resumed.algo.return_normalizer;
         normalizer = resumed.meta.normalizer;
         global_step = resumed.meta.global_step;
         iteration = resumed.meta.iteration as usize + 1;
@@ -172,6 +179,10 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             let (terminated, truncated) = (venv.terminated(), venv.truncated());
             for (o, (&term, &trunc)) in over.iter_mut().zip(terminated.iter().zip(truncated)) {
                 *o = if term || trunc { 1.0 } else { 0.0 };
+            }
+            if let Some(norm) = return_normalizer.as_mut() {
+                let ended: Vec<bool> = over.iter().map(|&o| o > 0.0).collect();
+                norm.normalize(&mut rewards, &ended);
             }
             rollout::bootstrap_truncated(
                 &mut rewards,
@@ -267,6 +278,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             episodes: &mut episodes,
             algo: PpoState {
                 minibatch_rng: minibatch_rng.clone(),
+                return_normalizer: return_normalizer.clone(),
             },
             periodic_extras: || Prior::extras(prior.as_ref()),
         };

@@ -57,7 +57,10 @@ fn same_seed_gives_identical_losses_and_weights() {
 #[test]
 fn resume_is_bit_exact() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = small_config(2048, &["ppo.normalize_obs=true"]);
+    let config = small_config(
+        2048,
+        &["ppo.normalize_obs=true", "ppo.normalize_returns=true"],
+    );
     let straight = train(&config, &options(&tmp.path().join("straight"), false, None));
 
     let dir = tmp.path().join("resumed");
@@ -88,6 +91,10 @@ fn resume_is_bit_exact() {
     assert_eq!(
         a.trainer_state, b.trainer_state,
         "identical RNG and env states"
+    );
+    assert!(
+        a.trainer_state["return_normalizer"]["returns"].is_array(),
+        "the return normaliser's state is checkpointed"
     );
 }
 
