@@ -616,3 +616,20 @@ fn lookahead_names_parse_and_stay_out_of_the_default_list() {
         assert!(schedulers::by_name(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_rule_that_would_wait_starts_the_longest_waiting_placeable_task_when_waiting_is_forbidden() {
+    // The FCFS head (slot 0, arrived t=0, 8 units) does not fit in 3 free units, so FCFS
+    // waits; slots 1 (t=2) and 2 (t=1) fit. With waiting forbidden, slot 2 (waited longer) goes.
+    let tasks = vec![
+        task(0, 10, 0.0, &[8], 1.0),
+        task(1, 11, 2.0, &[2], 1.0),
+        task(2, 12, 1.0, &[3], 5.0),
+    ];
+    let mut s = one_server(4.0, 3, tasks, vec![]);
+    assert_eq!(decide(Rule::Fcfs, &s), WAIT_4X1);
+    s.wait_allowed = false;
+    assert_eq!(decide(Rule::Fcfs, &s), 2);
+    // A rule that starts something anyway is unaffected.
+    assert_eq!(decide(Rule::Sjf, &s), 1);
+}
