@@ -247,6 +247,9 @@ pub enum SlotOrder {
     Fifo,
     /// The shortest estimated task waiting, so the policy sees the quick wins first.
     Shortest,
+    /// Even-numbered slots refill in arrival order, odd-numbered ones with the shortest task:
+    /// the policy sees both the oldest and the quickest work.
+    Mixed,
 }
 
 /// The waiting tasks: `num_slots` visible slots, then a backlog of at most `backlog_cap`
@@ -306,13 +309,18 @@ impl TaskQueue {
     }
 
     /// Removes the task in slot `k` and refills the slot from the backlog (its head, or its
-    /// shortest task by estimate, earliest first among equals, as `slot_order` says).
+    /// shortest task by estimate, earliest first among equals, as `slot_order` says for `k`).
     /// `tasks` gives the specs for the backlog summary.
     pub fn take(&mut self, k: usize, tasks: &[TaskSpec]) -> Option<TaskIndex> {
         let taken = self.slots[k].take()?;
-        let pick = match self.slot_order {
-            SlotOrder::Fifo => 0,
-            SlotOrder::Shortest => (0..self.backlog.len())
+        let shortest = match self.slot_order {
+            SlotOrder::Fifo => false,
+            SlotOrder::Shortest => true,
+            SlotOrder::Mixed => k % 2 == 1,
+        };
+        let pick = match shortest {
+            false => 0,
+            true => (0..self.backlog.len())
                 .min_by(|&a, &b| {
                     let (ta, tb) = (self.backlog[a], self.backlog[b]);
                     tasks[ta as usize]
@@ -362,6 +370,8 @@ mod tests {
         for (order, expected) in [
             (SlotOrder::Fifo, [1, 2, 3, 4]),
             (SlotOrder::Shortest, [2, 4, 1, 3]),
+            // Slot 0 is even: Mixed refills it in arrival order.
+            (SlotOrder::Mixed, [1, 2, 3, 4]),
         ] {
             let mut queue = TaskQueue::new(1, 10, order);
             for (i, spec) in tasks.iter().enumerate() {
@@ -376,5 +386,15 @@ mod tests {
             assert_eq!(seen, expected, "{order:?}");
             assert_eq!(queue.backlog_demand_sum[0], 0);
         }
+        // Two slots under Mixed: freeing slot 1 (odd) takes the shortest, slot 0 the oldest.
+        let mut queue = TaskQueue::new(2, 10, SlotOrder::Mixed);
+        for (i, spec) in tasks.iter().enumerate() {
+            queue.admit(i as TaskIndex, spec);
+        }
+        // Slots hold tasks 0 and 1; the backlog is 2 (2 s), 3 (9 s), 4 (2 s).
+        queue.take(1, &tasks);
+        assert_eq!(queue.slots[1], Some(2));
+        queue.take(0, &tasks);
+        assert_eq!(queue.slots[0], Some(3));
     }
 }

@@ -131,6 +131,7 @@ pub(super) enum SlotOrderFile {
     #[default]
     Fifo,
     Shortest,
+    Mixed,
 }
 
 impl From<SlotOrderFile> for crate::cluster::SlotOrder {
@@ -138,6 +139,7 @@ impl From<SlotOrderFile> for crate::cluster::SlotOrder {
         match f {
             SlotOrderFile::Fifo => Self::Fifo,
             SlotOrderFile::Shortest => Self::Shortest,
+            SlotOrderFile::Mixed => Self::Mixed,
         }
     }
 }

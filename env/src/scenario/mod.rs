@@ -28,6 +28,7 @@
 //!                                      # waited this long (0: work-conserving; absent: no limit)
 //! slot_order = "fifo"                  # optional: which backlog task fills a freed slot:
 //!                                      # "fifo" (arrival order) | "shortest" (by estimate)
+//!                                      # | "mixed" (odd slots shortest, even slots oldest)
 //! [time]                               # optional
 //! mode = "event"                       # "event" | "stepped"
 //! step_s = 1.0                         # stepped wait; wait with no future event
