@@ -840,6 +840,48 @@ impl LoadedPolicy {
         out[0]
     }
 
+    /// A legal action sampled from the policy's masked softmax for one observation and mask
+    /// (PPO's behaviour policy), drawing from `rng`; `None` for a Q head, which defines no
+    /// distribution.
+    pub fn sample<R: rand::Rng>(
+        &mut self,
+        obs: &[f32],
+        mask: &[bool],
+        rng: &mut R,
+    ) -> Option<usize> {
+        if self.policy.head() != Head::Logits {
+            return None;
+        }
+        let (dim, n) = (self.obs_dim(), self.num_actions());
+        assert_eq!(
+            (obs.len(), mask.len()),
+            (dim, n),
+            "observation or mask length"
+        );
+        self.obs_scratch.clear();
+        self.obs_scratch.extend_from_slice(obs);
+        if let Some(norm) = &self.normalizer {
+            norm.normalize(&mut self.obs_scratch);
+        }
+        let device = self.policy.device();
+        let probs = tch::no_grad(|| {
+            let obs = Tensor::from_slice(&self.obs_scratch)
+                .view([1, dim as i64])
+                .to_device(device);
+            let mask_t = Tensor::from_slice(mask)
+                .view([1, n as i64])
+                .to_device(device);
+            MaskedCategorical::new(&self.policy.forward(&obs).0, &mask_t)
+                .probs()
+                .to_device(Device::Cpu)
+                .reshape([-1])
+        });
+        let probs = Vec::<f32>::try_from(probs).ok()?;
+        let mut out = [0usize];
+        crate::distributions::sample_masked(&probs, mask, n, rng, &mut out);
+        Some(out[0])
+    }
+
     /// Greedy legal actions for a row-major batch of observations and masks.
     pub fn act_batch(&mut self, obs: &[f32], mask: &[bool], out: &mut [usize]) {
         let (dim, n) = (self.obs_dim(), self.num_actions());

@@ -7,6 +7,8 @@ use lepton_agent::checkpoint::{self, LoadedPolicy};
 use lepton_env::scenario::ScenarioEnv;
 use lepton_env::schedulers::{self, Scheduler};
 use lepton_env::{ActionLayout, Env, Scenario};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,10 @@ pub struct Contender {
     pub name: String,
     #[serde(flatten)]
     pub kind: ContenderKind,
+    /// A learned policy that samples its actions (`--sampled`) instead of taking the greedy
+    /// one, from a stream seeded by each episode's seed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sampled: bool,
     /// The metadata file of each member (empty for a heuristic).
     #[serde(skip)]
     resolved: Vec<PathBuf>,
@@ -190,6 +196,7 @@ impl Contender {
         Ok(Self {
             name: scheduler.name(),
             kind: ContenderKind::Heuristic,
+            sampled: false,
             resolved: Vec::new(),
         })
     }
@@ -201,6 +208,7 @@ impl Contender {
         Ok(Self {
             name,
             kind: ContenderKind::Checkpoint(info),
+            sampled: false,
             resolved: vec![resolved],
         })
     }
@@ -218,7 +226,27 @@ impl Contender {
         Ok(Self {
             name,
             kind: ContenderKind::CheckpointGroup { members },
+            sampled: false,
             resolved,
+        })
+    }
+
+    /// The same learned policy sampling its actions, named `<name>@sampled`; an error for a
+    /// Q-network (DQN) checkpoint, whose outputs are not a distribution.
+    pub fn sampled_twin(&self) -> Result<Self> {
+        for path in &self.resolved {
+            let meta = checkpoint::read_meta(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if meta.head != lepton_agent::networks::Head::Logits {
+                bail!(
+                    "--sampled: checkpoint {} is a Q-network (DQN), which has no distribution to sample",
+                    path.display()
+                );
+            }
+        }
+        Ok(Self {
+            name: format!("{}@sampled", self.name),
+            sampled: true,
+            ..self.clone()
         })
     }
 
@@ -277,6 +305,7 @@ impl Contender {
                 Ok(Box::new(Learned {
                     name: self.name.clone(),
                     policy,
+                    sampler: self.sampled.then(|| ChaCha8Rng::seed_from_u64(0)),
                 }))
             }
             (_, None) => bail!("checkpoint {member} of `{}` was not loaded", self.name),
@@ -315,21 +344,37 @@ fn load_checkpoint(path: &Path) -> Result<(CheckpointInfo, PathBuf)> {
     Ok((info, resolved))
 }
 
-/// A trained policy as a [`Scheduler`]: greedy over the legal actions of its observation.
+/// A trained policy as a [`Scheduler`]: greedy over the legal actions of its observation, or
+/// sampling from its masked softmax with a stream reseeded from every episode's seed (so a
+/// report does not depend on the order or threads episodes run in).
 struct Learned {
     name: String,
     policy: LoadedPolicy,
+    sampler: Option<ChaCha8Rng>,
 }
+
+/// Mixed into the episode seed so that the sampling stream differs from the workload's.
+const SAMPLE_SALT: u64 = 0x5a3b_1e5d << 16;
 
 impl Scheduler for Learned {
     fn name(&self) -> String {
         self.name.clone()
     }
 
-    fn reset(&mut self, _seed: u64) {}
+    fn reset(&mut self, seed: u64) {
+        if let Some(rng) = self.sampler.as_mut() {
+            *rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_SALT);
+        }
+    }
 
     fn act(&mut self, _env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> usize {
-        self.policy.act(obs, mask)
+        match self.sampler.as_mut() {
+            Some(rng) => self
+                .policy
+                .sample(obs, mask, rng)
+                .unwrap_or_else(|| self.policy.act(obs, mask)),
+            None => self.policy.act(obs, mask),
+        }
     }
 }
 

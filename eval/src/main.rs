@@ -105,6 +105,12 @@ struct Args {
     /// An older report.json: regressions beyond --margin are listed (they do not change the exit code).
     #[arg(long, value_name = "REPORT_JSON")]
     compare: Option<PathBuf>,
+    /// Also score every checkpoint as `<name>@sampled`: actions sampled from its masked
+    /// softmax (PPO's training-time behaviour) instead of the greedy arg-max, from a stream
+    /// seeded by each episode's seed.
+    #[arg(long)]
+    sampled: bool,
+
     /// Worker threads for episodes (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -230,7 +236,9 @@ fn resolve(args: Args) -> Result<Plan> {
         for scenario in &suite.scenarios {
             contender.check_fits(&scenario.name, &scenario.scenario)?;
         }
+        let twin = args.sampled.then(|| contender.sampled_twin()).transpose()?;
         contenders.push(contender);
+        contenders.extend(twin);
     }
     let resolve_name = |flag: &str, name: &String| -> Result<String> {
         find_contender(&contenders, name)

@@ -419,6 +419,49 @@ fn a_checkpoint_is_scored_hashed_and_gated() {
     );
 }
 
+/// `--sampled` adds `<name>@sampled`, which samples from the policy's masked softmax: for a
+/// freshly initialised policy (near-uniform logits) it plays differently from the greedy one,
+/// and its episodes do not depend on the thread count.
+#[test]
+fn sampled_checkpoints_are_scored_beside_the_greedy_ones_and_reproducibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = lepton_env::scenario::load_named("deeprm").unwrap().build();
+    let ckpt_dir = tmp.path().join("checkpoints");
+    save_checkpoint(&ckpt_dir, env.obs_layout(), &env.action_layout());
+    let suite = suite(tmp.path(), "deeprm", 4);
+    let run = |threads: &str| -> serde_json::Value {
+        let out_dir = tmp.path().join(format!("out{threads}"));
+        let out = eval(&[
+            "--suite",
+            s(&suite),
+            "--schedulers",
+            "sjf",
+            "--checkpoint",
+            s(&ckpt_dir.join("best")),
+            "--sampled",
+            "--threads",
+            threads,
+            "--out",
+            s(&out_dir),
+        ]);
+        assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap()
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one, two);
+    let names: Vec<&str> = one["contenders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sjf", "ckpt:best", "ckpt:best@sampled"]);
+    assert_eq!(one["contenders"][2]["sampled"], true);
+    let results = &one["scenarios"][0]["results"];
+    let slowdowns = |i: usize| results[i]["episodes"].to_string();
+    assert_ne!(slowdowns(1), slowdowns(2), "sampling changed nothing");
+}
+
 #[test]
 fn a_checkpoint_group_is_one_contender_with_every_member_on_every_episode() {
     let tmp = tempfile::tempdir().unwrap();
