@@ -267,3 +267,32 @@ fn pbt_members_exploit_and_explore_and_resume_is_a_no_op() {
     let fit = |s: &SearchSummary| s.records.iter().map(|r| r.fitness).collect::<Vec<_>>();
     assert_eq!(fit(&again), fit(&summary));
 }
+
+/// Slowdown fitness metrics need a scheduling env: CartPole is refused for both, naming the
+/// metric.
+#[test]
+fn slowdown_fitness_on_cartpole_is_refused_naming_the_metric() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "ga");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for metric in ["neg_completion_slowdown", "neg_mean_slowdown"] {
+        std::fs::write(
+            &config,
+            text.replace(
+                "metric = \"mean_return\"",
+                &format!("metric = \"{metric}\""),
+            ),
+        )
+        .unwrap();
+        let err = search::resolve_args(&args(&config, &tmp.path().join("s"), false, &[]))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "fitness.metric = \"{metric}\" needs a scheduling env"
+            )),
+            "{err}"
+        );
+    }
+}

@@ -96,9 +96,11 @@ pub enum Mode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitnessConfig {
-    /// `mean_return` or `neg_mean_slowdown` (scheduling envs); higher is better. Beware:
-    /// mean slowdown averages over finished jobs, so a policy that leaves jobs unfinished can
-    /// score well on it; the return of the scheduling envs counts waiting jobs.
+    /// `mean_return`, `neg_completion_slowdown` or `neg_mean_slowdown` (scheduling envs);
+    /// higher is better. `neg_completion_slowdown` charges every arrived task (unfinished ones
+    /// as if they finished at the episode's end), as model selection and lepton-eval do;
+    /// beware `neg_mean_slowdown`: it averages over finished jobs only, so a policy that
+    /// leaves jobs unfinished can score well on it.
     pub metric: Metric,
     /// Evaluation episodes, episode `i` on seed `seed + i`.
     pub num_episodes: usize,
@@ -110,6 +112,7 @@ pub struct FitnessConfig {
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     MeanReturn,
+    NegCompletionSlowdown,
     NegMeanSlowdown,
 }
 
@@ -299,10 +302,15 @@ impl Search {
             if base.algo == config::Algo::Dqn && search.config.mode == Mode::Pbt {
                 errors.push("mode = \"pbt\" supports algo = \"ppo\" only".into());
             }
-            if search.config.fitness.metric == Metric::NegMeanSlowdown
-                && base.env.kind == config::EnvKind::Cartpole
-            {
-                errors.push("fitness.metric = \"neg_mean_slowdown\" needs a scheduling env".into());
+            let metric = search.config.fitness.metric;
+            if metric != Metric::MeanReturn && base.env.kind == config::EnvKind::Cartpole {
+                let name = match metric {
+                    Metric::NegMeanSlowdown => "neg_mean_slowdown",
+                    _ => "neg_completion_slowdown",
+                };
+                errors.push(format!(
+                    "fitness.metric = \"{name}\" needs a scheduling env"
+                ));
             }
         }
         errors.dedup();
@@ -603,6 +611,9 @@ pub fn score_checkpoint(
     )?;
     Ok(match fitness.metric {
         Metric::MeanReturn => result.mean_return,
+        Metric::NegCompletionSlowdown => -result
+            .completion_slowdown
+            .ok_or_else(|| anyhow::anyhow!("the env reports no slowdown"))?,
         Metric::NegMeanSlowdown => -result
             .mean_slowdown
             .ok_or_else(|| anyhow::anyhow!("the env reports no slowdown"))?,
