@@ -17,7 +17,7 @@
 //! env.reset(Some(7), &mut obs);
 //! env.action_mask(&mut mask);
 //! let wait = env.action_space().n - 1;
-//! assert!(mask[wait], "waiting is always legal");
+//! assert!(mask[wait], "waiting is legal (tiny has no hold limit)");
 //! let step = env.step(wait, &mut obs).unwrap();
 //! assert!(env.observation_space().contains(&obs));
 //! assert!(step.reward <= 0.0, "the default reward is minus the slowdown accrued");

@@ -62,7 +62,9 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// `Discrete(num_slots + 1)`: action `k` starts slot `k` on the server picked by the
 /// placement rule (first-fit or best-fit); the last action waits.
 /// [`Env::action_mask`](crate::api::Env::action_mask) is exact: an action is legal iff the slot holds a task and the task
-/// fits in the server's free capacity now. Wait is always legal. Several placements may
+/// fits in the server's free capacity now. Wait is legal unless the queue's hold limit
+/// (`hold_limit_s`) forbids it: then a visible task that fits has waited that long, and waiting
+/// returns [`EnvError::Illegal`](crate::api::EnvError::Illegal). Several placements may
 /// happen at the same instant: a placement never moves the clock. An illegal action returns
 /// [`EnvError::Illegal`](crate::api::EnvError::Illegal) with the state unchanged, or acts as wait when the scenario sets
 /// `illegal_action = "wait"`.
