@@ -1,5 +1,5 @@
 # The two commands of the README, plus the pieces they are made of.
-#   make demo   train PPO on the default scenario, evaluate it against the heuristics
+#   make demo   train PPO on the default scenario (with a hold limit), evaluate it against the heuristics
 #   make test   formatting, lints and the whole test suite (what CI runs)
 # Both bootstrap libtorch and the Python tools on first use (scripts/bootstrap.sh).
 

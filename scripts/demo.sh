@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: the product's main job on the default scenario (configs/scenarios/cloud.toml).
+# `make demo`: the product's main job on the default scenario (configs/scenarios/cloud.toml)
+# with a hold limit (configs/scenarios/cloud-hold.toml: a task that fits may not be held back
+# for more than 60 s, so a briefly trained policy cannot leave the work waiting forever).
 # Trains PPO for a few minutes on the CPU, scores the best checkpoint against the heuristic
 # schedulers on held-out seeds, and prints where the logs, checkpoints and report are.
 set -euo pipefail
@@ -8,12 +10,13 @@ RUN="${1:-demo}"
 STEPS="${2:-60000}"
 BIN=target/release
 
-echo "==> training PPO on the 'cloud' scenario for $STEPS env steps (run '$RUN')"
+echo "==> training PPO on the 'cloud-hold' scenario for $STEPS env steps (run '$RUN')"
 rm -rf "runs/$RUN"
-"$BIN/lepton-train" --config configs/ppo_cloud.toml --total-steps "$STEPS" --run-name "$RUN"
+"$BIN/lepton-train" --config configs/ppo_cloud.toml --total-steps "$STEPS" --run-name "$RUN" \
+    --set env.scenario=configs/scenarios/cloud-hold.toml
 
 echo "==> evaluating the best checkpoint against the heuristics on held-out seeds"
-"$BIN/lepton-eval" --suite configs/eval/demo.toml \
+"$BIN/lepton-eval" --suite configs/eval/demo-hold.toml \
     --checkpoint "runs/$RUN/checkpoints/best" --out "runs/$RUN/eval"
 
 cat <<EOT
