@@ -2,7 +2,8 @@
 # `make demo`: the product's main job on the default scenario (configs/scenarios/cloud.toml)
 # with a hold limit (configs/scenarios/cloud-hold.toml: a task that fits may not be held back
 # for more than 60 s, so a briefly trained policy cannot leave the work waiting forever).
-# Trains PPO for a few minutes on the CPU, scores the best checkpoint against the heuristic
+# Trains the project's recipe briefly on the CPU (configs/ppo_cloud_hold.toml: a short Tetris
+# clone, then PPO with the kernel network), scores the best checkpoint against the heuristic
 # schedulers on held-out seeds, and prints where the logs, checkpoints and report are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +11,10 @@ RUN="${1:-demo}"
 STEPS="${2:-60000}"
 BIN=target/release
 
-echo "==> training PPO on the 'cloud-hold' scenario for $STEPS env steps (run '$RUN')"
+echo "==> cloning Tetris, then PPO on the 'cloud-hold' scenario for $STEPS env steps (run '$RUN')"
 rm -rf "runs/$RUN"
-"$BIN/lepton-train" --config configs/ppo_cloud.toml --total-steps "$STEPS" --run-name "$RUN" \
-    --set env.scenario=configs/scenarios/cloud-hold.toml
+"$BIN/lepton-train" --config configs/ppo_cloud_hold.toml --total-steps "$STEPS" --run-name "$RUN" \
+    --set imitation.steps=5000 --set imitation.kl_anneal_steps=$((STEPS / 2))
 
 echo "==> evaluating the best checkpoint against the heuristics on held-out seeds"
 "$BIN/lepton-eval" --suite configs/eval/demo-hold.toml \
