@@ -95,12 +95,7 @@ impl Heuristic {
             None => snapshot
                 .placements
                 .iter()
-                .min_by(|a, b| {
-                    let (ta, tb) = (&snapshot.tasks[a.task], &snapshot.tasks[b.task]);
-                    ta.arrival_s
-                        .total_cmp(&tb.arrival_s)
-                        .then(ta.task_id.cmp(&tb.task_id))
-                })
+                .min_by(|a, b| snapshot.arrival_order(a.task, b.task))
                 .map_or(snapshot.wait_action, |p| p.action),
         }
     }

@@ -257,25 +257,23 @@ impl Snapshot {
         self.now_s - self.tasks[task].arrival_s
     }
 
+    /// First-come-first-served order of two queued tasks: arrival, then task id.
+    pub fn arrival_order(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let (ta, tb) = (&self.tasks[a], &self.tasks[b]);
+        ta.arrival_s
+            .total_cmp(&tb.arrival_s)
+            .then(ta.task_id.cmp(&tb.task_id))
+    }
+
     /// The queued task that arrived first (ties: lower task id, then lower slot).
     pub fn oldest_task(&self) -> Option<usize> {
-        (0..self.tasks.len()).min_by(|&a, &b| {
-            let (ta, tb) = (&self.tasks[a], &self.tasks[b]);
-            ta.arrival_s
-                .total_cmp(&tb.arrival_s)
-                .then(ta.task_id.cmp(&tb.task_id))
-        })
+        (0..self.tasks.len()).min_by(|&a, &b| self.arrival_order(a, b))
     }
 
     /// Task indices in first-come-first-served order (arrival, then task id).
     pub fn fcfs_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.tasks.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (ta, tb) = (&self.tasks[a], &self.tasks[b]);
-            ta.arrival_s
-                .total_cmp(&tb.arrival_s)
-                .then(ta.task_id.cmp(&tb.task_id))
-        });
+        order.sort_by(|&a, &b| self.arrival_order(a, b));
         order
     }
 
