@@ -135,20 +135,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             teacher,
             dqn_cfg.prefill_steps,
             mix64(seed ^ PREFILL_STREAM),
-            |step| {
-                buffer.push(
-                    0,
-                    &StepRecord {
-                        obs: step.obs,
-                        action: step.action,
-                        reward: step.reward,
-                        next_obs: step.next_obs,
-                        next_mask: step.next_mask,
-                        terminated: step.terminated,
-                        truncated: step.truncated,
-                    },
-                )
-            },
+            |step| buffer.push(0, &step.record),
         )?;
     }
     checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM))?;

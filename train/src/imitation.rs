@@ -25,6 +25,7 @@ use lepton_agent::networks::{Head, Policy, with_torch_rng};
 use lepton_agent::normalize::ObsNormalizer;
 use lepton_agent::optim::Adam;
 use lepton_agent::ppo::{self, PpoConfig, PpoError, UpdateStats};
+use lepton_agent::replay::StepRecord;
 use lepton_agent::rollout::Batch;
 use lepton_env::{Env, schedulers};
 use rand::Rng;
@@ -53,18 +54,12 @@ pub struct DemoRows {
     pub num_episodes: usize,
 }
 
-/// One decision of a teacher, as [`play_teacher`] hands it over.
+/// One decision of a teacher, as [`play_teacher`] hands it over: the transition (its
+/// `truncated` also set when the episode reaches `env.max_episode_steps`) and the mask the
+/// teacher chose under.
 pub(crate) struct TeacherStep<'a> {
-    pub obs: &'a [f32],
     pub mask: &'a [bool],
-    pub action: usize,
-    /// The env's reward (unscaled).
-    pub reward: f32,
-    pub next_obs: &'a [f32],
-    pub next_mask: &'a [bool],
-    pub terminated: bool,
-    /// The env truncated the episode, or it reached `env.max_episode_steps`.
-    pub truncated: bool,
+    pub record: StepRecord<'a>,
 }
 
 /// Runs `teacher` (a registry name) for whole episodes on the training seeds derived from
@@ -106,14 +101,16 @@ pub(crate) fn play_teacher(
             num_steps += 1;
             let limit = spec.max_episode_steps().is_some_and(|m| length >= m);
             visit(&TeacherStep {
-                obs: &obs,
                 mask: &mask,
-                action,
-                reward: step.reward,
-                next_obs: &next_obs,
-                next_mask: &next_mask,
-                terminated: step.terminated,
-                truncated: step.truncated || (limit && !step.terminated),
+                record: StepRecord {
+                    obs: &obs,
+                    action,
+                    reward: step.reward,
+                    next_obs: &next_obs,
+                    next_mask: &next_mask,
+                    terminated: step.terminated,
+                    truncated: step.truncated || (limit && !step.terminated),
+                },
             });
             if step.terminated || step.truncated || limit {
                 break;
@@ -145,11 +142,12 @@ pub fn collect(
         min_steps,
         mix64(seed ^ DEMO_STREAM),
         |step| {
-            rows.obs.extend_from_slice(step.obs);
+            let record = &step.record;
+            rows.obs.extend_from_slice(record.obs);
             rows.masks.extend_from_slice(step.mask);
-            rows.actions.push(step.action as i64);
-            rewards.push((step.reward as f64 * reward_scale) as f32);
-            if step.terminated || step.truncated {
+            rows.actions.push(record.action as i64);
+            rewards.push((record.reward as f64 * reward_scale) as f32);
+            if record.terminated || record.truncated {
                 rows.returns
                     .extend(imitation::discounted_returns(&rewards, gamma));
                 rewards.clear();
