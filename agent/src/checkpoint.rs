@@ -843,6 +843,9 @@ impl LoadedPolicy {
     /// A legal action sampled from the policy's masked softmax for one observation and mask
     /// (PPO's behaviour policy), drawing from `rng`; `None` for a Q head, which defines no
     /// distribution.
+    ///
+    /// # Panics
+    /// As [`act`](Self::act).
     pub fn sample<R: rand::Rng>(
         &mut self,
         obs: &[f32],
@@ -852,25 +855,8 @@ impl LoadedPolicy {
         if self.policy.head() != Head::Logits {
             return None;
         }
-        let (dim, n) = (self.obs_dim(), self.num_actions());
-        assert_eq!(
-            (obs.len(), mask.len()),
-            (dim, n),
-            "observation or mask length"
-        );
-        self.obs_scratch.clear();
-        self.obs_scratch.extend_from_slice(obs);
-        if let Some(norm) = &self.normalizer {
-            norm.normalize(&mut self.obs_scratch);
-        }
-        let device = self.policy.device();
+        let (obs, mask_t) = self.input_tensors(obs, mask, 1);
         let probs = tch::no_grad(|| {
-            let obs = Tensor::from_slice(&self.obs_scratch)
-                .view([1, dim as i64])
-                .to_device(device);
-            let mask_t = Tensor::from_slice(mask)
-                .view([1, n as i64])
-                .to_device(device);
             MaskedCategorical::new(&self.policy.forward(&obs).0, &mask_t)
                 .probs()
                 .to_device(Device::Cpu)
@@ -878,14 +864,17 @@ impl LoadedPolicy {
         });
         let probs = Vec::<f32>::try_from(probs).ok()?;
         let mut out = [0usize];
-        crate::distributions::sample_masked(&probs, mask, n, rng, &mut out);
+        crate::distributions::sample_masked(&probs, mask, self.num_actions(), rng, &mut out);
         Some(out[0])
     }
 
-    /// Greedy legal actions for a row-major batch of observations and masks.
-    pub fn act_batch(&mut self, obs: &[f32], mask: &[bool], out: &mut [usize]) {
+    /// `rows` observations (normalised as in training) and masks as tensors on the policy's
+    /// device.
+    ///
+    /// # Panics
+    /// When `obs` or `mask` has the wrong length, or a mask row has no legal action.
+    fn input_tensors(&mut self, obs: &[f32], mask: &[bool], rows: usize) -> (Tensor, Tensor) {
         let (dim, n) = (self.obs_dim(), self.num_actions());
-        let rows = out.len();
         assert_eq!(obs.len(), rows * dim, "observation length");
         assert_eq!(mask.len(), rows * n, "mask length");
         assert!(
@@ -898,13 +887,20 @@ impl LoadedPolicy {
             norm.normalize(&mut self.obs_scratch);
         }
         let device = self.policy.device();
-        let actions = tch::no_grad(|| {
-            let obs = Tensor::from_slice(&self.obs_scratch)
+        (
+            Tensor::from_slice(&self.obs_scratch)
                 .view([rows as i64, dim as i64])
-                .to_device(device);
-            let mask = Tensor::from_slice(mask)
+                .to_device(device),
+            Tensor::from_slice(mask)
                 .view([rows as i64, n as i64])
-                .to_device(device);
+                .to_device(device),
+        )
+    }
+
+    /// Greedy legal actions for a row-major batch of observations and masks.
+    pub fn act_batch(&mut self, obs: &[f32], mask: &[bool], out: &mut [usize]) {
+        let (obs, mask) = self.input_tensors(obs, mask, out.len());
+        let actions = tch::no_grad(|| {
             let slot_mass = match (self.meta.greedy, self.policy.head()) {
                 (GreedyRule::SlotMass, Head::Logits) => {
                     match self.policy.action_layout().blocks.as_slice() {
