@@ -90,8 +90,8 @@ impl ReturnNormalizer {
 
     /// Folds one vector step's rewards into the returns and their statistics, then divides
     /// each reward by the returns' standard deviation (clipped to ±10); an env whose episode
-    /// ended (`over`) starts its return again from 0.
-    pub fn normalize(&mut self, rewards: &mut [f32], over: &[bool]) {
+    /// ended (`over` is 1, the rollout buffer's convention) starts its return again from 0.
+    pub fn normalize(&mut self, rewards: &mut [f32], over: &[f32]) {
         let mut batch = Vec::with_capacity(rewards.len());
         for (ret, &r) in self.returns.iter_mut().zip(rewards.iter()) {
             *ret = *ret * self.gamma + f64::from(r);
@@ -101,7 +101,7 @@ impl ReturnNormalizer {
         let std = (self.stats.var[0] + VAR_EPS).sqrt();
         for ((r, ret), &done) in rewards.iter_mut().zip(&mut self.returns).zip(over) {
             *r = (f64::from(*r) / std).clamp(-self.stats.clip, self.stats.clip) as f32;
-            if done {
+            if done > 0.0 {
                 *ret = 0.0;
             }
         }
@@ -118,9 +118,9 @@ mod tests {
     fn returns_are_scaled_by_the_running_std_of_discounted_returns() {
         let mut norm = ReturnNormalizer::new(2, 0.5);
         let steps = [
-            ([2.0f32, -4.0], [false, true]),
-            ([2.0, 1.0], [false, false]),
-            ([0.0, 1.0], [false, false]),
+            ([2.0f32, -4.0], [0.0, 1.0]),
+            ([2.0, 1.0], [0.0, 0.0]),
+            ([0.0, 1.0], [0.0, 0.0]),
         ];
         // Returns: step 0: 2, -4; step 1: 3, 1 (env 1 restarted); step 2: 1.5, 1.5.
         let all_returns = [[2.0, -4.0], [3.0, 1.0], [1.5, 1.5]];

@@ -181,8 +181,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 *o = if term || trunc { 1.0 } else { 0.0 };
             }
             if let Some(norm) = return_normalizer.as_mut() {
-                let ended: Vec<bool> = over.iter().map(|&o| o > 0.0).collect();
-                norm.normalize(&mut rewards, &ended);
+                norm.normalize(&mut rewards, &over);
             }
             rollout::bootstrap_truncated(
                 &mut rewards,
