@@ -177,6 +177,13 @@ pub trait Env: Send {
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         None
     }
+
+    /// The env's simulated time now (seconds for clusters, time steps for DeepRM), for
+    /// comparing episodes of the same workload at the same moment; `None` for envs without a
+    /// clock (CartPole), whose callers fall back to the decision index.
+    fn clock(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A boxed env is an env (`Box<dyn Env>` included): every method forwards to the box's
@@ -205,6 +212,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         (**self).episode_metrics()
+    }
+    fn clock(&self) -> Option<f64> {
+        (**self).clock()
     }
 }
 
@@ -257,6 +267,9 @@ mod tests {
         fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
             (self.left == 0).then_some(&self.metrics)
         }
+        fn clock(&self) -> Option<f64> {
+            Some(f64::from(2 - self.left) * 10.0)
+        }
     }
 
     #[test]
@@ -277,7 +290,9 @@ mod tests {
         env.action_mask(&mut mask);
         assert_eq!(mask, [true, true]);
         assert!(env.episode_metrics().is_none());
+        assert_eq!(env.clock(), Some(0.0));
         assert!(!env.step(0, &mut obs).unwrap().episode_over());
+        assert_eq!(env.clock(), Some(10.0));
         assert!(env.step(1, &mut obs).unwrap().terminated);
         assert_eq!(obs, [0.0]);
         assert!(env.episode_metrics().is_some());

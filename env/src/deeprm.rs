@@ -585,6 +585,10 @@ impl Env for DeepRmEnv {
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         self.metrics_ready.then_some(&self.metrics)
     }
+
+    fn clock(&self) -> Option<f64> {
+        Some(f64::from(self.now_steps()))
+    }
 }
 
 // Per-task outcomes for evaluation reports (slowdown CDFs); schedulers never read them.

@@ -9,7 +9,12 @@
 //!
 //! ## Seeds
 //! [`VecEnv::reset`] with `Some(seed)` resets env `i` with seed `seed + i` (wrapping), as
-//! EnvPool does; `None` continues every env's random streams.
+//! EnvPool does; `None` continues every env's random streams. [`VecEnv::reset_each`] gives
+//! each env its own seed (equal seeds, equal episodes: same-workload groups).
+//!
+//! ## Stepping some envs
+//! [`VecEnv::step_active`] steps only the envs flagged active; the others keep their rows and
+//! report reward 0 and no episode end (a collector of whole episodes parks an env there).
 //!
 //! ## Autoreset: Gymnasium's `SAME_STEP` mode
 //! When env `i`'s episode ends on a step (`terminated[i] || truncated[i]`), the env is reset
@@ -236,6 +241,20 @@ impl<E: Env> VecEnv<E> {
     /// Resets every env (env `i` with `seed + i` when `seed` is `Some`) and fills the
     /// observation and mask buffers.
     pub fn reset(&mut self, seed: Option<u64>) {
+        self.reset_with(|i| seed.map(|s| s.wrapping_add(i as u64)));
+    }
+
+    /// Resets env `i` with `seeds[i]` (Gymnasium's `reset(seed=[...])`): envs given equal
+    /// seeds play the same episodes.
+    ///
+    /// # Panics
+    /// If `seeds` does not have one seed per env (a caller's bug, not input).
+    pub fn reset_each(&mut self, seeds: &[u64]) {
+        assert_eq!(seeds.len(), self.slots.len(), "one seed per env");
+        self.reset_with(|i| Some(seeds[i]));
+    }
+
+    fn reset_with(&mut self, seed_of: impl Fn(usize) -> Option<u64>) {
         let (d, a) = (self.obs_dim, self.num_actions);
         let rows = self.slots.iter_mut().zip(
             self.observations
@@ -243,7 +262,7 @@ impl<E: Env> VecEnv<E> {
                 .zip(self.masks.chunks_mut(a)),
         );
         for (i, (slot, (obs, mask))) in rows.enumerate() {
-            slot.env.reset(seed.map(|s| s.wrapping_add(i as u64)), obs);
+            slot.env.reset(seed_of(i), obs);
             slot.env.action_mask(mask);
             slot.running = EpisodeStats::default();
             slot.ended = false;
@@ -260,6 +279,23 @@ impl<E: Env> VecEnv<E> {
     /// Actions outside the action space or masked out in [`VecEnv::action_masks`] are
     /// refused before any env is stepped, with the index of the first offending env.
     pub fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError> {
+        self.step_where(actions, None)
+    }
+
+    /// [`VecEnv::step`] for the envs with `active[i]` only; the others are not touched
+    /// (their action is ignored, their observation and mask rows stay, their reward is 0 and
+    /// no episode of theirs ends on this step). Lets a collector stop an env at an episode
+    /// boundary while the others finish theirs.
+    ///
+    /// # Panics
+    /// If `active` does not have one flag per env (a caller's bug, not input).
+    pub fn step_active(&mut self, actions: &[usize], active: &[bool]) -> Result<(), VecEnvError> {
+        assert_eq!(active.len(), self.slots.len(), "one flag per env");
+        self.step_where(actions, Some(active))
+    }
+
+    fn step_where(&mut self, actions: &[usize], active: Option<&[bool]>) -> Result<(), VecEnvError> {
+        let is_active = |i: usize| active.is_none_or(|a| a[i]);
         if !self.is_reset {
             return Err(VecEnvError::NotReset);
         }
@@ -271,6 +307,9 @@ impl<E: Env> VecEnv<E> {
         }
         let a = self.num_actions;
         for (index, (&action, mask)) in actions.iter().zip(self.masks.chunks(a)).enumerate() {
+            if !is_active(index) {
+                continue;
+            }
             if action >= a {
                 return Err(VecEnvError::Env {
                     index,
@@ -299,7 +338,7 @@ impl<E: Env> VecEnv<E> {
                     terminated: &mut self.terminated[i],
                     truncated: &mut self.truncated[i],
                 };
-                step_one(i, rows)
+                step_one(i, rows, is_active(i))
             }),
             Some(pool) => {
                 // One chunk of consecutive envs per thread: the fewest hand-offs.
@@ -332,7 +371,7 @@ impl<E: Env> VecEnv<E> {
                 pool.install(|| {
                     rows.enumerate()
                         .with_min_len(per_thread)
-                        .try_for_each(|(i, r)| step_one(i, r))
+                        .try_for_each(|(i, r)| step_one(i, r, is_active(i)))
                 })
             }
         };
@@ -413,9 +452,15 @@ impl<E: Env> VecEnv<E> {
     }
 }
 
-/// Steps one env and autoresets it if its episode ended.
-fn step_one<E: Env>(index: usize, r: Rows<'_, E>) -> Result<(), VecEnvError> {
+/// Steps one env and autoresets it if its episode ended; an inactive env only clears its
+/// step outputs.
+fn step_one<E: Env>(index: usize, r: Rows<'_, E>, active: bool) -> Result<(), VecEnvError> {
     let slot = r.slot;
+    if !active {
+        (*r.reward, *r.terminated, *r.truncated) = (0.0, false, false);
+        slot.ended = false;
+        return Ok(());
+    }
     let t = slot
         .env
         .step(r.action, r.obs)
@@ -628,6 +673,44 @@ mod tests {
             )]
         );
         assert_eq!(venv.observations(), &[1.0, 0.0]);
+    }
+
+    /// An inactive env is not stepped (its masked-out action is not even checked), reports
+    /// reward 0 and no episode end, and keeps its row; on 2 threads as on 1.
+    #[test]
+    fn step_active_leaves_inactive_envs_alone() {
+        for threads in [1, 2] {
+            let mut venv = VecEnv::new(vec![Counter::new(2), Counter::new(2)], threads).unwrap();
+            venv.reset(None);
+            venv.step(&[1, 1]).unwrap();
+            venv.step(&[1, 1]).unwrap();
+            assert_eq!(venv.finished_episodes().count(), 2);
+            venv.step_active(&[1, 2], &[true, false]).unwrap();
+            assert_eq!(venv.observations(), &[1.0, 0.0]);
+            assert_eq!(venv.rewards(), &[1.0, 0.0]);
+            assert_eq!(venv.terminated(), &[false, false]);
+            assert_eq!(venv.finished_episodes().count(), 0, "env 1's old end is not repeated");
+            venv.step_active(&[0, 1], &[false, true]).unwrap();
+            assert_eq!(venv.observations(), &[1.0, 1.0]);
+            assert_eq!(venv.rewards(), &[0.0, 1.0]);
+        }
+    }
+
+    /// Envs given equal seeds play the same episode; `reset(Some(s))` is `reset_each(s + i)`.
+    #[test]
+    fn reset_each_gives_each_env_its_seed() {
+        let make = || VecEnv::new((0..3).map(CartPole::v1).collect(), 1).unwrap();
+        let mut a = make();
+        a.reset_each(&[7, 7, 9]);
+        let obs = a.observations().to_vec();
+        assert_eq!(obs[0..4], obs[4..8]);
+        assert_ne!(obs[0..4], obs[8..12]);
+        let mut b = make();
+        b.reset(Some(7));
+        let mut c = make();
+        c.reset_each(&[7, 8, 9]);
+        assert_eq!(b.observations(), c.observations());
+        assert_eq!(b.observations()[8..12], obs[8..12]);
     }
 
     #[test]

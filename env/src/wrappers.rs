@@ -111,6 +111,10 @@ impl<E: Env> Env for TimeLimit<E> {
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         self.inner.episode_metrics()
     }
+
+    fn clock(&self) -> Option<f64> {
+        self.inner.clock()
+    }
 }
 
 /// Gymnasium's `RecordEpisodeStatistics`: accumulates the return and length of the running
@@ -197,6 +201,10 @@ impl<E: Env> Env for EpisodeStatistics<E> {
 
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         self.inner.episode_metrics()
+    }
+
+    fn clock(&self) -> Option<f64> {
+        self.inner.clock()
     }
 }
 

@@ -294,6 +294,10 @@ impl Env for Replayable {
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         self.inner.episode_metrics()
     }
+
+    fn clock(&self) -> Option<f64> {
+        self.inner.clock()
+    }
 }
 
 #[cfg(test)]

@@ -139,4 +139,8 @@ impl Env for ClusterEnv {
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         self.metrics_ready.then_some(&self.metrics)
     }
+
+    fn clock(&self) -> Option<f64> {
+        Some(self.now_s())
+    }
 }

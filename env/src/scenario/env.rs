@@ -50,6 +50,9 @@ impl Env for ScenarioEnv {
     fn episode_metrics(&self) -> Option<&EpisodeMetrics> {
         delegate!(self, e => e.episode_metrics())
     }
+    fn clock(&self) -> Option<f64> {
+        delegate!(self, e => e.clock())
+    }
 }
 
 // Per-task outcomes for evaluation reports (slowdown CDFs); schedulers never read them.
