@@ -3,7 +3,8 @@
 //! libtorch (tch) networks and the learning algorithms of lepton: a masked categorical
 //! distribution ([`distributions`]), actor-critic networks behind one [`networks::Policy`]
 //! type (a flat MLP and a set-structured network over servers and slots), on-device rollout
-//! storage with GAE ([`rollout`]), the PPO update of CleanRL's `ppo.py` ([`ppo`]), running
+//! storage with GAE ([`rollout`]), whole-episode rollouts of same-workload groups with their
+//! group baselines ([`episodes`]), the PPO update of CleanRL's `ppo.py` ([`ppo`]), running
 //! observation normalisation ([`normalize`]) and the checkpoint format ([`checkpoint`]),
 //! including [`checkpoint::LoadedPolicy`] for evaluation; and DQN ([`dqn`]: Double DQN, dueling
 //! heads, masked ε-greedy) over uniform or prioritized replay with n-step returns ([`replay`],
@@ -23,6 +24,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod distributions;
 pub mod dqn;
+pub mod episodes;
 pub mod imitation;
 pub mod named;
 pub mod networks;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::distributions::MaskedCategorical;
+use crate::episodes::Baseline;
 use crate::networks::Policy;
 use crate::optim::Adam;
 use crate::rollout::Batch;
@@ -81,6 +82,19 @@ pub struct PpoConfig {
     /// and the advantage statistics (they still count for GAE, the value loss and env steps).
     #[serde(default)]
     pub skip_forced: bool,
+    /// Envs per same-workload group: with more than 1, consecutive groups of this many envs
+    /// share every episode's seed and each rollout is one whole episode per env
+    /// ([`episodes`](crate::episodes); `num_steps` is then unused).
+    #[serde(default = "default_group_size")]
+    pub group_size: usize,
+    /// How advantages are computed: `"critic"` (GAE), `"group"` or `"group+critic"` (the
+    /// group's return-to-go at the same simulated time; needs `group_size` ≥ 2).
+    #[serde(default)]
+    pub baseline: Baseline,
+}
+
+fn default_group_size() -> usize {
+    1
 }
 
 fn default_adam_eps() -> f64 {
@@ -110,13 +124,22 @@ impl Default for PpoConfig {
             reward_scale: 1.0,
             normalize_returns: false,
             skip_forced: false,
+            group_size: 1,
+            baseline: Baseline::Critic,
         }
     }
 }
 
 impl PpoConfig {
+    /// Decisions per rollout with fixed-length rollouts (whole-episode rollouts, with
+    /// `group_size` > 1, vary).
     pub fn batch_size(&self) -> usize {
         self.num_envs * self.num_steps
+    }
+
+    /// Whether rollouts are whole episodes of same-workload groups.
+    pub fn whole_episodes(&self) -> bool {
+        self.group_size > 1
     }
 
     pub fn minibatch_size(&self) -> usize {
@@ -153,7 +176,7 @@ impl PpoConfig {
             "ppo.num_minibatches must be at least 1".into(),
         );
         check(
-            self.num_minibatches <= self.batch_size(),
+            self.whole_episodes() || self.num_minibatches <= self.batch_size(),
             format!(
                 "ppo.num_minibatches ({}) exceeds the batch size num_envs × num_steps = {}",
                 self.num_minibatches,
@@ -194,6 +217,21 @@ impl PpoConfig {
             self.adam_eps > 0.0,
             format!("ppo.adam_eps must be positive, got {}", self.adam_eps),
         );
+        check(
+            self.group_size >= 1 && self.num_envs.is_multiple_of(self.group_size.max(1)),
+            format!(
+                "ppo.group_size ({}) must be at least 1 and divide ppo.num_envs ({})",
+                self.group_size, self.num_envs
+            ),
+        );
+        check(
+            !self.baseline.uses_group() || self.group_size >= 2,
+            "ppo.baseline = \"group\" or \"group+critic\" needs ppo.group_size >= 2 (a group to compare with)".into(),
+        );
+        check(
+            !(self.whole_episodes() && self.normalize_returns),
+            "ppo.normalize_returns cannot be combined with ppo.group_size > 1 (whole-episode rollouts)".into(),
+        );
         if let Some(kl) = self.target_kl {
             check(
                 kl > 0.0,
@@ -204,14 +242,14 @@ impl PpoConfig {
     }
 }
 
-/// CleanRL's linear annealing: `lr · (1 − (iteration − 1) / num_iterations)` for iteration
-/// 1..=num_iterations.
-pub fn annealed_lr(config: &PpoConfig, iteration: usize, num_iterations: usize) -> f64 {
+/// CleanRL's linear annealing: `lr · (1 − done)`, where `done` is the fraction of the run
+/// before this update (`(iteration − 1) / num_iterations` with fixed-length rollouts, env
+/// steps so far / total steps with whole-episode ones).
+pub fn annealed_lr(config: &PpoConfig, done: f64) -> f64 {
     if !config.anneal_lr {
         return config.lr;
     }
-    let frac = 1.0 - (iteration as f64 - 1.0) / num_iterations as f64;
-    frac * config.lr
+    (1.0 - done).max(0.0) * config.lr
 }
 
 /// The loss terms of one minibatch.
@@ -359,7 +397,9 @@ pub fn update_with<R: Rng>(
 ) -> Result<UpdateStats, PpoError> {
     let device = policy.device();
     let batch_size = batch.len();
-    let minibatch_size = batch_size / config.num_minibatches;
+    // A whole-episode rollout can be shorter than the configured number of minibatches.
+    let num_minibatches = config.num_minibatches.min(batch_size).max(1);
+    let minibatch_size = batch_size / num_minibatches;
     let mut indices: Vec<i64> = (0..batch_size as i64).collect();
     let mut stats = UpdateStats::default();
     let mut clipfracs = Vec::new();
@@ -371,7 +411,7 @@ pub fn update_with<R: Rng>(
             .double_value(&[]);
     'epochs: for epoch in 0..config.update_epochs {
         indices.shuffle(rng);
-        for mb in 0..config.num_minibatches {
+        for mb in 0..num_minibatches {
             let idx = Tensor::from_slice(&indices[mb * minibatch_size..(mb + 1) * minibatch_size])
                 .to_device(device);
             let (logits, new_value) = policy.forward(&batch.obs.index_select(0, &idx));
@@ -582,13 +622,14 @@ mod tests {
     #[test]
     fn annealing_is_linear_to_zero() {
         let config = PpoConfig::default();
-        assert_eq!(annealed_lr(&config, 1, 4), 2.5e-4);
-        assert!((annealed_lr(&config, 4, 4) - 2.5e-4 / 4.0).abs() < 1e-12);
+        assert_eq!(annealed_lr(&config, 0.0), 2.5e-4);
+        assert!((annealed_lr(&config, 3.0 / 4.0) - 2.5e-4 / 4.0).abs() < 1e-12);
+        assert_eq!(annealed_lr(&config, 1.5), 0.0, "never negative");
         let flat = PpoConfig {
             anneal_lr: false,
             ..config
         };
-        assert_eq!(annealed_lr(&flat, 4, 4), 2.5e-4);
+        assert_eq!(annealed_lr(&flat, 3.0 / 4.0), 2.5e-4);
     }
 
     /// A rollout whose log-probs come from the policy itself, with masks: on the first

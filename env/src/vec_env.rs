@@ -294,7 +294,11 @@ impl<E: Env> VecEnv<E> {
         self.step_where(actions, Some(active))
     }
 
-    fn step_where(&mut self, actions: &[usize], active: Option<&[bool]>) -> Result<(), VecEnvError> {
+    fn step_where(
+        &mut self,
+        actions: &[usize],
+        active: Option<&[bool]>,
+    ) -> Result<(), VecEnvError> {
         let is_active = |i: usize| active.is_none_or(|a| a[i]);
         if !self.is_reset {
             return Err(VecEnvError::NotReset);
@@ -689,7 +693,11 @@ mod tests {
             assert_eq!(venv.observations(), &[1.0, 0.0]);
             assert_eq!(venv.rewards(), &[1.0, 0.0]);
             assert_eq!(venv.terminated(), &[false, false]);
-            assert_eq!(venv.finished_episodes().count(), 0, "env 1's old end is not repeated");
+            assert_eq!(
+                venv.finished_episodes().count(),
+                0,
+                "env 1's old end is not repeated"
+            );
             venv.step_active(&[0, 1], &[false, true]).unwrap();
             assert_eq!(venv.observations(), &[1.0, 1.0]);
             assert_eq!(venv.rewards(), &[0.0, 1.0]);

@@ -228,8 +228,17 @@ impl<'a> Checkpoints<'a> {
 
     /// Resets the training envs with `seed`: a fresh start, or after [`Checkpoints::resume`]
     /// the restored episodes, refused if an env could not replay its recorded actions.
-    pub fn reset_envs(&self, venv: &mut VecEnv<Replayable>, seed: u64) -> Result<(), TrainError> {
-        venv.reset(Some(seed));
+    pub fn reset_envs(
+        &self,
+        venv: &mut VecEnv<Replayable>,
+        seed: u64,
+        group_size: usize,
+    ) -> Result<(), TrainError> {
+        // Env i's base seed is seed + i / group_size: a group's members play the same episodes.
+        let seeds: Vec<u64> = (0..venv.num_envs())
+            .map(|i| seed.wrapping_add((i / group_size.max(1)) as u64))
+            .collect();
+        venv.reset_each(&seeds);
         for i in 0..venv.num_envs() {
             if let Some(reason) = venv.env_mut(i).take_restore_error() {
                 return Err(TrainError::Resume {

@@ -267,7 +267,10 @@ impl TrainConfig {
         {
             errors.push("dqn.prefill_teacher needs env.kind = \"scenario\" (a heuristic)".into());
         }
-        if self.algo == Algo::Ppo && self.train.total_steps < self.ppo.batch_size() as u64 {
+        if self.algo == Algo::Ppo
+            && !self.ppo.whole_episodes()
+            && self.train.total_steps < self.ppo.batch_size() as u64
+        {
             errors.push(format!(
                 "train.total_steps ({}) is less than one rollout (ppo.num_envs × ppo.num_steps = {})",
                 self.train.total_steps,
@@ -449,6 +452,41 @@ kind = "cartpole"
             .unwrap_err()
             .to_string();
         assert!(err.contains("env.scenario"), "{err}");
+    }
+
+    #[test]
+    fn same_workload_groups_are_validated() {
+        // 16 × 128 steps would exceed total_steps = 1024; whole episodes have no fixed size.
+        let c = parse(&format!(
+            "{CARTPOLE}\n[ppo]\nnum_envs = 16\ngroup_size = 4\nbaseline = \"group+critic\"\n"
+        ))
+        .unwrap();
+        assert!(c.ppo.whole_episodes());
+        assert_eq!(
+            c.ppo.baseline,
+            lepton_agent::episodes::Baseline::GroupCritic
+        );
+        let err = parse(&format!(
+            "{CARTPOLE}\n[ppo]\nnum_envs = 6\ngroup_size = 4\nnormalize_returns = true\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ppo.group_size (4) must be at least 1 and divide ppo.num_envs (6)")
+                && err.contains("ppo.normalize_returns cannot be combined"),
+            "{err}"
+        );
+        let err = parse(&format!("{CARTPOLE}\n[ppo]\nbaseline = \"group\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs ppo.group_size >= 2"), "{err}");
+        let err = parse(&format!("{CARTPOLE}\n[ppo]\nbaseline = \"groups\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("groups") && err.contains("group+critic"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             |step| buffer.push(0, &step.record),
         )?;
     }
-    checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM))?;
+    checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM), 1)?;
 
     let RunLogs {
         mut tb,

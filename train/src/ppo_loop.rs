@@ -1,6 +1,8 @@
 //! The PPO training loop (CleanRL's `ppo.py`, read top to bottom): collect `num_steps` from
 //! every env with the current policy, compute GAE, update, log, evaluate, checkpoint; repeat
-//! until `total_steps`. Opening the run, resuming, evaluating and checkpointing are shared with
+//! until `total_steps`. With `ppo.group_size` > 1 a rollout is instead one whole episode per
+//! env, groups of envs sharing the workload, and the advantages compare each episode with its
+//! group's ([`lepton_agent::episodes`]). Opening the run, resuming, evaluating and checkpointing are shared with
 //! the DQN loop (`crate::session`, `crate::checkpointing`, [`crate::evaluation`]).
 //!
 //! Reproducibility: every random stream is seeded from `train.seed` — libtorch's RNG (weight
@@ -24,6 +26,7 @@
 use std::time::{Duration, Instant};
 
 use lepton_agent::distributions::{MaskedCategorical, sample_masked};
+use lepton_agent::episodes::EpisodeBuffer;
 use lepton_agent::networks::{Head, Policy, with_torch_rng};
 use lepton_agent::normalize::{ObsNormalizer, ReturnNormalizer};
 use lepton_agent::optim::Adam;
@@ -100,7 +103,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         global_step = resumed.meta.global_step;
         iteration = resumed.meta.iteration as usize + 1;
     }
-    checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM))?;
+    checkpoints.reset_envs(&mut venv, mix64(seed ^ ENV_STREAM), ppo_cfg.group_size)?;
 
     let RunLogs {
         mut tb,
@@ -126,87 +129,141 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         &progress,
     )?;
     let num_iterations = config.num_iterations();
+    let whole_episodes = ppo_cfg.whole_episodes();
+    let done_after = |iteration: usize, global_step: u64| {
+        if whole_episodes {
+            global_step >= config.train.total_steps
+        } else {
+            iteration > num_iterations
+        }
+    };
     let mut buffer = RolloutBuffer::new(num_steps, num_envs, obs_dim, num_actions, device);
-    let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
-    let mut actions = vec![0usize; num_envs];
-    let mut actions_i64 = vec![0i64; num_envs];
+    let mut episode_buffer = EpisodeBuffer::new(num_envs, obs_dim, num_actions);
+    let mut sampler = Sampler::new(num_envs, obs_dim, device);
     let mut rewards = vec![0.0f32; num_envs];
     let mut over = vec![0.0f32; num_envs];
     let mut updates = Vec::new();
     let (mut t_env, mut t_infer, mut t_update) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut outcome = Outcome::Finished;
 
-    while iteration <= num_iterations {
-        let lr = ppo::annealed_lr(ppo_cfg, iteration, num_iterations);
-        for step in 0..num_steps {
-            global_step += num_envs as u64;
-            let t0 = Instant::now();
-            obs_buf.copy_from_slice(venv.observations());
-            if let Some(norm) = normalizer.as_mut() {
-                norm.update(&obs_buf);
-                norm.normalize(&mut obs_buf);
+    while !done_after(iteration, global_step) {
+        let steps_before = global_step;
+        let lr = if whole_episodes {
+            ppo::annealed_lr(
+                ppo_cfg,
+                global_step as f64 / config.train.total_steps as f64,
+            )
+        } else {
+            ppo::annealed_lr(ppo_cfg, (iteration - 1) as f64 / num_iterations as f64)
+        };
+        let batch = if whole_episodes {
+            // One whole episode per env: an env whose episode ended is parked (its next
+            // episode, already reset, waits for the next rollout) until all have ended.
+            let mut active = vec![true; num_envs];
+            while active.contains(&true) {
+                let t0 = Instant::now();
+                global_step += active.iter().filter(|&&a| a).count() as u64;
+                let decision = sampler.decide(
+                    &venv,
+                    &policy,
+                    normalizer.as_mut(),
+                    &active,
+                    &mut action_rng,
+                )?;
+                let log_probs = Vec::<f32>::try_from(decision.log_probs.to_device(Device::Cpu))?;
+                let values = Vec::<f32>::try_from(decision.values.to_device(Device::Cpu))?;
+                for i in (0..num_envs).filter(|&i| active[i]) {
+                    episode_buffer.record_decision(
+                        i,
+                        &sampler.obs_buf[i * obs_dim..(i + 1) * obs_dim],
+                        &venv.action_masks()[i * num_actions..(i + 1) * num_actions],
+                        sampler.actions[i],
+                        log_probs[i],
+                        values[i],
+                        venv.env(i).clock(),
+                    );
+                }
+                let t1 = Instant::now();
+                venv.step_active(&sampler.actions, &active)?;
+                let t2 = Instant::now();
+                scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
+                rollout::bootstrap_truncated(
+                    &mut rewards,
+                    venv.terminated(),
+                    venv.truncated(),
+                    ppo_cfg.gamma,
+                    |envs| final_values(&venv, envs, &policy, normalizer.as_ref(), device),
+                );
+                for (i, still) in active.iter_mut().enumerate().filter(|(_, a)| **a) {
+                    episode_buffer.record_reward(i, rewards[i]);
+                    *still = over[i] == 0.0;
+                }
+                episodes.record_finished(&mut tb, &venv, &spec.resource_names, global_step);
+                t_infer += t1 - t0;
+                t_env += t2 - t1;
+                t_infer += t2.elapsed();
             }
-            let obs_t = Tensor::from_slice(&obs_buf)
+            let t0 = Instant::now();
+            let batch = episode_buffer.finish(
+                ppo_cfg.baseline,
+                ppo_cfg.group_size,
+                ppo_cfg.gamma,
+                ppo_cfg.gae_lambda,
+                device,
+            );
+            t_update += t0.elapsed();
+            batch
+        } else {
+            let all = vec![true; num_envs];
+            for step in 0..num_steps {
+                global_step += num_envs as u64;
+                let t0 = Instant::now();
+                let decision =
+                    sampler.decide(&venv, &policy, normalizer.as_mut(), &all, &mut action_rng)?;
+                buffer.record_decision(
+                    step,
+                    &decision.obs,
+                    &decision.mask,
+                    &decision.actions,
+                    &decision.log_probs,
+                    &decision.values,
+                );
+                let t1 = Instant::now();
+                venv.step(&sampler.actions)?;
+                let t2 = Instant::now();
+                scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
+                if let Some(norm) = return_normalizer.as_mut() {
+                    norm.normalize(&mut rewards, &over);
+                }
+                rollout::bootstrap_truncated(
+                    &mut rewards,
+                    venv.terminated(),
+                    venv.truncated(),
+                    ppo_cfg.gamma,
+                    |envs| final_values(&venv, envs, &policy, normalizer.as_ref(), device),
+                );
+                buffer.record_outcome(step, &rewards, &over);
+                episodes.record_finished(&mut tb, &venv, &spec.resource_names, global_step);
+                t_infer += t1 - t0;
+                t_env += t2 - t1;
+                t_infer += t2.elapsed();
+            }
+            let t0 = Instant::now();
+            let obs_buf = &mut sampler.obs_buf;
+            obs_buf.copy_from_slice(venv.observations());
+            if let Some(norm) = normalizer.as_ref() {
+                norm.normalize(obs_buf);
+            }
+            let next_obs = Tensor::from_slice(obs_buf)
                 .view([num_envs as i64, obs_dim as i64])
                 .to_device(device);
-            let mask_t = Tensor::from_slice(venv.action_masks())
-                .view([num_envs as i64, num_actions as i64])
-                .to_device(device);
-            let (dist, values) = tch::no_grad(|| {
-                let (logits, values) = policy.forward(&obs_t);
-                (MaskedCategorical::new(&logits, &mask_t), values)
-            });
-            let probs = Vec::<f32>::try_from(dist.probs().to_device(Device::Cpu).reshape([-1]))?;
-            sample_masked(
-                &probs,
-                venv.action_masks(),
-                num_actions,
-                &mut action_rng,
-                &mut actions,
-            );
-            for (dst, &a) in actions_i64.iter_mut().zip(&actions) {
-                *dst = a as i64;
-            }
-            let actions_t = Tensor::from_slice(&actions_i64).to_device(device);
-            let log_probs = dist.log_prob(&actions_t);
-            buffer.record_decision(step, &obs_t, &mask_t, &actions_t, &log_probs, &values);
-            let t1 = Instant::now();
-            venv.step(&actions)?;
-            let t2 = Instant::now();
-            for (r, &raw) in rewards.iter_mut().zip(venv.rewards()) {
-                *r = raw * ppo_cfg.reward_scale as f32;
-            }
-            let (terminated, truncated) = (venv.terminated(), venv.truncated());
-            for (o, (&term, &trunc)) in over.iter_mut().zip(terminated.iter().zip(truncated)) {
-                *o = if term || trunc { 1.0 } else { 0.0 };
-            }
-            if let Some(norm) = return_normalizer.as_mut() {
-                norm.normalize(&mut rewards, &over);
-            }
-            rollout::bootstrap_truncated(
-                &mut rewards,
-                terminated,
-                truncated,
-                ppo_cfg.gamma,
-                |envs| final_values(&venv, envs, &policy, normalizer.as_ref(), device),
-            );
-            buffer.record_outcome(step, &rewards, &over);
-            episodes.record_finished(&mut tb, &venv, &spec.resource_names, global_step);
-            t_infer += t1 - t0;
-            t_env += t2 - t1;
-            t_infer += t2.elapsed();
-        }
+            let next_values = tch::no_grad(|| policy.forward(&next_obs).1);
+            let batch = buffer.finish(&next_values, ppo_cfg.gamma, ppo_cfg.gae_lambda);
+            t_update += t0.elapsed();
+            batch
+        };
 
         let t0 = Instant::now();
-        obs_buf.copy_from_slice(venv.observations());
-        if let Some(norm) = normalizer.as_ref() {
-            norm.normalize(&mut obs_buf);
-        }
-        let next_obs = Tensor::from_slice(&obs_buf)
-            .view([num_envs as i64, obs_dim as i64])
-            .to_device(device);
-        let next_values = tch::no_grad(|| policy.forward(&next_obs).1);
-        let batch = buffer.finish(&next_values, ppo_cfg.gamma, ppo_cfg.gae_lambda);
         let stats = match &prior {
             Some(prior) => prior.update(
                 ppo_cfg,
@@ -252,7 +309,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         updates.push(stats);
 
         let mean_return = fmt_return(episodes.mean_return());
-        let last = iteration == num_iterations;
+        let last = done_after(iteration + 1, global_step);
         progress.set_position(global_step);
         progress.set_message(format!("sps {sps:.0} | return {mean_return}"));
         if progress.is_hidden()
@@ -264,7 +321,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             );
         }
 
-        let at = At::now(options, global_step, (num_envs * num_steps) as u64, last);
+        let at = At::now(options, global_step, global_step - steps_before, last);
         let learner = Learner {
             policy: &policy,
             optimizer: &adam,
@@ -312,6 +369,110 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         last_checkpoint: checkpoints.last.ok_or(TrainError::NoCheckpointWritten)?,
         mean_return: episodes.mean_return(),
     })
+}
+
+/// What the policy decided for every env at one step (tensors on the training device).
+struct Decision {
+    obs: Tensor,
+    mask: Tensor,
+    actions: Tensor,
+    log_probs: Tensor,
+    values: Tensor,
+}
+
+/// Samples one action per env from the policy: the step both kinds of rollout share. Keeps
+/// the (normalised) observations it fed the policy and the sampled actions.
+struct Sampler {
+    obs_buf: Vec<f32>,
+    actions: Vec<usize>,
+    actions_i64: Vec<i64>,
+    device: Device,
+}
+
+impl Sampler {
+    fn new(num_envs: usize, obs_dim: usize, device: Device) -> Self {
+        Self {
+            obs_buf: vec![0.0; num_envs * obs_dim],
+            actions: vec![0; num_envs],
+            actions_i64: vec![0; num_envs],
+            device,
+        }
+    }
+
+    /// Normalises the observations (updating the running statistics with the `active` envs'
+    /// rows only: a parked env's row would be counted again at every step), runs the policy
+    /// and samples an action for every env.
+    fn decide(
+        &mut self,
+        venv: &VecEnv<Replayable>,
+        policy: &Policy,
+        normalizer: Option<&mut ObsNormalizer>,
+        active: &[bool],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Decision, tch::TchError> {
+        let (num_envs, obs_dim, num_actions) =
+            (venv.num_envs(), venv.obs_dim(), venv.num_actions());
+        self.obs_buf.copy_from_slice(venv.observations());
+        if let Some(norm) = normalizer {
+            if active.iter().all(|&a| a) {
+                norm.update(&self.obs_buf);
+            } else {
+                let rows: Vec<f32> = (0..num_envs)
+                    .filter(|&i| active[i])
+                    .flat_map(|i| self.obs_buf[i * obs_dim..(i + 1) * obs_dim].iter().copied())
+                    .collect();
+                norm.update(&rows);
+            }
+            norm.normalize(&mut self.obs_buf);
+        }
+        let obs = Tensor::from_slice(&self.obs_buf)
+            .view([num_envs as i64, obs_dim as i64])
+            .to_device(self.device);
+        let mask = Tensor::from_slice(venv.action_masks())
+            .view([num_envs as i64, num_actions as i64])
+            .to_device(self.device);
+        let (dist, values) = tch::no_grad(|| {
+            let (logits, values) = policy.forward(&obs);
+            (MaskedCategorical::new(&logits, &mask), values)
+        });
+        let probs = Vec::<f32>::try_from(dist.probs().to_device(Device::Cpu).reshape([-1]))?;
+        sample_masked(
+            &probs,
+            venv.action_masks(),
+            num_actions,
+            rng,
+            &mut self.actions,
+        );
+        for (dst, &a) in self.actions_i64.iter_mut().zip(&self.actions) {
+            *dst = a as i64;
+        }
+        let actions = Tensor::from_slice(&self.actions_i64).to_device(self.device);
+        let log_probs = dist.log_prob(&actions);
+        Ok(Decision {
+            obs,
+            mask,
+            actions,
+            log_probs,
+            values,
+        })
+    }
+}
+
+/// The last step's rewards times `reward_scale`, and 1.0 in `over` for every env whose
+/// episode ended on it.
+fn scaled_rewards(
+    venv: &VecEnv<Replayable>,
+    reward_scale: f64,
+    rewards: &mut [f32],
+    over: &mut [f32],
+) {
+    for (r, &raw) in rewards.iter_mut().zip(venv.rewards()) {
+        *r = raw * reward_scale as f32;
+    }
+    let (terminated, truncated) = (venv.terminated(), venv.truncated());
+    for (o, (&term, &trunc)) in over.iter_mut().zip(terminated.iter().zip(truncated)) {
+        *o = if term || trunc { 1.0 } else { 0.0 };
+    }
 }
 
 /// The values of the final observations of `envs` (whose episodes just ended), for the

@@ -106,10 +106,13 @@ impl EpisodeTracker {
         global_step: u64,
     ) {
         for i in 0..venv.num_envs() {
-            let Some((episode_return, length)) = venv.env(i).last_episode else {
+            // The VecEnv says whether the episode ended on this step (a parked env's
+            // `last_episode` outlives it); the Replayable's return survives a resume.
+            let (Some((_, metrics)), Some((episode_return, length))) =
+                (venv.finished_episode(i), venv.env(i).last_episode)
+            else {
                 continue;
             };
-            let metrics = venv.finished_episode(i).and_then(|(_, m)| m);
             self.record(tb, episode_return, length, metrics, resources, global_step);
         }
     }
