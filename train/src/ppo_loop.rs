@@ -19,8 +19,9 @@
 //!
 //! TensorBoard tags (besides the shared `charts/episodic_return`, `charts/episodic_length`,
 //! `cluster/*`, `eval/*`): `charts/learning_rate`, `charts/sps`, `perf/{env,inference,update}_share`
-//! and one `losses/*` point per update (`losses/forced_fraction`: the share of the rollout's
-//! decisions with a single legal action; with `ppo.skip_forced` the KL and clip fraction are
+//! and one `losses/*` point per update (`losses/grad_norm`: the last minibatch's gradient norm
+//! before clipping; `losses/forced_fraction`: the share of the rollout's decisions with a
+//! single legal action; with `ppo.skip_forced` the KL and clip fraction are
 //! over the others).
 
 use std::time::{Duration, Instant};
@@ -306,6 +307,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             global_step,
         );
         tb.scalar("losses/forced_fraction", stats.forced_fraction, global_step);
+        tb.scalar("losses/grad_norm", stats.grad_norm, global_step);
         updates.push(stats);
 
         let mean_return = fmt_return(episodes.mean_return());

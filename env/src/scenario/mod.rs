@@ -142,6 +142,7 @@ pub const SHIPPED: &[&str] = &[
     "deeprm-hold",
     "cloud",
     "cloud-hold",
+    "cloud-slot",
     "hpc-lublin",
     "alibaba-gpu",
     "tiresias",
