@@ -18,6 +18,9 @@
 //! - `group+critic`: the critic learns what the group baseline leaves, `y_t = G_t − b_t`, and
 //!   `A_t = y_t − V(s_t)`.
 //!
+//! Rewards are discounted by γ per decision or, with `ppo.discount_by = "clock"`, by γ per unit
+//! of simulated time between decisions ([`Discount`]).
+//!
 //! A member's return-to-go at a time `τ` between two of its decisions is interpolated linearly
 //! (the reward of a decision accrues until the next one); before its first decision it is the
 //! first one's, after its last decision the last one's. The times are the envs'
@@ -26,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::rollout::{Batch, compute_gae};
+use crate::rollout::{Batch, Discounts, compute_gae};
 
 /// How advantages are computed from whole-episode group rollouts (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +132,7 @@ impl EpisodeBuffer {
         &mut self,
         baseline: Baseline,
         group_size: usize,
-        gamma: f64,
+        discount: Discount,
         gae_lambda: f64,
         device: Device,
     ) -> Batch {
@@ -146,7 +149,7 @@ impl EpisodeBuffer {
             })
             .collect();
         let (advantages, returns) =
-            advantages_and_targets(&episodes, baseline, group_size, gamma, gae_lambda);
+            advantages_and_targets(&episodes, baseline, group_size, discount, gae_lambda);
         let cat_f32 = |f: fn(&Trace) -> &Vec<f32>| -> Vec<f32> {
             self.traces
                 .iter()
@@ -194,23 +197,50 @@ pub struct Episode<'a> {
     pub clocks: &'a [f64],
 }
 
+/// How future rewards are discounted: γ per decision, or γ per unit of the env's clock
+/// (per second on clusters, per time step on DeepRM), so that a burst of decisions at one
+/// moment does not discount what follows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Discount {
+    pub gamma: f64,
+    pub by_clock: bool,
+}
+
+impl Discount {
+    /// The discount from each decision of an episode to the next (the last one's is γ; it
+    /// multiplies nothing, the episode having ended).
+    pub fn per_step(self, clocks: &[f64]) -> Vec<f32> {
+        (0..clocks.len())
+            .map(|t| match clocks.get(t + 1) {
+                Some(next) if self.by_clock => self.gamma.powf(next - clocks[t]) as f32,
+                _ => self.gamma as f32,
+            })
+            .collect()
+    }
+}
+
 /// `(advantages, value targets)` of every decision of `episodes` (concatenated in order),
 /// where episodes `g·k … g·k + k − 1` (k = `group_size`) played the same workload.
 pub fn advantages_and_targets(
     episodes: &[Episode<'_>],
     baseline: Baseline,
     group_size: usize,
-    gamma: f64,
+    discount: Discount,
     gae_lambda: f64,
 ) -> (Vec<f32>, Vec<f32>) {
+    let discounts: Vec<Vec<f32>> = episodes
+        .iter()
+        .map(|e| discount.per_step(e.clocks))
+        .collect();
     let returns: Vec<Vec<f64>> = episodes
         .iter()
-        .map(|e| returns_to_go(e.rewards, gamma))
+        .zip(&discounts)
+        .map(|(e, d)| returns_to_go(e.rewards, d))
         .collect();
     let (mut advantages, mut targets) = (Vec::new(), Vec::new());
     if baseline == Baseline::Critic {
-        for e in episodes {
-            let adv = episode_gae(e, gamma, gae_lambda);
+        for (e, d) in episodes.iter().zip(&discounts) {
+            let adv = episode_gae(e, d, gae_lambda);
             targets.extend(adv.iter().zip(e.values).map(|(a, v)| a + v));
             advantages.extend(adv);
         }
@@ -246,19 +276,19 @@ pub fn advantages_and_targets(
     (advantages, targets)
 }
 
-/// `G_t = r_t + γ G_{t+1}`, `G` after the last decision 0.
-fn returns_to_go(rewards: &[f32], gamma: f64) -> Vec<f64> {
+/// `G_t = r_t + γ_t G_{t+1}`, `G` after the last decision 0.
+fn returns_to_go(rewards: &[f32], discounts: &[f32]) -> Vec<f64> {
     let mut g = vec![0.0; rewards.len()];
     let mut next = 0.0;
     for t in (0..rewards.len()).rev() {
-        next = f64::from(rewards[t]) + gamma * next;
+        next = f64::from(rewards[t]) + f64::from(discounts[t]) * next;
         g[t] = next;
     }
     g
 }
 
 /// GAE over one whole episode (its last decision ends it), with the rollout module's formula.
-fn episode_gae(e: &Episode<'_>, gamma: f64, gae_lambda: f64) -> Vec<f32> {
+fn episode_gae(e: &Episode<'_>, discounts: &[f32], gae_lambda: f64) -> Vec<f32> {
     let n = e.rewards.len() as i64;
     if n == 0 {
         return Vec::new();
@@ -271,7 +301,7 @@ fn episode_gae(e: &Episode<'_>, gamma: f64, gae_lambda: f64) -> Vec<f32> {
         &column(e.values),
         &column(&over),
         &Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)),
-        gamma,
+        Discounts::PerStep(&column(discounts)),
         gae_lambda,
     );
     Vec::<f32>::try_from(adv.reshape([-1])).expect("advantages are float")
@@ -296,6 +326,13 @@ fn return_at(clocks: &[f64], returns: &[f64], clock: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn per_decision(gamma: f64) -> Discount {
+        Discount {
+            gamma,
+            by_clock: false,
+        }
+    }
 
     fn close(a: &[f32], b: &[f32]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
@@ -325,7 +362,8 @@ mod tests {
                 clocks: &[0.0, 15.0],
             },
         ];
-        let (adv, targets) = advantages_and_targets(&episodes, Baseline::Group, 2, 1.0, 0.95);
+        let (adv, targets) =
+            advantages_and_targets(&episodes, Baseline::Group, 2, per_decision(1.0), 0.95);
         assert!(close(&adv, &[-1.0, -2.666_667, -2.0, 1.0, 3.0]), "{adv:?}");
         assert!(
             close(&targets, &[-6.0, -5.0, -3.0, -5.0, -1.0]),
@@ -333,7 +371,8 @@ mod tests {
         );
         // group+critic: the critic's target is what the group baseline leaves, and the
         // advantage subtracts the critic's estimate of it.
-        let (adv, targets) = advantages_and_targets(&episodes, Baseline::GroupCritic, 2, 1.0, 0.95);
+        let (adv, targets) =
+            advantages_and_targets(&episodes, Baseline::GroupCritic, 2, per_decision(1.0), 0.95);
         assert!(
             close(&targets, &[-1.0, -2.666_667, -2.0, 1.0, 3.0]),
             "{targets:?}"
@@ -356,7 +395,8 @@ mod tests {
             values: &[0.0, 0.0],
             clocks,
         });
-        let (adv, _) = advantages_and_targets(&episodes, Baseline::Group, 2, 0.5, 1.0);
+        let (adv, _) =
+            advantages_and_targets(&episodes, Baseline::Group, 2, per_decision(0.5), 1.0);
         assert!(
             close(&adv, &[3.0, 2.0, -3.0, -2.0, 0.0, 0.0, 0.0, 0.0]),
             "{adv:?}"
@@ -373,9 +413,34 @@ mod tests {
             values: &[1.0, 2.0],
             clocks: &[0.0, 1.0],
         }];
-        let (adv, targets) = advantages_and_targets(&episodes, Baseline::Critic, 1, 0.5, 0.5);
+        let (adv, targets) =
+            advantages_and_targets(&episodes, Baseline::Critic, 1, per_decision(0.5), 0.5);
         assert!(close(&adv, &[1.0, 0.0]), "{adv:?}");
         assert!(close(&targets, &[2.0, 2.0]), "{targets:?}");
+    }
+
+    /// Discounting by the clock: decisions at 0, 0 and 2 s with γ = 0.5 per second discount
+    /// by 1 (same moment), 0.25 (two seconds) and, for the last, γ. Rewards 1, 1, 4 then give
+    /// G = 1 + 1·(1 + 0.25·4) = 3, 2, 4 (per decision it would be 1 + 0.5·(1 + 0.5·4) = 2.5).
+    #[test]
+    fn discounting_by_the_clock() {
+        let by_clock = Discount {
+            gamma: 0.5,
+            by_clock: true,
+        };
+        let clocks = [0.0, 0.0, 2.0];
+        assert_eq!(by_clock.per_step(&clocks), [1.0, 0.25, 0.5]);
+        assert_eq!(per_decision(0.5).per_step(&clocks), [0.5, 0.5, 0.5]);
+        let episodes = [Episode {
+            rewards: &[1.0, 1.0, 4.0],
+            values: &[0.0; 3],
+            clocks: &clocks,
+        }];
+        let (adv, _) = advantages_and_targets(&episodes, Baseline::Critic, 1, by_clock, 1.0);
+        assert!(close(&adv, &[3.0, 2.0, 4.0]), "{adv:?}");
+        let (adv, _) =
+            advantages_and_targets(&episodes, Baseline::Critic, 1, per_decision(0.5), 1.0);
+        assert!(close(&adv, &[2.5, 3.0, 4.0]), "{adv:?}");
     }
 
     #[test]
@@ -404,7 +469,7 @@ mod tests {
         buf.record_decision(0, &[21.0], &[false, true], 1, -0.3, 0.0, Some(4.0));
         buf.record_reward(0, -1.0);
         assert_eq!(buf.len(), 3);
-        let batch = buf.finish(Baseline::Group, 2, 1.0, 1.0, Device::Cpu);
+        let batch = buf.finish(Baseline::Group, 2, per_decision(1.0), 1.0, Device::Cpu);
         assert_eq!(
             Vec::<f32>::try_from(batch.obs.reshape([-1])).unwrap(),
             [20.0, 21.0, 10.0]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::distributions::MaskedCategorical;
-use crate::episodes::Baseline;
+use crate::episodes::{Baseline, Discount};
 use crate::networks::Policy;
 use crate::optim::Adam;
 use crate::rollout::Batch;
@@ -91,6 +91,21 @@ pub struct PpoConfig {
     /// group's return-to-go at the same simulated time; needs `group_size` ≥ 2).
     #[serde(default)]
     pub baseline: Baseline,
+    /// `"decision"`: `gamma` per decision (CleanRL); `"clock"`: `gamma` per unit of the env's
+    /// simulated clock (per second on clusters, per time step on DeepRM), so a burst of
+    /// decisions at one moment does not discount what follows it (envs without a clock count
+    /// one unit per decision).
+    #[serde(default)]
+    pub discount_by: DiscountBy,
+}
+
+/// What `gamma` discounts per: see [`PpoConfig::discount_by`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscountBy {
+    #[default]
+    Decision,
+    Clock,
 }
 
 fn default_group_size() -> usize {
@@ -126,6 +141,7 @@ impl Default for PpoConfig {
             skip_forced: false,
             group_size: 1,
             baseline: Baseline::Critic,
+            discount_by: DiscountBy::Decision,
         }
     }
 }
@@ -135,6 +151,14 @@ impl PpoConfig {
     /// `group_size` > 1, vary).
     pub fn batch_size(&self) -> usize {
         self.num_envs * self.num_steps
+    }
+
+    /// The discount of whole-episode rollouts.
+    pub fn discount(&self) -> Discount {
+        Discount {
+            gamma: self.gamma,
+            by_clock: self.discount_by == DiscountBy::Clock,
+        }
     }
 
     /// Whether rollouts are whole episodes of same-workload groups.

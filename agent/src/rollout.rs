@@ -48,6 +48,9 @@ pub struct RolloutBuffer {
     pub values: Tensor,
     pub rewards: Tensor,
     pub episode_over: Tensor,
+    /// Per-step discounts when they vary (discounting by elapsed simulated time); `None`: γ
+    /// at every step.
+    pub discounts: Option<Tensor>,
 }
 
 /// A rollout flattened to `[num_steps * num_envs, ...]` with its advantages and returns.
@@ -92,6 +95,7 @@ impl RolloutBuffer {
             values: Tensor::zeros([t, n], f),
             rewards: Tensor::zeros([t, n], f),
             episode_over: Tensor::zeros([t, n], f),
+            discounts: None,
         }
     }
 
@@ -126,15 +130,30 @@ impl RolloutBuffer {
             .copy_(&Tensor::from_slice(episode_over).to_device(device));
     }
 
+    /// Stores the discount between step `t` and the next decision of each env (used instead
+    /// of γ once any step has one).
+    pub fn record_discounts(&mut self, t: usize, discounts: &[f32]) {
+        let device = self.rewards.device();
+        let all = self
+            .discounts
+            .get_or_insert_with(|| self.rewards.zeros_like());
+        all.get(t as i64)
+            .copy_(&Tensor::from_slice(discounts).to_device(device));
+    }
+
     /// Computes GAE and flattens the rollout. `next_values` is V of the observation after the
     /// last step (ignored for envs whose last step ended an episode).
     pub fn finish(&self, next_values: &Tensor, gamma: f64, gae_lambda: f64) -> Batch {
+        let discounts = match &self.discounts {
+            Some(d) => Discounts::PerStep(d),
+            None => Discounts::Constant(gamma),
+        };
         let advantages = compute_gae(
             &self.rewards,
             &self.values,
             &self.episode_over,
             next_values,
-            gamma,
+            discounts,
             gae_lambda,
         );
         let returns = &advantages + &self.values;
@@ -152,15 +171,24 @@ impl RolloutBuffer {
     }
 }
 
+/// The discount between a decision and the next.
+#[derive(Clone, Copy, Debug)]
+pub enum Discounts<'a> {
+    /// γ at every step.
+    Constant(f64),
+    /// `[T, N]`: γ raised to the simulated time between decision t and the next.
+    PerStep(&'a Tensor),
+}
+
 /// Generalised advantage estimation over `[T, N]` tensors:
-/// `δ_t = r_t + γ V_{t+1} (1 − over_t) − V_t`, `A_t = δ_t + γ λ (1 − over_t) A_{t+1}`,
+/// `δ_t = r_t + γ_t V_{t+1} (1 − over_t) − V_t`, `A_t = δ_t + γ_t λ (1 − over_t) A_{t+1}`,
 /// with `V_T = next_values`.
 pub fn compute_gae(
     rewards: &Tensor,
     values: &Tensor,
     episode_over: &Tensor,
     next_values: &Tensor,
-    gamma: f64,
+    discounts: Discounts<'_>,
     gae_lambda: f64,
 ) -> Tensor {
     let num_steps = rewards.size()[0];
@@ -173,8 +201,20 @@ pub fn compute_gae(
         } else {
             values.get(t + 1)
         };
-        let delta = rewards.get(t) + gamma * &next_value * &not_over - values.get(t);
-        last_gae = delta + gamma * gae_lambda * &not_over * &last_gae;
+        let (delta, decay) = match discounts {
+            Discounts::Constant(gamma) => (
+                rewards.get(t) + gamma * &next_value * &not_over - values.get(t),
+                gamma * gae_lambda * &not_over,
+            ),
+            Discounts::PerStep(d) => {
+                let gamma = d.get(t);
+                (
+                    rewards.get(t) + &gamma * &next_value * &not_over - values.get(t),
+                    &gamma * gae_lambda * &not_over,
+                )
+            }
+        };
+        last_gae = delta + decay * &last_gae;
         advantages.get(t).copy_(&last_gae);
     }
     advantages
@@ -212,7 +252,7 @@ mod tests {
             &t2(&[4.0], 1),
             &t2(&[1.0], 1),
             &Tensor::from_slice(&[99.0f32]),
-            0.9,
+            Discounts::Constant(0.9),
             0.95,
         );
         assert!((adv.double_value(&[0, 0]) - 7.0).abs() < 1e-6);
@@ -235,12 +275,27 @@ mod tests {
         let rewards = t2(&[1.0, 2.0, 1.0], 1);
         let values = t2(&[1.0, 2.0, 3.0], 1);
         let next = Tensor::from_slice(&[4.0f32]);
-        let adv = compute_gae(&rewards, &values, &t2(&[0.0, 1.0, 0.0], 1), &next, 0.5, 0.5);
+        let half = Discounts::Constant(0.5);
+        let adv = compute_gae(
+            &rewards,
+            &values,
+            &t2(&[0.0, 1.0, 0.0], 1),
+            &next,
+            half,
+            0.5,
+        );
         assert_eq!(
             Vec::<f32>::try_from(adv.reshape([-1])).unwrap(),
             vec![1.0, 0.0, 0.0]
         );
-        let adv = compute_gae(&rewards, &values, &t2(&[0.0, 0.0, 0.0], 1), &next, 0.5, 0.5);
+        let adv = compute_gae(
+            &rewards,
+            &values,
+            &t2(&[0.0, 0.0, 0.0], 1),
+            &next,
+            half,
+            0.5,
+        );
         assert_eq!(
             Vec::<f32>::try_from(adv.reshape([-1])).unwrap(),
             vec![1.375, 1.5, 0.0]
@@ -255,7 +310,7 @@ mod tests {
             &t2(&[0.25], 1),
             &t2(&[1.0], 1),
             &Tensor::from_slice(&[100.0f32]),
-            0.9,
+            Discounts::Constant(0.9),
             0.95,
         );
         assert_eq!(adv.double_value(&[0, 0]), 0.75);
@@ -270,10 +325,44 @@ mod tests {
         let values = t2(&[0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 2);
         let over = t2(&[0.0, 0.0, 1.0, 0.0, 0.0, 0.0], 2);
         let next = Tensor::from_slice(&[10.0f32, 1.0]);
-        let adv = compute_gae(&rewards, &values, &over, &next, 1.0, 1.0);
+        let adv = compute_gae(
+            &rewards,
+            &values,
+            &over,
+            &next,
+            Discounts::Constant(1.0),
+            1.0,
+        );
         let returns = Vec::<f32>::try_from((adv + values).reshape([-1])).unwrap();
         // env 0: G0 = 1+1 = 2, G1 = 1, G2 = 1 + 10 = 11; env 1: G = 2+1 = 3 at every step.
         assert_eq!(returns, vec![2.0, 3.0, 1.0, 3.0, 11.0, 3.0]);
+    }
+
+    /// Per-step discounts (discounting by elapsed time): one env, rewards 1, 2, values 0, the
+    /// second step ends the episode, λ = 1. With a discount of 0.5 from step 0 to step 1:
+    /// A₁ = 2, A₀ = 1 + 0.5·2 = 2; with the constant 0.9: A₀ = 1 + 0.9·2 = 2.8.
+    #[test]
+    fn per_step_discounts_replace_gamma() {
+        let mut buf = RolloutBuffer::new(2, 1, 1, 1, Device::Cpu);
+        let zeros = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+        let obs = Tensor::zeros([1, 1], (Kind::Float, Device::Cpu));
+        let mask = Tensor::from_slice(&[true]).view([1, 1]);
+        for (t, (r, over)) in [(1.0, 0.0), (2.0, 1.0)].into_iter().enumerate() {
+            buf.record_decision(t, &obs, &mask, &Tensor::from_slice(&[0i64]), &zeros, &zeros);
+            buf.record_outcome(t, &[r], &[over]);
+        }
+        let constant = buf.finish(&zeros, 0.9, 1.0);
+        assert_eq!(
+            Vec::<f32>::try_from(&constant.advantages).unwrap(),
+            [2.8, 2.0]
+        );
+        buf.record_discounts(0, &[0.5]);
+        buf.record_discounts(1, &[0.9]);
+        let per_step = buf.finish(&zeros, 0.9, 1.0);
+        assert_eq!(
+            Vec::<f32>::try_from(&per_step.advantages).unwrap(),
+            [2.0, 2.0]
+        );
     }
 
     #[test]

@@ -466,3 +466,37 @@ fn same_workload_groups_train_and_resume_bit_exactly() {
         weights_hash(&straight.last_checkpoint)
     );
 }
+
+/// `ppo.discount_by = "clock"` discounts by simulated seconds on `tiny`, in fixed-length and in
+/// whole-episode rollouts: the runs train and their updates differ from per-decision
+/// discounting (with γ = 0.99 per second the horizon is far longer than 100 decisions).
+#[test]
+fn discounting_by_the_clock_changes_the_updates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = repo_root().join("configs/scenarios/tiny.toml");
+    for rollouts in [["ppo.group_size=1"], ["ppo.group_size=2"]] {
+        let run = |discount: &str, name: &str| {
+            let mut keys = vec![
+                format!("env.scenario=\"{}\"", scenario.display()),
+                "train.total_steps=256".into(),
+                "ppo.num_envs=2".into(),
+                "ppo.num_steps=64".into(),
+                format!("ppo.discount_by=\"{discount}\""),
+                "run.device=cpu".into(),
+                "eval.every_steps=0".into(),
+            ];
+            keys.extend(rollouts.iter().map(|s| s.to_string()));
+            let config = config_with("ppo_cloud.toml", &keys);
+            train(&config, &options(&tmp.path().join(name), false, None))
+        };
+        let tag = rollouts[0].replace(['.', '='], "_");
+        let by_decision = run("decision", &format!("decision_{tag}"));
+        let by_clock = run("clock", &format!("clock_{tag}"));
+        assert_eq!(by_clock.outcome, Outcome::Finished);
+        assert_eq!(
+            by_clock.global_step, by_decision.global_step,
+            "same rollouts"
+        );
+        assert_ne!(by_clock.updates, by_decision.updates, "{tag}");
+    }
+}
