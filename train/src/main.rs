@@ -18,7 +18,8 @@ Exit codes:
   1    runtime error (IO, env failure)
   2    bad command line or config, or a refused --resume (the message names the key)
   3    training diverged (non-finite loss); the last good checkpoint is kept and named
-  130  interrupted by Ctrl-C after saving a resumable checkpoint (a second Ctrl-C aborts)
+  130  interrupted by Ctrl-C, SIGTERM or SIGHUP after saving a resumable checkpoint at the
+       end of the current iteration; a second signal aborts at once without saving
 
 Outputs go to runs/<name>/: config.toml (the resolved config), TensorBoard event files,
 checkpoints/ (step_*, best, final; *.safetensors weights + *.json metadata), summary.json.";
@@ -86,19 +87,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    if let Err(e) = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: aborting without saving");
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\nCtrl-C: finishing this iteration, then saving a checkpoint (Ctrl-C again to abort)"
-        );
-    }) {
-        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
-    }
+    let interrupt = stop_on_signal("finishing this iteration, then saving a checkpoint");
 
     let options = RunOptions {
         run_dir: run_dir.clone(),
@@ -129,6 +118,30 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The flag the first SIGINT, SIGTERM or SIGHUP raises (Ctrl-C, and what Slurm, Kubernetes,
+/// systemd and `timeout` send): the run stops at its next safe point and saves. A second
+/// signal ends the process at once with exit code 130, through `_exit`: `exit` would run
+/// libtorch's static destructors while the training thread is still using libtorch (which
+/// then panics).
+fn stop_on_signal(what: &'static str) -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond signal: aborting without saving");
+            // SAFETY: `_exit` only ends the process; it touches no Rust state.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::_exit(130)
+            };
+        }
+        eprintln!("\nsignal received: {what} (send it again to abort at once)");
+    }) {
+        eprintln!("warning: cannot install the signal handler: {e}");
+    }
+    interrupt
 }
 
 /// Config file (or the run's own) → overrides → typed, validated config; and the run directory
@@ -191,16 +204,7 @@ fn run_search(args: &search::SearchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    if let Err(e) = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\nCtrl-C: stopping the running trials (Ctrl-C again to abort)");
-    }) {
-        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
-    }
+    let interrupt = stop_on_signal("stopping the running trials");
     eprintln!(
         "search directory: {} ({} trials, {} at a time)",
         search.dir.display(),

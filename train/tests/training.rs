@@ -312,50 +312,97 @@ fn divergence_stops_with_a_clear_message() {
     assert!(err.contains("last good checkpoint"), "{err}");
 }
 
-/// Ctrl-C: the run finishes its iteration, saves, exits 130, and can be resumed.
-#[test]
-fn ctrl_c_saves_a_resumable_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let runs = tmp.path().to_str().unwrap();
+/// Starts `lepton-train` on CartPole (no evaluation) into `<runs>/<name>`, sends `signal` once
+/// training is under way, and returns the exit code and stderr.
+fn train_then_signal(
+    runs: &Path,
+    name: &str,
+    total_steps: &str,
+    signal: &str,
+) -> (Option<i32>, String) {
     let child = bin()
+        .args(["--config", "configs/ppo_cartpole.toml", "--runs-dir"])
+        .arg(runs)
         .args([
-            "--config",
-            "configs/ppo_cartpole.toml",
-            "--runs-dir",
-            runs,
             "--run-name",
-            "int",
+            name,
             "--no-progress",
-        ])
-        .args([
-            "--set",
-            "eval.every_steps=0",
             "--total-steps",
-            "10000000",
-            "--device",
-            "cpu",
+            total_steps,
         ])
+        .args(["--set", "eval.every_steps=0", "--device", "cpu"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let run_dir = tmp.path().join("int");
     // Wait until training is under way (the config is written before the first iteration).
     let start = std::time::Instant::now();
-    while !run_dir.join("config.toml").exists() && start.elapsed().as_secs() < 60 {
+    while !runs.join(name).join("config.toml").exists() && start.elapsed().as_secs() < 60 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Ctrl-C: the run finishes its iteration, saves, exits 130, and can be resumed.
+#[test]
+fn ctrl_c_saves_a_resumable_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = train_then_signal(tmp.path(), "int", "10000000", "-INT");
+    assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
-    let meta = checkpoint::latest_periodic(&run_dir.join("checkpoints")).unwrap();
+    let meta = checkpoint::latest_periodic(&tmp.path().join("int/checkpoints")).unwrap();
     assert!(checkpoint::read_meta(&meta).unwrap().global_step > 0);
+}
+
+/// SIGTERM (what Slurm, Kubernetes, systemd and `timeout` send) saves like Ctrl-C, and the
+/// resumed run ends bit-exactly where an uninterrupted one does.
+#[test]
+fn sigterm_saves_and_the_resumed_run_is_bit_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let total = "65536";
+    let (code, err) = train_then_signal(tmp.path(), "term", total, "-TERM");
+    assert_eq!(code, Some(130), "the signal arrived before the end: {err}");
+    assert!(err.contains("signal received"), "{err}");
+    let run_dir = tmp.path().join("term");
+    let stopped = checkpoint::latest_periodic(&run_dir.join("checkpoints")).unwrap();
+    let stopped_at = checkpoint::read_meta(&stopped).unwrap().global_step;
+    assert!(stopped_at > 0 && stopped_at < 65536, "{stopped_at}");
+    let out = bin()
+        .arg("--resume")
+        .arg(&run_dir)
+        .args(["--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = config_with_defaults(
+        "ppo_cartpole.toml",
+        &[
+            "train.total_steps=65536".into(),
+            "eval.every_steps=0".into(),
+            "run.device=\"cpu\"".into(),
+        ],
+        &[],
+    );
+    let straight = train(&config, &options(&tmp.path().join("straight"), false, None));
+    assert_eq!(
+        weights_hash(&run_dir.join("checkpoints/final.json")),
+        weights_hash(&straight.last_checkpoint),
+        "interrupted at step {stopped_at} and resumed = straight"
+    );
 }
 
 /// The scheduling path end to end: a cluster scenario, masked placement actions, the
