@@ -71,7 +71,6 @@ struct DqnState {
 /// Trains with `config` (already resolved and validated, `algo = "dqn"`).
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let RunSetup { device, spec } = RunSetup::open(config)?;
-    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let dqn_cfg = &config.dqn;
     let replay_cfg = &config.replay;
     let num_envs = dqn_cfg.num_envs;
@@ -93,6 +92,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let (online, mut target) = with_torch_rng(Some(seed as i64), || {
         Ok::<_, TrainError>((network()?, network()?))
     })?;
+    // The run directory is created only once everything that can refuse the config has.
+    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     target.update_from(&online, 1.0);
     let mut adam = Adam::new(online.policy().named_parameters(), dqn_cfg.adam_eps);
     let mut buffer = ReplayBuffer::new(

@@ -1,6 +1,6 @@
 //! `lepton-train`: trains a PPO scheduler (or a CartPole policy) from a config file.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,7 +176,7 @@ fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), TrainError> {
     let config = TrainConfig::from_table(table, &path.display().to_string())?;
     let run_dir = match (&cli.resume, &cli.run_name) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(name)) => cli.runs_dir.join(name),
+        (None, Some(name)) => cli.runs_dir.join(single_component(name)?),
         (None, None) => {
             let stem = path
                 .file_stem()
@@ -192,6 +192,16 @@ fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), TrainError> {
         return Err(TrainError::RunExists(run_dir));
     }
     Ok((config, run_dir))
+}
+
+/// `name` if it is one plain path component, so that the run stays inside `--runs-dir`: not
+/// empty, no separator, not `.` or `..`.
+fn single_component(name: &str) -> Result<&str, TrainError> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(part)), None) if part == name && !name.contains('/') => Ok(name),
+        _ => Err(TrainError::RunName(name.to_string())),
+    }
 }
 
 /// `lepton-train search`: exit 0 when the search finished, 2 for a bad config or a refused

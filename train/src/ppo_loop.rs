@@ -65,7 +65,6 @@ const MINIBATCH_STREAM: u64 = 0x6d62_7368;
 /// Trains with `config` (already resolved and validated, `algo = "ppo"`).
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let RunSetup { device, spec } = RunSetup::open(config)?;
-    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let ppo_cfg = &config.ppo;
     let (num_envs, num_steps) = (ppo_cfg.num_envs, ppo_cfg.num_steps);
     let seed = config.train.seed;
@@ -82,6 +81,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             device,
         )
     })?;
+    // The run directory is created only once everything that can refuse the config has.
+    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let mut adam = Adam::new(policy.named_parameters(), ppo_cfg.adam_eps);
     let mut normalizer = ppo_cfg
         .normalize_obs

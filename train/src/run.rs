@@ -87,6 +87,10 @@ pub enum TrainError {
     Config(#[from] ConfigError),
     #[error("{} already holds a run; pick another --run-name, delete it, or --resume {}", .0.display(), .0.display())]
     RunExists(PathBuf),
+    #[error(
+        "--run-name {0:?}: a run name is one directory name inside --runs-dir (no '/', not empty, not '.' or '..')"
+    )]
+    RunName(String),
     #[error("run.device: {0}")]
     Device(String),
     #[error(transparent)]
@@ -166,6 +170,7 @@ impl TrainError {
         match self {
             Self::Config(_)
             | Self::RunExists(_)
+            | Self::RunName(_)
             | Self::Device(_)
             | Self::Network(_)
             | Self::NoCheckpoint { .. }

@@ -59,8 +59,8 @@ impl RunLogs {
         total_steps: u64,
         global_step: u64,
     ) -> Result<Self, TrainError> {
-        let path = options.run_dir.join("config.toml");
-        std::fs::write(&path, config_toml).map_err(TrainError::io(path))?;
+        // Atomic, like checkpoints: a kill mid-write leaves the previous config.toml whole.
+        checkpoint::write_atomic(&options.run_dir.join("config.toml"), config_toml.as_bytes())?;
         let mut tb = TbWriter::new(&options.run_dir);
         tb.text(
             "config",

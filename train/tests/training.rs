@@ -547,3 +547,46 @@ fn discounting_by_the_clock_changes_the_updates() {
         assert_ne!(by_clock.updates, by_decision.updates, "{tag}");
     }
 }
+
+/// Run names stay inside `--runs-dir` (`/` trained into the filesystem root, `../../x` wrote
+/// outside it), and a config refused by the network builder leaves no run directory behind.
+#[test]
+fn bad_run_names_and_late_refusals_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    for name in ["/", "../../x", "", ".", "a/b", "x/"] {
+        let out = bin()
+            .args(["--config", "configs/ppo_cartpole.toml", "--runs-dir"])
+            .arg(&runs)
+            .args(["--run-name", name, "--total-steps", "512", "--no-progress"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {err}");
+        assert!(
+            err.contains("--run-name") && err.contains("one directory name"),
+            "{err}"
+        );
+        assert!(!runs.exists(), "{name:?} created {}", runs.display());
+    }
+    // The set network needs slot and server rows; CartPole's observation is flat.
+    let out = bin()
+        .args(["--config", "configs/ppo_cartpole.toml", "--runs-dir"])
+        .arg(&runs)
+        .args([
+            "--run-name",
+            "net",
+            "--set",
+            "network.arch=\"set\"",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("network.arch"), "{err}");
+    assert!(
+        !runs.join("net").exists(),
+        "the refused run left its directory"
+    );
+}
