@@ -338,6 +338,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     fs::rename(&tmp, path).map_err(io_err(path))
 }
 
+/// Deletes the temporary files of interrupted atomic writes (`<name>.tmp<pid>`) in `dir`.
+/// Call it only where no other process is writing into `dir` (a run's own directories: a
+/// second trainer on the same run is refused).
+pub fn remove_temp_files(dir: &Path) -> Result<(), CheckpointError> {
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        if is_temp_file(&entry.file_name().to_string_lossy()) {
+            fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a temporary file of [`write_atomic`] (`….tmp<digits>`).
+fn is_temp_file(name: &str) -> bool {
+    name.rsplit_once(".tmp").is_some_and(|(stem, pid)| {
+        !stem.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
@@ -518,9 +538,10 @@ pub fn periodic_to_delete(mut steps: Vec<u64>, keep: usize) -> Vec<u64> {
 }
 
 /// Deletes old periodic checkpoints (metadata first, then every file of the same stem),
-/// keeping the newest `keep`, and the data files of periodic checkpoints whose metadata is
-/// gone (left by an interrupted pruning).
+/// keeping the newest `keep`, the data files of periodic checkpoints whose metadata is gone
+/// (left by an interrupted pruning) and the temporary files of interrupted writes.
 pub fn prune_periodic(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
+    remove_temp_files(dir)?;
     for step in periodic_to_delete(list_periodic(dir)?, keep) {
         let path = meta_path(dir, "step", step);
         fs::remove_file(&path).map_err(io_err(&path))?;
@@ -1107,9 +1128,28 @@ mod tests {
         for step in [1, 2, 3] {
             saved_checkpoint(dir.path(), "step", step);
         }
-        // An orphan left by an interrupted pruning: data files without their metadata.
+        // An orphan left by an interrupted pruning: data files without their metadata; and
+        // the temporary files of writes killed half-way, of a kept checkpoint too.
         fs::write(dir.path().join("step_0000000000.target.safetensors"), "x").unwrap();
+        for tmp in ["step_0000000003.safetensors.tmp4242", "best.json.tmp7"] {
+            fs::write(dir.path().join(tmp), "x").unwrap();
+        }
+        fs::write(
+            dir.path().join("notes.tmp"),
+            "kept: not a temp file of ours",
+        )
+        .unwrap();
         prune_periodic(dir.path(), 1).unwrap();
+        assert!(
+            !dir.path()
+                .join("step_0000000003.safetensors.tmp4242")
+                .exists()
+        );
+        assert!(!dir.path().join("best.json.tmp7").exists());
+        assert!(dir.path().join("notes.tmp").exists());
+        assert!(
+            is_temp_file("config.toml.tmp12") && !is_temp_file("x.tmp") && !is_temp_file(".tmp1")
+        );
         assert!(!dir.path().join("step_0000000001.json").exists());
         assert!(!dir.path().join("step_0000000002.safetensors").exists());
         assert!(

@@ -164,7 +164,8 @@ pub(crate) struct Checkpoints<'a> {
 }
 
 impl<'a> Checkpoints<'a> {
-    /// Hashes the env's source files and creates `run_dir/checkpoints`.
+    /// Hashes the env's source files, creates `run_dir/checkpoints` and removes the temporary
+    /// files of writes a killed session left there.
     pub fn open(
         config: &'a TrainConfig,
         run_dir: &Path,
@@ -173,6 +174,9 @@ impl<'a> Checkpoints<'a> {
         let sources = checkpoint::hash_sources(&spec.source_files())?;
         let dir = run_dir.join("checkpoints");
         fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+        // What a killed earlier session left half-written (its complete files are intact).
+        checkpoint::remove_temp_files(run_dir)?;
+        checkpoint::remove_temp_files(&dir)?;
         Ok(Self {
             dir,
             config,

@@ -376,6 +376,14 @@ fn sigterm_saves_and_the_resumed_run_is_bit_exact() {
     let stopped = checkpoint::latest_periodic(&run_dir.join("checkpoints")).unwrap();
     let stopped_at = checkpoint::read_meta(&stopped).unwrap().global_step;
     assert!(stopped_at > 0 && stopped_at < 65536, "{stopped_at}");
+    // What a write killed half-way leaves; the resumed session removes it.
+    let leftovers = [
+        run_dir.join("config.toml.tmp999999"),
+        run_dir.join("checkpoints/final_0000000512.safetensors.tmp999999"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, "half").unwrap();
+    }
     let out = bin()
         .arg("--resume")
         .arg(&run_dir)
@@ -403,6 +411,9 @@ fn sigterm_saves_and_the_resumed_run_is_bit_exact() {
         weights_hash(&straight.last_checkpoint),
         "interrupted at step {stopped_at} and resumed = straight"
     );
+    for path in &leftovers {
+        assert!(!path.exists(), "{} was left", path.display());
+    }
 }
 
 /// The scheduling path end to end: a cluster scenario, masked placement actions, the
