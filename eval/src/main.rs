@@ -31,8 +31,9 @@ Exit codes:
      --require-better baseline with 95% confidence (the paired CI reaches 0), in some scenario
   2  usage or input error (bad flags, unreadable or invalid suite, unknown scheduler, missing or corrupt
      checkpoint, checkpoint whose observation/action sizes do not fit a scenario, a group glob that
-     matches nothing): one message on stderr, and no report: report.md/report.json of an earlier run
-     in --out are removed
+     matches nothing): one message on stderr, and no report. report.md/report.json of an earlier run
+     in --out are removed when a run starts, so no failure (even a crash or a kill) leaves them
+     looking like its result
 
 Outputs in --out: report.md (CI job summary), report.json (exact configs, seeds, versions, checkpoint
 hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg,
@@ -440,8 +441,8 @@ fn execute(plan: &Plan) -> Result<Report> {
     Ok(report)
 }
 
-/// After a failed run, a report left in `out` by an earlier run would look like this run's:
-/// remove it (report.json first, so a half-removed directory never looks complete).
+/// A report left in `out` by an earlier run would look like this run's if this one failed:
+/// remove it first (report.json first, so a half-removed directory never looks complete).
 fn remove_stale_report(out: &Path) {
     for name in REPORT_FILES.iter().rev() {
         let _ = std::fs::remove_file(out.join(name));
@@ -489,6 +490,9 @@ fn main() -> ExitCode {
     tch::set_num_threads(1);
     let threads = args.threads;
     let out = args.out.clone();
+    // Before anything can fail: however this run ends (an error, a panic, a kill), an earlier
+    // run's report in --out must not pass for its result.
+    remove_stale_report(&out);
     let outcome = resolve(args).and_then(|plan| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.unwrap_or(0))

@@ -818,3 +818,43 @@ fn help_documents_the_exit_codes() {
         assert!(help.contains(needle), "{help}");
     }
 }
+
+/// A run that never reaches its end (here: killed, as a crash or an OOM kill would end it)
+/// leaves no earlier report in --out that could pass for its result: the stale report is
+/// removed before the run starts.
+#[test]
+fn a_killed_run_leaves_no_stale_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("report.json"), "{}").unwrap();
+    std::fs::write(out_dir.join("report.md"), "stale").unwrap();
+    // The lookahead proxy makes this suite take minutes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lepton-eval"))
+        .args([
+            "--suite",
+            "configs/eval/cloud-headroom.toml",
+            "--reference",
+            "tetris",
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .current_dir(workspace())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while out_dir.join("report.json").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        still_running,
+        "the suite finished before it could be killed"
+    );
+    assert!(!out_dir.join("report.json").exists());
+    assert!(!out_dir.join("report.md").exists());
+}
