@@ -369,3 +369,72 @@ fn a_cluster_hold_limit_masks_wait_and_every_heuristic_still_finishes() {
         assert_eq!(m.num_unfinished, 0, "{name}");
     }
 }
+
+/// Sizes a careless or hostile file can set: each is refused at load, naming the key, the
+/// limit and what the value would cost, before anything is allocated. (They used to panic
+/// with `capacity overflow`, abort in the allocator, wrap the observation size or hang.)
+#[test]
+fn oversized_scenarios_are_refused_naming_the_key_and_the_cost() {
+    let huge = "9223372036854775807";
+    let cases = [
+        (
+            shipped_text("tiny").replace("num_slots = 4", "num_slots = 2147483648"),
+            "queue.num_slots",
+            "more than the limit 4096",
+        ),
+        (
+            shipped_text("tiny").replace("backlog_cap = 20", &format!("backlog_cap = {huge}")),
+            "queue.backlog_cap",
+            "GiB per env",
+        ),
+        (
+            shipped_text("tiny").replacen("count = 2", &format!("count = {huge}"), 1),
+            "server_types[0].count",
+            "more than the limit 100000",
+        ),
+        (
+            shipped_text("tiny").replacen("count = 2", "count = 60000", 2),
+            "all types",
+            "more than the limit 100000",
+        ),
+        (
+            shipped_text("tiny")
+                .replace("num_slots = 4", "num_slots = 4000")
+                .replacen("count = 2", "count = 300", 1),
+            "queue.num_slots",
+            "actions",
+        ),
+        (
+            shipped_text("tiny").replace("num_tasks = 40", &format!("num_tasks = {huge}")),
+            "workload.num_tasks",
+            "of task records",
+        ),
+        (
+            shipped_text("deeprm").replace("horizon = 20", &format!("horizon = {huge}")),
+            "horizon",
+            "more than the limit 100000",
+        ),
+        (
+            shipped_text("deeprm").replace("num_slots = 10", "num_slots = 100000"),
+            "num_slots",
+            "more than the limit 4096",
+        ),
+        (
+            shipped_text("deeprm").replace("backlog_cap = 60", &format!("backlog_cap = {huge}")),
+            "backlog_cap",
+            "GiB",
+        ),
+        (
+            shipped_text("cloud").replace("mttf_s = 40000.0", "mttf_s = 1e-9"),
+            "failures.mttf_s",
+            "event storm",
+        ),
+    ];
+    for (text, key, reason) in cases {
+        let msg = error_of(&text);
+        assert!(msg.contains(key) && msg.contains(reason), "{key}: {msg}");
+    }
+    // At the limits the shipped scenarios' neighbours still load.
+    let at_limit = shipped_text("tiny").replace("num_slots = 4", "num_slots = 4096");
+    Scenario::from_toml_str(&at_limit, Path::new("tiny.toml")).unwrap();
+}

@@ -3,6 +3,7 @@
 
 use super::reward::RewardWeights;
 pub use super::state::SlotOrder;
+use crate::api::ObsLayout;
 use crate::workload::{MAX_RESOURCES, TaskSource};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,6 +184,40 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// Servers over all types (`None` if the counts overflow: a scenario the loader refuses).
+    pub fn num_servers(&self) -> Option<usize> {
+        self.server_types
+            .iter()
+            .try_fold(0usize, |n, t| n.checked_add(t.count))
+    }
+
+    /// The observation layout an env of this config has (`None` on overflow).
+    pub fn obs_layout(&self) -> Option<ObsLayout> {
+        let layout = super::observation::layout(
+            self.resources.len(),
+            self.server_types.len(),
+            self.num_servers()?,
+            self.num_slots,
+            self.server_obs,
+            self.extended_features,
+        );
+        let rows = |r: usize, f: usize| r.checked_mul(f);
+        rows(layout.server_rows, layout.server_features)?
+            .checked_add(rows(layout.slot_rows, layout.slot_features)?)?
+            .checked_add(layout.global)
+            .map(|_| layout)
+    }
+
+    /// Actions of an env of this config: slots × servers (placement) or slots, plus wait
+    /// (`None` on overflow).
+    pub fn num_actions(&self) -> Option<usize> {
+        let choices = match self.action_mode {
+            ActionMode::Placement => self.num_slots.checked_mul(self.num_servers()?)?,
+            ActionMode::Slot => self.num_slots,
+        };
+        choices.checked_add(1)
+    }
+
     /// A config with defaults for everything but the cluster and the workload: 10 slots, a
     /// backlog of 100, event-driven time with no practical limit, placement actions that
     /// error when illegal, oversize tasks dropped, DeepRM's reward, time scale 1 s, seed 0.

@@ -8,7 +8,7 @@ use super::file::{
     ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
 };
 use super::trace::{load_trace, resolve_trace};
-use super::validate::{Check, ScenarioError};
+use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{ResolvedWorkload, data_files, resolve_workload};
 use crate::cluster::{
     ActionMode, ClusterConfig, GpuConfig, IllegalAction, KillPolicy, MAX_GPUS, OversizePolicy,
@@ -95,7 +95,7 @@ pub(super) fn resolve_cluster(
         None => mean_duration_s,
     };
     let (action_mode, placement_rule, illegal_action) = actions(&file.actions);
-    Ok(ClusterConfig {
+    let config = ClusterConfig {
         resources,
         server_types,
         num_slots: file.queue.num_slots,
@@ -132,7 +132,9 @@ pub(super) fn resolve_cluster(
         },
         extended_features: file.observation.extended,
         source_files: data_files(&file.workload, path),
-    })
+    };
+    check_sizes(&config, &c)?;
+    Ok(config)
 }
 
 /// The resource names: the file's, or the trace's when the file gives none.
@@ -183,6 +185,45 @@ fn resolve_gpu(
     })
 }
 
+/// Every size of the resolved config within [`limits`], before any env allocates for it.
+fn check_sizes(config: &ClusterConfig, c: &Check<'_>) -> Result<(), ScenarioError> {
+    let floats = |n: usize| format!("{} per env", human_bytes(4.0 * n as f64));
+    c.at_most(
+        "queue.num_slots",
+        config.num_slots,
+        limits::MAX_SLOTS,
+        floats,
+    )?;
+    c.at_most(
+        "queue.backlog_cap",
+        config.backlog_cap,
+        limits::MAX_BACKLOG,
+        floats,
+    )?;
+    let servers = config.num_servers().unwrap_or(usize::MAX);
+    c.at_most(
+        "server_types[].count (all types)",
+        servers,
+        limits::MAX_SERVERS,
+        |n| format!("{} of server state per env", human_bytes(200.0 * n as f64)),
+    )?;
+    let actions = config.num_actions().unwrap_or(usize::MAX);
+    c.at_most(
+        "queue.num_slots",
+        actions,
+        limits::MAX_ACTIONS,
+        |n| format!("{n} actions = slots × {servers} servers + wait: a mask and logits of {} per decision; use actions.mode = \"slot\"", floats(n)),
+    )?;
+    let obs = config.obs_layout().map_or(usize::MAX, |l| l.dim());
+    c.at_most("observation.servers", obs, limits::MAX_OBS, |n| {
+        format!(
+            "an observation of {n} floats, {}; use observation.servers = \"per_type\"",
+            floats(n)
+        )
+    })?;
+    Ok(())
+}
+
 /// The file's server types. A `gpu_model` the `[gpu]` section does not list is appended to
 /// its models.
 fn resolve_server_types(
@@ -197,6 +238,9 @@ fn resolve_server_types(
         if st.count == 0 {
             return Err(c.err(&key("count"), "must be >= 1"));
         }
+        c.at_most(&key("count"), st.count, limits::MAX_SERVERS, |n| {
+            format!("{} of server state per env", human_bytes(200.0 * n as f64))
+        })?;
         let gpu_model = match (&st.gpu_model, &mut *gpu) {
             (None, _) => None,
             (Some(_), None) => return Err(c.err(&key("gpu_model"), "needs a [gpu] section")),

@@ -1,7 +1,7 @@
 //! Resolving a DeepRM scenario (`model = "deeprm"`) into a [`DeepRmConfig`].
 
 use super::file::{DeepRmFile, OversizeFile};
-use super::validate::{Check, ScenarioError};
+use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{data_files, resolve_workload};
 use crate::deeprm::DeepRmConfig;
 use crate::workload::DeepRmGenerator;
@@ -24,6 +24,12 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
     if file.max_steps == 0 {
         return Err(c.err("max_steps", "must be >= 1"));
     }
+    let floats = |n: usize| format!("{} per env", human_bytes(4.0 * n as f64));
+    c.at_most("horizon", file.horizon, limits::MAX_HORIZON, |h| {
+        format!("an image of {h} × {nr} floats, {}", floats(h * nr))
+    })?;
+    c.at_most("num_slots", file.num_slots, limits::MAX_SLOTS, floats)?;
+    c.at_most("backlog_cap", file.backlog_cap, limits::MAX_BACKLOG, floats)?;
     if file.workload.kind.is_trace() {
         return Err(c.err(
             "workload.kind",

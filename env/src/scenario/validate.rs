@@ -33,6 +33,41 @@ pub(super) fn invalid(path: &Path, key: &str, reason: impl Into<String>) -> Scen
     }
 }
 
+/// Upper bounds on every size a scenario sets, chosen from memory arithmetic so that no
+/// scenario can make a loader or an env allocate without limit, overflow an index or stall.
+pub mod limits {
+    /// Queue slots: each is an observation row and, in placement mode, one action per server.
+    pub const MAX_SLOTS: usize = 4_096;
+    /// Backlog capacity: a task index (4 bytes) per place, so at most 40 MB per env.
+    pub const MAX_BACKLOG: usize = 10_000_000;
+    /// Servers over all server types (1,523 in the Alibaba GPU trace): about 200 bytes of
+    /// state each, 20 MB per env, plus an observation row each.
+    pub const MAX_SERVERS: usize = 100_000;
+    /// Tasks per episode (synthetic `num_tasks`): a task record is about 100 bytes, so 1 GB.
+    pub const MAX_TASKS: usize = 10_000_000;
+    /// Actions (slots × servers + 1 in placement mode): the mask and the policy's logits hold
+    /// one entry per action per decision.
+    pub const MAX_ACTIONS: usize = 1_000_000;
+    /// Observation length in floats: 4 MB per env per decision (a PPO rollout stores
+    /// num_envs × num_steps of them).
+    pub const MAX_OBS: usize = 1_000_000;
+    /// DeepRM's image horizon in time steps (DeepRM's own is 20).
+    pub const MAX_HORIZON: usize = 100_000;
+    /// Failure and repair times below a second turn a failure model into an event storm that
+    /// never reaches the end of an episode.
+    pub const MIN_FAILURE_TIME_S: f64 = 1.0;
+}
+
+/// `n` floats or bytes, in words: "4.0 GiB".
+pub(super) fn human_bytes(bytes: f64) -> String {
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes / GIB)
+    } else {
+        format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+    }
+}
+
 /// Builds errors for one file.
 pub(super) struct Check<'a>(pub(super) &'a Path);
 
@@ -46,6 +81,24 @@ impl Check<'_> {
             Ok(value)
         } else {
             Err(self.err(key, format!("must be a finite number > 0, got {value}")))
+        }
+    }
+
+    /// `value` if it is at most `max`; the error says what the value would cost.
+    pub(super) fn at_most(
+        &self,
+        key: &str,
+        value: usize,
+        max: usize,
+        cost: impl Fn(usize) -> String,
+    ) -> Result<usize, ScenarioError> {
+        if value <= max {
+            Ok(value)
+        } else {
+            Err(self.err(
+                key,
+                format!("{value} is more than the limit {max} ({})", cost(value)),
+            ))
         }
     }
 
@@ -118,9 +171,23 @@ impl Check<'_> {
         key: &str,
         f: FailureModelFile,
     ) -> Result<FailureModel, ScenarioError> {
+        let at_least_a_second = |name: &str, value: f64| {
+            let key = format!("{key}.{name}");
+            let value = self.positive(&key, value)?;
+            if value < limits::MIN_FAILURE_TIME_S {
+                return Err(self.err(
+                    &key,
+                    format!(
+                        "{value} s is below {} s: failures that frequent are an event storm that never reaches the episode's end",
+                        limits::MIN_FAILURE_TIME_S
+                    ),
+                ));
+            }
+            Ok(value)
+        };
         Ok(FailureModel {
-            mttf_s: self.positive(&format!("{key}.mttf_s"), f.mttf_s)?,
-            mttr_s: self.positive(&format!("{key}.mttr_s"), f.mttr_s)?,
+            mttf_s: at_least_a_second("mttf_s", f.mttf_s)?,
+            mttr_s: at_least_a_second("mttr_s", f.mttr_s)?,
         })
     }
 

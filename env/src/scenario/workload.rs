@@ -2,7 +2,7 @@
 //! explicit lists, CSV task lists, DeepRM's generator), and the data files it names.
 
 use super::file::{ArrivalsFile, DistFile, DurationFile, ProcessFile, WorkloadFile, WorkloadKind};
-use super::validate::{Check, ScenarioError};
+use super::validate::{Check, ScenarioError, human_bytes, limits};
 use crate::workload::{
     ArrivalProcess, DeepRmGenerator, DurationDist, MAX_RESOURCES, Synthetic, TaskClass, TaskList,
     TaskSource, TaskSpec,
@@ -88,6 +88,9 @@ pub(super) fn resolve_workload(
             if num_tasks == 0 {
                 return Err(c.err("workload.num_tasks", "must be >= 1"));
             }
+            c.at_most("workload.num_tasks", num_tasks, limits::MAX_TASKS, |n| {
+                format!("{} of task records per env", human_bytes(100.0 * n as f64))
+            })?;
             let arrivals = c.required("workload.arrivals", w.arrivals.as_ref(), &why)?;
             let file_classes = c.required("workload.classes", w.classes.as_ref(), &why)?;
             if file_classes.is_empty() {
