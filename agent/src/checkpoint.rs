@@ -26,6 +26,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use lepton_env::scenario::limits;
 use lepton_env::{ActionBlock, ActionLayout, ObsLayout};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -610,6 +611,21 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta, CheckpointError> {
         }
     };
     let layout = ObsLayout::from(meta.obs_layout);
+    // Sizes no hash covers, read before any network is built from them.
+    let (dim, actions) = (
+        layout.checked_dim(),
+        meta.action_layout.checked_num_actions(),
+    );
+    if !dim.is_some_and(|d| d <= limits::MAX_OBS)
+        || !actions.is_some_and(|a| a <= limits::MAX_ACTIONS)
+    {
+        return Err(bad(format!(
+            "sizes beyond any scenario's: observation layout {layout:?} ({dim:?} floats, limit {}), \
+             {actions:?} actions (limit {})",
+            limits::MAX_OBS,
+            limits::MAX_ACTIONS
+        )));
+    }
     if layout.dim() != meta.obs_dim || meta.action_layout.num_actions() != meta.num_actions {
         return Err(bad(format!(
             "inconsistent sizes: obs_dim {} for a layout of {}, num_actions {} for an action layout of {}",
@@ -749,6 +765,15 @@ pub fn load_policy(
         reason: e.to_string(),
     })?;
     load_weights(meta_path, meta, &policy)?;
+    for (name, tensor) in policy.named_parameters() {
+        let finite = tch::no_grad(|| tensor.isfinite().all().int64_value(&[])) == 1;
+        if !finite {
+            return Err(CheckpointError::Tensors {
+                path: meta_path.to_path_buf(),
+                reason: format!("weight {name} holds NaN or infinity: the checkpoint is corrupt"),
+            });
+        }
+    }
     Ok(policy)
 }
 
@@ -1405,5 +1430,89 @@ print(repr(float(t[1, 2])))
                 assert_eq!(actions.to_vec(), argmax, "{name}");
             }
         }
+    }
+
+    /// Sizes in the metadata that no hash covers are checked before a network is built from
+    /// them (a 2^40-row layout used to reach libtorch's allocator), and weights holding NaN
+    /// are a corrupt checkpoint, not a policy that "took an illegal action".
+    #[test]
+    fn hostile_metadata_and_non_finite_weights_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (policy, _, path) = saved_checkpoint(dir.path(), "final", 8);
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        meta["obs_layout"]["server_rows"] = serde_json::json!(1u64 << 40);
+        meta["obs_layout"]["server_features"] = serde_json::json!(1u64 << 40);
+        let hostile = dir.path().join("hostile.json");
+        fs::write(&hostile, serde_json::to_vec(&meta).unwrap()).unwrap();
+        let err = read_meta(&hostile).unwrap_err().to_string();
+        assert!(err.contains("beyond any scenario's"), "{err}");
+        let big_net = NetworkConfig {
+            hidden: vec![100_000_000],
+            ..NetworkConfig::default()
+        };
+        let err = Policy::new(
+            &big_net,
+            ObsLayout::flat(3),
+            &ActionLayout::plain(4),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("network.hidden") && err.contains("16384"),
+            "{err}"
+        );
+        let wide = NetworkConfig {
+            hidden: vec![16_384, 16_384],
+            ..NetworkConfig::default()
+        };
+        let err = Policy::new(
+            &wide,
+            ObsLayout::flat(3),
+            &ActionLayout::plain(4),
+            Head::Logits,
+            Device::Cpu,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(err, crate::networks::NetworkError::TooManyWeights { .. }),
+            "{err}"
+        );
+        // NaN weights, saved with a correct hash: loading says corrupt.
+        tch::no_grad(|| {
+            let (_, first) = &policy.named_parameters()[0];
+            let _ = first.shallow_clone().fill_(f64::NAN);
+        });
+        let adam = Adam::new(policy.named_parameters(), 1e-5);
+        save(
+            dir.path(),
+            SaveRequest {
+                kind: "final",
+                global_step: 9,
+                iteration: 1,
+                seed: 5,
+                config_toml: "x = 1\n",
+                network: &NetworkConfig::default(),
+                policy: &policy,
+                optimizer: &adam,
+                normalizer: None,
+                extras: vec![],
+                sources: &[],
+                trainer_state: serde_json::json!({}),
+            },
+        )
+        .unwrap();
+        let err = LoadedPolicy::load(dir.path().join("final.json"), Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("NaN or infinity") && err.contains("corrupt"),
+            "{err}"
+        );
     }
 }

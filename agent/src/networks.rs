@@ -22,6 +22,7 @@
 //! Initialisation follows the 37 PPO details: orthogonal weights with gain √2 on hidden layers,
 //! 0.01 on the policy head and 1 on the value head, zero biases.
 
+use lepton_env::scenario::limits;
 use lepton_env::{ActionBlock, ActionLayout, ObsLayout};
 
 use crate::distributions::masked_argmax;
@@ -102,13 +103,59 @@ impl Default for NetworkConfig {
     }
 }
 
+/// The widest layer a config may ask for (a 16,384 × 16,384 layer is 1 GiB of f32 weights).
+pub const MAX_WIDTH: i64 = 16_384;
+
+/// The most weights a flat MLP may have (400 MB of f32, three times that with Adam's moments).
+pub const MAX_WEIGHTS: u128 = 100_000_000;
+
+impl NetworkConfig {
+    /// Every problem with the sizes, one message each, naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.hidden.is_empty() || self.hidden.iter().any(|&w| w <= 0 || w > MAX_WIDTH) {
+            errors.push(format!(
+                "network.hidden must list at least one width in 1..={MAX_WIDTH}, got {:?}",
+                self.hidden
+            ));
+        }
+        for (key, value) in [("embed_dim", self.embed_dim), ("pair_dim", self.pair_dim)] {
+            if !(1..=MAX_WIDTH).contains(&value) {
+                errors.push(format!(
+                    "network.{key} must be in 1..={MAX_WIDTH}, got {value}"
+                ));
+            }
+        }
+        errors
+    }
+
+    /// Weights of a flat MLP with these hidden widths from `obs_dim` inputs to `num_actions`
+    /// logits and a value (both trunks unless shared), without overflow.
+    pub fn mlp_weights(&self, obs_dim: usize, num_actions: usize) -> u128 {
+        let widths: Vec<u128> = std::iter::once(obs_dim as u128)
+            .chain(self.hidden.iter().map(|&w| w.max(0) as u128))
+            .collect();
+        let trunk: u128 = widths.windows(2).map(|w| (w[0] + 1) * w[1]).sum();
+        let last = *widths.last().unwrap_or(&0);
+        let trunks = if self.shared_trunk { 1 } else { 2 };
+        trunks * trunk + (last + 1) * (num_actions as u128 + 1)
+    }
+}
+
 /// Why a network cannot be built for an env.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NetworkError {
-    #[error("network.hidden must list at least one positive width, got {0:?}")]
-    BadWidths(Vec<i64>),
-    #[error("network.embed_dim and network.pair_dim must be positive, got {0}")]
-    BadEmbedDim(i64),
+    #[error("{}", .0.join("; "))]
+    BadSizes(Vec<String>),
+    #[error(
+        "network.hidden = {hidden:?} on {obs_dim} inputs and {num_actions} actions makes a flat MLP of {weights} weights, more than the limit {MAX_WEIGHTS} (use network.arch = \"set\" or \"kernel\", or narrower layers)"
+    )]
+    TooManyWeights {
+        hidden: Vec<i64>,
+        obs_dim: usize,
+        num_actions: usize,
+        weights: u128,
+    },
     #[error(
         "network.arch = \"set\" and \"kernel\" need an env whose observation has server and slot rows (this one is flat: {0:?})"
     )]
@@ -505,17 +552,30 @@ impl Policy {
         head: Head,
         device: Device,
     ) -> Result<Self, NetworkError> {
-        let num_actions = actions.num_actions();
+        let num_actions = actions.checked_num_actions().unwrap_or(usize::MAX);
         if num_actions == 0 {
             return Err(NetworkError::NoActions);
         }
-        if config.hidden.is_empty() || config.hidden.iter().any(|&w| w <= 0) {
-            return Err(NetworkError::BadWidths(config.hidden.clone()));
+        let obs_dim = layout.checked_dim().unwrap_or(usize::MAX);
+        if obs_dim > limits::MAX_OBS || num_actions > limits::MAX_ACTIONS {
+            return Err(NetworkError::BadSizes(vec![format!(
+                "{obs_dim} observation floats and {num_actions} actions: beyond any scenario's (limits {} and {})",
+                limits::MAX_OBS,
+                limits::MAX_ACTIONS
+            )]));
         }
-        if config.embed_dim <= 0 || config.pair_dim <= 0 {
-            return Err(NetworkError::BadEmbedDim(
-                config.embed_dim.min(config.pair_dim),
-            ));
+        let errors = config.validate();
+        if !errors.is_empty() {
+            return Err(NetworkError::BadSizes(errors));
+        }
+        let weights = config.mlp_weights(obs_dim, num_actions);
+        if config.arch == Arch::Mlp && weights > MAX_WEIGHTS {
+            return Err(NetworkError::TooManyWeights {
+                hidden: config.hidden.clone(),
+                obs_dim,
+                num_actions,
+                weights,
+            });
         }
         let vs = nn::VarStore::new(device);
         let root = vs.root();

@@ -49,6 +49,14 @@ impl ObsLayout {
     pub fn dim(&self) -> usize {
         self.global + self.server_rows * self.server_features + self.slot_rows * self.slot_features
     }
+
+    /// [`ObsLayout::dim`], or `None` if it overflows (a layout read from a file).
+    pub fn checked_dim(&self) -> Option<usize> {
+        let rows = |r: usize, f: usize| r.checked_mul(f);
+        self.global
+            .checked_add(rows(self.server_rows, self.server_features)?)?
+            .checked_add(rows(self.slot_rows, self.slot_features)?)
+    }
 }
 
 /// One contiguous block of a discrete action space, in the order the env numbers them.
@@ -118,6 +126,17 @@ impl ActionLayout {
     /// The size of the action space.
     pub fn num_actions(&self) -> usize {
         self.blocks.iter().map(ActionBlock::len).sum()
+    }
+
+    /// [`ActionLayout::num_actions`], or `None` if it overflows (a layout read from a file).
+    pub fn checked_num_actions(&self) -> Option<usize> {
+        self.blocks.iter().try_fold(0usize, |n, block| {
+            let len = match *block {
+                ActionBlock::Placements { slots, servers } => slots.checked_mul(servers)?,
+                other => other.len(),
+            };
+            n.checked_add(len)
+        })
     }
 
     /// The first index of every block, beside the block.

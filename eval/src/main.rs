@@ -159,8 +159,14 @@ fn resolve(args: Args) -> Result<Plan> {
     if !(args.margin.is_finite() && args.margin >= 0.0) {
         bail!("--margin must be a finite number >= 0, got {}", args.margin);
     }
-    if args.episodes == Some(0) {
-        bail!("--episodes must be at least 1");
+    if let Some(n) = args
+        .episodes
+        .filter(|n| !(1..=suite::MAX_EPISODES).contains(n))
+    {
+        bail!("--episodes must be in 1..={}, got {n}", suite::MAX_EPISODES);
+    }
+    if let Some(n) = args.threads.filter(|&n| n > MAX_THREADS) {
+        bail!("--threads must be at most {MAX_THREADS} (0 or absent: one per core), got {n}");
     }
     if args.candidate.is_some()
         && args.fail_if_worse_than.is_none()
@@ -334,6 +340,9 @@ fn resolve(args: Args) -> Result<Plan> {
         margin: args.margin,
     })
 }
+
+/// More worker threads than any machine has cores (each holds a stack and an env).
+const MAX_THREADS: usize = 1_024;
 
 /// Files this tool writes into --out, report.json last.
 const REPORT_FILES: [&str; 3] = ["report.junit.xml", "report.md", "report.json"];

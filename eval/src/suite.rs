@@ -26,6 +26,11 @@ use lepton_env::Scenario;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Episodes per scenario and contender at most: every episode's metrics are kept for the
+/// paired statistics and the report (about 1 KB each per contender), and 1,000,000 episodes
+/// already take days.
+pub const MAX_EPISODES: usize = 1_000_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SuiteFile {
@@ -101,8 +106,12 @@ pub fn load(path: &Path) -> Result<Suite> {
         .with_context(|| format!("cannot read suite {}", path.display()))?;
     let file: SuiteFile = toml::from_str(&toml_text)
         .with_context(|| format!("suite {} is not a valid suite file", path.display()))?;
-    if file.episodes == 0 {
-        bail!("suite {}: `episodes` must be at least 1", path.display());
+    if !(1..=MAX_EPISODES).contains(&file.episodes) {
+        bail!(
+            "suite {}: `episodes` must be in 1..={MAX_EPISODES}, got {}",
+            path.display(),
+            file.episodes
+        );
     }
     if file.scenarios.is_empty() {
         bail!("suite {}: `scenarios` is empty", path.display());

@@ -858,3 +858,22 @@ fn a_killed_run_leaves_no_stale_report() {
     assert!(!out_dir.join("report.json").exists());
     assert!(!out_dir.join("report.md").exists());
 }
+
+/// Sizes from the command line are bounded before anything runs (they used to panic in an
+/// allocation or start 100,000 threads).
+#[test]
+fn oversized_flags_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = suite(tmp.path(), "tiny", 2);
+    let out_dir = tmp.path().join("out");
+    assert_input_error(
+        &["--suite", s(&suite), "--episodes", "18446744073709551615"],
+        &out_dir,
+        &["--episodes must be in 1..=1000000"],
+    );
+    assert_input_error(
+        &["--suite", s(&suite), "--threads", "100000"],
+        &out_dir,
+        &["--threads must be at most 1024"],
+    );
+}

@@ -150,6 +150,10 @@ impl Default for RunConfig {
     }
 }
 
+/// More threads than any machine this runs on has cores: each costs a stack and a share of the
+/// CPU, so a typo such as 100000 would exhaust memory or stall instead of training.
+pub const MAX_THREADS: usize = 1_024;
+
 /// A config problem, with the file and the key it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -305,11 +309,14 @@ impl TrainConfig {
         if let Err(e) = self.run.device.parse::<DeviceChoice>() {
             errors.push(format!("run.device: {e}"));
         }
-        if self.run.torch_threads == 0 {
-            errors.push("run.torch_threads must be at least 1".into());
-        }
-        if self.run.env_threads == 0 {
-            errors.push("run.env_threads must be at least 1".into());
+        errors.extend(self.network.validate());
+        for (key, threads) in [
+            ("run.torch_threads", self.run.torch_threads),
+            ("run.env_threads", self.run.env_threads),
+        ] {
+            if !(1..=MAX_THREADS).contains(&threads) {
+                errors.push(format!("{key} must be in 1..={MAX_THREADS}, got {threads}"));
+            }
         }
         if self.run.keep_checkpoints == 0 {
             errors.push("run.keep_checkpoints must be at least 1 (resume needs one)".into());

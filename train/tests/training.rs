@@ -601,3 +601,50 @@ fn bad_run_names_and_late_refusals_create_nothing() {
         "the refused run left its directory"
     );
 }
+
+/// Sizes in a training config are bounded in validation (exit 2, naming the key) instead of
+/// panicking, aborting in the allocator or starting 100,000 threads.
+#[test]
+fn oversized_training_configs_are_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "configs/ppo_cartpole.toml",
+            &["network.hidden=[100000000]"],
+            "network.hidden",
+        ),
+        (
+            "configs/ppo_cartpole.toml",
+            &["run.torch_threads=100000"],
+            "run.torch_threads must be in 1..=1024",
+        ),
+        (
+            "configs/ppo_cartpole.toml",
+            &["run.env_threads=100000"],
+            "run.env_threads must be in 1..=1024",
+        ),
+        (
+            "configs/dqn_cartpole.toml",
+            &["replay.capacity=1000000000000"],
+            "replay.capacity must be in",
+        ),
+    ];
+    for (config, sets, expected) in cases {
+        let mut cmd = bin();
+        cmd.args(["--config", config, "--runs-dir"]).arg(tmp.path());
+        for set in sets {
+            cmd.args(["--set", set]);
+        }
+        let out = cmd
+            .args(["--run-name", "x", "--no-progress"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sets:?}: {err}");
+        assert!(
+            err.contains(expected) && !err.contains("panicked"),
+            "{sets:?}: {err}"
+        );
+        assert!(!tmp.path().join("x").exists());
+    }
+}

@@ -82,12 +82,19 @@ impl Default for ReplayConfig {
     }
 }
 
+/// The largest replay buffer a config may ask for (see [`ReplayConfig::validate`]).
+pub const MAX_CAPACITY: usize = 10_000_000;
+
 impl ReplayConfig {
     /// Every problem with the values, as messages naming the `replay.*` key.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
-        if self.capacity == 0 {
-            errors.push("replay.capacity must be at least 1".to_string());
+        if !(1..=MAX_CAPACITY).contains(&self.capacity) {
+            errors.push(format!(
+                "replay.capacity must be in 1..={MAX_CAPACITY}, got {} (a transition holds two \
+                 observations: at 100 floats each, {MAX_CAPACITY} of them take 8 GB)",
+                self.capacity
+            ));
         }
         if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
             errors.push(format!("replay.alpha must be ≥ 0, got {}", self.alpha));

@@ -125,7 +125,7 @@ mod validate;
 mod workload;
 
 pub use env::ScenarioEnv;
-pub use validate::ScenarioError;
+pub use validate::{ScenarioError, limits};
 
 use crate::cluster::{ClusterConfig, ClusterEnv};
 use crate::deeprm::{DeepRmConfig, DeepRmEnv};
