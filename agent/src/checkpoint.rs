@@ -616,9 +616,7 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta, CheckpointError> {
         layout.checked_dim(),
         meta.action_layout.checked_num_actions(),
     );
-    if dim.is_none_or(|d| d > limits::MAX_OBS)
-        || actions.is_none_or(|a| a > limits::MAX_ACTIONS)
-    {
+    if dim.is_none_or(|d| d > limits::MAX_OBS) || actions.is_none_or(|a| a > limits::MAX_ACTIONS) {
         return Err(bad(format!(
             "sizes beyond any scenario's: observation layout {layout:?} ({dim:?} floats, limit {}), \
              {actions:?} actions (limit {})",

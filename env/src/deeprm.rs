@@ -542,7 +542,10 @@ impl Env for DeepRmEnv {
             self.arrive(self.next_arrival as TaskIndex);
             self.next_arrival += 1;
         }
-        self.update_episode_end();
+        // An episode always has a first decision, even when the sequence drew no job at all
+        // (a low arrival rate on a short sequence): that step then ends it.
+        self.terminated = false;
+        self.truncated = false;
         self.write_observation(obs);
     }
 

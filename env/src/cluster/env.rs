@@ -66,17 +66,25 @@ impl Env for ClusterEnv {
         self.schedule_server_events();
         self.run_until(0.0);
         self.skip_to_decision();
-        if self.terminated || self.truncated {
-            self.fill_metrics();
-        }
+        // An episode always has a first decision, even one whose time limit comes before any
+        // task: that decision then ends it.
+        self.end_pending = self.terminated || self.truncated;
         self.write_observation(obs);
     }
 
     fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        let n = self.action_space().n;
+        if self.end_pending {
+            if action >= n {
+                return Err(EnvError::OutOfRange { action, n });
+            }
+            self.end_pending = false;
+            self.num_decisions += 1;
+            return Ok(self.finish_step(obs));
+        }
         if self.terminated || self.truncated {
             return Err(EnvError::EpisodeOver);
         }
-        let n = self.action_space().n;
         if action >= n {
             return Err(EnvError::OutOfRange { action, n });
         }

@@ -177,6 +177,9 @@ pub struct ClusterEnv {
     /// Cost accumulated since the last step returned (negated into the reward).
     pending_cost: f64,
     terminated: bool,
+    /// The episode reached its end during reset (no task before the time limit): the first
+    /// step, whatever its action, reports that end.
+    end_pending: bool,
     truncated: bool,
     metrics: EpisodeMetrics,
     metrics_ready: bool,

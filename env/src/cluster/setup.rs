@@ -108,6 +108,7 @@ impl ClusterEnv {
             used_integral: [0.0; MAX_RESOURCES],
             pending_cost: 0.0,
             terminated: false,
+            end_pending: false,
             truncated: false,
             metrics: EpisodeMetrics::default(),
             metrics_ready: false,

@@ -253,7 +253,7 @@ fn resolve_server_types(
             &st.name,
             st.count,
             &c.per_resource(&key("capacity"), &st.capacity, nr)?[..nr],
-            c.positive(&key("speed"), st.speed)?,
+            c.within(&key("speed"), st.speed, limits::SPEED)?,
         );
         ty.gpu_model = gpu_model;
         ty.failure = st

@@ -56,6 +56,18 @@ pub mod limits {
     /// Failure and repair times below a second turn a failure model into an event storm that
     /// never reaches the end of an episode.
     pub const MIN_FAILURE_TIME_S: f64 = 1.0;
+    /// Durations, periods and mean times a workload may give (about 115 days): a longer one
+    /// stretches an episode over so much simulated time that its failure and power events
+    /// alone never end.
+    pub const MAX_TIME_S: f64 = 1e7;
+    /// Arrival rates, tasks per second: below the minimum the first arrival is centuries
+    /// away (the same event storm); above the maximum a burst outgrows any backlog.
+    pub const RATE_PER_S: std::ops::RangeInclusive<f64> = 1e-6..=1e6;
+    /// Server speed relative to the reference: a server a million times slower turns one
+    /// task into centuries of simulated time (and events).
+    pub const SPEED: std::ops::RangeInclusive<f64> = 1e-3..=1e3;
+    /// Log-normal σ: exp(σ²/2) already multiplies the median by 2.7·10⁵ at σ = 5.
+    pub const MAX_SIGMA: f64 = 5.0;
 }
 
 /// `n` floats or bytes, in words: "4.0 GiB".
@@ -98,6 +110,52 @@ impl Check<'_> {
             Err(self.err(
                 key,
                 format!("{value} is more than the limit {max} ({})", cost(value)),
+            ))
+        }
+    }
+
+    /// A time in seconds: finite, > 0 (or >= 0 with `allow_zero`) and at most
+    /// [`limits::MAX_TIME_S`].
+    pub(super) fn time_s(
+        &self,
+        key: &str,
+        value: f64,
+        allow_zero: bool,
+    ) -> Result<f64, ScenarioError> {
+        let value = if allow_zero {
+            self.non_negative(key, value)?
+        } else {
+            self.positive(key, value)?
+        };
+        if value > limits::MAX_TIME_S {
+            return Err(self.err(
+                key,
+                format!(
+                    "{value} s is more than the limit {} s (about 115 days of simulated time)",
+                    limits::MAX_TIME_S
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// `value` within `range` (and finite).
+    pub(super) fn within(
+        &self,
+        key: &str,
+        value: f64,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Result<f64, ScenarioError> {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.err(
+                key,
+                format!(
+                    "must be in [{}, {}], got {value}",
+                    range.start(),
+                    range.end()
+                ),
             ))
         }
     }

@@ -207,7 +207,20 @@ pub(super) fn resolve_workload(
             }
             let generator = DeepRmGenerator {
                 arrival_prob: p,
-                num_steps: c.required("workload.num_steps", w.num_steps, &why)?,
+                num_steps: c.at_most(
+                    "workload.num_steps",
+                    match c.required("workload.num_steps", w.num_steps, &why)? {
+                        0 => return Err(c.err("workload.num_steps", "must be >= 1")),
+                        n => n as usize,
+                    },
+                    limits::MAX_TASKS,
+                    |n| {
+                        format!(
+                            "up to {n} jobs, {} of task records per env",
+                            human_bytes(100.0 * n as f64)
+                        )
+                    },
+                )? as u32,
                 num_resources: nr,
                 max_demand,
             };
@@ -230,7 +243,10 @@ fn resolve_arrivals(
     // The rate is either given or derived later from the offered load; a placeholder of 1
     // is replaced by `with_mean_rate` in that case.
     let (rate, load) = match (a.rate_per_s, a.offered_load) {
-        (Some(r), None) => (c.positive("workload.arrivals.rate_per_s", r)?, None),
+        (Some(r), None) => (
+            c.within("workload.arrivals.rate_per_s", r, limits::RATE_PER_S)?,
+            None,
+        ),
         (None, Some(l)) => (1.0, Some(c.positive("workload.arrivals.offered_load", l)?)),
         _ => {
             return Err(c.err(
@@ -267,13 +283,15 @@ fn resolve_arrivals(
             ArrivalProcess::Mmpp {
                 mean_rate_per_s: rate,
                 burst_ratio,
-                mean_calm_s: c.positive(
+                mean_calm_s: c.time_s(
                     "workload.arrivals.mean_calm_s",
                     c.required("workload.arrivals.mean_calm_s", a.mean_calm_s, &why)?,
+                    false,
                 )?,
-                mean_burst_s: c.positive(
+                mean_burst_s: c.time_s(
                     "workload.arrivals.mean_burst_s",
                     c.required("workload.arrivals.mean_burst_s", a.mean_burst_s, &why)?,
+                    false,
                 )?,
             }
         }
@@ -295,9 +313,10 @@ fn resolve_arrivals(
             ArrivalProcess::Diurnal {
                 mean_rate_per_s: rate,
                 amplitude,
-                period_s: c.positive(
+                period_s: c.time_s(
                     "workload.arrivals.period_s",
                     c.required("workload.arrivals.period_s", a.period_s, &why)?,
+                    false,
                 )?,
             }
         }
@@ -332,11 +351,11 @@ fn resolve_duration(
     }
     Ok(match d.dist {
         DistFile::Fixed => DurationDist::Fixed {
-            value_s: c.positive(&k("value_s"), need("value_s", d.value_s)?)?,
+            value_s: c.time_s(&k("value_s"), need("value_s", d.value_s)?, false)?,
         },
         DistFile::Uniform => {
-            let min_s = c.positive(&k("min_s"), need("min_s", d.min_s)?)?;
-            let max_s = c.positive(&k("max_s"), need("max_s", d.max_s)?)?;
+            let min_s = c.time_s(&k("min_s"), need("min_s", d.min_s)?, false)?;
+            let max_s = c.time_s(&k("max_s"), need("max_s", d.max_s)?, false)?;
             if max_s < min_s {
                 return Err(c.err(
                     &k("max_s"),
@@ -346,12 +365,16 @@ fn resolve_duration(
             DurationDist::Uniform { min_s, max_s }
         }
         DistFile::Exponential => DurationDist::Exponential {
-            min_s: c.non_negative(&k("min_s"), d.min_s.unwrap_or(0.0))?,
-            mean_s: c.positive(&k("mean_s"), need("mean_s", d.mean_s)?)?,
+            min_s: c.time_s(&k("min_s"), d.min_s.unwrap_or(0.0), true)?,
+            mean_s: c.time_s(&k("mean_s"), need("mean_s", d.mean_s)?, false)?,
         },
         DistFile::Lognormal => DurationDist::LogNormal {
-            mean_s: c.positive(&k("mean_s"), need("mean_s", d.mean_s)?)?,
-            sigma: c.positive(&k("sigma"), need("sigma", d.sigma)?)?,
+            mean_s: c.time_s(&k("mean_s"), need("mean_s", d.mean_s)?, false)?,
+            sigma: c.within(
+                &k("sigma"),
+                need("sigma", d.sigma)?,
+                f64::MIN_POSITIVE..=limits::MAX_SIGMA,
+            )?,
         },
     })
 }
