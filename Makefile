@@ -7,7 +7,7 @@ CARGO ?= cargo
 DEMO_RUN ?= demo
 DEMO_STEPS ?= 60000
 
-.PHONY: demo test bootstrap check-libtorch build bench
+.PHONY: demo test bootstrap check-libtorch build bench fuzz
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -42,3 +42,11 @@ bench: check-libtorch
 
 bench-quick: check-libtorch
 	@BENCH_QUICK=1 ./scripts/bench.sh
+
+# The long fuzzing campaign of lepton's loaders (fuzz/; `make test` runs a short one).
+# FUZZ_INPUTS mutants from FUZZ_SEED; exit 1 on a panic, 3 on an input that hangs.
+FUZZ_INPUTS ?= 1000000
+FUZZ_SEED ?= 0
+fuzz: check-libtorch
+	@$(CARGO) build --release -q -p lepton-fuzz
+	@./target/release/lepton-fuzz --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED)

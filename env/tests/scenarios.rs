@@ -438,3 +438,74 @@ fn oversized_scenarios_are_refused_naming_the_key_and_the_cost() {
     let at_limit = shipped_text("tiny").replace("num_slots = 4", "num_slots = 4096");
     Scenario::from_toml_str(&at_limit, Path::new("tiny.toml")).unwrap();
 }
+
+/// Values the fuzzer (`fuzz/`) found stalling the clock in an event storm, each now refused
+/// at load naming the key.
+#[test]
+fn values_that_stall_the_clock_are_refused() {
+    let cases = [
+        (
+            shipped_text("tiny").replace("speed = 1.0", "speed = 1.1e-9"),
+            "server_types[0].speed",
+            "must be in [0.001, 1000]",
+        ),
+        (
+            shipped_text("tiny").replace("offered_load = 0.8", "offered_load = 1e-10"),
+            "workload.arrivals.offered_load",
+            "arrivals per second",
+        ),
+        (
+            shipped_text("tiny").replace("offered_load = 0.8", "rate_per_s = 1e-9"),
+            "workload.arrivals.rate_per_s",
+            "must be in",
+        ),
+        (
+            shipped_text("tiny").replace("max_s = 8.0", "max_s = 1.8e19"),
+            "max_s",
+            "about 115 days",
+        ),
+        (
+            shipped_text("cloud").replace("sigma = 0.5", "sigma = 50.0"),
+            "sigma",
+            "must be in",
+        ),
+        (
+            shipped_text("deeprm").replace("num_steps = 50", "num_steps = 0"),
+            "workload.num_steps",
+            ">= 1",
+        ),
+        (
+            shipped_text("deeprm").replace("num_steps = 50", "num_steps = 2147483648"),
+            "workload.num_steps",
+            "more than the limit",
+        ),
+    ];
+    for (text, key, reason) in cases {
+        let msg = error_of(&text);
+        assert!(msg.contains(key) && msg.contains(reason), "{key}: {msg}");
+    }
+}
+
+/// An episode whose end comes before its first decision (the time limit before the first
+/// arrival; a DeepRM sequence that drew no job) still has that decision, and it ends the
+/// episode with metrics, instead of every step being refused as "after the episode ended".
+#[test]
+fn an_episode_over_before_its_first_decision_ends_on_that_decision() {
+    let texts = [
+        shipped_text("tiny").replace("max_time_s = 100000.0", "max_time_s = 0.001"),
+        shipped_text("deeprm").replace("arrival_prob = 0.7", "arrival_prob = 0.0"),
+    ];
+    for text in texts {
+        let scenario = Scenario::from_toml_str(&text, Path::new("edge.toml")).unwrap();
+        let mut env = scenario.build();
+        let mut obs = vec![0.0; env.observation_space().dim()];
+        let mut mask = vec![false; env.action_space().n];
+        env.reset(Some(3), &mut obs);
+        env.action_mask(&mut mask);
+        let action = mask.iter().position(|&m| m).expect("a legal first action");
+        let t = env.step(action, &mut obs).unwrap();
+        assert!(t.episode_over(), "{t:?}");
+        assert!(env.episode_metrics().is_some());
+        assert!(env.step(action, &mut obs).is_err(), "and then it is over");
+    }
+}

@@ -439,6 +439,16 @@ fn apply_offered_load(
             "no resource is both demanded and supplied; cannot derive a rate",
         ));
     }
+    if !limits::RATE_PER_S.contains(&rate) {
+        return Err(c.err(
+            "workload.arrivals.offered_load",
+            format!(
+                "{load} gives {rate:e} arrivals per second on this cluster, outside [{:e}, {:e}]",
+                limits::RATE_PER_S.start(),
+                limits::RATE_PER_S.end()
+            ),
+        ));
+    }
     synthetic.arrivals = synthetic.arrivals.with_mean_rate(rate);
     Ok(Arc::new(Synthetic::new(
         synthetic.num_tasks,
