@@ -61,7 +61,7 @@ pub fn mutate(seed_text: &str, rng: &mut ChaCha8Rng) -> String {
         let len = text.len().max(1);
         match rng.random_range(0..8) {
             // Replace a number with an interesting value.
-            0 | 1 | 2 => {
+            0..=2 => {
                 let starts: Vec<usize> = (0..text.len())
                     .filter(|&i| {
                         text[i].is_ascii_digit() && (i == 0 || !text[i - 1].is_ascii_alphanumeric())
