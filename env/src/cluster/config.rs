@@ -3,7 +3,6 @@
 
 use super::reward::RewardWeights;
 pub use super::state::SlotOrder;
-use crate::api::ObsLayout;
 use crate::workload::{MAX_RESOURCES, TaskSource};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -189,23 +188,6 @@ impl ClusterConfig {
         self.server_types
             .iter()
             .try_fold(0usize, |n, t| n.checked_add(t.count))
-    }
-
-    /// The observation layout an env of this config has (`None` on overflow).
-    pub fn obs_layout(&self) -> Option<ObsLayout> {
-        let layout = super::observation::layout(
-            self.resources.len(),
-            self.server_types.len(),
-            self.num_servers()?,
-            self.num_slots,
-            self.server_obs,
-            self.extended_features,
-        );
-        let rows = |r: usize, f: usize| r.checked_mul(f);
-        rows(layout.server_rows, layout.server_features)?
-            .checked_add(rows(layout.slot_rows, layout.slot_features)?)?
-            .checked_add(layout.global)
-            .map(|_| layout)
     }
 
     /// Actions of an env of this config: slots × servers (placement) or slots, plus wait

@@ -1,7 +1,7 @@
 //! The flat observation of [`ClusterEnv`]; the feature list is documented on the env.
 
 use super::ClusterEnv;
-use super::config::ServerObs;
+use super::config::{ClusterConfig, ServerObs};
 use crate::api::ObsLayout;
 use crate::spaces::BoxSpace;
 
@@ -10,6 +10,25 @@ use crate::spaces::BoxSpace;
 fn squash(x: f64) -> f32 {
     let x = x.max(0.0);
     (x / (1.0 + x)) as f32
+}
+
+impl ClusterConfig {
+    /// The observation layout an env of this config has (`None` on overflow).
+    pub fn obs_layout(&self) -> Option<ObsLayout> {
+        let layout = layout(
+            self.resources.len(),
+            self.server_types.len(),
+            self.num_servers()?,
+            self.num_slots,
+            self.server_obs,
+            self.extended_features,
+        );
+        let rows = |r: usize, f: usize| r.checked_mul(f);
+        rows(layout.server_rows, layout.server_features)?
+            .checked_add(rows(layout.slot_rows, layout.slot_features)?)?
+            .checked_add(layout.global)
+            .map(|_| layout)
+    }
 }
 
 pub(super) fn layout(
