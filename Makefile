@@ -46,8 +46,9 @@ bench-quick: check-libtorch
 # The long fuzzing campaign of lepton's loaders (fuzz/; `make test` runs a short one).
 # FUZZ_INPUTS mutants from FUZZ_SEED, each bounded to 30 s and (through ulimit -v) 8 GiB of
 # address space: exit 1 on a panic, 3 on a hang, 134 on an allocation the bound refused.
+# Built in the `fuzz` profile: release speed with overflow checks and debug assertions.
 FUZZ_INPUTS ?= 1000000
 FUZZ_SEED ?= 0
 fuzz: check-libtorch
-	@$(CARGO) build --release -q -p lepton-fuzz
-	@ulimit -v 8388608 && ./target/release/lepton-fuzz --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED)
+	@$(CARGO) build --profile fuzz -q -p lepton-fuzz
+	@ulimit -v 8388608 && ./target/fuzz/lepton-fuzz --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED)

@@ -224,8 +224,11 @@ pub fn parse_pods(
         }
         let gpu = if num_gpu == 1 && milli > 0 && milli < MILLI_PER_GPU {
             milli
+        } else if let Some(gpu) = num_gpu.checked_mul(MILLI_PER_GPU) {
+            gpu
         } else {
-            num_gpu * MILLI_PER_GPU
+            errors.bad(line_no, format!("num_gpu {num_gpu} is more GPUs than any node has"))?;
+            continue;
         };
         let mut gpu_models = 0u32;
         for name in get(c_spec).split('|').filter(|s| !s.is_empty()) {
