@@ -160,6 +160,20 @@ impl DqnConfig {
                 errors.push(format!("dqn.{key} must be at least 1"));
             }
         }
+        if self.num_envs > crate::ppo::MAX_ENVS {
+            errors.push(format!(
+                "dqn.num_envs must be at most {}, got {}",
+                crate::ppo::MAX_ENVS,
+                self.num_envs
+            ));
+        }
+        if self.batch_size > crate::ppo::MAX_BATCH {
+            errors.push(format!(
+                "dqn.batch_size must be at most {}, got {}",
+                crate::ppo::MAX_BATCH,
+                self.batch_size
+            ));
+        }
         if let Some(teacher) = &self.prefill_teacher {
             if let Err(e) = lepton_env::schedulers::by_name(teacher) {
                 errors.push(format!("dqn.prefill_teacher: {e}"));

@@ -28,6 +28,14 @@ use crate::networks::Policy;
 use crate::optim::Adam;
 use crate::rollout::Batch;
 
+/// The most envs a training run may step: each is a whole simulator (and a thread's worth of
+/// work per step).
+pub const MAX_ENVS: usize = 4_096;
+
+/// The most decisions one fixed-length rollout may hold (its observations stay on the device:
+/// 10⁷ × 100 floats is 4 GB).
+pub const MAX_BATCH: usize = 10_000_000;
+
 /// The `[ppo]` section of a training config (CleanRL's defaults in [`PpoConfig::default`]).
 /// Missing keys take these defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,7 +158,7 @@ impl PpoConfig {
     /// Decisions per rollout with fixed-length rollouts (whole-episode rollouts, with
     /// `group_size` > 1, vary).
     pub fn batch_size(&self) -> usize {
-        self.num_envs * self.num_steps
+        self.num_envs.saturating_mul(self.num_steps)
     }
 
     /// The discount of whole-episode rollouts.
@@ -178,7 +186,21 @@ impl PpoConfig {
                 errors.push(msg);
             }
         };
-        check(self.num_envs >= 1, "ppo.num_envs must be at least 1".into());
+        check(
+            (1..=MAX_ENVS).contains(&self.num_envs),
+            format!(
+                "ppo.num_envs must be in 1..={MAX_ENVS}, got {}",
+                self.num_envs
+            ),
+        );
+        check(
+            self.batch_size() <= MAX_BATCH,
+            format!(
+                "ppo.num_envs × ppo.num_steps = {} is more than {MAX_BATCH} decisions per rollout \
+                 (the rollout keeps an observation of each on the device)",
+                self.batch_size()
+            ),
+        );
         check(
             self.num_steps >= 1,
             "ppo.num_steps must be at least 1".into(),

@@ -26,7 +26,10 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
     }
     let floats = |n: usize| format!("{} per env", human_bytes(4.0 * n as f64));
     c.at_most("horizon", file.horizon, limits::MAX_HORIZON, |h| {
-        format!("an image of {h} × {nr} floats, {}", floats(h * nr))
+        format!(
+            "an image of {h} × {nr} floats, {}",
+            floats(h.saturating_mul(nr))
+        )
     })?;
     c.at_most("num_slots", file.num_slots, limits::MAX_SLOTS, floats)?;
     c.at_most("backlog_cap", file.backlog_cap, limits::MAX_BACKLOG, floats)?;

@@ -227,7 +227,10 @@ pub fn parse_pods(
         } else if let Some(gpu) = num_gpu.checked_mul(MILLI_PER_GPU) {
             gpu
         } else {
-            errors.bad(line_no, format!("num_gpu {num_gpu} is more GPUs than any node has"))?;
+            errors.bad(
+                line_no,
+                format!("num_gpu {num_gpu} is more GPUs than any node has"),
+            )?;
             continue;
         };
         let mut gpu_models = 0u32;
