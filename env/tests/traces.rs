@@ -375,3 +375,19 @@ fn source_files_name_the_scenario_then_its_data_files() {
         ]
     );
 }
+
+/// A pod asking for more GPUs than 2³² milli-GPUs hold is a bad line (named), not an
+/// arithmetic overflow (found by the fuzzer in a build with overflow checks).
+#[test]
+fn an_alibaba_pod_with_absurd_gpus_is_a_bad_line() {
+    use lepton_env::trace::alibaba;
+    let nodes = "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,786432,8,V100M32\n";
+    let cluster = alibaba::parse_nodes(nodes, Path::new("nodes.csv"), false).unwrap();
+    let pods = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n\
+                p0,1000,1024,4294967295,1000,,LS,Running,0,100,0\n";
+    let err = alibaba::parse_pods(pods, Path::new("pods.csv"), cluster, false).unwrap_err();
+    assert!(
+        err.to_string().contains("pods.csv:2") && err.to_string().contains("num_gpu 4294967295"),
+        "{err}"
+    );
+}

@@ -607,7 +607,12 @@ fn bad_run_names_and_late_refusals_create_nothing() {
 #[test]
 fn oversized_training_configs_are_refused_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str], &str); 4] = [
+    let cases: [(&str, &[&str], &str); 5] = [
+        (
+            "configs/ppo_cartpole.toml",
+            &["ppo.num_envs=9223372036854775807"],
+            "ppo.num_envs must be in 1..=4096",
+        ),
         (
             "configs/ppo_cartpole.toml",
             &["network.hidden=[100000000]"],
