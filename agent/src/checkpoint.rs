@@ -612,18 +612,8 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta, CheckpointError> {
     };
     let layout = ObsLayout::from(meta.obs_layout);
     // Sizes no hash covers, read before any network is built from them.
-    let (dim, actions) = (
-        layout.checked_dim(),
-        meta.action_layout.checked_num_actions(),
-    );
-    if dim.is_none_or(|d| d > limits::MAX_OBS) || actions.is_none_or(|a| a > limits::MAX_ACTIONS) {
-        return Err(bad(format!(
-            "sizes beyond any scenario's: observation layout {layout:?} ({dim:?} floats, limit {}), \
-             {actions:?} actions (limit {})",
-            limits::MAX_OBS,
-            limits::MAX_ACTIONS
-        )));
-    }
+    limits::policy_sizes(&layout, &meta.action_layout)
+        .map_err(|e| bad(format!("observation layout {layout:?}: {e}")))?;
     if layout.dim() != meta.obs_dim || meta.action_layout.num_actions() != meta.num_actions {
         return Err(bad(format!(
             "inconsistent sizes: obs_dim {} for a layout of {}, num_actions {} for an action layout of {}",

@@ -207,14 +207,21 @@ pub struct Discount {
 }
 
 impl Discount {
+    /// The discount from a decision at clock `from` to the next at `to`: γ^(to − from) by the
+    /// clock, γ per decision, and γ when either time is unknown (no next decision, or an env
+    /// without a clock).
+    pub fn between(self, from: Option<f64>, to: Option<f64>) -> f32 {
+        match (from, to) {
+            (Some(from), Some(to)) if self.by_clock => self.gamma.powf(to - from) as f32,
+            _ => self.gamma as f32,
+        }
+    }
+
     /// The discount from each decision of an episode to the next (the last one's is γ; it
     /// multiplies nothing, the episode having ended).
     pub fn per_step(self, clocks: &[f64]) -> Vec<f32> {
         (0..clocks.len())
-            .map(|t| match clocks.get(t + 1) {
-                Some(next) if self.by_clock => self.gamma.powf(next - clocks[t]) as f32,
-                _ => self.gamma as f32,
-            })
+            .map(|t| self.between(Some(clocks[t]), clocks.get(t + 1).copied()))
             .collect()
     }
 }

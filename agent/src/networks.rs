@@ -552,17 +552,10 @@ impl Policy {
         head: Head,
         device: Device,
     ) -> Result<Self, NetworkError> {
-        let num_actions = actions.checked_num_actions().unwrap_or(usize::MAX);
+        let (obs_dim, num_actions) =
+            limits::policy_sizes(&layout, actions).map_err(|e| NetworkError::BadSizes(vec![e]))?;
         if num_actions == 0 {
             return Err(NetworkError::NoActions);
-        }
-        let obs_dim = layout.checked_dim().unwrap_or(usize::MAX);
-        if obs_dim > limits::MAX_OBS || num_actions > limits::MAX_ACTIONS {
-            return Err(NetworkError::BadSizes(vec![format!(
-                "{obs_dim} observation floats and {num_actions} actions: beyond any scenario's (limits {} and {})",
-                limits::MAX_OBS,
-                limits::MAX_ACTIONS
-            )]));
         }
         let errors = config.validate();
         if !errors.is_empty() {

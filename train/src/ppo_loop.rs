@@ -31,7 +31,7 @@ use lepton_agent::episodes::EpisodeBuffer;
 use lepton_agent::networks::{Head, Policy, with_torch_rng};
 use lepton_agent::normalize::{ObsNormalizer, ReturnNormalizer};
 use lepton_agent::optim::Adam;
-use lepton_agent::ppo::{self, DiscountBy};
+use lepton_agent::ppo;
 use lepton_agent::rollout::{self, RolloutBuffer};
 use lepton_env::{Env, VecEnv};
 use rand::SeedableRng;
@@ -217,7 +217,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             batch
         } else {
             let all = vec![true; num_envs];
-            let by_clock = ppo_cfg.discount_by == DiscountBy::Clock;
+            let discount = ppo_cfg.discount();
             let mut clocks = vec![None; num_envs];
             let mut discounts = vec![0.0f32; num_envs];
             for step in 0..num_steps {
@@ -233,22 +233,21 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                     &decision.log_probs,
                     &decision.values,
                 );
-                for (c, i) in clocks.iter_mut().zip(0..num_envs) {
-                    *c = venv.env(i).clock();
+                if discount.by_clock {
+                    for (c, i) in clocks.iter_mut().zip(0..num_envs) {
+                        *c = venv.env(i).clock();
+                    }
                 }
                 let t1 = Instant::now();
                 venv.step(&sampler.actions)?;
                 let t2 = Instant::now();
                 scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
-                if by_clock {
+                if discount.by_clock {
                     // γ per unit of simulated time up to the env's next decision (an ended
                     // episode's discount multiplies nothing but a truncation's bootstrap).
                     for (i, d) in discounts.iter_mut().enumerate() {
-                        let elapsed = match (clocks[i], venv.env(i).clock()) {
-                            (Some(before), Some(after)) if over[i] == 0.0 => after - before,
-                            _ => 1.0,
-                        };
-                        *d = ppo_cfg.gamma.powf(elapsed) as f32;
+                        let next = (over[i] == 0.0).then(|| venv.env(i).clock()).flatten();
+                        *d = discount.between(clocks[i], next);
                     }
                     buffer.record_discounts(step, &discounts);
                 }

@@ -13,21 +13,17 @@ fn squash(x: f64) -> f32 {
 }
 
 impl ClusterConfig {
-    /// The observation layout an env of this config has (`None` on overflow).
+    /// The observation layout an env of this config has (`None` if the server counts
+    /// overflow; its size is [`ObsLayout::checked_dim`]).
     pub fn obs_layout(&self) -> Option<ObsLayout> {
-        let layout = layout(
+        Some(layout(
             self.resources.len(),
             self.server_types.len(),
             self.num_servers()?,
             self.num_slots,
             self.server_obs,
             self.extended_features,
-        );
-        let rows = |r: usize, f: usize| r.checked_mul(f);
-        rows(layout.server_rows, layout.server_features)?
-            .checked_add(rows(layout.slot_rows, layout.slot_features)?)?
-            .checked_add(layout.global)
-            .map(|_| layout)
+        ))
     }
 }
 

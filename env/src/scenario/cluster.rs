@@ -214,7 +214,10 @@ fn check_sizes(config: &ClusterConfig, c: &Check<'_>) -> Result<(), ScenarioErro
         limits::MAX_ACTIONS,
         |n| format!("{n} actions = slots × {servers} servers + wait: a mask and logits of {} per decision; use actions.mode = \"slot\"", floats(n)),
     )?;
-    let obs = config.obs_layout().map_or(usize::MAX, |l| l.dim());
+    let obs = config
+        .obs_layout()
+        .and_then(|l| l.checked_dim())
+        .unwrap_or(usize::MAX);
     c.at_most("observation.servers", obs, limits::MAX_OBS, |n| {
         format!(
             "an observation of {n} floats, {}; use observation.servers = \"per_type\"",

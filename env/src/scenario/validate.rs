@@ -68,6 +68,23 @@ pub mod limits {
     pub const SPEED: std::ops::RangeInclusive<f64> = 1e-3..=1e3;
     /// Log-normal σ: exp(σ²/2) already multiplies the median by 2.7·10⁵ at σ = 5.
     pub const MAX_SIGMA: f64 = 5.0;
+
+    /// A policy's input length and action count for `layout` and `actions`, computed
+    /// without overflow, or why they are beyond any scenario's ([`MAX_OBS`], [`MAX_ACTIONS`]).
+    /// Checkpoint metadata and network construction both check this before allocating.
+    pub fn policy_sizes(
+        layout: &crate::api::ObsLayout,
+        actions: &crate::api::ActionLayout,
+    ) -> Result<(usize, usize), String> {
+        match (layout.checked_dim(), actions.checked_num_actions()) {
+            (Some(dim), Some(n)) if dim <= MAX_OBS && n <= MAX_ACTIONS => Ok((dim, n)),
+            (dim, n) => Err(format!(
+                "{} observation floats and {} actions: beyond any scenario's (limits {MAX_OBS} and {MAX_ACTIONS})",
+                dim.map_or("over 2^64".to_string(), |d| d.to_string()),
+                n.map_or("over 2^64".to_string(), |n| n.to_string()),
+            )),
+        }
+    }
 }
 
 /// `n` floats or bytes, in words: "4.0 GiB".
