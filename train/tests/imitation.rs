@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SERIAL, config_with, options, repo_root, train};
+use common::{SERIAL, config_with, joined_updates, options, repo_root, train};
 use lepton_agent::checkpoint;
 use lepton_agent::imitation::{self, Demonstrations, ImitationConfig};
 use lepton_agent::networks::{Head, NetworkConfig, Policy, with_torch_rng};
@@ -143,13 +143,11 @@ fn resume_does_not_clone_again_and_is_bit_exact() {
         checkpoint::read_meta(&clone).unwrap().weights.sha256,
         clone_meta.weights.sha256
     );
-    let joined: Vec<_> = first
-        .updates
-        .iter()
-        .chain(&second.updates)
-        .cloned()
-        .collect();
-    assert_eq!(joined, straight.updates, "the losses continue exactly");
+    assert_eq!(
+        joined_updates(&first, &second),
+        straight.updates,
+        "the losses continue exactly"
+    );
     assert_eq!(
         checkpoint::read_meta(&straight.last_checkpoint)
             .unwrap()

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    SERIAL, bin, config_with, config_with_defaults, options, repo_root, tensorboard_tags, train,
+    SERIAL, bin, config_with, config_with_defaults, joined_updates, options, repo_root,
+    tensorboard_tags, tiny_config, train,
 };
 use lepton_agent::checkpoint;
 use lepton_train::config::TrainConfig;
@@ -71,13 +72,11 @@ fn resume_is_bit_exact() {
     assert_eq!(second.outcome, Outcome::Finished);
     assert_eq!(second.global_step, 2048);
 
-    let joined: Vec<_> = first
-        .updates
-        .iter()
-        .chain(&second.updates)
-        .cloned()
-        .collect();
-    assert_eq!(joined, straight.updates, "the losses continue exactly");
+    assert_eq!(
+        joined_updates(&first, &second),
+        straight.updates,
+        "the losses continue exactly"
+    );
     let (a, b) = (
         checkpoint::read_meta(&straight.last_checkpoint).unwrap(),
         checkpoint::read_meta(&second.last_checkpoint).unwrap(),
@@ -422,19 +421,14 @@ fn sigterm_saves_and_the_resumed_run_is_bit_exact() {
 #[test]
 fn trains_the_set_network_on_the_tiny_scenario() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = repo_root().join("configs/scenarios/tiny.toml");
-    let config = config_with(
-        "ppo_cloud.toml",
-        &[
-            format!("env.scenario=\"{}\"", scenario.display()),
-            "train.total_steps=1024".into(),
-            "ppo.num_envs=2".into(),
-            "ppo.num_steps=64".into(),
-            "run.device=cpu".into(),
-            "eval.every_steps=512".into(),
-            "eval.num_episodes=2".into(),
-        ],
-    );
+    let config = tiny_config(&[
+        "train.total_steps=1024",
+        "ppo.num_envs=2",
+        "ppo.num_steps=64",
+        "run.device=cpu",
+        "eval.every_steps=512",
+        "eval.num_episodes=2",
+    ]);
     let summary = train(&config, &options(tmp.path(), false, None));
     assert_eq!(summary.outcome, Outcome::Finished);
     assert!(
@@ -462,22 +456,17 @@ fn trains_the_set_network_on_the_tiny_scenario() {
 #[test]
 fn same_workload_groups_train_and_resume_bit_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = repo_root().join("configs/scenarios/tiny.toml");
-    let config = config_with(
-        "ppo_cloud.toml",
-        &[
-            format!("env.scenario=\"{}\"", scenario.display()),
-            "train.total_steps=600".into(),
-            "ppo.num_envs=4".into(),
-            "ppo.group_size=2".into(),
-            "ppo.baseline=\"group+critic\"".into(),
-            "ppo.gamma=1.0".into(),
-            "ppo.normalize_obs=true".into(),
-            "run.device=cpu".into(),
-            "run.checkpoint_every_steps=0".into(),
-            "eval.every_steps=0".into(),
-        ],
-    );
+    let config = tiny_config(&[
+        "train.total_steps=600",
+        "ppo.num_envs=4",
+        "ppo.group_size=2",
+        "ppo.baseline=\"group+critic\"",
+        "ppo.gamma=1.0",
+        "ppo.normalize_obs=true",
+        "run.device=cpu",
+        "run.checkpoint_every_steps=0",
+        "eval.every_steps=0",
+    ]);
     let straight = train(&config, &options(&tmp.path().join("straight"), false, None));
     assert_eq!(straight.outcome, Outcome::Finished);
     assert!(straight.global_step >= 600);
@@ -511,13 +500,11 @@ fn same_workload_groups_train_and_resume_bit_exactly() {
     let first = train(&config, &options(&dir, false, Some(300)));
     assert_eq!(first.outcome, Outcome::Stopped);
     let second = train(&config, &options(&dir, true, None));
-    let joined: Vec<_> = first
-        .updates
-        .iter()
-        .chain(&second.updates)
-        .cloned()
-        .collect();
-    assert_eq!(joined, straight.updates, "the losses continue exactly");
+    assert_eq!(
+        joined_updates(&first, &second),
+        straight.updates,
+        "the losses continue exactly"
+    );
     assert_eq!(second.global_step, straight.global_step);
     assert_eq!(
         weights_hash(&second.last_checkpoint),
@@ -531,12 +518,10 @@ fn same_workload_groups_train_and_resume_bit_exactly() {
 #[test]
 fn discounting_by_the_clock_changes_the_updates() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = repo_root().join("configs/scenarios/tiny.toml");
     for rollouts in [["ppo.group_size=1"], ["ppo.group_size=2"]] {
         let run = |discount: &str, name: &str| {
             let mut keys = vec![
-                format!("env.scenario=\"{}\"", scenario.display()),
-                "train.total_steps=256".into(),
+                "train.total_steps=256".to_string(),
                 "ppo.num_envs=2".into(),
                 "ppo.num_steps=64".into(),
                 format!("ppo.discount_by=\"{discount}\""),
@@ -544,8 +529,10 @@ fn discounting_by_the_clock_changes_the_updates() {
                 "eval.every_steps=0".into(),
             ];
             keys.extend(rollouts.iter().map(|s| s.to_string()));
-            let config = config_with("ppo_cloud.toml", &keys);
-            train(&config, &options(&tmp.path().join(name), false, None))
+            train(
+                &tiny_config(&keys),
+                &options(&tmp.path().join(name), false, None),
+            )
         };
         let tag = rollouts[0].replace(['.', '='], "_");
         let by_decision = run("decision", &format!("decision_{tag}"));

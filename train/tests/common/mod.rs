@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use lepton_agent::ppo::UpdateStats;
 use lepton_train::config::{TrainConfig, apply_override, read_table};
 use lepton_train::run::{RunOptions, RunSummary};
 use lepton_train::trainer;
@@ -17,6 +18,25 @@ pub static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `configs/ppo_cloud.toml` pointed at the `tiny` scenario, with `overrides` on top.
+pub fn tiny_config<S: AsRef<str>>(overrides: &[S]) -> TrainConfig {
+    let scenario = repo_root().join("configs/scenarios/tiny.toml");
+    let mut all = vec![format!("env.scenario=\"{}\"", scenario.display())];
+    all.extend(overrides.iter().map(|o| o.as_ref().to_string()));
+    config_with("ppo_cloud.toml", &all)
+}
+
+/// The updates of a stopped run followed by those of its resumption (to compare with an
+/// uninterrupted run's).
+pub fn joined_updates(first: &RunSummary, second: &RunSummary) -> Vec<UpdateStats> {
+    first
+        .updates
+        .iter()
+        .chain(&second.updates)
+        .cloned()
+        .collect()
 }
 
 /// `configs/<name>` with `overrides` (`--set` syntax) applied in order.
