@@ -6,11 +6,11 @@ mod plots;
 mod report;
 mod runner;
 mod stats;
-mod suite;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use contenders::Contender;
+use lepton_eval::suite;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{GateRule, MetricDef, Report};
 use stats::BootstrapConfig;

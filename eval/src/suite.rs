@@ -31,6 +31,11 @@ use std::path::{Path, PathBuf};
 /// already take days.
 pub const MAX_EPISODES: usize = 1_000_000;
 
+/// Bootstrap resamples at most: each interval keeps one mean per resample (8 MB at this
+/// bound) and draws `resamples × episodes` indices; the 95% percentile interval is stable
+/// long before (2,000 is the default).
+pub const MAX_RESAMPLES: usize = 1_000_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SuiteFile {
@@ -104,6 +109,12 @@ impl SuiteScenario {
 pub fn load(path: &Path) -> Result<Suite> {
     let toml_text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read suite {}", path.display()))?;
+    parse(toml_text, path)
+}
+
+/// Validates the text of the suite file at `path`, reading the scenarios it names relative to
+/// `path`.
+pub fn parse(toml_text: String, path: &Path) -> Result<Suite> {
     let file: SuiteFile = toml::from_str(&toml_text)
         .with_context(|| format!("suite {} is not a valid suite file", path.display()))?;
     if !(1..=MAX_EPISODES).contains(&file.episodes) {
@@ -111,6 +122,13 @@ pub fn load(path: &Path) -> Result<Suite> {
             "suite {}: `episodes` must be in 1..={MAX_EPISODES}, got {}",
             path.display(),
             file.episodes
+        );
+    }
+    if file.bootstrap_resamples > MAX_RESAMPLES {
+        bail!(
+            "suite {}: `bootstrap_resamples` must be at most {MAX_RESAMPLES}, got {}",
+            path.display(),
+            file.bootstrap_resamples
         );
     }
     if file.scenarios.is_empty() {

@@ -876,4 +876,15 @@ fn oversized_flags_are_usage_errors() {
         &out_dir,
         &["--threads must be at most 1024"],
     );
+    // A suite's own sizes too: 2^64 − 1 resamples used to be a capacity-overflow panic.
+    let text = std::fs::read_to_string(&suite).unwrap().replace(
+        "bootstrap_resamples = 200",
+        "bootstrap_resamples = 18446744073709551615",
+    );
+    std::fs::write(&suite, text).unwrap();
+    assert_input_error(
+        &["--suite", s(&suite)],
+        &out_dir,
+        &["`bootstrap_resamples` must be at most 1000000, got 18446744073709551615"],
+    );
 }

@@ -1,8 +1,8 @@
 //! An in-tree mutation fuzzer of lepton's loaders, on stable Rust (no nightly toolchain, so no
 //! cargo-fuzz): it mutates the files lepton ships and reads (scenarios, training configs, SWF,
-//! Alibaba and Tiresias traces, task CSVs, checkpoint metadata) and feeds each mutant to the
-//! loader that reads it, then, for a scenario that loads, builds the env and steps it. Every
-//! input must end in `Ok` or a clean error: a panic is a finding.
+//! Alibaba and Tiresias traces, task CSVs, evaluation suites, checkpoint metadata) and feeds
+//! each mutant to the loader that reads it, then, for a scenario that loads, builds the env
+//! and steps it. Every input must end in `Ok` or a clean error: a panic is a finding.
 //!
 //! Inputs are a pure function of `(seed, index)`, so `--start N --inputs 1` replays input N.
 //! `make fuzz` runs a long campaign; `make test` a short one (`tests/short.rs`).
@@ -199,6 +199,13 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         "id,arrival_s,duration_s,cpu,mem_gib,estimate_s,deadline_s\n1,0.0,10.0,2,4,12.0,\n2,1.5,3.0,1,1,3.0,20\n3,2,7,4,2,,\n"
             .to_string(),
     ];
+    // Mutated suites are read as if they were in configs/eval, so the scenario paths they name
+    // resolve to the shipped scenarios.
+    let suites: Vec<String> = ["smoke", "demo", "deeprm_load_sweep", "cloud_hold_test"]
+        .iter()
+        .map(|n| read(root.join(format!("configs/eval/{n}.toml"))))
+        .collect();
+    let suite_path = root.join("configs/eval/fuzz.toml");
     let checkpoint_dir = root.join("checkpoints/deeprm_hold_ppo/seed1");
     let checkpoint = vec![read(checkpoint_dir.join("best.json"))];
     let scratch = tempfile::tempdir().expect("a temporary directory");
@@ -272,6 +279,13 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
             seeds: csv,
             run: Box::new(move |text| {
                 let _ = parse_task_csv(text, &resources);
+            }),
+        },
+        Target {
+            name: "suite",
+            seeds: suites,
+            run: Box::new(move |text| {
+                let _ = lepton_eval::suite::parse(text.to_string(), &suite_path);
             }),
         },
         Target {

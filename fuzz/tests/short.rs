@@ -37,3 +37,30 @@ fn inputs_replay_by_index() {
     assert_eq!(a, b);
     assert_ne!(a, lepton_fuzz::input(&targets, 7, 124));
 }
+
+/// Each input is bounded in memory: one that grows the Rust heap past `--memory-mib` ends the
+/// campaign with exit 4, naming the input to replay (here every input does: the limit is 0).
+#[test]
+fn an_input_past_the_memory_limit_is_named() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lepton-fuzz"))
+        .args(["--inputs", "5", "--seed", "3", "--start", "7", "--memory-mib", "0"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with("memory: input 7 grew the heap past the limit")
+            && stderr.contains("(replay: --seed 3 --start 7 --inputs 1)"),
+        "{stderr}"
+    );
+    // With the default limit the same inputs pass.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lepton-fuzz"))
+        .args(["--inputs", "5", "--seed", "3", "--start", "7"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 inputs (seed 3, from 7): 0 panics"));
+}

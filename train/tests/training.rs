@@ -587,6 +587,21 @@ fn bad_run_names_and_late_refusals_create_nothing() {
         !runs.join("net").exists(),
         "the refused run left its directory"
     );
+    // A device that does not parse, or that this machine lacks, is found before the run
+    // directory exists too.
+    for device in ["\"tpu\"", "\"cuda:99\""] {
+        let out = bin()
+            .args(["--config", "configs/ppo_cartpole.toml", "--runs-dir"])
+            .arg(&runs)
+            .args(["--run-name", "dev", "--no-progress", "--set"])
+            .arg(format!("run.device={device}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{device}: {err}");
+        assert!(err.contains("run.device"), "{err}");
+        assert!(!runs.exists(), "{device} created {}", runs.display());
+    }
 }
 
 /// Sizes in a training config are bounded in validation (exit 2, naming the key) instead of

@@ -155,4 +155,26 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("j.csv:2: "), "{err}");
     }
+
+    /// 65,536 nodes of 65,536 GPUs is 2^32 GPUs per switch: one more than a u32 holds, so it
+    /// is refused instead of wrapping to a switch of 0 GPUs that "fits no job".
+    #[test]
+    fn a_switch_with_more_gpus_than_a_u32_is_refused() {
+        let err = parse_cluster(
+            "num_switch,num_node_p_switch,num_gpu_p_node\n1,65536,65536",
+            Path::new("c.csv"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "c.csv:2: 65536 nodes × 65536 GPUs per switch is too many GPUs"
+        );
+        let ok = parse_cluster(
+            "num_switch,num_node_p_switch,num_gpu_p_node\n1,65535,65537",
+            Path::new("c.csv"),
+        )
+        .unwrap();
+        assert_eq!(ok.server_types[0].capacity[0], 4_294_967_295);
+    }
 }
