@@ -44,8 +44,9 @@ bench-quick: check-libtorch
 	@BENCH_QUICK=1 ./scripts/bench.sh
 
 # The long fuzzing campaign of lepton's loaders (fuzz/; `make test` runs a short one).
-# FUZZ_INPUTS mutants from FUZZ_SEED, each bounded to 30 s and (through ulimit -v) 8 GiB of
-# address space: exit 1 on a panic, 3 on a hang, 134 on an allocation the bound refused.
+# FUZZ_INPUTS mutants from FUZZ_SEED, each bounded to 30 s and 2 GiB of Rust heap growth, the
+# campaign (through ulimit -v) to 8 GiB of address space: exit 1 on a panic, 3 on a hang, 4 on
+# an input past the memory bound, 134 on an allocation the address-space cap refused.
 # Built in the `fuzz` profile: release speed with overflow checks and debug assertions.
 FUZZ_INPUTS ?= 1000000
 FUZZ_SEED ?= 0
