@@ -44,7 +44,16 @@ fn inputs_replay_by_index() {
 fn an_input_past_the_memory_limit_is_named() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lepton-fuzz"))
-        .args(["--inputs", "5", "--seed", "3", "--start", "7", "--memory-mib", "0"])
+        .args([
+            "--inputs",
+            "5",
+            "--seed",
+            "3",
+            "--start",
+            "7",
+            "--memory-mib",
+            "0",
+        ])
         .current_dir(&root)
         .output()
         .unwrap();

@@ -151,6 +151,68 @@ impl At {
     }
 }
 
+/// `train.init_from`: a fresh run starts from another checkpoint's weights instead of random
+/// ones (with `train.init_optimizer`, from its optimizer state too). Returns the checkpoint's
+/// observation normaliser, which its weights expect. Everything is checked before the run
+/// directory exists: the checkpoint must hold the same network and head, and normalise
+/// observations exactly when `normalize_obs` does.
+pub(crate) fn warm_start(
+    config: &TrainConfig,
+    policy: &Policy,
+    optimizer: &mut Adam,
+    normalize_obs: bool,
+) -> Result<Option<ObsNormalizer>, TrainError> {
+    let Some(given) = &config.train.init_from else {
+        return Ok(None);
+    };
+    let refuse = |reason: String| TrainError::InitFrom {
+        path: given.clone(),
+        reason,
+    };
+    let path = checkpoint::resolve(given).map_err(|e| refuse(e.to_string()))?;
+    let meta = checkpoint::read_meta(&path).map_err(|e| refuse(e.to_string()))?;
+    let reason = if meta.head != policy.head() {
+        Some(format!(
+            "it has a {:?} head (trained by another algorithm), this run needs {:?}",
+            meta.head,
+            policy.head()
+        ))
+    } else if meta.network != config.network {
+        Some(format!(
+            "its network is {:?}, the config's [network] is {:?}; set [network] to the checkpoint's",
+            meta.network, config.network
+        ))
+    } else {
+        match (meta.normalizer.is_some(), normalize_obs) {
+            (true, false) => Some(
+                "its weights expect normalised observations: set ppo.normalize_obs = true".into(),
+            ),
+            (false, true) => {
+                Some("its weights expect raw observations: set ppo.normalize_obs = false".into())
+            }
+            _ => None,
+        }
+    };
+    if let Some(reason) = reason {
+        return Err(refuse(reason));
+    }
+    checkpoint::load_weights(&path, &meta, policy).map_err(|e| refuse(e.to_string()))?;
+    if config.train.init_optimizer {
+        checkpoint::load_optimizer(&path, &meta, optimizer).map_err(|e| refuse(e.to_string()))?;
+    }
+    eprintln!(
+        "warm start: weights{} of {} (env step {})",
+        if config.train.init_optimizer {
+            " and optimizer state"
+        } else {
+            ""
+        },
+        path.display(),
+        meta.global_step
+    );
+    Ok(meta.normalizer)
+}
+
 /// A run's `checkpoints/` directory: where it resumes from and saves to.
 pub(crate) struct Checkpoints<'a> {
     pub dir: PathBuf,
@@ -195,7 +257,21 @@ impl<'a> Checkpoints<'a> {
         optimizer: &mut Adam,
         venv: &mut VecEnv<Replayable>,
     ) -> Result<Resumed<A>, TrainError> {
-        let (path, meta) = self.latest_compatible(run_dir, venv)?;
+        let (path, meta, saved_total) = self.latest_compatible(run_dir, venv)?;
+        let total = self.config.train.total_steps;
+        if saved_total != total {
+            // The schedules (learning rate, ε, β) follow from `total_steps`, so they are
+            // re-derived: from here on the run follows a schedule planned for `total` steps.
+            let line = format!(
+                "env step {}: train.total_steps {saved_total} -> {total} (learning-rate and exploration schedules re-derived for {total} steps)\n",
+                meta.global_step
+            );
+            eprint!("resume: {line}");
+            let log = run_dir.join("history.log");
+            let mut text = fs::read_to_string(&log).unwrap_or_default();
+            text.push_str(&line);
+            checkpoint::write_atomic(&log, text.as_bytes())?;
+        }
         checkpoint::load_weights(&path, &meta, policy).map_err(TrainError::ResumeCheckpoint)?;
         checkpoint::load_optimizer(&path, &meta, optimizer)
             .map_err(TrainError::ResumeCheckpoint)?;
@@ -257,12 +333,12 @@ impl<'a> Checkpoints<'a> {
     }
 
     /// The newest periodic checkpoint, checked against the config, the env's source files and
-    /// the env's sizes and action layout.
+    /// the env's sizes and action layout; with the `train.total_steps` it was written under.
     fn latest_compatible(
         &self,
         run_dir: &Path,
         venv: &VecEnv<Replayable>,
-    ) -> Result<(PathBuf, CheckpointMeta), TrainError> {
+    ) -> Result<(PathBuf, CheckpointMeta, u64), TrainError> {
         let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
         let actions = venv.env(0).action_layout();
         let path =
@@ -299,8 +375,14 @@ impl<'a> Checkpoints<'a> {
                 "it was trained with {} observations and {} actions, the env has {obs_dim} and {num_actions}",
                 meta.obs_dim, meta.num_actions
             )
+        } else if self.config.train.total_steps <= meta.global_step {
+            format!(
+                "train.total_steps = {} is not beyond the checkpoint's step {}: nothing is left to train (pass a larger --total-steps to extend the run)",
+                self.config.train.total_steps, meta.global_step
+            )
         } else {
-            return Ok((path, meta));
+            let saved_total = saved.train.total_steps;
+            return Ok((path, meta, saved_total));
         };
         Err(TrainError::Resume {
             checkpoint: path,

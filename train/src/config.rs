@@ -71,8 +71,17 @@ impl Algo {
 pub struct TrainSection {
     /// Seed of every random stream of the run (weights, actions, minibatches, env episodes).
     pub seed: u64,
-    /// Env steps over all envs; the learning rate anneals to 0 at this step.
+    /// Env steps over all envs; the learning rate anneals to 0 at this step. The one key a
+    /// resume may change (to extend or shorten a run; the schedules are re-derived).
     pub total_steps: u64,
+    /// Start from this checkpoint's weights (a metadata `.json`, a `checkpoints/` directory or
+    /// a run directory, as `lepton-eval --checkpoint` takes) instead of random ones: a fresh
+    /// run warm-started, e.g. to fine-tune on another scenario or with another learning rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+    /// With `init_from`: also take the checkpoint's optimizer state (Adam's moments and step).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_optimizer: bool,
 }
 
 /// Which environment to train on.
@@ -81,7 +90,7 @@ pub struct TrainSection {
 pub struct EnvConfig {
     /// `cartpole` (Gymnasium's CartPole-v1) or `scenario` (a cluster scenario file).
     pub kind: EnvKind,
-    /// Scenario file (TOML, relative to the working directory), for `kind = "scenario"`.
+    /// Scenario file (TOML, relative to the config file), for `kind = "scenario"`.
     #[serde(default)]
     pub scenario: Option<PathBuf>,
     /// Extra time limit on top of the env's own (truncation, bootstrapped).
@@ -172,16 +181,86 @@ pub enum ConfigError {
     Scenario(#[from] lepton_env::ScenarioError),
 }
 
-/// Reads `path` as a TOML table.
+impl ConfigError {
+    /// Names the `--set` argument behind each problem with a key it set (the file is then not
+    /// where to look): "--set ppo.lr=-1: ppo.lr must be positive".
+    pub fn blaming(self, overrides: &[String]) -> Self {
+        let Self::Invalid {
+            source_name,
+            errors,
+        } = self
+        else {
+            return self;
+        };
+        let errors = errors
+            .into_iter()
+            .map(
+                |error| match overrides.iter().rev().find(|arg| names(&error, arg)) {
+                    Some(arg) => format!("--set {arg}: {error}"),
+                    None => error,
+                },
+            )
+            .collect();
+        Self::Invalid {
+            source_name,
+            errors,
+        }
+    }
+}
+
+/// Whether a validation message is about the key that the override `arg` (`a.b=value`) sets:
+/// it names `a.b` as a word, or it is toml's "[a]: unknown field `b`".
+fn names(error: &str, arg: &str) -> bool {
+    let key = arg.split_once('=').map_or(arg, |(k, _)| k).trim();
+    let as_word = error.match_indices(key).any(|(i, _)| {
+        let before = error[..i].chars().next_back();
+        let after = error[i + key.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        boundary(before) && boundary(after) && after != Some('.')
+    });
+    let unknown = key.rsplit_once('.').is_some_and(|(table, field)| {
+        error.starts_with(&format!("[{table}]: unknown field `{field}`"))
+    });
+    as_word || unknown
+}
+
+/// The keys of a training config that hold paths.
+pub const PATH_KEYS: [&str; 2] = ["env.scenario", "train.init_from"];
+
+/// Reads `path` as a TOML table, with the paths it holds ([`PATH_KEYS`]) made absolute
+/// relative to the file's directory: a config means the same from any working directory, and
+/// the copy a run writes to its directory keeps working when the run directory moves.
 pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.to_path_buf(),
         reason: format!("cannot read: {e}"),
     })?;
-    text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+    let mut table = text.parse::<toml::Table>().map_err(|e| ConfigError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    absolute_paths(&mut table, path.parent().unwrap_or(Path::new("")));
+    Ok(table)
+}
+
+/// Makes every relative path of [`PATH_KEYS`] in `table` absolute, relative to `base` (the
+/// config file's directory, or the working directory for `--set` overrides). Values that are
+/// not strings are left for validation to refuse.
+pub fn absolute_paths(table: &mut toml::Table, base: &Path) {
+    for key in PATH_KEYS {
+        let (section, name) = key.split_once('.').expect("a dotted key");
+        let value = table
+            .get_mut(section)
+            .and_then(|v| v.as_table_mut())
+            .and_then(|t| t.get_mut(name));
+        if let Some(toml::Value::String(path)) = value {
+            let joined = base.join(&*path);
+            // `absolute` fails only for an empty path, which validation reports.
+            if let Ok(absolute) = std::path::absolute(&joined) {
+                *path = absolute.to_string_lossy().into_owned();
+            }
+        }
+    }
 }
 
 /// Applies one `a.b.c=value` override. The value is parsed as TOML (`1e-4`, `true`, `[64, 64]`,
@@ -295,10 +374,13 @@ impl TrainConfig {
                 errors.push("env.scenario only applies to env.kind = \"scenario\"".into())
             }
             (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
-                "env.scenario: {} does not exist (paths are relative to the working directory)",
+                "env.scenario: {} does not exist (a path in a config file is relative to that file)",
                 path.display()
             )),
             _ => {}
+        }
+        if self.train.init_optimizer && self.train.init_from.is_none() {
+            errors.push("train.init_optimizer needs train.init_from (the checkpoint)".into());
         }
         if self.env.max_episode_steps == Some(0) {
             errors.push("env.max_episode_steps must be positive when set".into());
@@ -372,7 +454,21 @@ pub fn incompatible_keys(saved: &TrainConfig, new: &TrainConfig) -> Vec<String> 
     let (a, b) = (to_value(saved), to_value(new));
     let mut out = Vec::new();
     diff("", &a, &b, &mut out);
-    out.retain(|k| !(k.starts_with("run.") || k.starts_with("eval.")));
+    // Also free to change: `train.total_steps` (a resume re-derives the schedules, see
+    // `Checkpoints::resume`), where the files are (their content is checked by hash), and
+    // the warm start (a resume starts from its own checkpoint).
+    let free = [
+        "train.total_steps",
+        "train.init_from",
+        "train.init_optimizer",
+    ];
+    out.retain(|k| {
+        let key = k.split(' ').next().unwrap_or(k);
+        !(k.starts_with("run.")
+            || k.starts_with("eval.")
+            || free.contains(&key)
+            || PATH_KEYS.contains(&key))
+    });
     out
 }
 
@@ -502,6 +598,8 @@ kind = "cartpole"
         let mut b = a.clone();
         b.run.device = "cpu".into();
         b.eval.every_steps = 99;
+        b.train.total_steps *= 3;
+        b.train.init_from = Some("runs/x".into());
         assert!(incompatible_keys(&a, &b).is_empty());
         b.ppo.lr = 1.0;
         b.train.seed = 2;
@@ -510,6 +608,66 @@ kind = "cartpole"
         assert!(
             keys[0].starts_with("ppo.lr") && keys[1].starts_with("train.seed"),
             "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_set_argument_behind_them() {
+        let mut table: toml::Table = CARTPOLE.parse().unwrap();
+        let overrides = ["ppo.lr=-1".to_string(), "ppo.lrr=1".to_string()];
+        for arg in &overrides {
+            apply_override(&mut table, arg).unwrap();
+        }
+        let err = TrainConfig::from_table(table, "c.toml")
+            .unwrap_err()
+            .blaming(&overrides)
+            .to_string();
+        assert!(
+            err.starts_with(
+                "c.toml: invalid config:\n  --set ppo.lrr=1: [ppo]: unknown field `lrr`"
+            ),
+            "{err}"
+        );
+        let mut table: toml::Table = CARTPOLE.parse().unwrap();
+        apply_override(&mut table, &overrides[0]).unwrap();
+        let err = TrainConfig::from_table(table, "c.toml")
+            .unwrap_err()
+            .blaming(&overrides)
+            .to_string();
+        assert!(err.contains("\n  --set ppo.lr=-1: ppo.lr "), "{err}");
+        // A key that is a prefix of another is not blamed for it.
+        assert!(!names("ppo.lr_end must be ...", "ppo.lr=1"));
+        assert!(!names("ppo.lr.x", "ppo.lr=1"));
+        assert!(names("ppo.lr must be positive", "ppo.lr=1"));
+    }
+
+    /// Paths in a file are relative to the file; `--set` paths (made absolute after the
+    /// overrides) to the working directory; absolute paths stay as they are.
+    #[test]
+    fn paths_are_relative_to_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("configs");
+        std::fs::create_dir(&sub).unwrap();
+        let file = sub.join("run.toml");
+        std::fs::write(
+            &file,
+            "[train]\nseed = 1\ntotal_steps = 8\ninit_from = \"/abs/best.json\"\n\
+             [env]\nkind = \"scenario\"\nscenario = \"scenarios/a.toml\"\n",
+        )
+        .unwrap();
+        let mut table = read_table(&file).unwrap();
+        let get = |t: &toml::Table, s: &str, k: &str| t[s][k].as_str().unwrap().to_string();
+        assert_eq!(
+            get(&table, "env", "scenario"),
+            sub.join("scenarios/a.toml").to_str().unwrap()
+        );
+        assert_eq!(get(&table, "train", "init_from"), "/abs/best.json");
+        apply_override(&mut table, "train.init_from=\"runs/r\"").unwrap();
+        absolute_paths(&mut table, Path::new("/work/here"));
+        assert_eq!(get(&table, "train", "init_from"), "/work/here/runs/r");
+        assert_eq!(
+            get(&table, "env", "scenario"),
+            sub.join("scenarios/a.toml").to_str().unwrap()
         );
     }
 

@@ -40,7 +40,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot};
+use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, warm_start};
 use crate::config::TrainConfig;
 use crate::envs::mix64;
 use crate::evaluation::Evaluator;
@@ -92,10 +92,13 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let (online, mut target) = with_torch_rng(Some(seed as i64), || {
         Ok::<_, TrainError>((network()?, network()?))
     })?;
+    let mut adam = Adam::new(online.policy().named_parameters(), dqn_cfg.adam_eps);
+    if !options.resume {
+        warm_start(config, online.policy(), &mut adam, false)?;
+    }
     // The run directory is created only once everything that can refuse the config has.
     let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     target.update_from(&online, 1.0);
-    let mut adam = Adam::new(online.policy().named_parameters(), dqn_cfg.adam_eps);
     let mut buffer = ReplayBuffer::new(
         replay_cfg,
         dqn_cfg.gamma,

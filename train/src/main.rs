@@ -52,9 +52,18 @@ struct Cli {
     /// Where run directories are created.
     #[arg(long, default_value = "runs")]
     runs_dir: PathBuf,
-    /// Continue the run in this directory from its newest checkpoint (e.g. runs/demo).
+    /// Continue the run in this directory from its newest checkpoint (e.g. runs/demo). With
+    /// --total-steps, extend (or shorten) it: the schedules are re-derived for the new total.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "run_name")]
     resume: Option<PathBuf>,
+    /// Start a new run from this checkpoint's weights (a .json metadata file, or a run
+    /// directory: its best, else final, else newest checkpoint). Shorthand for
+    /// --set train.init_from=PATH.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+    /// With --init-from: also take the checkpoint's optimizer state (Adam's moments).
+    #[arg(long, requires = "init_from")]
+    init_optimizer: bool,
     /// Stop with a resumable checkpoint once this many env steps are done.
     #[arg(long)]
     stop_at_step: Option<u64>,
@@ -70,6 +79,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().len() == 1 {
+        // No arguments: the usage, not an error about a missing --config.
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -170,10 +184,24 @@ fn resolve(cli: &Cli) -> Result<(TrainConfig, PathBuf), TrainError> {
     if let Some(steps) = cli.total_steps {
         overrides.push(format!("train.total_steps={steps}"));
     }
+    if let Some(checkpoint) = &cli.init_from {
+        let quoted = toml::Value::String(checkpoint.to_string_lossy().into_owned());
+        overrides.push(format!("train.init_from={quoted}"));
+    }
+    if cli.init_optimizer {
+        overrides.push("train.init_optimizer=true".into());
+    }
     for arg in &overrides {
         config::apply_override(&mut table, arg)?;
     }
-    let config = TrainConfig::from_table(table, &path.display().to_string())?;
+    // What is still relative came from the command line: relative to the working directory.
+    let cwd = std::env::current_dir().map_err(|source| TrainError::Io {
+        path: ".".into(),
+        source,
+    })?;
+    config::absolute_paths(&mut table, &cwd);
+    let config = TrainConfig::from_table(table, &path.display().to_string())
+        .map_err(|e| e.blaming(&overrides))?;
     let run_dir = match (&cli.resume, &cli.run_name) {
         (Some(dir), _) => dir.clone(),
         (None, Some(name)) => cli.runs_dir.join(single_component(name)?),

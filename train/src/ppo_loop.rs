@@ -39,7 +39,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, rng_state};
+use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, rng_state, warm_start};
 use crate::config::TrainConfig;
 use crate::envs::{Replayable, mix64};
 use crate::evaluation::Evaluator;
@@ -81,12 +81,17 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             device,
         )
     })?;
-    // The run directory is created only once everything that can refuse the config has.
-    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let mut adam = Adam::new(policy.named_parameters(), ppo_cfg.adam_eps);
     let mut normalizer = ppo_cfg
         .normalize_obs
         .then(|| ObsNormalizer::new(obs_dim, 10.0));
+    if !options.resume
+        && let Some(stats) = warm_start(config, &policy, &mut adam, ppo_cfg.normalize_obs)?
+    {
+        normalizer = Some(stats);
+    }
+    // The run directory is created only once everything that can refuse the config has.
+    let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
     let mut action_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ ACTION_STREAM));
     let mut minibatch_rng = ChaCha8Rng::seed_from_u64(mix64(seed ^ MINIBATCH_STREAM));
     let mut return_normalizer = ppo_cfg

@@ -93,6 +93,9 @@ pub enum TrainError {
     RunName(String),
     #[error("run.device: {0}")]
     Device(String),
+    /// `train.init_from` names no checkpoint, or one that does not fit this run.
+    #[error("train.init_from {}: {reason}", path.display())]
+    InitFrom { path: PathBuf, reason: String },
     #[error(transparent)]
     Network(#[from] NetworkError),
 
@@ -172,6 +175,7 @@ impl TrainError {
             | Self::RunExists(_)
             | Self::RunName(_)
             | Self::Device(_)
+            | Self::InitFrom { .. }
             | Self::Network(_)
             | Self::NoCheckpoint { .. }
             | Self::ResumeCheckpoint(_)

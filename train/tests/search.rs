@@ -14,6 +14,7 @@ use common::{python, repo_root};
 use lepton_train::config::{TrainConfig, read_table};
 use lepton_train::search::leaderboard::{Status, TrialRecord};
 use lepton_train::search::{self, SearchArgs, SearchError, SearchSummary};
+use lepton_train::trainer;
 
 /// 3 + 2 × 2 = 7 trials of 1024 steps (2 envs × 32 steps, 16 updates each). The choice gene
 /// `ppo.num_steps = 1024` makes a batch of 2048 > the budget: that trial must fail validation.
@@ -116,13 +117,17 @@ fn ga_search_writes_leaderboard_and_best_config_and_resumes_without_retraining()
                 "{r:?}"
             );
         } else {
-            assert!(
-                out.join(&r.run_dir)
-                    .join("checkpoints/final.json")
-                    .is_file()
-            );
-            let cfg = std::fs::read_to_string(out.join(&r.run_dir).join("config.toml")).unwrap();
-            assert!(cfg.contains(&format!("seed = {}", r.seed)), "{cfg}");
+            // Two runs per trial (the default `seeds_per_trial`), fitness their mean.
+            assert_eq!((r.seeds.len(), r.seed_fitness.len()), (2, 2), "{r:?}");
+            assert_eq!(r.seeds[0], r.seed);
+            let mean = (r.seed_fitness[0] + r.seed_fitness[1]) / 2.0;
+            assert_eq!(r.fitness, Some(mean));
+            for (k, seed) in r.seeds.iter().enumerate() {
+                let run = out.join(&r.run_dir).join(format!("seed_{k}"));
+                assert!(run.join("checkpoints/final.json").is_file());
+                let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+                assert!(cfg.contains(&format!("seed = {seed}")), "{cfg}");
+            }
         }
     }
     assert!(
@@ -130,16 +135,33 @@ fn ga_search_writes_leaderboard_and_best_config_and_resumes_without_retraining()
         "this seed draws ppo.num_steps = 1024 at least once: the failing trial is part of the test"
     );
 
-    // best.toml is a complete training config with the best genes and the base's length.
+    // best.toml is the winner's first run, with evaluation and checkpoints on: training it
+    // again writes a `best` checkpoint and the final one scores exactly what the search
+    // recorded for that seed.
     let best = &board[0];
     let table = read_table(&out.join("best.toml")).unwrap();
     let cfg = TrainConfig::from_table(table, "best.toml").unwrap();
-    assert_eq!(cfg.train.total_steps, 500_000);
+    assert_eq!((cfg.train.total_steps, cfg.train.seed), (1024, best.seed));
     assert_eq!(
         serde_json::json!(cfg.ppo.num_steps),
         best.genes["ppo.num_steps"]
     );
     assert!((cfg.ppo.lr - best.genes["ppo.lr"].as_f64().unwrap()).abs() < 1e-15);
+    assert_eq!(
+        (cfg.eval.every_steps, cfg.run.checkpoint_every_steps),
+        (102, 102)
+    );
+    let again = tmp.path().join("again");
+    let summary = trainer::run(&cfg, &common::options(&again, false, None)).unwrap();
+    assert!(again.join("checkpoints/best.json").is_file());
+    let search_config = search::resolve_args(&args(&config, &out, true, &[])).unwrap();
+    let score = search::score_checkpoint(
+        &cfg,
+        &summary.last_checkpoint,
+        &search_config.config.fitness,
+    )
+    .unwrap();
+    assert_eq!(score, best.seed_fitness[0]);
 
     // A second start without --resume is refused; --resume with another config too.
     assert!(run(&args(&config, &out, false, &[])).is_err());
@@ -295,5 +317,62 @@ fn slowdown_fitness_on_cartpole_is_refused_naming_the_metric() {
             )),
             "{err}"
         );
+    }
+}
+
+/// Successive halving: 4 trials train 512 of their 1024 steps, the best half resumes to the
+/// end and the rest stop. Resume is bit-exact, so the trials that go on score exactly what
+/// they score in the same search without early stopping, and the stopped ones keep their
+/// half-way score.
+#[test]
+fn early_stopping_halves_the_trials_at_each_rung() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "ga");
+    let common = [
+        "ga.population=4",
+        "ga.generations=1",
+        "ga.elitism=0",
+        "seeds_per_trial=1",
+    ];
+    let plain = tmp.path().join("plain");
+    run(&args(&config, &plain, false, &common)).unwrap();
+    let halved = tmp.path().join("halved");
+    let mut with_rungs = common.to_vec();
+    with_rungs.extend(["early_stop.rungs=[0.5]", "early_stop.keep=0.5"]);
+    run(&args(&config, &halved, false, &with_rungs)).unwrap();
+
+    let by_trial = |dir: &Path| {
+        let mut b = leaderboard(dir);
+        b.sort_by_key(|r| r.trial);
+        b
+    };
+    let (plain, halved) = (by_trial(&plain), by_trial(&halved));
+    let scored: Vec<&TrialRecord> = halved
+        .iter()
+        .filter(|r| r.status != Status::Invalid)
+        .collect();
+    assert!(scored.len() >= 2, "{halved:?}");
+    let keep = scored.len().div_ceil(2);
+    let finished: Vec<&&TrialRecord> = scored
+        .iter()
+        .filter(|r| r.status == Status::Finished)
+        .collect();
+    assert_eq!(finished.len(), keep, "{halved:?}");
+    for r in &scored {
+        assert_eq!(r.rungs.len(), 1, "{r:?}");
+        assert_eq!(r.rungs[0].steps, 512);
+        let twin = &plain[r.trial];
+        if r.status == Status::Finished {
+            assert_eq!((r.fitness, r.budget_steps), (twin.fitness, 1024), "{r:?}");
+        } else {
+            assert_eq!(r.status, Status::Stopped, "{r:?}");
+            assert_eq!((r.fitness, r.budget_steps), (None, 512));
+            // Stopped: below every trial that went on.
+            assert!(
+                finished
+                    .iter()
+                    .all(|f| f.rungs[0].fitness >= r.rungs[0].fitness)
+            );
+        }
     }
 }

@@ -655,3 +655,194 @@ fn oversized_training_configs_are_refused_naming_the_key() {
         assert!(!tmp.path().join("x").exists());
     }
 }
+
+/// A finished run extends with a larger `train.total_steps`: without learning-rate annealing
+/// the schedule does not depend on the total, so 1,024 steps + an extension to 2,048 equal
+/// 2,048 straight, loss for loss. The change is logged in the run's `history.log`; resuming a
+/// finished run without more steps is refused, saying what to pass.
+#[test]
+fn a_finished_run_extends_with_more_total_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flat = ["ppo.anneal_lr=false"];
+    let straight = train(
+        &small_config(2048, &flat),
+        &options(&tmp.path().join("straight"), false, None),
+    );
+    let dir = tmp.path().join("extended");
+    let first = train(&small_config(1024, &flat), &options(&dir, false, None));
+    assert_eq!(first.outcome, Outcome::Finished);
+    {
+        let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let err = trainer::run(&small_config(1024, &flat), &options(&dir, true, None)).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("train.total_steps = 1024 is not beyond the checkpoint's step 1024"),
+            "{err}"
+        );
+    }
+    let second = train(&small_config(2048, &flat), &options(&dir, true, None));
+    assert_eq!(
+        (second.outcome, second.global_step),
+        (Outcome::Finished, 2048)
+    );
+    assert_eq!(joined_updates(&first, &second), straight.updates);
+    assert_eq!(
+        weights_hash(&second.last_checkpoint),
+        weights_hash(&straight.last_checkpoint)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("history.log")).unwrap(),
+        "env step 1024: train.total_steps 1024 -> 2048 (learning-rate and exploration schedules re-derived for 2048 steps)\n"
+    );
+}
+
+/// `train.init_from` starts a new run from a checkpoint's weights and observation statistics:
+/// with a learning rate too small to move a float32 weight, the new run ends with exactly the
+/// weights it started from, and its normaliser continued the checkpoint's count.
+#[test]
+fn init_from_starts_a_new_run_from_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = train(
+        &small_config(1024, &["ppo.normalize_obs=true"]),
+        &options(&tmp.path().join("source"), false, None),
+    );
+    let from = format!("train.init_from=\"{}\"", source.last_checkpoint.display());
+    let tuned = train(
+        &small_config(
+            512,
+            &[
+                "ppo.normalize_obs=true",
+                "ppo.lr=1e-30",
+                "train.seed=9",
+                &from,
+                "train.init_optimizer=true",
+            ],
+        ),
+        &options(&tmp.path().join("tuned"), false, None),
+    );
+    assert_eq!(
+        weights_hash(&tuned.last_checkpoint),
+        weights_hash(&source.last_checkpoint)
+    );
+    let (a, b) = (
+        checkpoint::read_meta(&source.last_checkpoint).unwrap(),
+        checkpoint::read_meta(&tuned.last_checkpoint).unwrap(),
+    );
+    let (na, nb) = (a.normalizer.unwrap(), b.normalizer.unwrap());
+    assert_eq!(nb.count - na.count, 512.0, "{} then {}", na.count, nb.count);
+    // The optimizer state came along: Adam's step count continues (8 iterations × 2 epochs ×
+    // 4 minibatches).
+    assert_eq!(b.optimizer_step - a.optimizer_step, 64);
+}
+
+/// A warm start that cannot work is refused before the run directory exists (exit 2, naming
+/// `train.init_from` and the reason): no checkpoint there, another network, other
+/// normalisation.
+#[test]
+fn a_warm_start_that_does_not_fit_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = train(
+        &small_config(512, &[]),
+        &options(&tmp.path().join("source"), false, None),
+    );
+    let runs = tmp.path().join("runs");
+    let cases: [(&str, &str, &[&str], &str); 4] = [
+        ("missing", "ppo_cartpole", &[], "no such file"),
+        (
+            "net",
+            "ppo_cartpole",
+            &["--set", "network.hidden=[8]"],
+            "its network is",
+        ),
+        (
+            "norm",
+            "ppo_cartpole",
+            &["--set", "ppo.normalize_obs=true"],
+            "expect raw observations",
+        ),
+        ("dqn", "dqn_cartpole", &[], "it has a Logits head"),
+    ];
+    for (name, config, extra, expected) in cases {
+        let checkpoint = if name == "missing" {
+            tmp.path().join("nothing.json")
+        } else {
+            source.last_checkpoint.clone()
+        };
+        let out = bin()
+            .arg("--config")
+            .arg(format!("configs/{config}.toml"))
+            .arg("--runs-dir")
+            .arg(&runs)
+            .args(["--run-name", name, "--no-progress", "--init-from"])
+            .arg(&checkpoint)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains("train.init_from") && err.contains(expected),
+            "{name}: {err}"
+        );
+        assert!(!runs.join(name).exists(), "{name} left its run directory");
+    }
+}
+
+/// Paths in a config file are relative to that file, so a run starts from any working
+/// directory with `--config /abs/path`, resumes from any with `--resume /abs/run`, and keeps
+/// working after its directory moved.
+#[test]
+fn configs_and_runs_work_from_any_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let config = repo_root().join("configs/ppo_deeprm_hold.toml");
+    let run = |cwd: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lepton-train"))
+            .current_dir(cwd)
+            .args(args)
+            .args([
+                "--no-progress",
+                "--set",
+                "ppo.num_envs=2",
+                "--set",
+                "ppo.num_steps=64",
+            ])
+            .args(["--set", "eval.every_steps=0", "--set", "imitation.epochs=1"])
+            .args([
+                "--set",
+                "imitation.steps=256",
+                "--set",
+                "imitation.batch_size=64",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    };
+    let runs = tmp.path().join("runs");
+    run(
+        &elsewhere,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--run-name",
+            "r",
+            "--total-steps",
+            "128",
+        ],
+    );
+    let moved = tmp.path().join("moved");
+    std::fs::rename(runs.join("r"), &moved).unwrap();
+    run(
+        tmp.path(),
+        &["--resume", moved.to_str().unwrap(), "--total-steps", "256"],
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(moved.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["global_step"], 256, "{summary}");
+}

@@ -48,6 +48,16 @@ pub enum Status {
     Crashed,
     /// Trained, but the fitness was not a finite number.
     Nan,
+    /// Stopped early at a rung of successive halving (`[early_stop]`): its fitness there was
+    /// below the trials promoted to the next rung.
+    Stopped,
+}
+
+/// A trial's fitness at one rung of successive halving (mean over its seeds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    pub steps: u64,
+    pub fitness: f64,
 }
 
 /// One trial, as `trial.json` and a leaderboard row.
@@ -61,10 +71,20 @@ pub struct TrialRecord {
     pub reason: Option<String>,
     /// Higher is better; `None` (the worst) unless `status = finished`.
     pub fitness: Option<f64>,
-    /// Env steps trained.
+    /// Env steps trained (per seed).
     pub budget_steps: u64,
-    /// `train.seed` of the trial.
+    /// `train.seed` of the trial's first run (the one `best.toml` reproduces).
     pub seed: u64,
+    /// GA: `train.seed` of each of the trial's runs (`seeds_per_trial`); its fitness is the
+    /// mean of theirs.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// GA: the fitness of each run, in the order of `seeds`.
+    #[serde(default)]
+    pub seed_fitness: Vec<f64>,
+    /// GA with `[early_stop]`: the fitness at each rung the trial reached before the last.
+    #[serde(default)]
+    pub rungs: Vec<Rung>,
     /// Gene key → value (for PBT: the final values).
     pub genes: BTreeMap<String, serde_json::Value>,
     /// The `--set` arguments that reproduce the trial on top of the base config.

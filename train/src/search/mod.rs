@@ -10,11 +10,12 @@
 //!   checkpoints, summary.json) plus `trial.json` (its [`leaderboard::TrialRecord`]) and
 //!   `hparams/` (its HParams session); `tensorboard --logdir <search dir>` shows them all;
 //! * `leaderboard.csv`, `leaderboard.json` — every trial, best first;
-//! * `best.toml` — the best trial's complete training config (base config + `set` + genes;
-//!   `train.total_steps` and `train.seed` as in the base), ready for `lepton-train --config`.
+//! * `best.toml` — the best trial's complete training config: base config + `set` + genes,
+//!   with the trial's own budget and first seed, evaluation on the fitness episodes and
+//!   checkpoints on, so that `lepton-train --config best.toml` reproduces the winner.
 //!
 //! Config resolution per trial: base TOML → the search's `set` overrides → the genes'
-//! `--set` arguments → `train.total_steps = steps_per_trial`, `train.seed = <trial seed>`,
+//! `--set` arguments → `train.total_steps = steps_per_trial`, `train.seed = <run seed>`,
 //! `run.torch_threads = 1`, `run.env_threads = 1` → serde (unknown keys rejected) →
 //! validation. A trial whose config does not validate is recorded as `invalid`.
 //!
@@ -32,6 +33,7 @@
 
 pub mod ga;
 pub mod genes;
+mod halving;
 pub mod leaderboard;
 pub mod operators;
 pub mod pbt;
@@ -59,7 +61,7 @@ use leaderboard::{Status, TrialRecord};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
-    /// The base training config (path relative to the working directory).
+    /// The base training config (path relative to the search file).
     pub base: PathBuf,
     /// `--set`-style overrides applied to the base before the genes, e.g. `eval.every_steps=0`.
     #[serde(default)]
@@ -73,6 +75,13 @@ pub struct SearchConfig {
     pub parallel_trials: usize,
     /// Env steps each trial trains (its `train.total_steps`).
     pub steps_per_trial: u64,
+    /// GA: training runs per trial, each with its own `train.seed`; the trial's fitness is
+    /// the mean of theirs, so one lucky seed does not win the search.
+    #[serde(default = "default_seeds_per_trial")]
+    pub seeds_per_trial: usize,
+    /// GA: stop hopeless trials early (successive halving); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
     pub fitness: FitnessConfig,
     /// Required for `mode = "ga"`.
     #[serde(default)]
@@ -82,6 +91,23 @@ pub struct SearchConfig {
     pub pbt: Option<PbtConfig>,
     /// The search space, one `[[gene]]` table per hyperparameter.
     pub gene: Vec<GeneSpec>,
+}
+
+fn default_seeds_per_trial() -> usize {
+    2
+}
+
+/// Successive halving within each GA generation (Jamieson & Talwalkar, AISTATS'16; the rungs
+/// of ASHA, Li et al., MLSys'20, run synchronously so that the search stays deterministic):
+/// every trial trains to the first rung, is scored there, and only the best `keep` fraction
+/// resumes (bit-exactly) to the next rung; the last rung is `steps_per_trial`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    /// Rungs as fractions of `steps_per_trial`, increasing, in (0, 1).
+    pub rungs: Vec<f64>,
+    /// Fraction of the trials scored at a rung that go on (at least one does).
+    pub keep: f64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +212,33 @@ impl SearchConfig {
         if self.fitness.num_episodes == 0 {
             errors.push("fitness.num_episodes must be at least 1".into());
         }
+        if !(1..=MAX_SEEDS_PER_TRIAL).contains(&self.seeds_per_trial) {
+            errors.push(format!(
+                "seeds_per_trial must be in 1..={MAX_SEEDS_PER_TRIAL}, got {}",
+                self.seeds_per_trial
+            ));
+        }
+        if let Some(stop) = &self.early_stop {
+            if self.mode != Mode::Ga {
+                errors.push("[early_stop] applies to mode = \"ga\"".into());
+            }
+            let increasing = stop.rungs.windows(2).all(|w| w[0] < w[1]);
+            if stop.rungs.is_empty()
+                || !increasing
+                || stop.rungs.iter().any(|&r| !(r > 0.0 && r < 1.0))
+            {
+                errors.push(
+                    "early_stop.rungs must be increasing fractions of steps_per_trial in (0, 1)"
+                        .into(),
+                );
+            }
+            if !(stop.keep > 0.0 && stop.keep < 1.0) {
+                errors.push(format!(
+                    "early_stop.keep must be in (0, 1), got {}",
+                    stop.keep
+                ));
+            }
+        }
         match (self.mode, &self.ga, &self.pbt) {
             (Mode::Ga, None, _) => errors.push("mode = \"ga\" needs a [ga] table".into()),
             (Mode::Pbt, _, None) => errors.push("mode = \"pbt\" needs a [pbt] table".into()),
@@ -254,11 +307,23 @@ impl SearchConfig {
     }
 }
 
+/// Runs per trial at most (each is a whole training run).
+pub const MAX_SEEDS_PER_TRIAL: usize = 64;
+
 const TRIAL_SEED_STREAM: u64 = 0x7472_6961;
+const EXTRA_SEED_STREAM: u64 = 0x7365_6564;
 
 /// `train.seed` of trial `index` (below 2⁶³: TOML integers are signed).
 pub fn trial_seed(search_seed: u64, index: usize) -> u64 {
     mix64(search_seed ^ mix64(TRIAL_SEED_STREAM.wrapping_add(index as u64))) >> 1
+}
+
+/// `train.seed` of run `k` of trial `index` (run 0's is [`trial_seed`]).
+pub fn trial_run_seed(search_seed: u64, index: usize, k: usize) -> u64 {
+    match k {
+        0 => trial_seed(search_seed, index),
+        _ => mix64(trial_seed(search_seed, index) ^ mix64(EXTRA_SEED_STREAM + k as u64)) >> 1,
+    }
 }
 
 /// A multi-line error message on one line (for the leaderboard).
@@ -349,13 +414,36 @@ impl Search {
         TrainConfig::from_table(table, &format!("{} + search", self.config.base.display()))
     }
 
-    /// `best.toml`'s config: base + `set` + genes, with the base's steps and seed.
-    pub fn full_config(&self, genome: &[f64]) -> Result<TrainConfig, ConfigError> {
-        let mut table = self.base_table.clone();
-        for arg in genes::override_args(&self.config.gene, genome) {
+    /// `best.toml`'s config: exactly the run of `best` on its first seed (its genes, budget
+    /// and `train.seed`), evaluated on the fitness episodes during training (every tenth of
+    /// the budget unless the base evaluates more often) and checkpointed as often, so that a
+    /// run of it writes a `best` checkpoint and its final checkpoint scores what the search
+    /// recorded for that seed.
+    pub fn best_config(&self, best: &TrialRecord) -> Result<TrainConfig, ConfigError> {
+        let mut table = self.trial_table(&best.genome, best.seed)?;
+        let every = match self.base_config_value("eval", "every_steps") {
+            Some(n) if n > 0 => n,
+            _ => (self.config.steps_per_trial / 10).max(1),
+        };
+        let checkpoint_every = match self.base_config_value("run", "checkpoint_every_steps") {
+            Some(n) if n > 0 => n,
+            _ => every,
+        };
+        for arg in [
+            format!("eval.every_steps={every}"),
+            format!("eval.num_episodes={}", self.config.fitness.num_episodes),
+            format!("eval.seed={}", self.config.fitness.seed),
+            format!("run.checkpoint_every_steps={checkpoint_every}"),
+        ] {
             config::apply_override(&mut table, &arg)?;
         }
         TrainConfig::from_table(table, &self.config.base.display().to_string())
+    }
+
+    /// An integer of the base config (with the search's `set`), if present.
+    fn base_config_value(&self, section: &str, key: &str) -> Option<u64> {
+        let value = self.base_table.get(section)?.get(key)?.as_integer()?;
+        u64::try_from(value).ok()
     }
 
     pub fn trial_dir(&self, index: usize) -> PathBuf {
@@ -383,6 +471,9 @@ impl Search {
             fitness: None,
             budget_steps: self.config.steps_per_trial,
             seed,
+            seeds: Vec::new(),
+            seed_fitness: Vec::new(),
+            rungs: Vec::new(),
             genes: TrialRecord::genes_of(&self.config.gene, genome),
             overrides: genes::override_args(&self.config.gene, genome),
             genome: genome.to_vec(),
@@ -390,58 +481,6 @@ impl Search {
             wall_s: 0.0,
             history: Vec::new(),
         }
-    }
-
-    /// Trains and scores one GA trial; `None` if it was interrupted (it will be redone).
-    fn run_trial(
-        &self,
-        index: usize,
-        generation: usize,
-        genome: &[f64],
-        interrupt: &Arc<AtomicBool>,
-    ) -> anyhow::Result<Option<TrialRecord>> {
-        let seed = trial_seed(self.config.seed, index);
-        let dir = self.trial_dir(index);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
-        let start = Instant::now();
-        let mut record = self.base_record(index, generation, genome, seed);
-        let result = match self.trial_config(genome, seed) {
-            Err(e) => Err((Status::Invalid, e.to_string())),
-            Ok(config) => {
-                let options = RunOptions {
-                    run_dir: dir.clone(),
-                    resume: false,
-                    stop_at_step: None,
-                    progress: false,
-                    interrupt: interrupt.clone(),
-                };
-                match train_and_score(&config, &options, &self.config.fitness) {
-                    TrialResult::Interrupted => return Ok(None),
-                    TrialResult::Scored(f) => Ok(f),
-                    TrialResult::Failed(status, reason) => Err((status, reason)),
-                }
-            }
-        };
-        match result {
-            Ok(f) if f.is_finite() => {
-                record.status = Status::Finished;
-                record.fitness = Some(f);
-            }
-            Ok(f) => {
-                record.status = Status::Nan;
-                record.reason = Some(format!("fitness is {f}"));
-            }
-            Err((status, reason)) => {
-                record.status = status;
-                record.reason = Some(one_line(&reason));
-            }
-        }
-        record.wall_s = start.elapsed().as_secs_f64();
-        self.finish_record(&record)?;
-        Ok(Some(record))
     }
 
     /// Writes `trial.json` (last: its presence means "finished") and the HParams session.
@@ -464,12 +503,20 @@ impl Search {
         else {
             return Ok(());
         };
-        let config = self.full_config(&best.genome)?;
+        let config = self.best_config(best)?;
+        let per_seed: Vec<String> = best
+            .seeds
+            .iter()
+            .zip(&best.seed_fitness)
+            .map(|(seed, f)| format!("seed {seed}: {f}"))
+            .collect();
         let header = format!(
             "# best.toml: the best trial of the search in this directory, as a complete training\n\
              # config: {} + the search's `set` + genes {}.\n\
-             # trial {} ({}): fitness {} ({:?} over {} held-out episodes) after {} env steps,\n\
-             # train.seed {}. Run: lepton-train --config {}\n\n",
+             # trial {} ({}): fitness {} ({:?} over {} held-out episodes, mean over its seeds:\n\
+             # {}) after {} env steps. This is its run on train.seed {}, with evaluation and\n\
+             # checkpoints on: its final checkpoint scores that seed's fitness again.\n\
+             # Run: lepton-train --config {}\n\n",
             self.config.base.display(),
             best.overrides.join(" "),
             best.trial,
@@ -477,6 +524,11 @@ impl Search {
             best.fitness.unwrap_or(f64::NAN),
             self.config.fitness.metric,
             self.config.fitness.num_episodes,
+            if per_seed.is_empty() {
+                "one seed".to_string()
+            } else {
+                per_seed.join(", ")
+            },
             best.budget_steps,
             best.seed,
             self.dir.join("best.toml").display()
@@ -500,36 +552,22 @@ impl Search {
             ga.generations,
             self.config.seed,
             |generation, first, genomes| {
-                let results = parallel_map(genomes.len(), self.config.parallel_trials, |i| {
-                    let index = first + i;
-                    if let Some(done) = self.finished_record(index) {
-                        if done.genome == genomes[i] {
-                            return anyhow::Ok(Some(done));
-                        }
-                        eprintln!("trial {index}: genes differ from trial.json; retraining");
-                    }
-                    let r = self.run_trial(index, generation, &genomes[i], interrupt)?;
-                    if let Some(r) = &r {
-                        eprintln!(
-                            "trial {index}/{total} (generation {generation}): {:?} fitness {} [{}]",
-                            r.status,
-                            r.fitness.map_or("-".into(), |f| format!("{f:.3}")),
-                            r.overrides.join(" ")
-                        );
-                    }
-                    Ok(r)
-                });
-                let mut out = Vec::new();
-                let mut all = records.lock().unwrap_or_else(|e| e.into_inner());
-                for r in results {
-                    match r? {
-                        Some(record) => {
-                            out.push(record.fitness);
-                            all.push(record);
-                        }
-                        None => anyhow::bail!("interrupted"),
-                    }
+                let Some(trials) = self.run_generation(generation, first, genomes, interrupt)?
+                else {
+                    anyhow::bail!("interrupted");
+                };
+                for r in &trials {
+                    eprintln!(
+                        "trial {}/{total} (generation {generation}): {:?} fitness {} [{}]",
+                        r.trial,
+                        r.status,
+                        r.fitness.map_or("-".into(), |f| format!("{f:.3}")),
+                        r.overrides.join(" ")
+                    );
                 }
+                let out = trials.iter().map(|r| r.fitness).collect();
+                let mut all = records.lock().unwrap_or_else(|e| e.into_inner());
+                all.extend(trials);
                 self.write_outputs(&all)?;
                 Ok(out)
             },
@@ -682,10 +720,13 @@ pub fn resolve_args(args: &SearchArgs) -> Result<Search, SearchError> {
     }
     let source = args.config.display().to_string();
     let text = toml::to_string(&table).expect("a table serialises");
-    let config: SearchConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+    let mut config: SearchConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
         source_name: source.clone(),
         errors: vec![e.message().trim().to_string()],
     })?;
+    // Like every path in a file, `base` is relative to the search file.
+    let dir = args.config.parent().unwrap_or(Path::new(""));
+    config.base = std::path::absolute(dir.join(&config.base)).unwrap_or(config.base);
     let dir = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .config
