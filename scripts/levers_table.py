@@ -12,7 +12,7 @@ for run in sorted(glob.glob(f'{root}/runs/*')):
         return [e.value for e in ea.Scalars(tag)] if tag in ea.Tags()['scalars'] else []
     kl, cf, ent, ff, ev = (vals('losses/approx_kl'), vals('losses/clipfrac'), vals('losses/entropy'),
                           vals('losses/forced_fraction'), vals('losses/explained_variance'))
-    sps = vals('charts/sps')
+    sps = vals('charts/SPS')
     rep = f'{root}/reports/{name}/report.md'
     vs = '—'
     if os.path.exists(rep):

@@ -24,7 +24,7 @@
 //! once it holds a batch.
 //!
 //! TensorBoard tags (besides the shared `charts/episodic_return`, `charts/episodic_length`,
-//! `charts/sps`, `cluster/*`, `eval/*`): `losses/td_loss` (importance-weighted Huber loss),
+//! `charts/SPS`, `cluster/*`, `eval/*`): `losses/td_loss` (importance-weighted Huber loss),
 //! `losses/q_values` (mean Q of the batch's actions), `losses/grad_norm`, `charts/epsilon`,
 //! `replay/beta`, `replay/mean_priority`, `replay/size` — every [`LOG_EVERY_STEPS`] env steps
 //! once learning has started.
@@ -231,7 +231,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             tb.scalar("losses/q_values", stats.q_values, global_step);
             tb.scalar("losses/grad_norm", stats.grad_norm, global_step);
             tb.scalar("charts/epsilon", epsilon, global_step);
-            tb.scalar("charts/sps", sps, global_step);
+            tb.scalar("charts/SPS", sps, global_step);
             let beta = replay_cfg.beta(global_step as f64 / total_steps as f64);
             tb.scalar("replay/beta", beta, global_step);
             tb.scalar("replay/mean_priority", buffer.mean_priority(), global_step);

@@ -26,6 +26,10 @@ pub struct EvalResult {
     pub mean_slowdown: Option<f64>,
     /// Completion-aware: every arrived task counts (scheduling envs).
     pub completion_slowdown: Option<f64>,
+    /// Mean per episode of the tasks left unfinished at the episode's end and of the tasks
+    /// dropped (scheduling envs): what a policy that "wins" by not scheduling leaves behind.
+    pub mean_unfinished: Option<f64>,
+    pub mean_dropped: Option<f64>,
 }
 
 impl EvalResult {
@@ -50,7 +54,9 @@ pub fn evaluate(
     let mut venv = VecEnv::new(envs, config.run.env_threads)?;
     venv.reset(Some(config.eval.seed));
     let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());
-    type Done = (f64, usize, Option<(f64, f64)>);
+    /// Return, length and, on scheduling envs, (mean slowdown, completion slowdown,
+    /// unfinished, dropped).
+    type Done = (f64, usize, Option<[f64; 4]>);
     let mut finished: Vec<Option<Done>> = vec![None; n];
     let mut obs = vec![0.0f32; n * dim];
     let mut actions = vec![0usize; n];
@@ -79,23 +85,32 @@ pub fn evaluate(
                 *slot = Some((
                     stats.episode_return,
                     stats.length,
-                    metrics.map(|m| (m.mean_slowdown, m.completion_slowdown)),
+                    metrics.map(|m| {
+                        [
+                            m.mean_slowdown,
+                            m.completion_slowdown,
+                            m.num_unfinished as f64,
+                            m.num_dropped as f64,
+                        ]
+                    }),
                 ));
             }
         }
     }
     let done: Vec<Done> = finished.into_iter().flatten().collect();
     let k = done.len() as f64;
-    let slowdowns: Vec<(f64, f64)> = done.iter().filter_map(|d| d.2).collect();
-    let mean_of = |f: fn(&(f64, f64)) -> f64| {
-        (!slowdowns.is_empty())
-            .then(|| slowdowns.iter().map(f).sum::<f64>() / slowdowns.len() as f64)
+    let metrics: Vec<[f64; 4]> = done.iter().filter_map(|d| d.2).collect();
+    let mean_of = |i: usize| {
+        (!metrics.is_empty())
+            .then(|| metrics.iter().map(|m| m[i]).sum::<f64>() / metrics.len() as f64)
     };
     Ok(EvalResult {
         mean_return: done.iter().map(|d| d.0).sum::<f64>() / k,
         mean_length: done.iter().map(|d| d.1 as f64).sum::<f64>() / k,
-        mean_slowdown: mean_of(|s| s.0),
-        completion_slowdown: mean_of(|s| s.1),
+        mean_slowdown: mean_of(0),
+        completion_slowdown: mean_of(1),
+        mean_unfinished: mean_of(2),
+        mean_dropped: mean_of(3),
     })
 }
 
@@ -141,8 +156,14 @@ impl<'a> Evaluator<'a> {
         let result = evaluate(self.spec, policy, normalizer, self.config, self.device)?;
         tb.scalar("eval/episodic_return", result.mean_return, step);
         tb.scalar("eval/episodic_length", result.mean_length, step);
-        if let Some(slowdown) = result.mean_slowdown {
-            tb.scalar("eval/mean_slowdown", slowdown, step);
+        for (tag, value) in [
+            ("eval/mean_slowdown", result.mean_slowdown),
+            ("eval/unfinished_tasks", result.mean_unfinished),
+            ("eval/dropped_tasks", result.mean_dropped),
+        ] {
+            if let Some(value) = value {
+                tb.scalar(tag, value, step);
+            }
         }
         for (name, slowdown) in &self.heuristics {
             tb.scalar(

@@ -18,7 +18,7 @@
 //! networks here are too small for a second torch thread to pay off).
 //!
 //! TensorBoard tags (besides the shared `charts/episodic_return`, `charts/episodic_length`,
-//! `cluster/*`, `eval/*`): `charts/learning_rate`, `charts/sps`, `perf/{env,inference,update}_share`
+//! `cluster/*`, `eval/*`): `charts/learning_rate`, `charts/SPS`, `perf/{env,inference,update}_share`
 //! and one `losses/*` point per update (`losses/grad_norm`: the last minibatch's gradient norm
 //! before clipping; `losses/forced_fraction`: the share of the rollout's decisions with a
 //! single legal action; with `ppo.skip_forced` the KL and clip fraction are
@@ -310,7 +310,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         let sps = clock.sps(global_step);
         let total_time = (t_env + t_infer + t_update).as_secs_f64().max(1e-9);
         tb.scalar("charts/learning_rate", lr, global_step);
-        tb.scalar("charts/sps", sps, global_step);
+        tb.scalar("charts/SPS", sps, global_step);
         for (tag, time) in [
             ("perf/env_share", t_env),
             ("perf/inference_share", t_infer),

@@ -3,7 +3,7 @@
 //!
 //! Tags (all at the env step `global_step`):
 //! * `charts/episodic_return`, `charts/episodic_length` — every finished training episode;
-//! * `charts/sps` (env steps per second of the whole loop), `charts/learning_rate`,
+//! * `charts/SPS` (env steps per second of the whole loop), `charts/learning_rate`,
 //!   `perf/env_share`, `perf/inference_share`, `perf/update_share` — every iteration;
 //! * `losses/policy_loss`, `losses/value_loss`, `losses/entropy`, `losses/old_approx_kl`,
 //!   `losses/approx_kl`, `losses/clipfrac`, `losses/explained_variance` — every iteration;

@@ -154,7 +154,7 @@ fn dqn_tensorboard_tags_and_checkpoint_for_eval() {
     for tag in [
         "charts/episodic_return",
         "charts/epsilon",
-        "charts/sps",
+        "charts/SPS",
         "losses/td_loss",
         "losses/q_values",
         "replay/beta",

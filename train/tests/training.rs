@@ -199,7 +199,7 @@ fn tensorboard_tags_read_back_with_event_accumulator() {
     for tag in [
         "charts/episodic_return",
         "charts/episodic_length",
-        "charts/sps",
+        "charts/SPS",
         "charts/learning_rate",
         "losses/policy_loss",
         "losses/value_loss",
@@ -222,6 +222,34 @@ fn tensorboard_tags_read_back_with_event_accumulator() {
         stdout.contains("tensor config"),
         "config text summary missing:\n{stdout}"
     );
+}
+
+/// On a scheduling env the periodic evaluation also logs what a policy leaves behind: the
+/// mean unfinished and dropped tasks per episode, next to the completion-aware slowdown.
+#[test]
+fn scheduling_evaluations_log_unfinished_and_dropped_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(&[
+        "train.total_steps=256",
+        "ppo.num_envs=2",
+        "ppo.num_steps=64",
+        "eval.every_steps=128",
+        "eval.num_episodes=2",
+        "run.device=\"cpu\"",
+    ]);
+    train(&config, &options(tmp.path(), false, None));
+    let stdout = tensorboard_tags(tmp.path());
+    for tag in [
+        "eval/completion_slowdown",
+        "eval/unfinished_tasks",
+        "eval/dropped_tasks",
+        "eval/vs_best_heuristic",
+    ] {
+        assert!(
+            stdout.contains(&format!("scalar {tag} 2")),
+            "{tag} not logged at both evaluations in:\n{stdout}"
+        );
+    }
 }
 
 #[test]
