@@ -8,6 +8,7 @@ Needs only torch: the .safetensors weights are read by `read_safetensors` below.
 TorchScript-compatible (`torch.jit.script(policy)`), which is how `lepton-train export` writes it.
 """
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -28,10 +29,9 @@ class CheckpointError(ValueError):
     """A checkpoint this loader cannot rebuild; the message names the file and the reason."""
 
 
-def read_safetensors(path: Path) -> Dict[str, Tensor]:
-    """A .safetensors file: an 8-byte little-endian header size, a JSON header naming each
-    tensor's dtype, shape and byte range, then the raw little-endian data."""
-    data = path.read_bytes()
+def read_safetensors(data: bytes, path: Path) -> Dict[str, Tensor]:
+    """The tensors of a .safetensors file's bytes: an 8-byte little-endian header size, a JSON
+    header naming each tensor's dtype, shape and byte range, then the raw little-endian data."""
     (header_len,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + header_len])
     tensors = {}
@@ -233,7 +233,8 @@ def read_meta(json_path) -> dict:
     """The metadata of a checkpoint, with format 1 brought to format 2's keys."""
     path = Path(json_path)
     if path.suffix != ".json":
-        raise CheckpointError(f"{path}: pass the checkpoint's metadata .json, not its {path.suffix or 'directory'}")
+        kind = path.suffix or "directory"
+        raise CheckpointError(f"{path}: pass the checkpoint's metadata .json, not its {kind}")
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -244,29 +245,44 @@ def read_meta(json_path) -> dict:
     if version == 1:
         meta["action_layout"] = _legacy_action_layout(meta["obs_layout"], meta["num_actions"])
         meta["head"] = "q" if "num_updates" in meta["trainer_state"] else "logits"
-        meta["weights"] = {"file": meta["weights_file"]}
+        meta["weights"] = {"file": meta["weights_file"], "sha256": meta["weights_sha256"]}
     meta.setdefault("greedy", "slot_mass")  # checkpoints older than the key
     return meta
+
+
+def _network(path: Path, meta: dict) -> nn.Module:
+    """The untrained network the metadata describes."""
+    net, lay = meta["network"], meta["obs_layout"]
+    names = ("global", "server_rows", "server_features", "slot_rows", "slot_features")
+    layout = [lay[name] for name in names]
+    blocks = meta["action_layout"]["blocks"]
+    if net["arch"] == "mlp":
+        return Mlp(net, meta["obs_dim"], meta["num_actions"])
+    # Set and kernel networks score the observation's slot (and server) rows, then wait.
+    k, s = lay["slot_rows"], lay["server_rows"]
+    pairs = blocks == [{"kind": "placements", "slots": k, "servers": s}, {"kind": "wait"}]
+    slots = blocks == [{"kind": "slots", "slots": k}, {"kind": "wait"}]
+    if net["arch"] in ("set", "kernel") and k > 0 and s > 0 and (pairs or slots):
+        return (SetNet if net["arch"] == "set" else KernelNet)(net, layout, pairs)
+    raise CheckpointError(
+        f"{path}: network.arch {net['arch']!r} with actions {blocks} is not a lepton network"
+    )
 
 
 def load_policy(json_path) -> LeptonPolicy:
     """The policy of a checkpoint's metadata file, in eval mode on the CPU."""
     path = Path(json_path)
     meta = read_meta(path)
-    lay = meta["obs_layout"]
-    layout = [lay[k] for k in ("global", "server_rows", "server_features", "slot_rows", "slot_features")]
-    net_cfg, num_actions = meta["network"], meta["num_actions"]
-    kinds = [b["kind"] for b in meta["action_layout"]["blocks"]]
-    if net_cfg["arch"] == "mlp":
-        net = Mlp(net_cfg, meta["obs_dim"], num_actions)
-    elif net_cfg["arch"] in ("set", "kernel") and kinds in (["placements", "wait"], ["slots", "wait"]):
-        pairs = kinds[0] == "placements"
-        net = (SetNet if net_cfg["arch"] == "set" else KernelNet)(net_cfg, layout, pairs)
-    else:
-        raise CheckpointError(f"{path}: network.arch {net_cfg['arch']!r} on actions {kinds} is not a lepton network")
-    weights = read_safetensors(path.parent / meta["weights"]["file"])
+    net = _network(path, meta)
+    weights_path = path.parent / meta["weights"]["file"]
     try:
-        net.load_state_dict(weights, strict=True)
+        data = weights_path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the weights: {e}") from e
+    if hashlib.sha256(data).hexdigest() != meta["weights"]["sha256"]:
+        raise CheckpointError(f"{path}: {weights_path.name} does not match its recorded SHA-256")
+    try:
+        net.load_state_dict(read_safetensors(data, weights_path), strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the weights do not fit the network: {e}") from e
     net.requires_grad_(False)

@@ -147,17 +147,20 @@ fn checked_checkpoint(path: &Path) -> Result<PathBuf, ExportError> {
 fn temp_out(out: &Path) -> Result<PathBuf, ExportError> {
     let bad = |reason: String| ExportError::BadInput(format!("--out {}: {reason}", out.display()));
     if out.is_dir() {
-        return Err(bad("is a directory; name the file to write (e.g. policy.pt)".into()));
+        return Err(bad(
+            "is a directory; name the file to write (e.g. policy.pt)".into(),
+        ));
     }
-    let name = out
-        .file_name()
-        .ok_or_else(|| bad("names no file".into()))?;
+    let name = out.file_name().ok_or_else(|| bad("names no file".into()))?;
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        return Err(bad(format!("the directory {} does not exist", dir.display())));
+        return Err(bad(format!(
+            "the directory {} does not exist",
+            dir.display()
+        )));
     }
     let temp = dir.join(format!(
         ".{}.tmp-{}",
@@ -209,7 +212,10 @@ fn write_module(args: &ExportArgs, checkpoint: &Path, temp: &Path) -> Result<(),
     let loader_dir =
         std::env::temp_dir().join(format!("lepton-export-{}-{nanos}", std::process::id()));
     let io = |e: std::io::Error| {
-        ExportError::Failed(format!("cannot write the loader to {}: {e}", loader_dir.display()))
+        ExportError::Failed(format!(
+            "cannot write the loader to {}: {e}",
+            loader_dir.display()
+        ))
     };
     std::fs::create_dir_all(&loader_dir).map_err(io)?;
     std::fs::write(loader_dir.join("lepton_policy.py"), LOADER).map_err(io)?;
@@ -221,7 +227,8 @@ fn write_module(args: &ExportArgs, checkpoint: &Path, temp: &Path) -> Result<(),
         .arg(temp)
         .output();
     let _ = std::fs::remove_dir_all(&loader_dir);
-    let run = run.map_err(|e| ExportError::NoPython(format!("cannot run {}: {e}", python.display())))?;
+    let run =
+        run.map_err(|e| ExportError::NoPython(format!("cannot run {}: {e}", python.display())))?;
     let stderr = String::from_utf8_lossy(&run.stderr).trim().to_string();
     match run.status.code() {
         Some(0) => Ok(()),
@@ -261,7 +268,10 @@ pub fn module_greedy(
     let obs = Tensor::from_slice(obs).view([rows, obs_dim as i64]);
     let mask = Tensor::from_slice(mask).view([rows, num_actions as i64]);
     let out = tch::no_grad(|| {
-        module.method_is("greedy_action", &[IValue::Tensor(obs), IValue::Tensor(mask)])
+        module.method_is(
+            "greedy_action",
+            &[IValue::Tensor(obs), IValue::Tensor(mask)],
+        )
     })?;
     match out {
         IValue::Tensor(t) => Vec::<i64>::try_from(t.to_kind(Kind::Int64).reshape([-1])),
@@ -275,7 +285,8 @@ pub fn module_greedy(
 fn check_module(checkpoint: &Path, temp: &Path) -> Result<(), ExportError> {
     let mut lepton = LoadedPolicy::load(checkpoint, Device::Cpu)?;
     let failed = |what: String| ExportError::Failed(format!("{}: {what}", temp.display()));
-    let module = CModule::load(temp).map_err(|e| failed(format!("libtorch cannot load it: {e}")))?;
+    let module =
+        CModule::load(temp).map_err(|e| failed(format!("libtorch cannot load it: {e}")))?;
     let (dim, n) = (lepton.obs_dim(), lepton.num_actions());
     let (obs, mask) = probes(dim, n, NUM_PROBES, 0);
     let mut expected = vec![0usize; NUM_PROBES];

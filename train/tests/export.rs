@@ -124,7 +124,12 @@ fn cases() -> &'static [Case] {
         let shipped = repo_root().join("checkpoints/deeprm_hold_ppo/seed1/best.json");
         let fixtures = repo_root().join("agent/tests/fixtures/format1");
         let mut cases = vec![
-            record("shipped kernel, slots", shipped, &mut *scenario_env("deeprm-hold.toml"), 300),
+            record(
+                "shipped kernel, slots",
+                shipped,
+                &mut *scenario_env("deeprm-hold.toml"),
+                300,
+            ),
             record(
                 "mlp relu, normalised obs",
                 tiny_checkpoint(
@@ -153,7 +158,11 @@ fn cases() -> &'static [Case] {
             ),
             record(
                 "set, slots",
-                tiny_checkpoint(&dir, "set_slots", &config_with("ppo_deeprm.toml", &deeprm_set)),
+                tiny_checkpoint(
+                    &dir,
+                    "set_slots",
+                    &config_with("ppo_deeprm.toml", &deeprm_set),
+                ),
                 &mut *scenario_env("deeprm.toml"),
                 200,
             ),
@@ -165,7 +174,10 @@ fn cases() -> &'static [Case] {
             ),
         ];
         // No env matches the fixtures' layout: seeded probes instead.
-        for (name, file) in [("format 1 set ppo", "set_ppo"), ("format 1 mlp dqn", "mlp_dqn")] {
+        for (name, file) in [
+            ("format 1 set ppo", "set_ppo"),
+            ("format 1 mlp dqn", "mlp_dqn"),
+        ] {
             let checkpoint = fixtures.join(file).join("final.json");
             let policy = LoadedPolicy::load(&checkpoint, Device::Cpu).unwrap();
             let (obs_dim, num_actions) = (policy.obs_dim(), policy.num_actions());
@@ -221,7 +233,13 @@ fn assert_close(case: &str, got: &[f32], expected: &[f32]) {
 fn assert_same_greedy(case: &Case, got: &[usize], expected: &[usize]) {
     assert_eq!(got.len(), case.rows(), "{}", case.name);
     let differ = got.iter().zip(expected).filter(|(a, b)| a != b).count();
-    assert_eq!(differ, 0, "{}: {differ} of {} greedy actions differ", case.name, case.rows());
+    assert_eq!(
+        differ,
+        0,
+        "{}: {differ} of {} greedy actions differ",
+        case.name,
+        case.rows()
+    );
 }
 
 #[test]
@@ -255,6 +273,11 @@ for path in sys.argv[2:]:
     with torch.no_grad():
         out.append({"greedy": policy.greedy_action(obs, mask).tolist(),
                     "head": policy.head(obs).reshape(-1).tolist()})
+# The loader refuses a weights file named instead of the metadata, naming it.
+try:
+    load_policy(sys.argv[2].replace("case0.json", "weights.safetensors"))
+except ValueError as e:
+    out.append(str(e))
 print(json.dumps(out))
 "#;
     let python_dir = repo_root().join("python");
@@ -270,9 +293,19 @@ print(json.dumps(out))
         assert_close(case.name, &py_head, &head);
     }
     // The shipped policy's recorded decisions are not all one action.
+    assert_eq!(
+        out[cases.len()].as_str().unwrap(),
+        format!(
+            "{}: pass the checkpoint's metadata .json, not its .safetensors",
+            dir.path().join("weights.safetensors").display()
+        )
+    );
     let (shipped, _) = lepton_decisions(&cases[0]);
     let distinct: std::collections::BTreeSet<usize> = shipped.iter().copied().collect();
-    assert!(distinct.len() >= 3, "the shipped policy chose only {distinct:?}");
+    assert!(
+        distinct.len() >= 3,
+        "the shipped policy chose only {distinct:?}"
+    );
 }
 
 #[test]
@@ -295,8 +328,14 @@ fn exported_torchscript_decides_like_lepton_on_recorded_decisions() {
         );
         let module = CModule::load(&out).unwrap();
         let (greedy, head) = lepton_decisions(case);
-        let got = module_greedy(&module, &case.obs, &case.mask, case.obs_dim, case.num_actions)
-            .unwrap();
+        let got = module_greedy(
+            &module,
+            &case.obs,
+            &case.mask,
+            case.obs_dim,
+            case.num_actions,
+        )
+        .unwrap();
         let got: Vec<usize> = got.into_iter().map(|a| a as usize).collect();
         assert_same_greedy(case, &got, &greedy);
         let obs = Tensor::from_slice(&case.obs).view([case.rows() as i64, case.obs_dim as i64]);
@@ -343,11 +382,21 @@ fn bad_export_input_is_exit_2_naming_the_path() {
             "this is a weights file; pass the metadata .json beside it",
         ),
         (
-            &["--checkpoint", shipped, "--out", missing_dir.to_str().unwrap()],
+            &[
+                "--checkpoint",
+                shipped,
+                "--out",
+                missing_dir.to_str().unwrap(),
+            ],
             "does not exist",
         ),
         (
-            &["--checkpoint", shipped, "--out", dir.path().to_str().unwrap()],
+            &[
+                "--checkpoint",
+                shipped,
+                "--out",
+                dir.path().to_str().unwrap(),
+            ],
             "is a directory; name the file to write",
         ),
     ];
@@ -357,8 +406,34 @@ fn bad_export_input_is_exit_2_naming_the_path() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     }
+    // A checkpoint whose weights changed after it was written.
+    let copy = dir.path().join("corrupt");
+    std::fs::create_dir(&copy).unwrap();
+    for file in [
+        "best.json",
+        "best_0000614400.safetensors",
+        "best_0000614400.optim.safetensors",
+    ] {
+        let src = repo_root()
+            .join("checkpoints/deeprm_hold_ppo/seed1")
+            .join(file);
+        std::fs::copy(src, copy.join(file)).unwrap();
+    }
+    let mut weights = std::fs::read(copy.join("best_0000614400.safetensors")).unwrap();
+    *weights.last_mut().unwrap() ^= 1;
+    std::fs::write(copy.join("best_0000614400.safetensors"), weights).unwrap();
+    let (code, stderr) = export_with(&["--checkpoint", copy.to_str().unwrap(), "--out", out]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("best_0000614400.safetensors does not match the hash"),
+        "{stderr}"
+    );
     // Nothing was written.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["corrupt"]);
 }
 
 #[test]
@@ -374,6 +449,9 @@ fn a_python_without_torch_is_exit_3() {
         "/nonexistent/python",
     ]);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("cannot run Python /nonexistent/python"), "{stderr}");
+    assert!(
+        stderr.contains("cannot run Python /nonexistent/python"),
+        "{stderr}"
+    );
     assert!(!out.exists());
 }
