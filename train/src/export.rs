@@ -7,7 +7,6 @@
 //! libtorch and its greedy actions are compared with lepton's own on seeded probe observations
 //! and masks; a file that disagrees is never written.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,13 +65,16 @@ pub struct ExportArgs {
 }
 
 /// Why an export failed, by exit code.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// Exit 2.
+    #[error("{0}")]
     BadInput(String),
     /// Exit 1.
+    #[error("{0}")]
     Failed(String),
     /// Exit 3.
+    #[error("{0}")]
     NoPython(String),
 }
 
@@ -82,14 +84,6 @@ impl ExportError {
             Self::Failed(_) => 1,
             Self::BadInput(_) => 2,
             Self::NoPython(_) => 3,
-        }
-    }
-}
-
-impl fmt::Display for ExportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadInput(m) | Self::Failed(m) | Self::NoPython(m) => f.write_str(m),
         }
     }
 }
@@ -115,9 +109,13 @@ pub fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
     let result = write_module(args, &checkpoint, &temp)
         .and_then(|()| check_module(&checkpoint, &temp))
         .and_then(|()| {
-            std::fs::rename(&temp, &args.out).map_err(|e| {
-                ExportError::Failed(format!("cannot rename {} into place: {e}", temp.display()))
-            })
+            // Synced before the rename, so a crash leaves the old file or the whole new one.
+            std::fs::File::open(&temp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&temp, &args.out))
+                .map_err(|e| {
+                    ExportError::Failed(format!("cannot move {} into place: {e}", temp.display()))
+                })
         });
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
