@@ -11,10 +11,13 @@
 //! * [`imitation`] — the imitation warm start's demonstrations, cloning and KL prior;
 //! * [`ppo_loop`] and [`dqn_loop`] — the two algorithms, each read top to bottom;
 //! * [`trainer`] — [`trainer::run`] sends a config to its algorithm's loop;
+//! * [`export`] — a checkpoint as a TorchScript file, built by `python/lepton_policy.py` and
+//!   checked against lepton's greedy actions;
 //! * [`search`] — hyperparameter search (genetic algorithm or population-based training), every
 //!   trial trained by [`trainer::run`].
 //!
-//! `src/main.rs` is the thin command-line layer over [`trainer::run`] and [`search::run`].
+//! `src/main.rs` is the thin command-line layer over [`trainer::run`], [`search::run`] and
+//! [`export::export`].
 //!
 //! ```no_run
 //! use std::sync::{Arc, atomic::AtomicBool};
@@ -37,6 +40,7 @@ pub mod config;
 pub mod dqn_loop;
 pub mod envs;
 pub mod evaluation;
+pub mod export;
 pub mod imitation;
 pub mod ppo_loop;
 pub mod run;

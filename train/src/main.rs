@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use lepton_train::config::{self, ConfigError, TrainConfig};
+use lepton_train::export::{self, ExportArgs};
 use lepton_train::run::{Outcome, RETURN_WINDOW, RunOptions, TrainError};
 use lepton_train::search::{self, SearchError};
 use lepton_train::trainer;
@@ -76,6 +77,8 @@ struct Cli {
 enum Command {
     /// Hyperparameter search (genetic algorithm or PBT) over many short training runs.
     Search(search::SearchArgs),
+    /// Write a checkpoint as a TorchScript file whose greedy action is lepton's.
+    Export(ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,8 +94,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    if let Some(Command::Search(args)) = &cli.command {
-        return run_search(args);
+    match &cli.command {
+        Some(Command::Search(args)) => return run_search(args),
+        Some(Command::Export(args)) => return run_export(args),
+        None => {}
     }
     let (config, run_dir) = match resolve(&cli) {
         Ok(x) => x,
@@ -229,6 +234,25 @@ fn single_component(name: &str) -> Result<&str, TrainError> {
     match (parts.next(), parts.next()) {
         (Some(Component::Normal(part)), None) if part == name && !name.contains('/') => Ok(name),
         _ => Err(TrainError::RunName(name.to_string())),
+    }
+}
+
+/// `lepton-train export`: exit codes in `export::EXIT_CODES`.
+fn run_export(args: &ExportArgs) -> ExitCode {
+    match export::export(args) {
+        Ok(done) => {
+            eprintln!(
+                "wrote {} from {}: greedy actions equal lepton's on {} probe observations",
+                done.out.display(),
+                done.checkpoint.display(),
+                done.num_probes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 
