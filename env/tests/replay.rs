@@ -141,7 +141,7 @@ fn perturbation_is_seeded_and_stays_within_its_bounds() {
         }
     }
     assert_ne!(episode(&s, 1), episode(&s, 2));
-    assert_eq!(s.variety(), EpisodeVariety::Generated);
+    assert_eq!(s.variety(), EpisodeVariety::Windows { part: None });
 }
 
 #[test]
@@ -183,7 +183,12 @@ fn the_held_out_warning_names_the_scenario_and_what_to_set() {
             .contains("training replays the test part")
     );
     let perturbed = scenario("perturb = { estimate_noise = 0.1 }");
+    assert_eq!(perturbed.variety(), EpisodeVariety::Generated);
     assert_eq!(perturbed.held_out_warning("x", EpisodeUse::Test), None);
+    // Noise does not hold out a split's training part.
+    let noisy_train = scenario(&format!("{split}
+perturb = {{ estimate_noise = 0.1 }}"));
+    assert!(noisy_train.held_out_warning("x", EpisodeUse::Test).is_some());
     let synthetic = scenario::load_named("tiny").unwrap();
     assert_eq!(synthetic.held_out_warning("x", EpisodeUse::Test), None);
 }

@@ -297,14 +297,14 @@ impl TaskSource for Trace {
 
     fn variety(&self) -> EpisodeVariety {
         let perturbed = self.perturb != Perturb::default();
-        if perturbed {
-            EpisodeVariety::Generated
-        } else if self.one_window() {
-            EpisodeVariety::Identical {
+        match (self.one_window(), perturbed, self.part) {
+            (true, false, _) => EpisodeVariety::Identical {
                 num_tasks: self.episode_len,
-            }
-        } else {
-            EpisodeVariety::Windows { part: self.part }
+            },
+            // Noise does not make a split's training part held out.
+            (_, _, Some(part)) => EpisodeVariety::Windows { part: Some(part) },
+            (true, true, None) => EpisodeVariety::Generated,
+            (false, _, None) => EpisodeVariety::Windows { part: None },
         }
     }
 }
@@ -500,6 +500,8 @@ mod tests {
             }
         }
         assert!(reordered, "15 s of jitter on 10 s gaps reorders some window");
-        assert_eq!(trace.variety(), EpisodeVariety::Generated);
+        assert_eq!(trace.variety(), EpisodeVariety::Windows { part: None });
+        let one_window = Trace::with_options(tasks(), &ReplayOptions { window_jobs: None, ..options });
+        assert_eq!(one_window.unwrap().variety(), EpisodeVariety::Generated);
     }
 }

@@ -92,12 +92,14 @@ pub trait TaskSource: Send + Sync + std::fmt::Debug {
 /// episodes are not held out from training ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EpisodeVariety {
-    /// Drawn from the episode seed (synthetic generators, perturbed replays).
+    /// Drawn from the episode seed (synthetic generators, a whole trace replayed with
+    /// perturbation).
     Generated,
     /// Every episode replays the same `num_tasks` tasks, whatever the seed.
     Identical { num_tasks: usize },
-    /// Seeded windows of a replayed trace: from one part of a train/test split, or from the
-    /// whole trace (`None`).
+    /// Seeded windows of a replayed trace (perturbed or not), or the whole of one part of a
+    /// train/test split replayed with perturbation: from that `part`, or from the whole trace
+    /// (`None`).
     Windows { part: Option<Part> },
 }
 
