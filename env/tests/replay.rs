@@ -33,7 +33,13 @@ path = "tasks.csv"
 "#;
 
 /// Writes the CSV and a scenario with `keys` appended to `[workload]`, and loads it.
-fn load(keys: &str) -> (tempfile::TempDir, PathBuf, Result<Scenario, scenario::ScenarioError>) {
+fn load(
+    keys: &str,
+) -> (
+    tempfile::TempDir,
+    PathBuf,
+    Result<Scenario, scenario::ScenarioError>,
+) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tasks.csv"), csv_text()).unwrap();
     let path = dir.path().join("replay.toml");
@@ -124,9 +130,7 @@ fn a_window_split_holds_out_whole_blocks_spread_over_the_csv() {
 
 #[test]
 fn perturbation_is_seeded_and_stays_within_its_bounds() {
-    let s = scenario(
-        "window_jobs = 4\nperturb = { arrival_jitter_s = 3.0, estimate_noise = 0.5 }",
-    );
+    let s = scenario("window_jobs = 4\nperturb = { arrival_jitter_s = 3.0, estimate_noise = 0.5 }");
     let plain = scenario("window_jobs = 4");
     for seed in 0..100 {
         let tasks = episode(&s, seed);
@@ -148,7 +152,9 @@ fn perturbation_is_seeded_and_stays_within_its_bounds() {
 fn the_held_out_warning_names_the_scenario_and_what_to_set() {
     let whole = scenario("");
     assert_eq!(
-        whole.held_out_warning("replay.toml", EpisodeUse::Test).unwrap(),
+        whole
+            .held_out_warning("replay.toml", EpisodeUse::Test)
+            .unwrap(),
         "replay.toml: every episode replays the same 10 tasks whatever the seed, so the test \
          episodes are the training trace itself and intervals collapse to a point; set \
          workload.window_jobs and workload.split (part = \"test\" to evaluate held-out tasks)"
@@ -174,7 +180,10 @@ fn the_held_out_warning_names_the_scenario_and_what_to_set() {
         "x: the test episodes replay the training part of workload.split; set workload.part = \
          \"test\" to evaluate held-out tasks"
     );
-    assert_eq!(train.held_out_warning("x", EpisodeUse::ModelSelection), None);
+    assert_eq!(
+        train.held_out_warning("x", EpisodeUse::ModelSelection),
+        None
+    );
     let test = scenario(&format!("{split}\npart = \"test\""));
     assert_eq!(test.held_out_warning("x", EpisodeUse::Test), None);
     assert!(
@@ -186,9 +195,15 @@ fn the_held_out_warning_names_the_scenario_and_what_to_set() {
     assert_eq!(perturbed.variety(), EpisodeVariety::Generated);
     assert_eq!(perturbed.held_out_warning("x", EpisodeUse::Test), None);
     // Noise does not hold out a split's training part.
-    let noisy_train = scenario(&format!("{split}
-perturb = {{ estimate_noise = 0.1 }}"));
-    assert!(noisy_train.held_out_warning("x", EpisodeUse::Test).is_some());
+    let noisy_train = scenario(&format!(
+        "{split}
+perturb = {{ estimate_noise = 0.1 }}"
+    ));
+    assert!(
+        noisy_train
+            .held_out_warning("x", EpisodeUse::Test)
+            .is_some()
+    );
     let synthetic = scenario::load_named("tiny").unwrap();
     assert_eq!(synthetic.held_out_warning("x", EpisodeUse::Test), None);
 }
@@ -216,10 +231,7 @@ fn bad_replay_values_name_the_key() {
             "split = { by = \"window\", test_fraction = 0.2 }",
             "`workload.split`: by = \"window\" needs workload.window_jobs",
         ),
-        (
-            "part = \"test\"",
-            "`workload.part`: needs workload.split",
-        ),
+        ("part = \"test\"", "`workload.part`: needs workload.split"),
         (
             "perturb = { arrival_jitter_s = -1.0 }",
             "`workload.perturb.arrival_jitter_s`: must be a finite number >= 0, got -1",
@@ -229,7 +241,10 @@ fn bad_replay_values_name_the_key() {
             "`workload.perturb.estimate_noise`: must be < 1, got 1",
         ),
         ("window_jobs = 0", "`workload.window_jobs`: must be >= 1"),
-        ("lenient = true", "`workload.lenient`: is not used when workload.kind = \"csv\""),
+        (
+            "lenient = true",
+            "`workload.lenient`: is not used when workload.kind = \"csv\"",
+        ),
     ];
     for (keys, expected) in cases {
         let (_dir, path, loaded) = load(keys);
@@ -266,5 +281,8 @@ fn a_deeprm_list_takes_windows_but_not_rescaled_time() {
     let msg = Scenario::from_toml_str(&text("load_factor = 2.0"), Path::new("d.toml"))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("`workload.load_factor`: is not used in this DeepRM"), "{msg}");
+    assert!(
+        msg.contains("`workload.load_factor`: is not used in this DeepRM"),
+        "{msg}"
+    );
 }

@@ -917,11 +917,21 @@ fn evaluating_the_training_part_warns_on_stderr_and_in_the_report() {
     );
     let train_part = csv_suite(tmp.path(), "{ \"workload.part\" = \"train\" }");
     let out_dir = tmp.path().join("train-part");
-    let out = eval(&["--suite", s(&train_part), "--schedulers", "sjf", "--out", s(&out_dir)]);
+    let out = eval(&[
+        "--suite",
+        s(&train_part),
+        "--schedulers",
+        "sjf",
+        "--out",
+        s(&out_dir),
+    ]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert_eq!(
-        stderr.lines().filter(|l| l.starts_with("warning:")).collect::<Vec<_>>(),
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect::<Vec<_>>(),
         [format!("warning: {warning}")]
     );
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
@@ -934,9 +944,20 @@ fn evaluating_the_training_part_warns_on_stderr_and_in_the_report() {
 
     let test_part = csv_suite(tmp.path(), "{ \"workload.part\" = \"test\" }");
     let out_dir = tmp.path().join("test-part");
-    let out = eval(&["--suite", s(&test_part), "--schedulers", "sjf", "--out", s(&out_dir)]);
+    let out = eval(&[
+        "--suite",
+        s(&test_part),
+        "--schedulers",
+        "sjf",
+        "--out",
+        s(&out_dir),
+    ]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(!md.contains("Warning"), "{md}");
 

@@ -25,10 +25,23 @@ fn train_csv(dir: &Path, replay_keys: &str) -> (Output, String) {
     .unwrap();
     let out = bin()
         .args(["--config", "configs/ppo_csv_example.toml", "--no-progress"])
-        .args(["--set", &format!("env.scenario={:?}", scenario.to_str().unwrap())])
-        .args(["--set", "imitation.steps=100", "--set", "imitation.epochs=1"])
+        .args([
+            "--set",
+            &format!("env.scenario={:?}", scenario.to_str().unwrap()),
+        ])
+        .args([
+            "--set",
+            "imitation.steps=100",
+            "--set",
+            "imitation.epochs=1",
+        ])
         .args(["--set", "ppo.num_envs=2", "--set", "ppo.num_steps=32"])
-        .args(["--set", "eval.every_steps=64", "--set", "eval.num_episodes=2"])
+        .args([
+            "--set",
+            "eval.every_steps=64",
+            "--set",
+            "eval.num_episodes=2",
+        ])
         .args(["--set", "run.device=\"cpu\"", "--total-steps", "64"])
         .args(["--runs-dir", dir.to_str().unwrap()])
         .output()

@@ -46,7 +46,11 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
         ("workload.load_factor", w.load_factor.is_some(), false),
         ("workload.perturb", w.perturb.is_some(), false),
         ("workload.lenient", w.lenient.is_some(), false),
-        ("workload.window_jobs", w.window_jobs.is_some(), w.kind.is_replay()),
+        (
+            "workload.window_jobs",
+            w.window_jobs.is_some(),
+            w.kind.is_replay(),
+        ),
         ("workload.split", w.split.is_some(), w.kind.is_replay()),
         ("workload.part", w.part.is_some(), w.kind.is_replay()),
     ] {

@@ -36,8 +36,16 @@ pub(super) fn load_trace(
         }
     }
     for (key, present, used) in [
-        ("workload.window_jobs", w.window_jobs.is_some(), w.kind.is_replay()),
-        ("workload.load_factor", w.load_factor.is_some(), w.kind.is_replay()),
+        (
+            "workload.window_jobs",
+            w.window_jobs.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
+            "workload.load_factor",
+            w.load_factor.is_some(),
+            w.kind.is_replay(),
+        ),
         ("workload.split", w.split.is_some(), w.kind.is_replay()),
         ("workload.part", w.part.is_some(), w.kind.is_replay()),
         ("workload.perturb", w.perturb.is_some(), w.kind.is_replay()),
@@ -169,7 +177,8 @@ pub(super) fn replay_options(
     };
     let perturb = match &w.perturb {
         Some(p) => {
-            let estimate_noise = c.non_negative("workload.perturb.estimate_noise", p.estimate_noise)?;
+            let estimate_noise =
+                c.non_negative("workload.perturb.estimate_noise", p.estimate_noise)?;
             if estimate_noise >= 1.0 {
                 return Err(c.err(
                     "workload.perturb.estimate_noise",
@@ -177,7 +186,11 @@ pub(super) fn replay_options(
                 ));
             }
             Perturb {
-                arrival_jitter_s: c.time_s("workload.perturb.arrival_jitter_s", p.arrival_jitter_s, true)?,
+                arrival_jitter_s: c.time_s(
+                    "workload.perturb.arrival_jitter_s",
+                    p.arrival_jitter_s,
+                    true,
+                )?,
                 estimate_noise,
             }
         }

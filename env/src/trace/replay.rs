@@ -287,11 +287,7 @@ impl TaskSource for Trace {
         if jitter > 0.0 {
             // Unstable sort: it does not allocate, and (arrival, id) fixes the order of all
             // but identical tasks, whose order does not matter.
-            out.sort_unstable_by(|a, b| {
-                a.arrival_s
-                    .total_cmp(&b.arrival_s)
-                    .then(a.id.cmp(&b.id))
-            });
+            out.sort_unstable_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s).then(a.id.cmp(&b.id)));
         }
     }
 
@@ -494,14 +490,27 @@ mod tests {
                 let e = exact.iter().find(|x| x.id == t.id).unwrap();
                 assert!(t.arrival_s >= 0.0);
                 assert!((t.arrival_s - e.arrival_s).abs() <= 15.0);
-                assert!(t.estimate_s >= 4.0 && t.estimate_s <= 6.0, "{}", t.estimate_s);
+                assert!(
+                    t.estimate_s >= 4.0 && t.estimate_s <= 6.0,
+                    "{}",
+                    t.estimate_s
+                );
                 assert_eq!(t.duration_s, 5.0);
                 assert_eq!(t.deadline_s, Some(t.arrival_s + 50.0));
             }
         }
-        assert!(reordered, "15 s of jitter on 10 s gaps reorders some window");
+        assert!(
+            reordered,
+            "15 s of jitter on 10 s gaps reorders some window"
+        );
         assert_eq!(trace.variety(), EpisodeVariety::Windows { part: None });
-        let one_window = Trace::with_options(tasks(), &ReplayOptions { window_jobs: None, ..options });
+        let one_window = Trace::with_options(
+            tasks(),
+            &ReplayOptions {
+                window_jobs: None,
+                ..options
+            },
+        );
         assert_eq!(one_window.unwrap().variety(), EpisodeVariety::Generated);
     }
 }
