@@ -2,6 +2,7 @@
 //! and writes reports that can gate CI. See `lepton-eval --help`.
 
 mod contenders;
+mod held_out;
 mod plots;
 mod report;
 mod runner;
@@ -377,9 +378,13 @@ fn write_outputs(plan: &Plan, report: &Report, outcomes: &runner::Outcomes) -> R
         ));
     }
     let json = serde_json::to_string_pretty(report)? + "\n";
+    let warnings = held_out::warnings(&plan.suite);
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     std::fs::write(
         staging.join("report.md"),
-        report::markdown(report, &plot_files),
+        held_out::mark_report(report::markdown(report, &plot_files), &warnings),
     )?;
     std::fs::write(staging.join("report.json"), json)?;
     let mut names: Vec<String> = plot_files

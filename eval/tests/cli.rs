@@ -888,3 +888,86 @@ fn oversized_flags_are_usage_errors() {
         &["`bootstrap_resamples` must be at most 1000000, got 18446744073709551615"],
     );
 }
+
+/// A suite of `csv-example` with `set` (an inline TOML table), in `dir`.
+fn csv_suite(dir: &Path, set: &str) -> PathBuf {
+    let scenario = workspace().join("configs/scenarios/csv-example.toml");
+    let path = dir.join("csv-suite.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"csv\"\nepisodes = 3\nbootstrap_resamples = 100\n[[scenarios]]\npath = \
+             {:?}\nname = \"mine\"\nfirst_seed = 7\nset = {set}\n",
+            scenario.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn evaluating_the_training_part_warns_on_stderr_and_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let warning = format!(
+        "scenario `mine` ({}): the test episodes replay the training part of workload.split; \
+         set workload.part = \"test\" to evaluate held-out tasks",
+        workspace()
+            .join("configs/scenarios/csv-example.toml")
+            .display()
+    );
+    let train_part = csv_suite(tmp.path(), "{ \"workload.part\" = \"train\" }");
+    let out_dir = tmp.path().join("train-part");
+    let out = eval(&[
+        "--suite",
+        s(&train_part),
+        "--schedulers",
+        "sjf",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect::<Vec<_>>(),
+        [format!("warning: {warning}")]
+    );
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(
+        md.starts_with(&format!(
+            "# lepton-eval: suite `csv`\n\n> **Warning:** {warning}\n\n"
+        )),
+        "{md}"
+    );
+
+    let test_part = csv_suite(tmp.path(), "{ \"workload.part\" = \"test\" }");
+    let out_dir = tmp.path().join("test-part");
+    let out = eval(&[
+        "--suite",
+        s(&test_part),
+        "--schedulers",
+        "sjf",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(!md.contains("Warning"), "{md}");
+
+    let bad = csv_suite(
+        tmp.path(),
+        "{ \"workload.split\" = { by = \"time\", test_fraction = 0.0 } }",
+    );
+    assert_input_error(
+        &["--suite", s(&bad)],
+        &tmp.path().join("bad"),
+        &["`workload.split.test_fraction`: must be in (0, 1), got 0"],
+    );
+}

@@ -9,6 +9,7 @@
 
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
+use lepton_env::scenario::EpisodeUse;
 use lepton_env::{Env, VecEnv};
 use tch::{Device, Tensor};
 
@@ -114,6 +115,17 @@ pub fn evaluate(
     })
 }
 
+/// Says on stderr, in one line, when the model-selection episodes cannot differ from the
+/// training episodes (a replayed workload without windows), or train on a split's test part.
+fn warn_if_not_held_out(spec: &EnvSpec, config: &TrainConfig) {
+    if let (Some(scenario), Some(path)) = (spec.scenario(), &config.env.scenario) {
+        let name = path.display().to_string();
+        if let Some(warning) = scenario.held_out_warning(&name, EpisodeUse::ModelSelection) {
+            eprintln!("warning: {warning}");
+        }
+    }
+}
+
 /// A run's periodic evaluation: the env spec, config and device to evaluate with, and the
 /// reference heuristics' completion-aware mean slowdowns on the evaluation seeds (computed once
 /// per session).
@@ -131,6 +143,9 @@ impl<'a> Evaluator<'a> {
         config: &'a TrainConfig,
         device: Device,
     ) -> Result<Self, TrainError> {
+        if config.eval.every_steps > 0 {
+            warn_if_not_held_out(spec, config);
+        }
         let heuristics = if config.eval.every_steps > 0 {
             spec.heuristic_slowdowns(config.eval.seed, config.eval.num_episodes)
                 .map_err(TrainError::Heuristics)?

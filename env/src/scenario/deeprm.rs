@@ -39,6 +39,29 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
             "DeepRM scenarios take kind = \"deeprm\", \"list\" or \"csv\"",
         ));
     }
+    let w = &file.workload;
+    // Time is in whole steps, which rescaled or jittered arrivals would break; windows and a
+    // split of a list keep whole steps (a window is shifted by its first, whole, arrival).
+    for (key, present, used) in [
+        ("workload.load_factor", w.load_factor.is_some(), false),
+        ("workload.perturb", w.perturb.is_some(), false),
+        ("workload.lenient", w.lenient.is_some(), false),
+        (
+            "workload.window_jobs",
+            w.window_jobs.is_some(),
+            w.kind.is_replay(),
+        ),
+        ("workload.split", w.split.is_some(), w.kind.is_replay()),
+        ("workload.part", w.part.is_some(), w.kind.is_replay()),
+    ] {
+        if present && !used {
+            return Err(c.err(
+                key,
+                "is not used in this DeepRM scenario (time is in whole steps; windows and \
+                 a split apply to kind = \"list\" or \"csv\")",
+            ));
+        }
+    }
     let reject = matches!(file.workload.oversize, OversizeFile::Reject);
     let horizon = file.horizon;
     let resolved = resolve_workload(&file.workload, &file.resources, &c, path, |demand, what| {

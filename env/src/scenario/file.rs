@@ -276,6 +276,11 @@ impl WorkloadKind {
             Self::Synthetic | Self::List | Self::Csv | Self::Deeprm => false,
         }
     }
+
+    /// Kinds that replay a fixed task sequence (and so take windows, a split, perturbation).
+    pub(super) fn is_replay(self) -> bool {
+        self.is_trace() || matches!(self, Self::List | Self::Csv)
+    }
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -304,10 +309,45 @@ pub(super) struct WorkloadFile {
     pub(super) cluster: Option<String>,
     pub(super) window_jobs: Option<usize>,
     pub(super) load_factor: Option<f64>,
+    pub(super) split: Option<SplitFile>,
+    pub(super) part: Option<PartFile>,
+    pub(super) perturb: Option<PerturbFile>,
     pub(super) lenient: Option<bool>,
     pub(super) arrival_prob: Option<f64>,
     pub(super) num_steps: Option<u32>,
     pub(super) max_demand: Option<u32>,
+}
+
+/// `split = { by = "time" | "window", test_fraction = 0.2 }` of a replayed workload.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SplitFile {
+    pub(super) by: SplitByFile,
+    pub(super) test_fraction: f64,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SplitByFile {
+    Time,
+    Window,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum PartFile {
+    Train,
+    Test,
+}
+
+/// `perturb = { arrival_jitter_s = 30.0, estimate_noise = 0.1 }`; a missing field is 0.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PerturbFile {
+    #[serde(default)]
+    pub(super) arrival_jitter_s: f64,
+    #[serde(default)]
+    pub(super) estimate_noise: f64,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]

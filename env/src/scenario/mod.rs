@@ -7,7 +7,9 @@
 //!
 //! Files: `file.rs` (the TOML as serde structs), `validate.rs` (errors and shared checks),
 //! `cluster.rs` and `deeprm.rs` (one resolver per model), `workload.rs` (the `[workload]`
-//! table), `trace.rs` (trace workloads), `env.rs` (the runtime [`ScenarioEnv`]).
+//! table), `trace.rs` (trace workloads and the replay keys of every replayed kind), `env.rs`
+//! (the runtime [`ScenarioEnv`]), `held_out.rs` (the warning that test episodes are not held
+//! out).
 //!
 //! A scenario is either a general cluster (`model = "cluster"`, the default) or DeepRM's
 //! environment (`model = "deeprm"`). Cluster scenario keys:
@@ -83,7 +85,15 @@
 //! window_jobs = 1024        # optional: a window of this many tasks at a seeded offset
 //! load_factor = 1.0         # optional: inter-arrival times divided by this
 //! lenient = false           # optional: skip and count malformed lines instead of failing
+//! split = { by = "time", test_fraction = 0.2 }   # optional: "time" | "window"
+//! part = "train"            # optional, with split: "train" (default) | "test"
+//! perturb = { arrival_jitter_s = 30.0, estimate_noise = 0.1 }   # optional, off by default
 //! ```
+//!
+//! Every replayed kind (`swf`, `alibaba`, `tiresias`, `csv`, `list`) takes the same replay
+//! keys `window_jobs`, `load_factor`, `split`, `part` and `perturb` (see
+//! [`crate::trace::Trace`] for their exact meaning); a `csv` or `list` workload without any
+//! of them replays its tasks exactly, at their own times, in every episode.
 //!
 //! With a trace, `resources` and `server_types` may be left out: they come from the trace
 //! (SWF header `MaxNodes`/`MaxProcs`; the Alibaba node list; the Tiresias cluster shape).
@@ -120,11 +130,13 @@ mod cluster;
 mod deeprm;
 mod env;
 mod file;
+mod held_out;
 mod trace;
 mod validate;
 mod workload;
 
 pub use env::ScenarioEnv;
+pub use held_out::EpisodeUse;
 pub use validate::{ScenarioError, limits};
 
 use crate::cluster::{ClusterConfig, ClusterEnv};
@@ -146,6 +158,7 @@ pub const SHIPPED: &[&str] = &[
     "hpc-lublin",
     "alibaba-gpu",
     "tiresias",
+    "csv-example",
 ];
 
 /// A resolved scenario, ready to build envs from.

@@ -1,12 +1,13 @@
 //! Trace workloads (SWF, Alibaba GPU v2023, Tiresias): loading the files a scenario names
-//! and turning a loaded trace into the scenario's workload (window, load factor, tasks that
-//! fit the cluster).
+//! and turning a loaded trace into the scenario's workload (tasks that fit the cluster); and
+//! the replay keys every replayed kind shares (window, load factor, split, perturbation).
 
-use super::file::{WorkloadFile, WorkloadKind};
+use super::file::{PartFile, SplitByFile, WorkloadFile, WorkloadKind};
 use super::validate::{Check, ScenarioError};
 use super::workload::{ResolvedWorkload, relative_to};
 use crate::cluster::OversizePolicy;
-use crate::trace::{self, LoadedTrace, Trace};
+use crate::trace::{self, LoadedTrace, Perturb, ReplayOptions, Split, SplitBy, Trace};
+use crate::workload::Part;
 use crate::workload::TaskSpec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,12 +35,23 @@ pub(super) fn load_trace(
             return Err(c.err(key, format!("is not used {why}")));
         }
     }
-    for (key, present) in [
-        ("workload.window_jobs", w.window_jobs.is_some()),
-        ("workload.load_factor", w.load_factor.is_some()),
-        ("workload.lenient", w.lenient.is_some()),
+    for (key, present, used) in [
+        (
+            "workload.window_jobs",
+            w.window_jobs.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
+            "workload.load_factor",
+            w.load_factor.is_some(),
+            w.kind.is_replay(),
+        ),
+        ("workload.split", w.split.is_some(), w.kind.is_replay()),
+        ("workload.part", w.part.is_some(), w.kind.is_replay()),
+        ("workload.perturb", w.perturb.is_some(), w.kind.is_replay()),
+        ("workload.lenient", w.lenient.is_some(), is_trace),
     ] {
-        if present && !is_trace {
+        if present && !used {
             return Err(c.err(key, format!("is not used {why}")));
         }
     }
@@ -90,11 +102,7 @@ pub(super) fn resolve_trace(
     fits: impl Fn(&TaskSpec) -> bool,
     oversize: OversizePolicy,
 ) -> Result<ResolvedWorkload, ScenarioError> {
-    let window_jobs = match w.window_jobs {
-        Some(0) => return Err(c.err("workload.window_jobs", "must be >= 1")),
-        other => other,
-    };
-    let load_factor = c.positive("workload.load_factor", w.load_factor.unwrap_or(1.0))?;
+    let options = replay_options(w, c)?;
     let mut num_fitting = 0;
     for task in &t.tasks {
         if fits(task) {
@@ -117,11 +125,99 @@ pub(super) fn resolve_trace(
     let mean_duration_s = t.tasks.iter().map(|t| t.estimate_s).sum::<f64>() / t.tasks.len() as f64;
     let max_priority = t.tasks.iter().map(|t| t.priority).max().unwrap_or(0);
     Ok(ResolvedWorkload {
-        source: Arc::new(Trace::new(t.tasks, window_jobs, load_factor)),
+        source: Arc::new(replay(t.tasks, &options, c)?),
         synthetic: None,
         list: None,
         deeprm: None,
         max_priority,
         mean_duration_s,
     })
+}
+
+/// The replay keys of a replayed workload (`window_jobs`, `load_factor`, `split`, `part`,
+/// `perturb`), checked; defaults where absent.
+pub(super) fn replay_options(
+    w: &WorkloadFile,
+    c: &Check<'_>,
+) -> Result<ReplayOptions, ScenarioError> {
+    let window_jobs = match w.window_jobs {
+        Some(0) => return Err(c.err("workload.window_jobs", "must be >= 1")),
+        other => other,
+    };
+    let load_factor = c.positive("workload.load_factor", w.load_factor.unwrap_or(1.0))?;
+    let part = match w.part {
+        Some(PartFile::Train) | None => Part::Train,
+        Some(PartFile::Test) => Part::Test,
+    };
+    let split = match &w.split {
+        Some(s) => {
+            let f = s.test_fraction;
+            if !(f > 0.0 && f < 1.0) {
+                return Err(c.err(
+                    "workload.split.test_fraction",
+                    format!("must be in (0, 1), got {f}"),
+                ));
+            }
+            Some(Split {
+                by: match s.by {
+                    SplitByFile::Time => SplitBy::Time,
+                    SplitByFile::Window => SplitBy::Window,
+                },
+                test_fraction: f,
+                part,
+            })
+        }
+        None if w.part.is_some() => {
+            return Err(c.err(
+                "workload.part",
+                "needs workload.split (which tasks are held out for test)",
+            ));
+        }
+        None => None,
+    };
+    let perturb = match &w.perturb {
+        Some(p) => {
+            let estimate_noise =
+                c.non_negative("workload.perturb.estimate_noise", p.estimate_noise)?;
+            if estimate_noise >= 1.0 {
+                return Err(c.err(
+                    "workload.perturb.estimate_noise",
+                    format!("must be < 1, got {estimate_noise}"),
+                ));
+            }
+            Perturb {
+                arrival_jitter_s: c.time_s(
+                    "workload.perturb.arrival_jitter_s",
+                    p.arrival_jitter_s,
+                    true,
+                )?,
+                estimate_noise,
+            }
+        }
+        None => Perturb::default(),
+    };
+    Ok(ReplayOptions {
+        window_jobs,
+        load_factor,
+        split,
+        perturb,
+    })
+}
+
+/// Whether the workload sets any replay key (a list or CSV without one replays exactly).
+pub(super) fn has_replay_keys(w: &WorkloadFile) -> bool {
+    w.window_jobs.is_some()
+        || w.load_factor.is_some()
+        || w.split.is_some()
+        || w.part.is_some()
+        || w.perturb.is_some()
+}
+
+/// `tasks` (non-empty) replayed with `options`; errors name the key at fault.
+pub(super) fn replay(
+    tasks: Vec<TaskSpec>,
+    options: &ReplayOptions,
+    c: &Check<'_>,
+) -> Result<Trace, ScenarioError> {
+    Trace::with_options(tasks, options).map_err(|e| c.err(e.key, e.reason))
 }

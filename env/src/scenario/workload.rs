@@ -2,6 +2,7 @@
 //! explicit lists, CSV task lists, DeepRM's generator), and the data files it names.
 
 use super::file::{ArrivalsFile, DistFile, DurationFile, ProcessFile, WorkloadFile, WorkloadKind};
+use super::trace::{has_replay_keys, replay, replay_options};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use crate::workload::{
     ArrivalProcess, DeepRmGenerator, DurationDist, MAX_RESOURCES, Synthetic, TaskClass, TaskList,
@@ -180,8 +181,15 @@ pub(super) fn resolve_workload(
                 tasks.iter().map(|t| t.estimate_s).sum::<f64>() / tasks.len() as f64;
             let max_priority = tasks.iter().map(|t| t.priority).max().unwrap_or(0);
             let list = TaskList::new(tasks);
+            // Without replay keys a list replays exactly, at its own times, as it always has.
+            let source: Arc<dyn TaskSource> = if has_replay_keys(w) {
+                let options = replay_options(w, c)?;
+                Arc::new(replay(list.tasks().to_vec(), &options, c)?)
+            } else {
+                Arc::new(list.clone())
+            };
             Ok(ResolvedWorkload {
-                source: Arc::new(list.clone()),
+                source,
                 synthetic: None,
                 list: Some(list),
                 deeprm: None,

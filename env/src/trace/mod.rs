@@ -5,23 +5,26 @@
 //! cluster trace v2023) and [`tiresias`] (the Tiresias deep-learning job list). Each documents
 //! how it maps fields and what it does with records it cannot replay.
 //!
-//! A [`Trace`] replays the loaded tasks either whole or as a contiguous window of
-//! `window_jobs` tasks starting at an offset drawn from the episode's RNG (RLScheduler's
-//! protocol: windows of 1024 jobs), with arrival times shifted so that the window's first
-//! task arrives at 0 and inter-arrival times divided by `load_factor` (2 = twice as dense).
+//! A [`Trace`] (in `replay.rs`) replays the loaded tasks, or those of a CSV or list workload,
+//! either whole or as a contiguous window of `window_jobs` tasks starting at an offset drawn
+//! from the episode's RNG (RLScheduler's protocol: windows of 1024 jobs), with arrival times
+//! shifted so that the window's first task arrives at 0 and inter-arrival times divided by
+//! `load_factor` (2 = twice as dense); optionally from one part of a train/test split and
+//! with arrival jitter and estimate noise.
 //!
 //! Malformed lines are errors naming the file and the line; with `lenient` they are skipped
 //! and counted in [`LoadReport::num_malformed`] instead. Loading the largest shipped file
 //! takes a few milliseconds (see BENCHMARKS.md).
 
 pub mod alibaba;
+mod replay;
 pub mod swf;
 pub mod tiresias;
 
+pub use replay::{Perturb, ReplayError, ReplayOptions, Split, SplitBy, Trace};
+
 use crate::cluster::{GpuConfig, ServerType};
-use crate::workload::{TaskSource, TaskSpec};
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
+use crate::workload::TaskSpec;
 use std::path::{Path, PathBuf};
 
 /// Why a trace could not be loaded.
@@ -69,60 +72,6 @@ pub struct LoadedTrace {
     pub cluster: Option<TraceCluster>,
     pub tasks: Vec<TaskSpec>,
     pub report: LoadReport,
-}
-
-/// Replays a loaded trace, whole or as a seeded window (see the module docs).
-#[derive(Clone, Debug)]
-pub struct Trace {
-    tasks: Vec<TaskSpec>,
-    window_jobs: Option<usize>,
-    load_factor: f64,
-}
-
-impl Trace {
-    /// `tasks` must be non-empty; they are sorted by arrival (stable). `window_jobs` larger
-    /// than the trace replays the whole trace. `load_factor` must be > 0.
-    pub fn new(mut tasks: Vec<TaskSpec>, window_jobs: Option<usize>, load_factor: f64) -> Self {
-        tasks.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
-        Self {
-            tasks,
-            window_jobs,
-            load_factor,
-        }
-    }
-
-    pub fn tasks(&self) -> &[TaskSpec] {
-        &self.tasks
-    }
-
-    /// Tasks per episode.
-    pub fn episode_len(&self) -> usize {
-        self.window_jobs
-            .map_or(self.tasks.len(), |w| w.min(self.tasks.len()))
-    }
-}
-
-impl TaskSource for Trace {
-    fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
-        out.clear();
-        let len = self.episode_len();
-        let offset = if len < self.tasks.len() {
-            rng.random_range(0..=self.tasks.len() - len)
-        } else {
-            0
-        };
-        let window = &self.tasks[offset..offset + len];
-        let Some(first) = window.first() else { return };
-        let t0 = first.arrival_s;
-        out.extend(window.iter().map(|t| {
-            let arrival_s = (t.arrival_s - t0) / self.load_factor;
-            TaskSpec {
-                arrival_s,
-                deadline_s: t.deadline_s.map(|d| d - t.arrival_s + arrival_s),
-                ..*t
-            }
-        }));
-    }
 }
 
 /// Data lines of a text file with their 1-based line numbers.
@@ -185,53 +134,4 @@ pub(crate) fn columns<const N: usize>(
             .ok_or_else(|| errors.invalid(format!("the header has no column `{w}`")))?;
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    fn tasks() -> Vec<TaskSpec> {
-        (0..10)
-            .map(|i| TaskSpec::new(i, 100.0 + 10.0 * i as f64, 5.0, &[1]))
-            .collect()
-    }
-
-    #[test]
-    fn whole_trace_is_shifted_to_start_at_zero_and_rescaled() {
-        let trace = Trace::new(tasks(), None, 2.0);
-        let mut out = Vec::new();
-        trace.fill(&mut ChaCha8Rng::seed_from_u64(0), &mut out);
-        assert_eq!(out.len(), 10);
-        assert_eq!(out[0].arrival_s, 0.0);
-        assert_eq!(out[1].arrival_s, 5.0); // 10 s apart, load factor 2
-        assert_eq!(out[9].arrival_s, 45.0);
-        assert_eq!(out[9].duration_s, 5.0);
-    }
-
-    #[test]
-    fn windows_are_contiguous_seeded_and_cover_every_offset() {
-        let trace = Trace::new(tasks(), Some(4), 1.0);
-        let mut seen = [false; 7];
-        let mut out = Vec::new();
-        for seed in 0..200 {
-            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
-            assert_eq!(out.len(), 4);
-            let first = out[0].id as usize;
-            assert!(
-                out.iter()
-                    .enumerate()
-                    .all(|(i, t)| t.id as usize == first + i)
-            );
-            assert_eq!(out[0].arrival_s, 0.0);
-            assert_eq!(out[3].arrival_s, 30.0);
-            seen[first] = true;
-        }
-        assert!(seen.iter().all(|&s| s), "offsets 0..=6 all drawn: {seen:?}");
-        let mut again = Vec::new();
-        trace.fill(&mut ChaCha8Rng::seed_from_u64(7), &mut out);
-        trace.fill(&mut ChaCha8Rng::seed_from_u64(7), &mut again);
-        assert_eq!(out, again);
-    }
 }

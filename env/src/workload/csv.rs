@@ -4,7 +4,8 @@
 //! column per scenario resource, named as in the scenario's `resources` list. Optional
 //! columns: `estimate_s` (defaults to `duration_s`), `priority` (0), `deadline_s` (empty or
 //! absent = no deadline). Columns may come in any order; blank lines and lines starting with
-//! `#` are skipped. No quoting: fields are plain numbers.
+//! `#` are skipped. No quoting: fields are plain numbers. The user documentation, with units
+//! and the replay keys (windows, split, perturbation): `docs/workloads.md`.
 //!
 //! ```text
 //! id,arrival_s,duration_s,cpu,mem_gib,estimate_s,deadline_s
@@ -168,6 +169,22 @@ mod tests {
         assert_eq!(tasks[0].estimate_s, 10.0);
         assert_eq!(tasks[0].deadline_s, None);
         assert_eq!(tasks[1].deadline_s, Some(20.0));
+    }
+
+    /// The example of docs/workloads.md.
+    #[test]
+    fn the_documented_example_parses_as_described() {
+        let text = "# Columns in any order; blank lines and #-comments are skipped.\n\
+            id,arrival_s,duration_s,cpu,mem_gib,estimate_s,priority,deadline_s\n\
+            1,0.0,120.0,2,8,180.0,0,\n\
+            2,4.5,30.0,1,2,,1,400\n\
+            3,9.0,900.0,16,48,1200.0,0,\n";
+        let tasks = parse_task_csv(text, &["cpu".into(), "mem_gib".into()]).unwrap();
+        assert_eq!(tasks.len(), 3);
+        assert_eq!((tasks[0].estimate_s, tasks[0].deadline_s), (180.0, None));
+        assert_eq!(tasks[1].estimate_s, 30.0);
+        assert_eq!((tasks[1].priority, tasks[1].deadline_s), (1, Some(400.0)));
+        assert_eq!(&tasks[2].demand[..2], &[16, 48]);
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!   ([`TaskList::from_csv`]), replayed exactly at every reset.
 //!
 //! - `trace::Trace` (in the `trace` module, which builds on this one): replay of a production
-//!   trace (SWF, Alibaba GPU v2023, Tiresias), whole or as a seeded window, with a load factor.
+//!   trace (SWF, Alibaba GPU v2023, Tiresias) or of a task list, whole or as seeded windows,
+//!   with a load factor, a train/test split and optional perturbation.
 
 mod arrivals;
 mod classes;
@@ -79,6 +80,43 @@ impl TaskSpec {
 /// `out` has grown to its steady size, because vector envs reset inside `step`.
 pub trait TaskSource: Send + Sync + std::fmt::Debug {
     fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>);
+
+    /// How this source's episodes differ from one another; generated sources vary with the
+    /// seed (the default).
+    fn variety(&self) -> EpisodeVariety {
+        EpisodeVariety::Generated
+    }
+}
+
+/// How the episodes of a workload relate to each other, so that a tool can warn when test
+/// episodes are not held out from training ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpisodeVariety {
+    /// Drawn from the episode seed (synthetic generators, a whole trace replayed with
+    /// perturbation).
+    Generated,
+    /// Every episode replays the same `num_tasks` tasks, whatever the seed.
+    Identical { num_tasks: usize },
+    /// Seeded windows of a replayed trace (perturbed or not), or the whole of one part of a
+    /// train/test split replayed with perturbation: from that `part`, or from the whole trace
+    /// (`None`).
+    Windows { part: Option<Part> },
+}
+
+/// The two parts of a replayed workload's train/test split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Test,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Test => "test",
+        }
+    }
 }
 
 /// A synthetic workload: `num_tasks` tasks whose arrival times follow `arrivals` and whose
@@ -173,5 +211,11 @@ impl TaskSource for TaskList {
     fn fill(&self, _rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
         out.clear();
         out.extend_from_slice(&self.tasks);
+    }
+
+    fn variety(&self) -> EpisodeVariety {
+        EpisodeVariety::Identical {
+            num_tasks: self.tasks.len(),
+        }
     }
 }

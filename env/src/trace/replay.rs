@@ -1,0 +1,516 @@
+//! Replaying a fixed task sequence (a trace, a CSV or an explicit list) episode by episode:
+//! which tasks an episode gets (windows, a train/test split), how their times are rescaled
+//! (load factor) and how they are perturbed for training variety.
+//!
+//! - **Window**: `window_jobs` consecutive tasks (in arrival order) at an offset drawn from
+//!   the episode's RNG, RLScheduler-style; without it an episode replays the whole trace (or
+//!   the whole part). The window's first task arrives at 0.
+//! - **Split**: the tasks are cut into a training and a test part, so that training and test
+//!   episodes never share a task. `by = time`: the first `1 − test_fraction` of the trace's
+//!   time span (from the first to the last arrival) is the training part, the rest the test
+//!   part; windows are drawn inside a part. `by = window`: the trace is cut into consecutive
+//!   blocks of `window_jobs` tasks (a tail shorter than a block is not replayed), and
+//!   `round(test_fraction × blocks)` of them, spread evenly over the trace (block `k` is a
+//!   test block when `⌊(k+1)·t/b⌋ > ⌊k·t/b⌋`, so the last block always is), form the test
+//!   part; an episode replays one block of its part.
+//! - **Perturbation** (off by default, drawn after the window from the same RNG): arrival
+//!   jitter adds `U[−j, +j]` seconds of replayed time (after the load factor) to each arrival,
+//!   clamped at 0, and re-sorts the window by arrival; a deadline moves with its arrival.
+//!   Estimate noise multiplies each runtime estimate by `U[1 − e, 1 + e]`; true durations are
+//!   kept.
+
+use crate::workload::{EpisodeVariety, Part, TaskSource, TaskSpec};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// How a replay cuts its trace into a training and a test part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Split {
+    pub by: SplitBy,
+    /// In (0, 1).
+    pub test_fraction: f64,
+    /// The part this replay draws its episodes from.
+    pub part: Part,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitBy {
+    Time,
+    Window,
+}
+
+/// Per-episode perturbation of a replayed window; all zero (the default) replays it exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Perturb {
+    /// Each arrival moves by `U[−j, +j]` seconds (>= 0).
+    pub arrival_jitter_s: f64,
+    /// Each estimate is multiplied by `U[1 − e, 1 + e]` (in [0, 1)).
+    pub estimate_noise: f64,
+}
+
+/// What a [`Trace`] replays; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayOptions {
+    pub window_jobs: Option<usize>,
+    /// > 0: inter-arrival times are divided by it.
+    pub load_factor: f64,
+    pub split: Option<Split>,
+    pub perturb: Perturb,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        Self {
+            window_jobs: None,
+            load_factor: 1.0,
+            split: None,
+            perturb: Perturb::default(),
+        }
+    }
+}
+
+/// Why a replay cannot be built: the scenario key at fault and the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+/// Where an episode's window may start.
+#[derive(Clone, Debug, PartialEq)]
+enum Starts {
+    /// Any index in `first..=last`.
+    Range { first: usize, last: usize },
+    /// One of these block starts.
+    Blocks(Vec<usize>),
+}
+
+/// Replays a task sequence as seeded windows (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Trace {
+    tasks: Vec<TaskSpec>,
+    episode_len: usize,
+    starts: Starts,
+    load_factor: f64,
+    perturb: Perturb,
+    part: Option<Part>,
+}
+
+impl Trace {
+    /// A replay with no split and no perturbation. `tasks` must be non-empty; they are sorted
+    /// by arrival (stable). `window_jobs` larger than the trace replays the whole trace.
+    /// `load_factor` must be > 0.
+    pub fn new(tasks: Vec<TaskSpec>, window_jobs: Option<usize>, load_factor: f64) -> Self {
+        let options = ReplayOptions {
+            window_jobs,
+            load_factor,
+            ..ReplayOptions::default()
+        };
+        Self::with_options(tasks, &options).expect("a replay without a split always builds")
+    }
+
+    /// `tasks` must be non-empty and the option values in range (the scenario loader checks
+    /// them); the error is what depends on the tasks: a part that is empty or shorter than
+    /// a window, a split by window with too few windows.
+    pub fn with_options(
+        mut tasks: Vec<TaskSpec>,
+        options: &ReplayOptions,
+    ) -> Result<Self, ReplayError> {
+        tasks.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
+        let n = tasks.len();
+        let (episode_len, starts) = match options.split {
+            None => {
+                let len = options.window_jobs.map_or(n, |w| w.min(n));
+                (
+                    len,
+                    Starts::Range {
+                        first: 0,
+                        last: n - len,
+                    },
+                )
+            }
+            Some(split) => match split.by {
+                SplitBy::Time => {
+                    let part = time_part(&tasks, split)?;
+                    let size = part.end - part.start;
+                    let len = options.window_jobs.unwrap_or(size);
+                    if len > size {
+                        return Err(ReplayError {
+                            key: "workload.window_jobs",
+                            reason: format!(
+                                "{len} is more than the {} part's {size} tasks",
+                                split.part.name()
+                            ),
+                        });
+                    }
+                    (
+                        len,
+                        Starts::Range {
+                            first: part.start,
+                            last: part.end - len,
+                        },
+                    )
+                }
+                SplitBy::Window => {
+                    let Some(w) = options.window_jobs else {
+                        return Err(ReplayError {
+                            key: "workload.split",
+                            reason: "by = \"window\" needs workload.window_jobs".into(),
+                        });
+                    };
+                    (w, Starts::Blocks(window_part(n, w, split)?))
+                }
+            },
+        };
+        Ok(Self {
+            tasks,
+            episode_len,
+            starts,
+            load_factor: options.load_factor,
+            perturb: options.perturb,
+            part: options.split.map(|s| s.part),
+        })
+    }
+
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    /// Tasks per episode.
+    pub fn episode_len(&self) -> usize {
+        self.episode_len
+    }
+
+    /// The indices (into [`Self::tasks`], in arrival order) an episode may replay: the union
+    /// of every window of this replay's part.
+    pub fn replayed_indices(&self) -> Vec<usize> {
+        match &self.starts {
+            Starts::Range { first, last } => (*first..last + self.episode_len).collect(),
+            Starts::Blocks(starts) => starts
+                .iter()
+                .flat_map(|&s| s..s + self.episode_len)
+                .collect(),
+        }
+    }
+
+    fn draw_start(&self, rng: &mut ChaCha8Rng) -> usize {
+        match &self.starts {
+            Starts::Range { first, last } if last > first => {
+                first + rng.random_range(0..=last - first)
+            }
+            Starts::Range { first, .. } => *first,
+            Starts::Blocks(starts) if starts.len() > 1 => starts[rng.random_range(0..starts.len())],
+            Starts::Blocks(starts) => starts[0],
+        }
+    }
+
+    fn one_window(&self) -> bool {
+        match &self.starts {
+            Starts::Range { first, last } => first == last,
+            Starts::Blocks(starts) => starts.len() == 1,
+        }
+    }
+}
+
+/// The index range of `split.part` when the trace is cut at a time.
+fn time_part(tasks: &[TaskSpec], split: Split) -> Result<std::ops::Range<usize>, ReplayError> {
+    let (first, last) = (tasks[0].arrival_s, tasks[tasks.len() - 1].arrival_s);
+    let cut_s = first + (1.0 - split.test_fraction) * (last - first);
+    let num_train = tasks.partition_point(|t| t.arrival_s < cut_s);
+    let part = match split.part {
+        Part::Train => 0..num_train,
+        Part::Test => num_train..tasks.len(),
+    };
+    if part.is_empty() {
+        return Err(ReplayError {
+            key: "workload.split",
+            reason: format!(
+                "the {} part is empty: the cut at {cut_s} s (arrivals span {first} s to \
+                 {last} s) leaves no task in it; change test_fraction",
+                split.part.name()
+            ),
+        });
+    }
+    Ok(part)
+}
+
+/// The block starts of `split.part` when `n` tasks are cut into blocks of `w`.
+fn window_part(n: usize, w: usize, split: Split) -> Result<Vec<usize>, ReplayError> {
+    let blocks = n / w;
+    let num_test = (blocks as f64 * split.test_fraction).round() as usize;
+    if blocks < 2 || num_test == 0 || num_test == blocks {
+        return Err(ReplayError {
+            key: "workload.split",
+            reason: format!(
+                "{n} tasks make {blocks} windows of workload.window_jobs = {w}, and \
+                 test_fraction = {} of them leaves {num_test} for test and {} for training; \
+                 both need at least one (lower window_jobs or change test_fraction)",
+                split.test_fraction,
+                blocks - num_test.min(blocks)
+            ),
+        });
+    }
+    let is_test = |k: usize| (k + 1) * num_test / blocks > k * num_test / blocks;
+    Ok((0..blocks)
+        .filter(|&k| is_test(k) == (split.part == Part::Test))
+        .map(|k| k * w)
+        .collect())
+}
+
+impl TaskSource for Trace {
+    fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
+        out.clear();
+        let start = self.draw_start(rng);
+        let window = &self.tasks[start..start + self.episode_len];
+        let Some(first) = window.first() else { return };
+        let t0 = first.arrival_s;
+        let Perturb {
+            arrival_jitter_s: jitter,
+            estimate_noise: noise,
+        } = self.perturb;
+        out.extend(window.iter().map(|t| {
+            let mut arrival_s = (t.arrival_s - t0) / self.load_factor;
+            if jitter > 0.0 {
+                arrival_s = (arrival_s + rng.random_range(-jitter..=jitter)).max(0.0);
+            }
+            let mut estimate_s = t.estimate_s;
+            if noise > 0.0 {
+                estimate_s *= rng.random_range(1.0 - noise..=1.0 + noise);
+            }
+            TaskSpec {
+                arrival_s,
+                estimate_s,
+                deadline_s: t.deadline_s.map(|d| d - t.arrival_s + arrival_s),
+                ..*t
+            }
+        }));
+        if jitter > 0.0 {
+            // Unstable sort: it does not allocate, and (arrival, id) fixes the order of all
+            // but identical tasks, whose order does not matter.
+            out.sort_unstable_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s).then(a.id.cmp(&b.id)));
+        }
+    }
+
+    fn variety(&self) -> EpisodeVariety {
+        let perturbed = self.perturb != Perturb::default();
+        match (self.one_window(), perturbed, self.part) {
+            (true, false, _) => EpisodeVariety::Identical {
+                num_tasks: self.episode_len,
+            },
+            // Noise does not make a split's training part held out.
+            (_, _, Some(part)) => EpisodeVariety::Windows { part: Some(part) },
+            (true, true, None) => EpisodeVariety::Generated,
+            (false, _, None) => EpisodeVariety::Windows { part: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn tasks() -> Vec<TaskSpec> {
+        (0..10)
+            .map(|i| TaskSpec::new(i, 100.0 + 10.0 * i as f64, 5.0, &[1]))
+            .collect()
+    }
+
+    fn ids(out: &[TaskSpec]) -> Vec<u64> {
+        out.iter().map(|t| t.id).collect()
+    }
+
+    fn split(by: SplitBy, test_fraction: f64, part: Part) -> Option<Split> {
+        Some(Split {
+            by,
+            test_fraction,
+            part,
+        })
+    }
+
+    #[test]
+    fn whole_trace_is_shifted_to_start_at_zero_and_rescaled() {
+        let trace = Trace::new(tasks(), None, 2.0);
+        let mut out = Vec::new();
+        trace.fill(&mut ChaCha8Rng::seed_from_u64(0), &mut out);
+        assert_eq!(out.len(), 10);
+        assert_eq!(out[0].arrival_s, 0.0);
+        assert_eq!(out[1].arrival_s, 5.0); // 10 s apart, load factor 2
+        assert_eq!(out[9].arrival_s, 45.0);
+        assert_eq!(out[9].duration_s, 5.0);
+        assert_eq!(trace.variety(), EpisodeVariety::Identical { num_tasks: 10 });
+    }
+
+    #[test]
+    fn windows_are_contiguous_seeded_and_cover_every_offset() {
+        let trace = Trace::new(tasks(), Some(4), 1.0);
+        let mut seen = [false; 7];
+        let mut out = Vec::new();
+        for seed in 0..200 {
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert_eq!(out.len(), 4);
+            let first = out[0].id as usize;
+            assert!(
+                out.iter()
+                    .enumerate()
+                    .all(|(i, t)| t.id as usize == first + i)
+            );
+            assert_eq!(out[0].arrival_s, 0.0);
+            assert_eq!(out[3].arrival_s, 30.0);
+            seen[first] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "offsets 0..=6 all drawn: {seen:?}");
+        let mut again = Vec::new();
+        trace.fill(&mut ChaCha8Rng::seed_from_u64(7), &mut out);
+        trace.fill(&mut ChaCha8Rng::seed_from_u64(7), &mut again);
+        assert_eq!(out, again);
+        assert_eq!(trace.variety(), EpisodeVariety::Windows { part: None });
+    }
+
+    /// Arrivals 100, 110, ..., 190: the span is 90 s, so test_fraction 0.2 cuts at
+    /// 100 + 0.8 × 90 = 172 s: tasks 0..=7 train, 8 and 9 test.
+    #[test]
+    fn a_time_split_cuts_the_span_and_windows_stay_inside_their_part() {
+        let options = |part, window_jobs| ReplayOptions {
+            window_jobs,
+            split: split(SplitBy::Time, 0.2, part),
+            ..ReplayOptions::default()
+        };
+        let train = Trace::with_options(tasks(), &options(Part::Train, Some(3))).unwrap();
+        let test = Trace::with_options(tasks(), &options(Part::Test, None)).unwrap();
+        assert_eq!(train.replayed_indices(), (0..8).collect::<Vec<_>>());
+        assert_eq!(test.replayed_indices(), vec![8, 9]);
+        let mut out = Vec::new();
+        let mut first_ids = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            train.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert_eq!(out.len(), 3);
+            assert!(out.iter().all(|t| t.id <= 7), "{:?}", ids(&out));
+            first_ids.insert(out[0].id);
+        }
+        assert_eq!(first_ids, (0..=5).collect());
+        test.fill(&mut ChaCha8Rng::seed_from_u64(3), &mut out);
+        assert_eq!(ids(&out), vec![8, 9]);
+        assert_eq!(out[1].arrival_s, 10.0);
+        assert_eq!(test.variety(), EpisodeVariety::Identical { num_tasks: 2 });
+        assert_eq!(
+            train.variety(),
+            EpisodeVariety::Windows {
+                part: Some(Part::Train)
+            }
+        );
+    }
+
+    #[test]
+    fn a_window_larger_than_its_part_or_an_empty_part_is_an_error() {
+        let options = ReplayOptions {
+            window_jobs: Some(3),
+            split: split(SplitBy::Time, 0.2, Part::Test),
+            ..ReplayOptions::default()
+        };
+        let err = Trace::with_options(tasks(), &options).unwrap_err();
+        assert_eq!(err.key, "workload.window_jobs");
+        assert_eq!(err.reason, "3 is more than the test part's 2 tasks");
+        let same_time: Vec<TaskSpec> = (0..4).map(|i| TaskSpec::new(i, 5.0, 1.0, &[1])).collect();
+        let options = ReplayOptions {
+            split: split(SplitBy::Time, 0.5, Part::Train),
+            ..ReplayOptions::default()
+        };
+        let err = Trace::with_options(same_time, &options).unwrap_err();
+        assert_eq!(err.key, "workload.split");
+        assert!(err.reason.contains("train part is empty"), "{}", err.reason);
+    }
+
+    /// 10 tasks in blocks of 2 make 5 blocks; test_fraction 0.4 gives round(2.0) = 2 test
+    /// blocks: k = 2 (⌊3·2/5⌋ = 1 > ⌊2·2/5⌋ = 0) and k = 4 (2 > 1), i.e. tasks 4, 5, 8, 9.
+    #[test]
+    fn a_window_split_spreads_whole_blocks_over_the_trace() {
+        let options = |part| ReplayOptions {
+            window_jobs: Some(2),
+            split: split(SplitBy::Window, 0.4, part),
+            ..ReplayOptions::default()
+        };
+        let train = Trace::with_options(tasks(), &options(Part::Train)).unwrap();
+        let test = Trace::with_options(tasks(), &options(Part::Test)).unwrap();
+        assert_eq!(train.replayed_indices(), vec![0, 1, 2, 3, 6, 7]);
+        assert_eq!(test.replayed_indices(), vec![4, 5, 8, 9]);
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            test.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            seen.insert(ids(&out));
+        }
+        assert_eq!(seen, [vec![4, 5], vec![8, 9]].into_iter().collect());
+        let no_test = ReplayOptions {
+            window_jobs: Some(4),
+            split: split(SplitBy::Window, 0.2, Part::Train),
+            ..ReplayOptions::default()
+        };
+        // 2 blocks × 0.2 rounds to 0 test blocks.
+        let err = Trace::with_options(tasks(), &no_test).unwrap_err();
+        assert_eq!(err.key, "workload.split");
+        let no_window = ReplayOptions {
+            window_jobs: None,
+            ..no_test
+        };
+        let err = Trace::with_options(tasks(), &no_window).unwrap_err();
+        assert_eq!(err.reason, "by = \"window\" needs workload.window_jobs");
+    }
+
+    #[test]
+    fn perturbation_is_seeded_bounded_and_keeps_the_window_sorted() {
+        let options = ReplayOptions {
+            window_jobs: Some(6),
+            perturb: Perturb {
+                arrival_jitter_s: 15.0,
+                estimate_noise: 0.2,
+            },
+            ..ReplayOptions::default()
+        };
+        let mut with_deadlines = tasks();
+        for t in &mut with_deadlines {
+            t.deadline_s = Some(t.arrival_s + 50.0);
+        }
+        let trace = Trace::with_options(with_deadlines, &options).unwrap();
+        let plain = Trace::new(tasks(), Some(6), 1.0);
+        let (mut out, mut again, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+        let mut reordered = false;
+        for seed in 0..100 {
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut again);
+            assert_eq!(out, again, "seed {seed}");
+            // The same window as the unperturbed replay: the offset is drawn first.
+            plain.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut exact);
+            let mut sorted_ids = ids(&out);
+            sorted_ids.sort();
+            assert_eq!(sorted_ids, ids(&exact));
+            reordered |= ids(&out) != ids(&exact);
+            assert!(out.windows(2).all(|p| p[0].arrival_s <= p[1].arrival_s));
+            for t in &out {
+                let e = exact.iter().find(|x| x.id == t.id).unwrap();
+                assert!(t.arrival_s >= 0.0);
+                assert!((t.arrival_s - e.arrival_s).abs() <= 15.0);
+                assert!(
+                    t.estimate_s >= 4.0 && t.estimate_s <= 6.0,
+                    "{}",
+                    t.estimate_s
+                );
+                assert_eq!(t.duration_s, 5.0);
+                assert_eq!(t.deadline_s, Some(t.arrival_s + 50.0));
+            }
+        }
+        assert!(
+            reordered,
+            "15 s of jitter on 10 s gaps reorders some window"
+        );
+        assert_eq!(trace.variety(), EpisodeVariety::Windows { part: None });
+        let one_window = Trace::with_options(
+            tasks(),
+            &ReplayOptions {
+                window_jobs: None,
+                ..options
+            },
+        );
+        assert_eq!(one_window.unwrap().variety(), EpisodeVariety::Generated);
+    }
+}

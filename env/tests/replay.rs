@@ -1,0 +1,288 @@
+//! Replay keys on CSV workloads, checked by hand on a 10-task CSV: windows, the train/test
+//! split (which tasks land in which part), perturbation, the held-out warning and bad values.
+
+use lepton_env::scenario::{self, EpisodeUse, Scenario};
+use lepton_env::workload::{EpisodeVariety, Part, TaskSpec};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Tasks 1..=10 arriving at 100, 110, ..., 190 s, each 5 s long with a 6 s estimate.
+fn csv_text() -> String {
+    let mut text = String::from("id,arrival_s,duration_s,cpu,estimate_s\n");
+    for i in 0..10 {
+        text += &format!("{},{},5,1,6\n", i + 1, 100 + 10 * i);
+    }
+    text
+}
+
+const HEAD: &str = r#"
+name = "replay"
+resources = ["cpu"]
+[[server_types]]
+name = "s"
+count = 2
+capacity = [4]
+[queue]
+num_slots = 2
+backlog_cap = 20
+[workload]
+kind = "csv"
+path = "tasks.csv"
+"#;
+
+/// Writes the CSV and a scenario with `keys` appended to `[workload]`, and loads it.
+fn load(
+    keys: &str,
+) -> (
+    tempfile::TempDir,
+    PathBuf,
+    Result<Scenario, scenario::ScenarioError>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tasks.csv"), csv_text()).unwrap();
+    let path = dir.path().join("replay.toml");
+    std::fs::write(&path, format!("{HEAD}{keys}\n")).unwrap();
+    let loaded = scenario::load_file(&path);
+    (dir, path, loaded)
+}
+
+fn scenario(keys: &str) -> Scenario {
+    let (_dir, _path, loaded) = load(keys);
+    loaded.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn episode(s: &Scenario, seed: u64) -> Vec<TaskSpec> {
+    let Scenario::Cluster(c) = s else {
+        panic!("a cluster scenario")
+    };
+    let mut out = Vec::new();
+    c.workload
+        .fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+    out
+}
+
+fn ids(tasks: &[TaskSpec]) -> Vec<u64> {
+    tasks.iter().map(|t| t.id).collect()
+}
+
+/// Every task id any of 200 episodes replays.
+fn replayed(s: &Scenario) -> BTreeSet<u64> {
+    (0..200).flat_map(|seed| ids(&episode(s, seed))).collect()
+}
+
+#[test]
+fn a_csv_without_replay_keys_replays_exactly_at_its_own_times() {
+    let s = scenario("");
+    let tasks = episode(&s, 3);
+    assert_eq!(ids(&tasks), (1..=10).collect::<Vec<_>>());
+    assert_eq!(tasks[0].arrival_s, 100.0);
+    assert_eq!(episode(&s, 4), tasks);
+    assert_eq!(s.variety(), EpisodeVariety::Identical { num_tasks: 10 });
+}
+
+#[test]
+fn csv_windows_are_contiguous_start_at_zero_and_follow_the_seed() {
+    let s = scenario("window_jobs = 3\nload_factor = 2.0");
+    let mut firsts = BTreeSet::new();
+    for seed in 0..200 {
+        let tasks = episode(&s, seed);
+        let first = tasks[0].id;
+        assert_eq!(ids(&tasks), vec![first, first + 1, first + 2]);
+        // 10 s apart in the CSV, halved by the load factor.
+        let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
+        assert_eq!(arrivals, vec![0.0, 5.0, 10.0]);
+        assert_eq!(tasks[0].estimate_s, 6.0);
+        firsts.insert(first);
+        assert_eq!(episode(&s, seed), tasks, "same seed, same window");
+    }
+    assert_eq!(firsts, (1..=8).collect());
+}
+
+/// The span 100..190 s cut at 100 + 0.8 × 90 = 172 s: tasks 1..=8 train, 9 and 10 test.
+#[test]
+fn a_time_split_puts_each_task_in_exactly_one_part() {
+    let split = "split = { by = \"time\", test_fraction = 0.2 }";
+    let train = scenario(&format!("window_jobs = 3\n{split}"));
+    let test = scenario(&format!("{split}\npart = \"test\""));
+    assert_eq!(replayed(&train), (1..=8).collect());
+    assert_eq!(replayed(&test), [9, 10].into_iter().collect());
+    assert_eq!(episode(&test, 0)[1].arrival_s, 10.0);
+    let explicit = scenario(&format!("window_jobs = 3\n{split}\npart = \"train\""));
+    assert_eq!(episode(&explicit, 5), episode(&train, 5));
+}
+
+/// Blocks of 2 tasks: {1,2} {3,4} {5,6} {7,8} {9,10}; round(5 × 0.4) = 2 test blocks at
+/// k = 2 and k = 4 (⌊(k+1)·2/5⌋ > ⌊k·2/5⌋).
+#[test]
+fn a_window_split_holds_out_whole_blocks_spread_over_the_csv() {
+    let keys = "window_jobs = 2\nsplit = { by = \"window\", test_fraction = 0.4 }";
+    let train = scenario(keys);
+    let test = scenario(&format!("{keys}\npart = \"test\""));
+    assert_eq!(replayed(&train), [1, 2, 3, 4, 7, 8].into_iter().collect());
+    assert_eq!(replayed(&test), [5, 6, 9, 10].into_iter().collect());
+    for seed in 0..50 {
+        let tasks = ids(&episode(&test, seed));
+        assert!(tasks == [5, 6] || tasks == [9, 10], "{tasks:?}");
+    }
+}
+
+#[test]
+fn perturbation_is_seeded_and_stays_within_its_bounds() {
+    let s = scenario("window_jobs = 4\nperturb = { arrival_jitter_s = 3.0, estimate_noise = 0.5 }");
+    let plain = scenario("window_jobs = 4");
+    for seed in 0..100 {
+        let tasks = episode(&s, seed);
+        assert_eq!(episode(&s, seed), tasks);
+        let exact = episode(&plain, seed);
+        // 3 s of jitter on 10 s gaps cannot reorder: the same window, task by task.
+        assert_eq!(ids(&tasks), ids(&exact));
+        for (t, e) in tasks.iter().zip(&exact) {
+            assert!(t.arrival_s >= 0.0 && (t.arrival_s - e.arrival_s).abs() <= 3.0);
+            assert!((3.0..=9.0).contains(&t.estimate_s), "{}", t.estimate_s);
+            assert_eq!(t.duration_s, 5.0);
+        }
+    }
+    assert_ne!(episode(&s, 1), episode(&s, 2));
+    assert_eq!(s.variety(), EpisodeVariety::Windows { part: None });
+}
+
+#[test]
+fn the_held_out_warning_names_the_scenario_and_what_to_set() {
+    let whole = scenario("");
+    assert_eq!(
+        whole
+            .held_out_warning("replay.toml", EpisodeUse::Test)
+            .unwrap(),
+        "replay.toml: every episode replays the same 10 tasks whatever the seed, so the test \
+         episodes are the training trace itself and intervals collapse to a point; set \
+         workload.window_jobs and workload.split (part = \"test\" to evaluate held-out tasks)"
+    );
+    assert!(
+        whole
+            .held_out_warning("replay.toml", EpisodeUse::ModelSelection)
+            .unwrap()
+            .contains("the model-selection episodes are the training trace itself")
+    );
+    let windows = scenario("window_jobs = 3");
+    assert_eq!(windows.held_out_warning("x", EpisodeUse::Test), None);
+    let split = "window_jobs = 2\nsplit = { by = \"time\", test_fraction = 0.5 }";
+    let train = scenario(split);
+    assert_eq!(
+        train.variety(),
+        EpisodeVariety::Windows {
+            part: Some(Part::Train)
+        }
+    );
+    assert_eq!(
+        train.held_out_warning("x", EpisodeUse::Test).unwrap(),
+        "x: the test episodes replay the training part of workload.split; set workload.part = \
+         \"test\" to evaluate held-out tasks"
+    );
+    assert_eq!(
+        train.held_out_warning("x", EpisodeUse::ModelSelection),
+        None
+    );
+    let test = scenario(&format!("{split}\npart = \"test\""));
+    assert_eq!(test.held_out_warning("x", EpisodeUse::Test), None);
+    assert!(
+        test.held_out_warning("x", EpisodeUse::ModelSelection)
+            .unwrap()
+            .contains("training replays the test part")
+    );
+    let perturbed = scenario("perturb = { estimate_noise = 0.1 }");
+    assert_eq!(perturbed.variety(), EpisodeVariety::Generated);
+    assert_eq!(perturbed.held_out_warning("x", EpisodeUse::Test), None);
+    // Noise does not hold out a split's training part.
+    let noisy_train = scenario(&format!(
+        "{split}
+perturb = {{ estimate_noise = 0.1 }}"
+    ));
+    assert!(
+        noisy_train
+            .held_out_warning("x", EpisodeUse::Test)
+            .is_some()
+    );
+    let synthetic = scenario::load_named("tiny").unwrap();
+    assert_eq!(synthetic.held_out_warning("x", EpisodeUse::Test), None);
+}
+
+#[test]
+fn bad_replay_values_name_the_key() {
+    let cases = [
+        (
+            "split = { by = \"time\", test_fraction = 0.0 }",
+            "`workload.split.test_fraction`: must be in (0, 1), got 0",
+        ),
+        (
+            "split = { by = \"time\", test_fraction = 1.0 }",
+            "`workload.split.test_fraction`: must be in (0, 1), got 1",
+        ),
+        (
+            "split = { by = \"window\", test_fraction = -0.5 }",
+            "`workload.split.test_fraction`: must be in (0, 1), got -0.5",
+        ),
+        (
+            "window_jobs = 3\nsplit = { by = \"time\", test_fraction = 0.2 }\npart = \"test\"",
+            "`workload.window_jobs`: 3 is more than the test part's 2 tasks",
+        ),
+        (
+            "split = { by = \"window\", test_fraction = 0.2 }",
+            "`workload.split`: by = \"window\" needs workload.window_jobs",
+        ),
+        ("part = \"test\"", "`workload.part`: needs workload.split"),
+        (
+            "perturb = { arrival_jitter_s = -1.0 }",
+            "`workload.perturb.arrival_jitter_s`: must be a finite number >= 0, got -1",
+        ),
+        (
+            "perturb = { estimate_noise = 1.0 }",
+            "`workload.perturb.estimate_noise`: must be < 1, got 1",
+        ),
+        ("window_jobs = 0", "`workload.window_jobs`: must be >= 1"),
+        (
+            "lenient = true",
+            "`workload.lenient`: is not used when workload.kind = \"csv\"",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let (_dir, path, loaded) = load(keys);
+        let msg = loaded.unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!("{}: ", path.display())) && msg.contains(expected),
+            "{keys}: {msg}"
+        );
+    }
+    let tiny = std::fs::read_to_string(scenario::scenarios_dir().join("tiny.toml")).unwrap();
+    let text = tiny.replace("num_tasks = 40", "num_tasks = 40\nwindow_jobs = 5");
+    let msg = Scenario::from_toml_str(&text, Path::new("tiny.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("`workload.window_jobs`: is not used when workload.kind = \"synthetic\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_deeprm_list_takes_windows_but_not_rescaled_time() {
+    let text = |keys: &str| {
+        format!(
+            "model = \"deeprm\"\nname = \"d\"\nresources = [\"r\"]\ncapacity = [10]\nhorizon = \
+             20\nnum_slots = 2\nbacklog_cap = 10\nmax_steps = 100\n[workload]\nkind = \
+             \"list\"\n{keys}\ntasks = [\n{{ id = 0, arrival_s = 0, duration_s = 2, demand = \
+             [1] }},\n{{ id = 1, arrival_s = 3, duration_s = 2, demand = [1] }},\n{{ id = 2, \
+             arrival_s = 5, duration_s = 2, demand = [1] }},\n]\n"
+        )
+    };
+    let s = Scenario::from_toml_str(&text("window_jobs = 2"), Path::new("d.toml")).unwrap();
+    assert_eq!(s.variety(), EpisodeVariety::Windows { part: None });
+    let msg = Scenario::from_toml_str(&text("load_factor = 2.0"), Path::new("d.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("`workload.load_factor`: is not used in this DeepRM"),
+        "{msg}"
+    );
+}
