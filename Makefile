@@ -7,7 +7,7 @@ CARGO ?= cargo
 DEMO_RUN ?= demo
 DEMO_STEPS ?= 60000
 
-.PHONY: demo test bootstrap check-libtorch build bench fuzz
+.PHONY: demo test bootstrap check-libtorch build bench fuzz docs-eval
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -53,3 +53,9 @@ FUZZ_SEED ?= 0
 fuzz: check-libtorch
 	@$(CARGO) build --profile fuzz -q -p lepton-fuzz
 	@ulimit -v 8388608 && ./target/fuzz/lepton-fuzz --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED)
+
+# The README's example report (docs/eval/): regenerate after any change to what reports show;
+# a test (eval/tests/cli.rs, docs_eval_report_is_fresh) fails while it is stale.
+DOCS_EVAL_ARGS = --suite configs/eval/smoke.toml --schedulers random,fcfs,sjf,packer,tetris,easy
+docs-eval: build
+	@./target/release/lepton-eval $(DOCS_EVAL_ARGS) --out docs/eval

@@ -971,3 +971,26 @@ fn evaluating_the_training_part_warns_on_stderr_and_in_the_report() {
         &["`workload.split.test_fraction`: must be in (0, 1), got 0"],
     );
 }
+
+/// `docs/eval/` (the README's example report) is exactly what `make docs-eval` writes today:
+/// every file, byte for byte. Regenerate it with `make docs-eval` after a change to reports.
+#[test]
+fn docs_eval_report_is_fresh() {
+    let makefile = std::fs::read_to_string(workspace().join("Makefile")).unwrap();
+    let args_line = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("DOCS_EVAL_ARGS = "))
+        .expect("the Makefile defines DOCS_EVAL_ARGS");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = args_line.split_whitespace().collect();
+    args.extend(["--out", s(tmp.path())]);
+    let out = eval(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let fresh = files(tmp.path());
+    let shipped = files(&workspace().join("docs/eval"));
+    let names = |f: &[(String, Vec<u8>)]| f.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&shipped), names(&fresh), "run `make docs-eval`");
+    for ((name, a), (_, b)) in shipped.iter().zip(&fresh) {
+        assert!(a == b, "docs/eval/{name} is stale: run `make docs-eval`");
+    }
+}

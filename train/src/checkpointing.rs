@@ -178,9 +178,16 @@ pub(crate) fn warm_start(
             policy.head()
         ))
     } else if meta.network != config.network {
+        let inline = |n: &lepton_agent::networks::NetworkConfig| {
+            toml::to_string(n)
+                .unwrap_or_default()
+                .trim()
+                .replace('\n', ", ")
+        };
         Some(format!(
-            "its network is {:?}, the config's [network] is {:?}; set [network] to the checkpoint's",
-            meta.network, config.network
+            "its network is {{ {} }}, the config's [network] is {{ {} }}; set [network] to the checkpoint's",
+            inline(&meta.network),
+            inline(&config.network)
         ))
     } else {
         match (meta.normalizer.is_some(), normalize_obs) {

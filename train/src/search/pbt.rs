@@ -103,9 +103,14 @@ pub fn run(search: &Search, interrupt: &Arc<AtomicBool>) -> anyhow::Result<Vec<T
                 }
             }
         }
+        let shown: Vec<String> = state
+            .fitness
+            .iter()
+            .map(|f| f.map_or("failed".into(), |f| format!("{f:.3}")))
+            .collect();
         eprintln!(
-            "pbt round {round}/{num_rounds} (env step {stop}): fitness {:?}",
-            state.fitness
+            "pbt round {round}/{num_rounds} (env step {stop}): fitness [{}]",
+            shown.join(", ")
         );
         if round < num_rounds {
             let mut rng = generation_rng(search.config.seed, round);
