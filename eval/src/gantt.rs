@@ -62,7 +62,9 @@ fn layout(schedule: &Schedule) -> (Vec<Lane>, Vec<Option<usize>>) {
     let mut order: Vec<usize> = (0..schedule.runs.len()).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (&schedule.runs[a], &schedule.runs[b]);
-        ra.start_s.total_cmp(&rb.start_s).then(ra.task.cmp(&rb.task))
+        ra.start_s
+            .total_cmp(&rb.start_s)
+            .then(ra.task.cmp(&rb.task))
     });
     let mut row_of = vec![None; schedule.runs.len()];
     let mut lanes = Vec::new();
@@ -210,19 +212,27 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
         .filter_map(|(run, row)| Some((run, (*row)?)))
         .collect();
     chart
-        .draw_series(runs.iter().filter(|(r, _)| r.queued_s < r.start_s).map(|(r, row)| {
-            PathElement::new(
-                vec![
-                    (r.queued_s, SegmentValue::CenterOf(y(*row))),
-                    (r.start_s, SegmentValue::CenterOf(y(*row))),
-                ],
-                BLACK.mix(0.45).stroke_width(1),
-            )
-        }))
+        .draw_series(
+            runs.iter()
+                .filter(|(r, _)| r.queued_s < r.start_s)
+                .map(|(r, row)| {
+                    PathElement::new(
+                        vec![
+                            (r.queued_s, SegmentValue::CenterOf(y(*row))),
+                            (r.start_s, SegmentValue::CenterOf(y(*row))),
+                        ],
+                        BLACK.mix(0.45).stroke_width(1),
+                    )
+                }),
+        )
         .map_err(plot_err)?;
     for (r, row) in &runs {
         let fill = color(usize::from(r.priority));
-        let alpha = if r.end == RunEnd::Unfinished { 0.4 } else { 0.85 };
+        let alpha = if r.end == RunEnd::Unfinished {
+            0.4
+        } else {
+            0.85
+        };
         let corners = [(r.start_s, top(*row)), (r.end_s, bottom(*row))];
         let edge = if r.end == RunEnd::Killed {
             RGBColor(214, 39, 40).stroke_width(2)
@@ -274,10 +284,22 @@ fn draw_legend<DB: DrawingBackend>(
         })
         .collect();
     entries.extend([
-        ("wait (arrival or kill → start)".into(), BLACK.mix(0.45).stroke_width(1), true),
-        ("killed by a server failure".into(), red.stroke_width(2), false),
+        (
+            "wait (arrival or kill → start)".into(),
+            BLACK.mix(0.45).stroke_width(1),
+            true,
+        ),
+        (
+            "killed by a server failure".into(),
+            red.stroke_width(2),
+            false,
+        ),
         ("server down".into(), down_fill, false),
-        ("still running at the end".into(), color(0).mix(0.4).filled(), false),
+        (
+            "still running at the end".into(),
+            color(0).mix(0.4).filled(),
+            false,
+        ),
     ]);
     let font = ("sans-serif", 12).into_font().color(&BLACK);
     for (k, (text, style, line)) in entries.into_iter().enumerate() {
@@ -342,6 +364,9 @@ mod tests {
             file_name("cloud-hold", "ckpt:best@sampled"),
             "gantt_cloud-hold_ckpt_best_sampled.svg"
         );
-        assert_eq!(file_name("l0.2", "weighted:1:0.5"), "gantt_l0.2_weighted_1_0.5.svg");
+        assert_eq!(
+            file_name("l0.2", "weighted:1:0.5"),
+            "gantt_l0.2_weighted_1_0.5.svg"
+        );
     }
 }

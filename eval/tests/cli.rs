@@ -929,11 +929,17 @@ fn gantt_writes_one_chart_per_contender_of_the_chosen_episode() {
     for chart in &charts {
         let svg = std::fs::read_to_string(out_dir.join(chart)).unwrap();
         assert!(svg.contains("episode 1 (seed 501)"), "{chart}");
-        assert!(svg.contains("server 0") && svg.contains("server 3"), "{chart}");
+        assert!(
+            svg.contains("server 0") && svg.contains("server 3"),
+            "{chart}"
+        );
         assert!(svg.contains("priority 0"), "{chart}");
     }
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
-    assert!(md.contains("![gantt_tiny_sjf.svg](gantt_tiny_sjf.svg)"), "{md}");
+    assert!(
+        md.contains("![gantt_tiny_sjf.svg](gantt_tiny_sjf.svg)"),
+        "{md}"
+    );
     // The same episode in a suite that adds a DeepRM scenario: the same chart, and a note.
     let tiny = workspace().join("configs/scenarios/tiny.toml");
     let deeprm = workspace().join("configs/scenarios/deeprm.toml");
@@ -1039,7 +1045,13 @@ fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
         .collect();
     let expected: Vec<&str> = names
         .iter()
-        .map(|&n| if n == "lookahead" { "lookahead:tetris:0" } else { n })
+        .map(|&n| {
+            if n == "lookahead" {
+                "lookahead:tetris:0"
+            } else {
+                n
+            }
+        })
         .collect();
     assert_eq!(reported, expected);
     let help = text(&eval(&["--help"]).stdout);

@@ -48,8 +48,8 @@ pub use lookahead::Lookahead;
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
 };
-pub use smallest_demand::SmallestDemand;
 pub use rules::{Rule, WeightedParams};
+pub use smallest_demand::SmallestDemand;
 pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot};
 
 use crate::api::{Env, EnvError};

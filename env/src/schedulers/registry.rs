@@ -17,8 +17,11 @@ pub enum Build {
     /// a `lookahead`.
     Rule(fn(Option<&str>) -> Result<Rule, String>),
     /// Any other [`Scheduler`].
-    Scheduler(fn(Option<&str>) -> Result<Box<dyn Scheduler>, String>),
+    Scheduler(BuildScheduler),
 }
+
+/// The builder of a [`Build::Scheduler`] entry.
+pub type BuildScheduler = fn(Option<&str>) -> Result<Box<dyn Scheduler>, String>;
 
 /// One registered scheduler.
 #[derive(Clone, Copy)]
@@ -85,16 +88,36 @@ pub const REGISTRY: &[Registered] = &[
         }),
         "DeepRM's random agent: uniform over every action index; an illegal pick waits",
     ),
-    rule!("fcfs", Rule::Fcfs, "strict first come, first served, first-fit server"),
-    rule!("sjf", Rule::Sjf, "shortest estimated job first (DeepRM's SJF)"),
-    rule!("packer", Rule::Packer, "DeepRM's Packer (largest demand · free capacity)"),
+    rule!(
+        "fcfs",
+        Rule::Fcfs,
+        "strict first come, first served, first-fit server"
+    ),
+    rule!(
+        "sjf",
+        Rule::Sjf,
+        "shortest estimated job first (DeepRM's SJF)"
+    ),
+    rule!(
+        "packer",
+        Rule::Packer,
+        "DeepRM's Packer (largest demand · free capacity)"
+    ),
     rule!(
         "tetris",
         Rule::Tetris { srtf_weight: 1.0 },
         "alignment + shortest remaining time (Tetris, SIGCOMM'14)"
     ),
-    rule!("best_fit", Rule::BestFit, "tightest server for the oldest fitting task"),
-    rule!("worst_fit", Rule::WorstFit, "least-loaded server for the oldest fitting task"),
+    rule!(
+        "best_fit",
+        Rule::BestFit,
+        "tightest server for the oldest fitting task"
+    ),
+    rule!(
+        "worst_fit",
+        Rule::WorstFit,
+        "least-loaded server for the oldest fitting task"
+    ),
     rule!("edf", Rule::Edf, "earliest deadline first"),
     entry(
         "weighted",
@@ -174,7 +197,11 @@ pub fn help_list() -> String {
         .iter()
         .map(|r| {
             let name = format!("{}{}", r.name, r.params);
-            let default = if r.in_default_list { "" } else { " [by name only]" };
+            let default = if r.in_default_list {
+                ""
+            } else {
+                " [by name only]"
+            };
             format!("  {name:<width$}  {}{default}", r.summary)
         })
         .collect::<Vec<_>>()
@@ -303,7 +330,10 @@ mod tests {
             format!("unknown scheduler `longest`; valid names: {list}")
         );
         assert!(err.contains("weighted[:ALPHA:BETA], easy"), "{err}");
-        assert!(err.contains("smallest_demand, lookahead[:BASE[:HORIZON]]"), "{err}");
+        assert!(
+            err.contains("smallest_demand, lookahead[:BASE[:HORIZON]]"),
+            "{err}"
+        );
     }
 
     #[test]

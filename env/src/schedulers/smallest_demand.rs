@@ -23,8 +23,8 @@ impl SmallestDemand {
         let nr = snapshot.num_resources;
         let mut largest = [0u32; MAX_RESOURCES];
         for server in &snapshot.servers {
-            for r in 0..nr {
-                largest[r] = largest[r].max(server.capacity[r]);
+            for (most, &cap) in largest.iter_mut().zip(&server.capacity[..nr]) {
+                *most = (*most).max(cap);
             }
         }
         let size = |task: usize| -> f64 {
