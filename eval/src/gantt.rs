@@ -18,6 +18,8 @@ pub const MAX_SERVERS: usize = 48;
 /// Rows of one lane at most; a run that finds them all busy shares the row that frees first.
 const MAX_ROWS_PER_SERVER: usize = 8;
 const ROW_PX: u32 = 16;
+/// Failures: down time, and the outline and cross of a killed run.
+const FAILURE_RED: RGBColor = RGBColor(214, 39, 40);
 /// Width of the legend panel right of the chart, so that it never hides a bar.
 const LEGEND_PX: u32 = 230;
 
@@ -36,6 +38,13 @@ pub fn file_name(scenario: &str, contender: &str) -> String {
             .collect()
     };
     format!("gantt_{}_{}.svg", clean(scenario), clean(contender))
+}
+
+/// The colour of a priority class: the plots' palette without its red, which marks failures.
+fn priority_color(priority: u8) -> RGBColor {
+    const RED: usize = 3;
+    let i = usize::from(priority);
+    color(if i >= RED { i + 1 } else { i })
 }
 
 /// A drawn lane: the server, its first row (counted from the top) and its row count.
@@ -149,7 +158,7 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
         )
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(80)
+        .y_label_area_size(130)
         .build_cartesian_2d(0.0..end_s, (0..num_rows).into_segmented())
         .map_err(plot_err)?;
     let lane_name = |row: usize| -> String {
@@ -187,8 +196,8 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
             )
         }))
         .map_err(plot_err)?;
-    let down_fill = RGBColor(214, 39, 40).mix(0.18).filled();
-    let down_edge = RGBColor(214, 39, 40).stroke_width(1);
+    let down_fill = FAILURE_RED.mix(0.18).filled();
+    let down_edge = FAILURE_RED.stroke_width(1);
     for d in &schedule.downs {
         let Some(lane) = lanes.iter().find(|l| l.server == d.server) else {
             continue;
@@ -227,7 +236,7 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
         )
         .map_err(plot_err)?;
     for (r, row) in &runs {
-        let fill = color(usize::from(r.priority));
+        let fill = priority_color(r.priority);
         let alpha = if r.end == RunEnd::Unfinished {
             0.4
         } else {
@@ -235,7 +244,7 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
         };
         let corners = [(r.start_s, top(*row)), (r.end_s, bottom(*row))];
         let edge = if r.end == RunEnd::Killed {
-            RGBColor(214, 39, 40).stroke_width(2)
+            FAILURE_RED.stroke_width(2)
         } else {
             WHITE.stroke_width(1)
         };
@@ -254,7 +263,7 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
                     Cross::new(
                         (r.end_s, SegmentValue::CenterOf(y(*row))),
                         5,
-                        RGBColor(214, 39, 40).stroke_width(2),
+                        FAILURE_RED.stroke_width(2),
                     )
                 }),
         )
@@ -274,12 +283,11 @@ fn draw_legend<DB: DrawingBackend>(
     let mut priorities: Vec<u8> = schedule.runs.iter().map(|r| r.priority).collect();
     priorities.sort_unstable();
     priorities.dedup();
-    let red = RGBColor(214, 39, 40);
     // (label, style, drawn as a line rather than a box)
     let mut entries: Vec<(String, ShapeStyle, bool)> = priorities
         .iter()
         .map(|&p| {
-            let fill = color(usize::from(p)).mix(0.85).filled();
+            let fill = priority_color(p).mix(0.85).filled();
             (format!("priority {p}"), fill, false)
         })
         .collect();
@@ -291,7 +299,7 @@ fn draw_legend<DB: DrawingBackend>(
         ),
         (
             "killed by a server failure".into(),
-            red.stroke_width(2),
+            FAILURE_RED.stroke_width(2),
             false,
         ),
         ("server down".into(), down_fill, false),
