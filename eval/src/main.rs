@@ -39,7 +39,8 @@ Exit codes:
 
 Outputs in --out: report.md (CI job summary), report.json (exact configs, seeds, versions, checkpoint
 hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg,
-and report.junit.xml with --format junit. report.json is written last: a directory without it holds no
+report.junit.xml with --format junit, and gantt_<scenario>_<contender>.svg with --gantt. report.json
+is written last: a directory without it holds no
 complete report. Same inputs give byte-identical reports, whatever the thread count.
 
 Examples:
