@@ -40,8 +40,7 @@ Exit codes:
 Outputs in --out: report.md (CI job summary), report.json (exact configs, seeds, versions, checkpoint
 hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg,
 report.junit.xml with --format junit, and gantt_<scenario>_<contender>.svg with --gantt. report.json
-is written last: a directory without it holds no
-complete report. Same inputs give byte-identical reports, whatever the thread count.
+is written last: a directory without it holds no complete report. Same inputs give byte-identical reports, whatever the thread count.
 
 Examples:
   lepton-eval --suite configs/eval/demo.toml --checkpoint runs/demo/checkpoints/best \\
