@@ -2,6 +2,7 @@
 //! and writes reports that can gate CI. See `lepton-eval --help`.
 
 mod contenders;
+mod gantt;
 mod held_out;
 mod plots;
 mod report;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use contenders::Contender;
 use indicatif::{ProgressBar, ProgressStyle};
+use lepton_env::cluster::Schedule;
 use lepton_eval::suite;
 use report::{GateRule, MetricDef, Report};
 use stats::BootstrapConfig;
@@ -38,8 +40,8 @@ Exit codes:
 
 Outputs in --out: report.md (CI job summary), report.json (exact configs, seeds, versions, checkpoint
 hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg,
-and report.junit.xml with --format junit. report.json is written last: a directory without it holds no
-complete report. Same inputs give byte-identical reports, whatever the thread count.
+report.junit.xml with --format junit, and gantt_<scenario>_<contender>.svg with --gantt. report.json
+is written last: a directory without it holds no complete report. Same inputs give byte-identical reports, whatever the thread count.
 
 Examples:
   lepton-eval --suite configs/eval/demo.toml --checkpoint runs/demo/checkpoints/best \\
@@ -70,7 +72,7 @@ struct Args {
     #[arg(long, value_name = "PATH|NAME=PATHS")]
     checkpoint: Vec<String>,
     /// Heuristics to compare, comma-separated (default: the suite's list, else all).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', long_help = schedulers_help())]
     schedulers: Option<Vec<String>>,
     /// Episodes per scenario (default: the suite's); episode k uses seed first_seed + k.
     #[arg(long)]
@@ -113,6 +115,15 @@ struct Args {
     #[arg(long)]
     sampled: bool,
 
+    /// Also draw a Gantt chart of episode EPISODE (0-based, below the number of episodes) for
+    /// every contender on every cluster scenario, all on that episode's seed:
+    /// gantt_<scenario>_<contender>.svg in --out, linked from report.md. One lane per server
+    /// (concurrent tasks stacked), simulated time across, bars coloured by priority, the wait
+    /// before each run as a thin line, runs killed by a failure outlined in red with a cross,
+    /// server down time in red. DeepRM scenarios have no servers to draw and are skipped.
+    #[arg(long, value_name = "EPISODE")]
+    gantt: Option<usize>,
+
     /// Worker threads for episodes (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -138,6 +149,17 @@ struct Plan {
     junit: bool,
     out: PathBuf,
     margin: f64,
+    /// The episode index of `--gantt`.
+    gantt: Option<usize>,
+}
+
+/// `--schedulers`' long help: the registry's list.
+fn schedulers_help() -> String {
+    format!(
+        "Heuristics to compare, comma-separated (default: the suite's list, else all not \
+         marked [by name only]). Known schedulers:\n{}",
+        lepton_env::schedulers::help_list()
+    )
 }
 
 /// The contender `name` refers to: its exact name, or `ckpt:<name>` for a checkpoint.
@@ -177,6 +199,24 @@ fn resolve(args: Args) -> Result<Plan> {
     }
     let suite = suite::load(&args.suite)?;
     let episodes = args.episodes.unwrap_or(suite.episodes);
+    if let Some(k) = args.gantt {
+        if k >= episodes {
+            bail!(
+                "--gantt {k}: episodes are numbered from 0, and this run has {episodes} per scenario, so the index must be at most {}",
+                episodes - 1
+            );
+        }
+        if !suite
+            .scenarios
+            .iter()
+            .any(|s| matches!(s.scenario, lepton_env::Scenario::Cluster(_)))
+        {
+            bail!(
+                "--gantt: suite {} has no cluster scenario; DeepRM scenarios have no servers to draw",
+                args.suite.display()
+            );
+        }
+    }
     let mut names: Vec<String> = match (&args.schedulers, &suite.schedulers) {
         (Some(list), _) | (None, Some(list)) => list.iter().map(|s| s.trim().to_string()).collect(),
         (None, None) => lepton_env::schedulers::NAMES
@@ -339,7 +379,40 @@ fn resolve(args: Args) -> Result<Plan> {
         junit: args.format.contains(&Format::Junit),
         out: args.out,
         margin: args.margin,
+        gantt: args.gantt,
     })
+}
+
+/// `--gantt`'s schedules, `[scenario][contender]`: the episode index, its seed and the
+/// schedule; `None` for a DeepRM scenario, every list empty without `--gantt`.
+type Schedules = Vec<Vec<Option<(usize, u64, Schedule)>>>;
+
+/// Replays `--gantt`'s episode of every scenario for every contender, recording schedules.
+fn record_schedules(plan: &Plan) -> Result<Schedules> {
+    use rayon::prelude::*;
+    let Some(episode) = plan.gantt else {
+        return Ok(vec![Vec::new(); plan.suite.scenarios.len()]);
+    };
+    plan.suite
+        .scenarios
+        .iter()
+        .map(|scenario| {
+            let seed = scenario.seeds(episode + 1)[episode];
+            if !matches!(scenario.scenario, lepton_env::Scenario::Cluster(_)) {
+                eprintln!(
+                    "note: --gantt: scenario `{}` is a DeepRM env (one machine as a time grid, no servers): no Gantt chart",
+                    scenario.name
+                );
+            }
+            plan.contenders
+                .par_iter()
+                .map(|contender| {
+                    let schedule = runner::record_schedule(scenario, contender, seed)?;
+                    Ok(schedule.map(|s| (episode, seed, s)))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// More worker threads than any machine has cores (each holds a stack and an env).
@@ -350,7 +423,12 @@ const REPORT_FILES: [&str; 3] = ["report.junit.xml", "report.md", "report.json"]
 
 /// Writes every output into a staging directory inside `out`, then moves the files into
 /// place with report.json last, so that a complete-looking report is a complete one.
-fn write_outputs(plan: &Plan, report: &Report, outcomes: &runner::Outcomes) -> Result<()> {
+fn write_outputs(
+    plan: &Plan,
+    report: &Report,
+    outcomes: &runner::Outcomes,
+    schedules: &Schedules,
+) -> Result<()> {
     let out = &plan.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create --out {}", out.display()))?;
@@ -365,10 +443,22 @@ fn write_outputs(plan: &Plan, report: &Report, outcomes: &runner::Outcomes) -> R
     std::fs::create_dir_all(&staging)
         .with_context(|| format!("cannot create {}", staging.display()))?;
     let mut plot_files = Vec::new();
-    for (scenario, per_contender) in report.scenarios.iter().zip(outcomes) {
+    for (s, (scenario, per_contender)) in report.scenarios.iter().zip(outcomes).enumerate() {
         let bars = plots::metric_bars(&staging, scenario)?;
         let cdf = plots::slowdown_cdf(&staging, scenario, per_contender)?;
-        plot_files.push((scenario.name.clone(), vec![bars, cdf]));
+        let mut files = vec![bars, cdf];
+        for (contender, schedule) in plan.contenders.iter().zip(&schedules[s]) {
+            if let Some((episode, seed, schedule)) = schedule {
+                let label = gantt::EpisodeLabel {
+                    scenario: &scenario.name,
+                    contender: &contender.name,
+                    episode: *episode,
+                    seed: *seed,
+                };
+                files.push(gantt::draw(&staging, &label, schedule)?);
+            }
+        }
+        plot_files.push((scenario.name.clone(), files));
     }
     if let Some(axis) = &report.sweep {
         let def = report::report_metric(report);
@@ -451,7 +541,8 @@ fn execute(plan: &Plan) -> Result<Report> {
     if let Some((path, old)) = &plan.compare {
         report.comparison = Some(report::compare(&report, old, path, plan.margin));
     }
-    write_outputs(plan, &report, &outcomes)?;
+    let schedules = record_schedules(plan)?;
+    write_outputs(plan, &report, &outcomes, &schedules)?;
     Ok(report)
 }
 

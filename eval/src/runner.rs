@@ -10,6 +10,8 @@ use crate::suite::SuiteScenario;
 use anyhow::{Result, anyhow};
 use indicatif::ProgressBar;
 use lepton_env::EpisodeMetrics;
+use lepton_env::ScenarioEnv;
+use lepton_env::cluster::Schedule;
 use lepton_env::schedulers;
 use rayon::prelude::*;
 
@@ -71,6 +73,27 @@ pub fn run(
                 .collect()
         })
         .collect())
+}
+
+/// Replays episode `seed` of `scenario` with `contender` (its first training run) and
+/// returns its schedule; `None` for a DeepRM scenario, whose env has no servers to draw.
+pub fn record_schedule(
+    scenario: &SuiteScenario,
+    contender: &Contender,
+    seed: u64,
+) -> Result<Option<Schedule>> {
+    let mut env = scenario.scenario.build();
+    let ScenarioEnv::Cluster(cluster) = &mut env else {
+        return Ok(None);
+    };
+    cluster.record_schedule(true);
+    let mut scheduler = contender.instantiate(0)?;
+    schedulers::run_episode(scheduler.as_mut(), &mut env, seed)
+        .map_err(|e| anyhow!("scenario `{}`, seed {seed}: {e}", scenario.name))?;
+    match &env {
+        ScenarioEnv::Cluster(cluster) => Ok(cluster.schedule()),
+        ScenarioEnv::DeepRm(_) => Ok(None),
+    }
 }
 
 fn run_one(

@@ -994,3 +994,206 @@ fn docs_eval_report_is_fresh() {
         assert!(a == b, "docs/eval/{name} is stale: run `make docs-eval`");
     }
 }
+
+/// `--gantt 1` on a cluster scenario writes one chart per contender (heuristics and a
+/// checkpoint alike), all of episode 1's seed, and report.md shows them; a DeepRM scenario
+/// gets a note and no chart.
+#[test]
+fn gantt_writes_one_chart_per_contender_of_the_chosen_episode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = lepton_env::scenario::load_named("tiny").unwrap().build();
+    let ckpt_dir = tmp.path().join("checkpoints");
+    save_checkpoint(&ckpt_dir, env.obs_layout(), &env.action_layout());
+    let suite = suite(tmp.path(), "tiny", 2);
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,weighted:1:0.25",
+        "--checkpoint",
+        s(&ckpt_dir.join("best")),
+        "--gantt",
+        "1",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let charts: Vec<String> = files(&out_dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("gantt_"))
+        .collect();
+    assert_eq!(
+        charts,
+        [
+            "gantt_tiny_ckpt_best.svg",
+            "gantt_tiny_sjf.svg",
+            "gantt_tiny_weighted_1_0.25.svg"
+        ]
+    );
+    for chart in &charts {
+        let svg = std::fs::read_to_string(out_dir.join(chart)).unwrap();
+        assert!(svg.contains("episode 1 (seed 501)"), "{chart}");
+        assert!(
+            svg.contains("server 0") && svg.contains("server 3"),
+            "{chart}"
+        );
+        assert!(svg.contains("priority 0"), "{chart}");
+    }
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("![gantt_tiny_sjf.svg](gantt_tiny_sjf.svg)"),
+        "{md}"
+    );
+    // The same episode in a suite that adds a DeepRM scenario: the same chart, and a note.
+    let tiny = workspace().join("configs/scenarios/tiny.toml");
+    let deeprm = workspace().join("configs/scenarios/deeprm.toml");
+    let mixed = tmp.path().join("mixed.toml");
+    std::fs::write(
+        &mixed,
+        format!(
+            "name = \"g\"\nepisodes = 2\nbootstrap_resamples = 200\n[[scenarios]]\npath = {:?}\nfirst_seed = 500\n[[scenarios]]\npath = {:?}\nfirst_seed = 500\n",
+            s(&tiny),
+            s(&deeprm)
+        ),
+    )
+    .unwrap();
+    let again = tmp.path().join("again");
+    let out = eval(&[
+        "--suite",
+        s(&mixed),
+        "--schedulers",
+        "sjf",
+        "--gantt",
+        "1",
+        "--out",
+        s(&again),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("scenario `deeprm` is a DeepRM env"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!again.join("gantt_deeprm_sjf.svg").exists());
+    assert_eq!(
+        std::fs::read(again.join("gantt_tiny_sjf.svg")).unwrap(),
+        std::fs::read(out_dir.join("gantt_tiny_sjf.svg")).unwrap()
+    );
+}
+
+#[test]
+fn bad_gantt_and_checkpoint_values_exit_2_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let tiny = suite(tmp.path(), "tiny", 2);
+    assert_input_error(
+        &["--suite", s(&tiny), "--gantt", "2"],
+        &out_dir,
+        &["--gantt 2", "2 per scenario", "at most 1"],
+    );
+    assert_input_error(
+        &["--suite", s(&tiny), "--episodes", "1", "--gantt", "1"],
+        &out_dir,
+        &["--gantt 1", "at most 0"],
+    );
+    let deeprm = suite(tmp.path(), "deeprm", 2);
+    assert_input_error(
+        &["--suite", s(&deeprm), "--gantt", "0"],
+        &out_dir,
+        &["--gantt", "no cluster scenario"],
+    );
+    let out = eval(&["--suite", s(&tiny), "--gantt", "first"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("invalid value 'first' for '--gantt <EPISODE>'"));
+
+    let weights = tmp.path().join("checkpoints/best.safetensors");
+    assert_input_error(
+        &["--suite", s(&tiny), "--checkpoint", s(&weights)],
+        &out_dir,
+        &[
+            &format!("--checkpoint {}", weights.display()),
+            "pass the .json metadata file",
+            "best.json",
+        ],
+    );
+}
+
+/// Every registered scheduler is accepted by name by lepton-eval (`--schedulers`) and
+/// reported under the name it was given (its canonical form for `lookahead`), and the
+/// scheduler list of `--help` is the registry's.
+#[test]
+fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = suite(tmp.path(), "tiny", 1);
+    let names: Vec<&str> = lepton_env::schedulers::REGISTRY
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&tiny),
+        "--schedulers",
+        &names.join(","),
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let reported: Vec<&str> = json["contenders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = names
+        .iter()
+        .map(|&n| {
+            if n == "lookahead" {
+                "lookahead:tetris:0"
+            } else {
+                n
+            }
+        })
+        .collect();
+    assert_eq!(reported, expected);
+    let help = text(&eval(&["--help"]).stdout);
+    for r in lepton_env::schedulers::REGISTRY {
+        assert!(help.contains(r.summary), "`{}` missing from --help", r.name);
+    }
+    assert!(help.contains("smallest_demand"));
+}
+
+/// lepton-train reads heuristic names in `imitation.teacher` and `dqn.prefill_teacher`:
+/// both accept every registered name and refuse an unknown one with the registry's list.
+#[test]
+fn every_registered_scheduler_is_a_valid_lepton_train_teacher() {
+    use lepton_agent::dqn::DqnConfig;
+    use lepton_agent::imitation::ImitationConfig;
+    for r in lepton_env::schedulers::REGISTRY {
+        let imitation = ImitationConfig {
+            teacher: r.name.to_string(),
+            ..ImitationConfig::default()
+        };
+        assert_eq!(imitation.validate(), Vec::<String>::new(), "{}", r.name);
+        let dqn = DqnConfig {
+            prefill_teacher: Some(r.name.to_string()),
+            ..DqnConfig::default()
+        };
+        assert_eq!(dqn.validate(), Vec::<String>::new(), "{}", r.name);
+    }
+    let bad = ImitationConfig {
+        teacher: "longest".into(),
+        ..ImitationConfig::default()
+    };
+    assert_eq!(
+        bad.validate(),
+        vec![format!(
+            "imitation.teacher: unknown scheduler `longest`; valid names: {}",
+            lepton_env::schedulers::known_names()
+        )]
+    );
+}

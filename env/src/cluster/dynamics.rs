@@ -5,6 +5,7 @@ use super::ClusterEnv;
 use super::config::TimeMode;
 use super::observation;
 use super::power::JOULES_PER_KWH;
+use super::schedule::RunEnd;
 use super::state::{Admission, EventKind, TaskIndex, TaskPhase};
 use super::stats;
 use crate::api::Transition;
@@ -29,6 +30,7 @@ impl ClusterEnv {
 
     pub(super) fn complete(&mut self, i: TaskIndex) {
         let spec = self.tasks[i as usize];
+        self.record_run_end(i, RunEnd::Finished);
         self.release(i);
         let rec = &mut self.records[i as usize];
         rec.phase = TaskPhase::Finished;

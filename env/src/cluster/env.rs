@@ -51,6 +51,7 @@ impl Env for ClusterEnv {
         self.records.clear();
         self.records.resize(self.tasks.len(), TaskRecord::NEW);
         self.reset_servers();
+        self.clear_schedule();
         self.events.clear();
         self.queue.clear();
         self.running.clear();

@@ -3,6 +3,7 @@
 
 use super::ClusterEnv;
 use super::config::KillPolicy;
+use super::schedule::RunEnd;
 use super::state::{Admission, EventKind, TaskPhase};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +26,7 @@ impl ClusterEnv {
                 continue;
             }
             let start_s = self.records[i as usize].start_s;
+            self.record_run_end(i, RunEnd::Killed);
             self.release(i);
             self.num_killed += 1;
             self.lost_work_s += (self.now_s - start_s).max(0.0) * speed;
@@ -42,6 +44,7 @@ impl ClusterEnv {
                 KillPolicy::Drop => self.drop_task(i, true),
             }
         }
+        self.record_server(n, false);
         self.modify_server(n, |s| {
             s.up = false;
             s.off = false;
@@ -57,6 +60,7 @@ impl ClusterEnv {
 
     pub(super) fn repair(&mut self, n: usize) {
         let now_s = self.now_s;
+        self.record_server(n, true);
         self.modify_server(n, |s| {
             s.up = true;
             s.ready_at_s = now_s;

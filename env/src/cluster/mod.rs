@@ -8,7 +8,8 @@
 //! Files: `config.rs` (the config types), `views.rs` (what schedulers and checks see),
 //! `query.rs` (the read-only state API), `placement.rs` (mask, placement rule, starting and
 //! releasing tasks), `dynamics.rs` (event clock, arrivals, completions, episode end),
-//! `servers.rs` (server bookkeeping), `power.rs`, `failures.rs`, `setup.rs`
+//! `servers.rs` (server bookkeeping), `power.rs`, `failures.rs`, `schedule.rs` (the
+//! optional schedule recorder for Gantt charts), `setup.rs`
 //! ([`ClusterEnv::new`]), `env.rs` (`impl Env`), `inspect.rs` (checks and reports), and the
 //! lower layers `state.rs`, `index.rs`, `observation.rs`, `reward.rs`, `stats.rs`.
 
@@ -23,6 +24,7 @@ mod placement;
 mod power;
 mod query;
 pub mod reward;
+mod schedule;
 mod servers;
 mod setup;
 pub mod state;
@@ -37,6 +39,7 @@ pub use config::{
 };
 pub use placement::fits_some_server_type;
 pub use reward::RewardWeights;
+pub use schedule::{DownInterval, RunEnd, Schedule, TaskRun};
 pub use state::{EventKind, MAX_GPUS, TaskPhase};
 pub use views::{Census, RunningView, ServerView, SlotView};
 
@@ -203,4 +206,6 @@ pub struct ClusterEnv {
     num_failures: usize,
     num_killed: usize,
     lost_work_s: f64,
+    /// The schedule recorder (`schedule.rs`): `None`, the default, records nothing.
+    schedule: Option<Box<Schedule>>,
 }

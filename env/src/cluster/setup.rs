@@ -86,6 +86,7 @@ impl ClusterEnv {
             num_failures: 0,
             num_killed: 0,
             lost_work_s: 0.0,
+            schedule: None,
             obs_space,
             layout,
             num_resources,

@@ -295,3 +295,113 @@ fn extended_features_on_a_hand_computed_state() {
     assert_eq!(slot0[9], 0.0);
     assert!((f64::from(slot0[10]) - 0.5).abs() < 1e-6, "{slot0:?}");
 }
+
+/// Starts the queued task with id `task_id` on `server`.
+fn place(env: &mut ClusterEnv, task_id: u64, server: usize) {
+    let slot = (0..env.num_slots())
+        .find(|&k| env.slot(k).is_some_and(|s| s.task_id == task_id))
+        .unwrap();
+    let mut obs = obs_for(env);
+    env.step(env.action_index(slot, server).unwrap(), &mut obs)
+        .unwrap();
+}
+
+#[test]
+fn the_schedule_recorder_logs_runs_kills_and_down_time_exactly() {
+    // Two 2-unit servers. A (id 1, work 5, 2 units) at 0; B (id 2, work 2, 1 unit) and C
+    // (id 3, work 2, 2 units, priority 1) at 1. Server 1 fails at 4 and is repaired at 6.
+    let mut c = TaskSpec::new(3, 1.0, 2.0, &[2]);
+    c.priority = 1;
+    let tasks = vec![
+        TaskSpec::new(1, 0.0, 5.0, &[2]),
+        TaskSpec::new(2, 1.0, 2.0, &[1]),
+        c,
+    ];
+    let mut config = ClusterConfig::new(
+        vec!["cpu".into()],
+        vec![ServerType::new("s", 2, &[2], 1.0)],
+        Arc::new(TaskList::new(tasks)),
+    );
+    config.num_slots = 3;
+    let mut env = ClusterEnv::new(config);
+    let mut obs = obs_for(&env);
+    env.reset(Some(0), &mut obs);
+    assert_eq!(env.schedule(), None, "off by default");
+
+    let play = |env: &mut ClusterEnv| {
+        let mut obs = obs_for(env);
+        env.reset(Some(0), &mut obs);
+        env.events.push(4.0, EventKind::Failure { server: 1 });
+        env.events.push(6.0, EventKind::Repair { server: 1 });
+        place(env, 1, 0); // A on 0 at t=0: runs 0..5; the env skips to the arrivals at 1
+        place(env, 3, 1); // C on 1 at t=1: runs 1..3; nothing fits until C ends at 3
+        assert_eq!(env.now_s(), 3.0);
+        place(env, 2, 1); // B on 1 at t=3; killed at 4 and requeued; server 0 frees at 5
+        assert_eq!(env.now_s(), 5.0);
+        place(env, 2, 0); // B on 0 at t=5: runs 5..7, the episode's end
+        assert!(env.episode_metrics().is_some());
+    };
+    env.record_schedule(true);
+    play(&mut env);
+    let run = |task, task_id, priority, server, queued_s, start_s, end_s, end| TaskRun {
+        task,
+        task_id,
+        priority,
+        server,
+        gpus: 0,
+        queued_s,
+        start_s,
+        end_s,
+        end,
+    };
+    let expected = Schedule {
+        num_servers: 2,
+        gpus_per_server: vec![],
+        now_s: 7.0,
+        runs: vec![
+            run(2, 3, 1, 1, 1.0, 1.0, 3.0, RunEnd::Finished),
+            run(1, 2, 0, 1, 1.0, 3.0, 4.0, RunEnd::Killed),
+            run(0, 1, 0, 0, 0.0, 0.0, 5.0, RunEnd::Finished),
+            run(1, 2, 0, 0, 4.0, 5.0, 7.0, RunEnd::Finished),
+        ],
+        downs: vec![DownInterval {
+            server: 1,
+            start_s: 4.0,
+            end_s: 6.0,
+        }],
+    };
+    assert_eq!(env.schedule().as_ref(), Some(&expected));
+    assert_eq!(env.episode_metrics().unwrap().num_killed, 1);
+    // A reset clears the episode and keeps recording; the same play records the same.
+    play(&mut env);
+    assert_eq!(env.schedule(), Some(expected));
+    env.record_schedule(false);
+    assert_eq!(env.schedule(), None);
+}
+
+#[test]
+fn a_run_still_going_at_truncation_is_cut_at_the_clock() {
+    let mut config = one_server_two_tasks();
+    config.max_time_s = 3.0;
+    let mut env = ClusterEnv::new(config);
+    env.record_schedule(true);
+    let mut obs = obs_for(&env);
+    env.reset(Some(0), &mut obs);
+    place(&mut env, 1, 0); // A (work 4) on 0 at t=0: truncated at 3 with B still queued
+    let schedule = env.schedule().unwrap();
+    assert_eq!(schedule.now_s, 3.0);
+    assert_eq!(
+        schedule.runs,
+        vec![TaskRun {
+            task: 0,
+            task_id: 1,
+            priority: 0,
+            server: 0,
+            gpus: 0,
+            queued_s: 0.0,
+            start_s: 0.0,
+            end_s: 3.0,
+            end: RunEnd::Unfinished,
+        }]
+    );
+}

@@ -1,5 +1,6 @@
 //! Schedulers: the [`Scheduler`] trait that heuristics and learned policies share, the
-//! heuristics themselves, and a registry from names to schedulers.
+//! heuristics themselves, and the registry from names to schedulers ([`REGISTRY`] in
+//! `registry.rs`: one entry per scheduler, read by every name lookup, list and message).
 //!
 //! A scheduler is asked for one action at every decision of a [`ScenarioEnv`] episode. It
 //! gets the env (for its read-only state API), the observation and the action mask; a
@@ -23,6 +24,7 @@
 //! | `weighted` | [`Rule::Weighted`] P = α·estimate + β·slack; `weighted:ALPHA:BETA` sets α, β |
 //! | `easy` | [`Rule::Easy`] EASY backfilling on FCFS |
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
+//! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
 //! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
 //!
 //! Every scheduler above except `lookahead` reads only what a real scheduler could see.
@@ -37,11 +39,17 @@
 //! ```
 
 mod lookahead;
+mod registry;
 mod rules;
+mod smallest_demand;
 mod snapshot;
 
 pub use lookahead::Lookahead;
+pub use registry::{
+    Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
+};
 pub use rules::{Rule, WeightedParams};
+pub use smallest_demand::SmallestDemand;
 pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot};
 
 use crate::api::{Env, EnvError};
@@ -179,135 +187,6 @@ impl Scheduler for RandomScheduler {
             .nth(pick)
             .map_or(wait, |(a, _)| a)
     }
-}
-
-/// Every registered heuristic name, in report order: what reports run by default. The
-/// `lookahead` proxy is registered too (see [`by_name`]) but not listed: it sees the future
-/// and is slow.
-pub const NAMES: &[&str] = &[
-    "random",
-    "deeprm_random",
-    "fcfs",
-    "sjf",
-    "packer",
-    "tetris",
-    "best_fit",
-    "worst_fit",
-    "edf",
-    "weighted",
-    "easy",
-    "wfp3",
-    "unicep",
-    "f1",
-];
-
-/// A scheduler name that the registry does not know, or bad parameters.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UnknownScheduler {
-    #[error("unknown scheduler `{name}`; valid names: {}, lookahead[:BASE[:HORIZON]]", NAMES.join(", "))]
-    Name { name: String },
-    #[error("scheduler `{spec}`: {reason}")]
-    Params { spec: String, reason: String },
-}
-
-/// Builds a scheduler from its registry name (see [`NAMES`]). `weighted` also accepts
-/// `weighted:ALPHA:BETA` (e.g. `weighted:1:0.25`); `lookahead` accepts
-/// `lookahead:BASE:HORIZON` (e.g. `lookahead:sjf:0`; see [`Lookahead`]).
-pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
-    let spec = spec.trim();
-    let (name, params) = spec
-        .split_once(':')
-        .map_or((spec, None), |(n, p)| (n, Some(p)));
-    match (name, params) {
-        ("lookahead", _) => Ok(Box::new(lookahead_by_name(spec, params)?)),
-        ("random", None) => Ok(Box::new(RandomScheduler::new(0, RandomDraw::Legal))),
-        ("deeprm_random", None) => Ok(Box::new(RandomScheduler::new(0, RandomDraw::DeepRm))),
-        _ => Ok(Box::new(heuristic_by_name(spec)?)),
-    }
-}
-
-/// A deterministic [`Heuristic`] from its registry name (every name of [`NAMES`] but the
-/// random ones).
-fn heuristic_by_name(spec: &str) -> Result<Heuristic, UnknownScheduler> {
-    let (name, params) = spec
-        .split_once(':')
-        .map_or((spec, None), |(n, p)| (n, Some(p)));
-    let rule = match name {
-        "fcfs" => Rule::Fcfs,
-        "sjf" => Rule::Sjf,
-        "packer" => Rule::Packer,
-        "tetris" => Rule::Tetris { srtf_weight: 1.0 },
-        "best_fit" => Rule::BestFit,
-        "worst_fit" => Rule::WorstFit,
-        "edf" => Rule::Edf,
-        "weighted" => Rule::Weighted(weighted_params(spec, params)?),
-        "easy" => Rule::Easy,
-        "wfp3" => Rule::Wfp3,
-        "unicep" => Rule::Unicep,
-        "f1" => Rule::F1,
-        "random" | "deeprm_random" => {
-            return Err(UnknownScheduler::Params {
-                spec: spec.into(),
-                reason: "takes no parameters".into(),
-            });
-        }
-        _ => {
-            return Err(UnknownScheduler::Name {
-                name: spec.to_string(),
-            });
-        }
-    };
-    if params.is_some() && name != "weighted" {
-        return Err(UnknownScheduler::Params {
-            spec: spec.into(),
-            reason: "takes no parameters".into(),
-        });
-    }
-    Ok(Heuristic::new(spec, rule))
-}
-
-fn lookahead_by_name(spec: &str, params: Option<&str>) -> Result<Lookahead, UnknownScheduler> {
-    let bad = |reason: String| UnknownScheduler::Params {
-        spec: spec.into(),
-        reason,
-    };
-    let (base, horizon) = match params.map(|p| p.rsplit_once(':').unwrap_or((p, "0"))) {
-        None => ("tetris", "0"),
-        Some((base, horizon)) => (base, horizon),
-    };
-    let horizon: u64 = horizon.parse().map_err(|_| {
-        bad(format!(
-            "HORIZON `{horizon}` is not a whole number of decisions"
-        ))
-    })?;
-    let base = match base.split(':').next() {
-        Some("random" | "deeprm_random" | "lookahead") => {
-            return Err(bad(format!(
-                "BASE `{base}` must be a deterministic heuristic"
-            )));
-        }
-        _ => heuristic_by_name(base).map_err(|e| bad(format!("BASE: {e}")))?,
-    };
-    Ok(Lookahead::new(base, horizon))
-}
-
-fn weighted_params(spec: &str, params: Option<&str>) -> Result<WeightedParams, UnknownScheduler> {
-    let mut out = WeightedParams::default();
-    let Some(params) = params else { return Ok(out) };
-    let bad = |reason: &str| UnknownScheduler::Params {
-        spec: spec.into(),
-        reason: reason.into(),
-    };
-    let values: Vec<&str> = params.split(':').collect();
-    let [alpha, beta] = values.as_slice() else {
-        return Err(bad("expected `weighted:ALPHA:BETA`, e.g. `weighted:1:0.5`"));
-    };
-    out.alpha = alpha.parse().map_err(|_| bad("ALPHA is not a number"))?;
-    out.beta = beta.parse().map_err(|_| bad("BETA is not a number"))?;
-    if !out.alpha.is_finite() || !out.beta.is_finite() {
-        return Err(bad("ALPHA and BETA must be finite"));
-    }
-    Ok(out)
 }
 
 /// Why [`run_episode`] failed.

@@ -1,0 +1,360 @@
+//! The registry: every scheduler name in one table, [`REGISTRY`]. Every name lookup
+//! ([`by_name`]: lepton-eval's `--schedulers` and suites, lepton-train's imitation teacher and
+//! DQN prefill, the lookahead's BASE), the default report list ([`NAMES`]), the `--help`
+//! list ([`help_list`]) and the "unknown scheduler" message read it, so adding a scheduler is
+//! its code plus one entry here.
+
+use super::lookahead::Lookahead;
+use super::rules::{Rule, WeightedParams};
+use super::smallest_demand::SmallestDemand;
+use super::{Heuristic, RandomDraw, RandomScheduler, Scheduler};
+
+/// How a registered scheduler is built from the parameters after its name (the text after
+/// the first `:`, `None` without one); an `Err` is the reason the parameters are bad.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// A deterministic [`Rule`] run by [`Heuristic`]; such a scheduler can also be the BASE of
+    /// a `lookahead`.
+    Rule(fn(Option<&str>) -> Result<Rule, String>),
+    /// Any other [`Scheduler`].
+    Scheduler(BuildScheduler),
+}
+
+/// The builder of a [`Build::Scheduler`] entry.
+pub type BuildScheduler = fn(Option<&str>) -> Result<Box<dyn Scheduler>, String>;
+
+/// One registered scheduler.
+#[derive(Clone, Copy)]
+pub struct Registered {
+    /// What `--schedulers`, suites and `imitation.teacher` write.
+    pub name: &'static str,
+    /// Optional parameters after the name, as lists show them (`""` when it takes none).
+    pub params: &'static str,
+    /// One line for `--help` and the docs.
+    pub summary: &'static str,
+    /// Whether reports run it when no list is given (see [`NAMES`]).
+    pub in_default_list: bool,
+    pub build: Build,
+}
+
+const fn entry(
+    name: &'static str,
+    params: &'static str,
+    in_default_list: bool,
+    build: Build,
+    summary: &'static str,
+) -> Registered {
+    Registered {
+        name,
+        params,
+        summary,
+        in_default_list,
+        build,
+    }
+}
+
+/// A parameterless rule.
+macro_rules! rule {
+    ($name:literal, $rule:expr, $summary:literal) => {
+        entry(
+            $name,
+            "",
+            true,
+            Build::Rule(|p| no_params(p).map(|()| $rule)),
+            $summary,
+        )
+    };
+}
+
+/// Every scheduler, in report order.
+pub const REGISTRY: &[Registered] = &[
+    entry(
+        "random",
+        "",
+        true,
+        Build::Scheduler(|p| {
+            no_params(p)?;
+            Ok(Box::new(RandomScheduler::new(0, RandomDraw::Legal)))
+        }),
+        "uniform over legal actions (wait included), seeded per episode",
+    ),
+    entry(
+        "deeprm_random",
+        "",
+        true,
+        Build::Scheduler(|p| {
+            no_params(p)?;
+            Ok(Box::new(RandomScheduler::new(0, RandomDraw::DeepRm)))
+        }),
+        "DeepRM's random agent: uniform over every action index; an illegal pick waits",
+    ),
+    rule!(
+        "fcfs",
+        Rule::Fcfs,
+        "strict first come, first served, first-fit server"
+    ),
+    rule!(
+        "sjf",
+        Rule::Sjf,
+        "shortest estimated job first (DeepRM's SJF)"
+    ),
+    rule!(
+        "packer",
+        Rule::Packer,
+        "DeepRM's Packer (largest demand · free capacity)"
+    ),
+    rule!(
+        "tetris",
+        Rule::Tetris { srtf_weight: 1.0 },
+        "alignment + shortest remaining time (Tetris, SIGCOMM'14)"
+    ),
+    rule!(
+        "best_fit",
+        Rule::BestFit,
+        "tightest server for the oldest fitting task"
+    ),
+    rule!(
+        "worst_fit",
+        Rule::WorstFit,
+        "least-loaded server for the oldest fitting task"
+    ),
+    rule!("edf", Rule::Edf, "earliest deadline first"),
+    entry(
+        "weighted",
+        "[:ALPHA:BETA]",
+        true,
+        Build::Rule(|p| weighted_params(p).map(Rule::Weighted)),
+        "lowest α·estimate + β·slack (default α = 1, β = 0.5)",
+    ),
+    rule!("easy", Rule::Easy, "EASY backfilling on FCFS"),
+    rule!("wfp3", Rule::Wfp3, "WFP3 (RLScheduler, SC'20)"),
+    rule!("unicep", Rule::Unicep, "UNICEP (RLScheduler, SC'20)"),
+    rule!("f1", Rule::F1, "F1 (RLScheduler, SC'20)"),
+    entry(
+        "smallest_demand",
+        "",
+        false,
+        Build::Scheduler(|p| {
+            no_params(p)?;
+            Ok(Box::new(SmallestDemand::default()))
+        }),
+        "smallest total demand first (the README's worked example)",
+    ),
+    entry(
+        "lookahead",
+        "[:BASE[:HORIZON]]",
+        false,
+        Build::Scheduler(|p| Ok(Box::new(lookahead(p)?))),
+        "NOT a real scheduler: an upper bound that rolls BASE (default tetris) out on env clones, seeing the future; slow",
+    ),
+];
+
+const NUM_DEFAULT: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        if REGISTRY[i].in_default_list {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The names reports run when no list is given: the entries of [`REGISTRY`] marked
+/// `in_default_list`, in registry order. (`lookahead` is left out: it sees the future and is
+/// slow.)
+pub const NAMES: &[&str] = &{
+    let mut names = [""; NUM_DEFAULT];
+    let (mut i, mut n) = (0, 0);
+    while i < REGISTRY.len() {
+        if REGISTRY[i].in_default_list {
+            names[n] = REGISTRY[i].name;
+            n += 1;
+        }
+        i += 1;
+    }
+    names
+};
+
+/// Every registered name with its parameter syntax, comma-separated (error messages).
+pub fn known_names() -> String {
+    REGISTRY
+        .iter()
+        .map(|r| format!("{}{}", r.name, r.params))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line per registered scheduler: name, parameters and summary (`--help`).
+pub fn help_list() -> String {
+    let width = REGISTRY
+        .iter()
+        .map(|r| r.name.len() + r.params.len())
+        .max()
+        .unwrap_or(0);
+    REGISTRY
+        .iter()
+        .map(|r| {
+            let name = format!("{}{}", r.name, r.params);
+            let default = if r.in_default_list {
+                ""
+            } else {
+                " [by name only]"
+            };
+            format!("  {name:<width$}  {}{default}", r.summary)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A scheduler name that the registry does not know, or bad parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownScheduler {
+    #[error("unknown scheduler `{name}`; valid names: {}", known_names())]
+    Name { name: String },
+    #[error("scheduler `{spec}`: {reason}")]
+    Params { spec: String, reason: String },
+}
+
+/// `spec` split into its registry entry and its parameters.
+fn lookup(spec: &str) -> Result<(&'static Registered, Option<&str>), UnknownScheduler> {
+    let (name, params) = spec
+        .split_once(':')
+        .map_or((spec, None), |(n, p)| (n, Some(p)));
+    REGISTRY
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| (r, params))
+        .ok_or_else(|| UnknownScheduler::Name {
+            name: spec.to_string(),
+        })
+}
+
+/// Builds a scheduler from its registry name and parameters, e.g. `sjf`, `weighted:1:0.25`
+/// or `lookahead:sjf:0`. Unknown names fail with the list of known ones.
+pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
+    let spec = spec.trim();
+    let (entry, params) = lookup(spec)?;
+    let bad = |reason| UnknownScheduler::Params {
+        spec: spec.into(),
+        reason,
+    };
+    match entry.build {
+        Build::Rule(rule) => Ok(Box::new(Heuristic::new(spec, rule(params).map_err(bad)?))),
+        Build::Scheduler(build) => build(params).map_err(bad),
+    }
+}
+
+fn no_params(params: Option<&str>) -> Result<(), String> {
+    match params {
+        None => Ok(()),
+        Some(_) => Err("takes no parameters".into()),
+    }
+}
+
+/// `lookahead[:BASE[:HORIZON]]`; BASE may carry its own parameters (`weighted:1:0.5:0`).
+fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
+    let (base, horizon) = match params.map(|p| p.rsplit_once(':').unwrap_or((p, "0"))) {
+        None => ("tetris", "0"),
+        Some((base, horizon)) => (base, horizon),
+    };
+    let horizon: u64 = horizon
+        .parse()
+        .map_err(|_| format!("HORIZON `{horizon}` is not a whole number of decisions"))?;
+    let (entry, base_params) = lookup(base).map_err(|e| format!("BASE: {e}"))?;
+    let Build::Rule(rule) = entry.build else {
+        return Err(format!("BASE `{base}` must be a deterministic heuristic"));
+    };
+    let rule = rule(base_params).map_err(|reason| format!("BASE `{base}`: {reason}"))?;
+    let base = Heuristic::new(base, rule);
+    Ok(Lookahead::new(base, horizon))
+}
+
+fn weighted_params(params: Option<&str>) -> Result<WeightedParams, String> {
+    let mut out = WeightedParams::default();
+    let Some(params) = params else { return Ok(out) };
+    let values: Vec<&str> = params.split(':').collect();
+    let [alpha, beta] = values.as_slice() else {
+        return Err("expected `weighted:ALPHA:BETA`, e.g. `weighted:1:0.5`".into());
+    };
+    out.alpha = alpha.parse().map_err(|_| "ALPHA is not a number")?;
+    out.beta = beta.parse().map_err(|_| "BETA is not a number")?;
+    if !out.alpha.is_finite() || !out.beta.is_finite() {
+        return Err("ALPHA and BETA must be finite".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_registered_once_and_builds_under_its_own_name() {
+        for (i, r) in REGISTRY.iter().enumerate() {
+            assert!(
+                REGISTRY[i + 1..].iter().all(|o| o.name != r.name),
+                "`{}` is registered twice",
+                r.name
+            );
+            assert!(!r.name.contains(':') && !r.name.is_empty());
+            let expected = if r.name == "lookahead" {
+                "lookahead:tetris:0"
+            } else {
+                r.name
+            };
+            assert_eq!(by_name(r.name).unwrap().name(), expected);
+        }
+        let default: Vec<&str> = REGISTRY
+            .iter()
+            .filter(|r| r.in_default_list)
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(NAMES, default.as_slice());
+        assert_eq!(NAMES.len(), 14);
+        assert!(!NAMES.contains(&"lookahead") && !NAMES.contains(&"smallest_demand"));
+        assert_eq!(help_list().lines().count(), REGISTRY.len());
+    }
+
+    #[test]
+    fn an_unknown_name_gets_the_whole_list() {
+        let err = by_name("longest").err().unwrap().to_string();
+        let list = REGISTRY
+            .iter()
+            .map(|r| format!("{}{}", r.name, r.params))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(
+            err,
+            format!("unknown scheduler `longest`; valid names: {list}")
+        );
+        assert!(err.contains("weighted[:ALPHA:BETA], easy"), "{err}");
+        assert!(
+            err.contains("smallest_demand, lookahead[:BASE[:HORIZON]]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parameters_are_checked_per_entry() {
+        let reason = |spec: &str| by_name(spec).err().unwrap().to_string();
+        assert_eq!(reason("sjf:3"), "scheduler `sjf:3`: takes no parameters");
+        assert_eq!(
+            reason("smallest_demand:1"),
+            "scheduler `smallest_demand:1`: takes no parameters"
+        );
+        assert_eq!(
+            reason("lookahead:random:0"),
+            "scheduler `lookahead:random:0`: BASE `random` must be a deterministic heuristic"
+        );
+        assert_eq!(
+            reason("lookahead:smallest_demand"),
+            "scheduler `lookahead:smallest_demand`: BASE `smallest_demand` must be a deterministic heuristic"
+        );
+        assert_eq!(
+            by_name("lookahead:weighted:1:0.5:3").unwrap().name(),
+            "lookahead:weighted:1:0.5:3"
+        );
+    }
+}
