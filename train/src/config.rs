@@ -77,6 +77,7 @@ pub struct TrainSection {
     /// Start from this checkpoint's weights (a metadata `.json`, a `checkpoints/` directory or
     /// a run directory, as `lepton-eval --checkpoint` takes) instead of random ones: a fresh
     /// run warm-started, e.g. to fine-tune on another scenario or with another learning rate.
+    /// An `[imitation]` section is then not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
     /// With `init_from`: also take the checkpoint's optimizer state (Adam's moments and step).

@@ -397,7 +397,12 @@ pub(crate) fn begin(
     checkpoints: &Checkpoints<'_>,
     progress: &indicatif::ProgressBar,
 ) -> Result<(Option<Prior>, Option<WarmStart>), TrainError> {
-    let Some(im) = &config.imitation else {
+    // A run warm-started from a checkpoint (`train.init_from`) takes its weights from there.
+    let Some(im) = config
+        .imitation
+        .as_ref()
+        .filter(|_| config.train.init_from.is_none())
+    else {
         return Ok((None, None));
     };
     if resume {

@@ -873,4 +873,41 @@ fn configs_and_runs_work_from_any_directory() {
         serde_json::from_str(&std::fs::read_to_string(moved.join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(summary["global_step"], 256, "{summary}");
+    // A warm start from it skips the config's [imitation] (no clone is trained or written)
+    // and, with a learning rate too small to move a float32, ends on the very same weights.
+    run(
+        &elsewhere,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--run-name",
+            "tuned",
+            "--total-steps",
+            "128",
+            "--init-from",
+            moved.to_str().unwrap(),
+            "--set",
+            "ppo.lr=1e-30",
+        ],
+    );
+    let tuned = runs.join("tuned/checkpoints");
+    assert!(!tuned.join("clone.json").exists());
+    assert_eq!(
+        weights_hash(&tuned.join("final.json")),
+        weights_hash(&moved.join("checkpoints/final.json"))
+    );
+}
+
+/// `lepton-train` with no arguments prints its usage (exit 2), not an error about --config.
+#[test]
+fn no_arguments_print_the_usage() {
+    let out = bin().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Usage: lepton-train") && stdout.contains("--init-from"),
+        "{stdout}"
+    );
 }

@@ -131,6 +131,7 @@ mod deeprm;
 mod env;
 mod file;
 mod held_out;
+mod replay;
 mod trace;
 mod validate;
 mod workload;

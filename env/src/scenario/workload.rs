@@ -2,7 +2,7 @@
 //! explicit lists, CSV task lists, DeepRM's generator), and the data files it names.
 
 use super::file::{ArrivalsFile, DistFile, DurationFile, ProcessFile, WorkloadFile, WorkloadKind};
-use super::trace::{has_replay_keys, replay, replay_options};
+use super::replay::{has_replay_keys, replay, replay_options};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use crate::workload::{
     ArrivalProcess, DeepRmGenerator, DurationDist, MAX_RESOURCES, Synthetic, TaskClass, TaskList,
