@@ -850,19 +850,22 @@ fn configs_and_runs_work_from_any_directory() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     };
     let runs = tmp.path().join("runs");
-    run(
-        &elsewhere,
-        &[
+    // A new 128-step run `name` from the config by its absolute path, started elsewhere.
+    let new_run = |name: &str, extra: &[&str]| {
+        let mut args = vec![
             "--config",
             config.to_str().unwrap(),
             "--runs-dir",
             runs.to_str().unwrap(),
             "--run-name",
-            "r",
+            name,
             "--total-steps",
             "128",
-        ],
-    );
+        ];
+        args.extend(extra);
+        run(&elsewhere, &args);
+    };
+    new_run("r", &[]);
     let moved = tmp.path().join("moved");
     std::fs::rename(runs.join("r"), &moved).unwrap();
     run(
@@ -875,17 +878,9 @@ fn configs_and_runs_work_from_any_directory() {
     assert_eq!(summary["global_step"], 256, "{summary}");
     // A warm start from it skips the config's [imitation] (no clone is trained or written)
     // and, with a learning rate too small to move a float32, ends on the very same weights.
-    run(
-        &elsewhere,
+    new_run(
+        "tuned",
         &[
-            "--config",
-            config.to_str().unwrap(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--run-name",
-            "tuned",
-            "--total-steps",
-            "128",
             "--init-from",
             moved.to_str().unwrap(),
             "--set",
