@@ -288,6 +288,15 @@ fn pbt_members_exploit_and_explore_and_resume_is_a_no_op() {
     let again = run(&args(&config, &out, true, &[])).unwrap();
     let fit = |s: &SearchSummary| s.records.iter().map(|r| r.fitness).collect::<Vec<_>>();
     assert_eq!(fit(&again), fit(&summary));
+    // best.toml says that it does not replay a PBT member, and names the member's checkpoint.
+    let best = &leaderboard(&out)[0];
+    let text = std::fs::read_to_string(out.join("best.toml")).unwrap();
+    let member = format!("{}/checkpoints/final.json", best.run_dir);
+    assert!(
+        text.contains("PBT: these are its final hyperparameters") && text.contains(&member),
+        "{text}"
+    );
+    assert!(out.join(member).is_file());
 }
 
 /// Slowdown fitness metrics need a scheduling env: CartPole is refused for both, naming the

@@ -510,12 +510,28 @@ impl Search {
             .zip(&best.seed_fitness)
             .map(|(seed, f)| format!("seed {seed}: {f}"))
             .collect();
+        let reproduces = match self.config.mode {
+            Mode::Ga => format!(
+                "This is its run on train.seed {}, with evaluation and\n\
+                 # checkpoints on: its final checkpoint scores that seed's fitness again.",
+                best.seed
+            ),
+            // A PBT member's hyperparameters changed at every exploit/explore round and its
+            // weights came from other members: no single config replays it.
+            Mode::Pbt => format!(
+                "PBT: these are its final hyperparameters on a fresh\n\
+                 # run (train.seed {}), which does not replay the member (its hyperparameters\n\
+                 # changed each round, see `history` in leaderboard.json, and its weights came from\n\
+                 # other members). The member itself is {}/checkpoints/final.json; rerunning\n\
+                 # this search reproduces it exactly.",
+                best.seed, best.run_dir
+            ),
+        };
         let header = format!(
             "# best.toml: the best trial of the search in this directory, as a complete training\n\
              # config: {} + the search's `set` + genes {}.\n\
              # trial {} ({}): fitness {} ({:?} over {} held-out episodes, mean over its seeds:\n\
-             # {}) after {} env steps. This is its run on train.seed {}, with evaluation and\n\
-             # checkpoints on: its final checkpoint scores that seed's fitness again.\n\
+             # {}) after {} env steps. {reproduces}\n\
              # Run: lepton-train --config {}\n\n",
             self.config.base.display(),
             best.overrides.join(" "),
@@ -530,7 +546,6 @@ impl Search {
                 per_seed.join(", ")
             },
             best.budget_steps,
-            best.seed,
             self.dir.join("best.toml").display()
         );
         checkpoint::write_atomic(
