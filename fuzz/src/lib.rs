@@ -127,9 +127,8 @@ fn head(path: &Path, n: usize) -> String {
 
 /// Loads a mutated scenario and, if it loads, builds the env and plays up to 300 decisions
 /// with the first legal action.
-fn run_scenario(text: &str) {
-    let Ok(scenario) = Scenario::from_toml_str(text, Path::new("configs/scenarios/fuzz.toml"))
-    else {
+fn run_scenario(text: &str, path: &Path) {
+    let Ok(scenario) = Scenario::from_toml_str(text, path) else {
         return;
     };
     let mut env = scenario.build();
@@ -160,6 +159,7 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         "cloud",
         "cloud-hold",
         "cloud-slot",
+        "csv-example",
     ]
     .iter()
     .map(|n| read(root.join(format!("configs/scenarios/{n}.toml"))))
@@ -206,6 +206,7 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         .map(|n| read(root.join(format!("configs/eval/{n}.toml"))))
         .collect();
     let suite_path = root.join("configs/eval/fuzz.toml");
+    let scenario_path = root.join("configs/scenarios/fuzz.toml");
     let checkpoint_dir = root.join("checkpoints/deeprm_hold_ppo/seed1");
     let checkpoint = vec![read(checkpoint_dir.join("best.json"))];
     let scratch = tempfile::tempdir().expect("a temporary directory");
@@ -220,7 +221,8 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         Target {
             name: "scenario",
             seeds: scenarios,
-            run: Box::new(run_scenario),
+            // Read as if beside the shipped scenarios, so the data files they name resolve.
+            run: Box::new(move |text| run_scenario(text, &scenario_path)),
         },
         Target {
             name: "train_config",
