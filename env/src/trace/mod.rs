@@ -21,7 +21,7 @@ mod replay;
 pub mod swf;
 pub mod tiresias;
 
-pub use replay::{Perturb, ReplayError, ReplayOptions, Split, SplitBy, Trace};
+pub use replay::{Perturb, ReplayError, ReplayOptions, Split, SplitBy, TimeWindows, Trace};
 
 use crate::cluster::{GpuConfig, ServerType};
 use crate::workload::TaskSpec;
