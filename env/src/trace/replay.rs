@@ -280,9 +280,10 @@ impl Trace {
         }
         let (part, what) = match options.split {
             None => (0..tasks.len(), "trace".to_string()),
-            Some(split) if split.by == SplitBy::Time => {
-                (time_part(&tasks, split)?, format!("{} part", split.part.name()))
-            }
+            Some(split) if split.by == SplitBy::Time => (
+                time_part(&tasks, split)?,
+                format!("{} part", split.part.name()),
+            ),
             Some(_) => {
                 return Err(ReplayError {
                     key: "workload.split",
@@ -720,7 +721,10 @@ mod tests {
         for seed in 0..300 {
             let window = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
             trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
-            assert_eq!(ids(&out), window.clone().map(|i| i as u64).collect::<Vec<_>>());
+            assert_eq!(
+                ids(&out),
+                window.clone().map(|i| i as u64).collect::<Vec<_>>()
+            );
             assert!((1..=3).contains(&out.len()), "{:?}", ids(&out));
             assert_eq!(out[0].arrival_s, 0.0);
             assert_eq!(out.last().unwrap().arrival_s, 10.0 * (out.len() - 1) as f64);
@@ -779,7 +783,11 @@ mod tests {
             "10.5 s is longer than the test part's span of 10 s (arrivals from 180 s to 190 s)"
         );
         let err = Trace::with_options(tasks(), &time_options(91.0, None)).unwrap_err();
-        assert!(err.reason.contains("the trace's span of 90 s"), "{}", err.reason);
+        assert!(
+            err.reason.contains("the trace's span of 90 s"),
+            "{}",
+            err.reason
+        );
         let by_window = split(SplitBy::Window, 0.2, Part::Train);
         let err = Trace::with_options(tasks(), &time_options(20.0, by_window)).unwrap_err();
         assert_eq!(err.key, "workload.split");
@@ -789,6 +797,10 @@ mod tests {
         };
         let err = Trace::with_options(tasks(), &both).unwrap_err();
         assert_eq!(err.key, "workload.window_s");
-        assert!(err.reason.contains("workload.window_jobs"), "{}", err.reason);
+        assert!(
+            err.reason.contains("workload.window_jobs"),
+            "{}",
+            err.reason
+        );
     }
 }
