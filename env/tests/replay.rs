@@ -2,8 +2,9 @@
 //! split (which tasks land in which part), perturbation, the held-out warning and bad values.
 
 use lepton_env::scenario::{self, EpisodeUse, Scenario};
+use lepton_env::trace::TimeWindows;
 use lepton_env::workload::{EpisodeVariety, Part, TaskSpec};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,65 @@ fn csv_windows_are_contiguous_start_at_zero_and_follow_the_seed() {
         assert_eq!(episode(&s, seed), tasks, "same seed, same window");
     }
     assert_eq!(firsts, (1..=8).collect());
+}
+
+/// Windows of 25 s over arrivals 100, 110, ..., 190: task j is in the window (s, s + 25]
+/// when s ∈ [a_j − 25, a_j), so the starts are [75, 190), 115 s, and the episode's first draw
+/// u ∈ [0, 1) starts the window at 75 + 115·u.
+#[test]
+fn csv_windows_by_time_hold_the_tasks_of_a_seeded_span() {
+    let arrivals: Vec<f64> = (0..10).map(|i| 100.0 + 10.0 * i as f64).collect();
+    let windows = TimeWindows::new(arrivals, 25.0);
+    assert_eq!(windows.total_s(), 115.0);
+    assert_eq!(windows.start_s(0.0), 75.0);
+    assert_eq!(windows.window(75.0), 0..1); // (75, 100]: task 1
+    assert_eq!(windows.start_s(0.5), 132.5);
+    assert_eq!(windows.window(132.5), 4..6); // (132.5, 157.5]: tasks 5, 6
+    assert_eq!(windows.window(98.0), 0..3); // (98, 123]: tasks 1, 2, 3
+    assert_eq!(windows.window(189.0), 9..10); // (189, 214]: task 10
+    let s = scenario("window_s = 25.0\nload_factor = 2.0");
+    let mut sizes = BTreeSet::new();
+    for seed in 0..200 {
+        let tasks = episode(&s, seed);
+        let u = ChaCha8Rng::seed_from_u64(seed).random::<f64>();
+        let expected = windows.window(windows.start_s(u));
+        assert_eq!(
+            ids(&tasks),
+            expected.map(|i| i as u64 + 1).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        // 10 s apart in the CSV, halved by the load factor; the first task arrives at 0.
+        let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
+        assert_eq!(arrivals, [0.0, 5.0, 10.0][..tasks.len()]);
+        assert_eq!(episode(&s, seed), tasks, "same seed, same window");
+        sizes.insert(tasks.len());
+    }
+    assert_eq!(sizes, (1..=3).collect());
+    assert_eq!(replayed(&s), (1..=10).collect());
+    assert_eq!(s.variety(), EpisodeVariety::Windows { part: None });
+    assert_eq!(s.held_out_warning("x", EpisodeUse::Test), None);
+}
+
+/// The cut at 172 s: training arrivals 100..=170 (span 70 s), test 180 and 190 (span 10 s).
+#[test]
+fn windows_by_time_are_drawn_inside_their_split_part() {
+    let split = "split = { by = \"time\", test_fraction = 0.2 }";
+    let train = scenario(&format!("window_s = 30.0\n{split}"));
+    assert_eq!(replayed(&train), (1..=8).collect());
+    let test = scenario(&format!("window_s = 10.0\n{split}\npart = \"test\""));
+    let episodes: BTreeSet<Vec<u64>> = (0..100).map(|seed| ids(&episode(&test, seed))).collect();
+    // Starts [170, 190): (s, s + 10] holds task 9 (180 s) or task 10 (190 s), never both.
+    assert_eq!(episodes, [vec![9], vec![10]].into_iter().collect());
+    assert_eq!(episode(&test, 0)[0].arrival_s, 0.0);
+    // The train windows are drawn over the part's arrivals only: seed → offset as above.
+    let arrivals: Vec<f64> = (0..8).map(|i| 100.0 + 10.0 * i as f64).collect();
+    let windows = TimeWindows::new(arrivals, 30.0);
+    for seed in 0..50 {
+        let u = ChaCha8Rng::seed_from_u64(seed).random::<f64>();
+        let expected = windows.window(windows.start_s(u));
+        let expected: Vec<u64> = expected.map(|i| i as u64 + 1).collect();
+        assert_eq!(ids(&episode(&train, seed)), expected);
+    }
 }
 
 /// The span 100..190 s cut at 100 + 0.8 × 90 = 172 s: tasks 1..=8 train, 9 and 10 test.
@@ -242,6 +302,41 @@ fn bad_replay_values_name_the_key() {
         ),
         ("window_jobs = 0", "`workload.window_jobs`: must be >= 1"),
         (
+            "window_s = 0.0",
+            "`workload.window_s`: must be a finite number > 0, got 0",
+        ),
+        (
+            "window_s = -5.0",
+            "`workload.window_s`: must be a finite number > 0, got -5",
+        ),
+        (
+            "window_s = inf",
+            "`workload.window_s`: must be a finite number > 0, got inf",
+        ),
+        (
+            "window_s = nan",
+            "`workload.window_s`: must be a finite number > 0, got NaN",
+        ),
+        (
+            "window_s = 90.5",
+            "`workload.window_s`: 90.5 s is longer than the trace's span of 90 s (arrivals \
+             from 100 s to 190 s)",
+        ),
+        (
+            "window_s = 10.5\nsplit = { by = \"time\", test_fraction = 0.2 }\npart = \"test\"",
+            "`workload.window_s`: 10.5 s is longer than the test part's span of 10 s (arrivals \
+             from 180 s to 190 s)",
+        ),
+        (
+            "window_s = 20.0\nwindow_jobs = 2",
+            "`workload.window_s`: cannot be set together with workload.window_jobs",
+        ),
+        (
+            "window_s = 20.0\nsplit = { by = \"window\", test_fraction = 0.4 }",
+            "`workload.split`: by = \"window\" cuts blocks of workload.window_jobs tasks and \
+             does not take workload.window_s",
+        ),
+        (
             "lenient = true",
             "`workload.lenient`: is not used when workload.kind = \"csv\"",
         ),
@@ -263,6 +358,14 @@ fn bad_replay_values_name_the_key() {
         msg.contains("`workload.window_jobs`: is not used when workload.kind = \"synthetic\""),
         "{msg}"
     );
+    let text = tiny.replace("num_tasks = 40", "num_tasks = 40\nwindow_s = 5.0");
+    let msg = Scenario::from_toml_str(&text, Path::new("tiny.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("`workload.window_s`: is not used when workload.kind = \"synthetic\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -277,6 +380,9 @@ fn a_deeprm_list_takes_windows_but_not_rescaled_time() {
         )
     };
     let s = Scenario::from_toml_str(&text("window_jobs = 2"), Path::new("d.toml")).unwrap();
+    assert_eq!(s.variety(), EpisodeVariety::Windows { part: None });
+    // A window by time is shifted by its first, whole, arrival too: (s, s + 3] over 0, 3, 5.
+    let s = Scenario::from_toml_str(&text("window_s = 3.0"), Path::new("d.toml")).unwrap();
     assert_eq!(s.variety(), EpisodeVariety::Windows { part: None });
     let msg = Scenario::from_toml_str(&text("load_factor = 2.0"), Path::new("d.toml"))
         .unwrap_err()

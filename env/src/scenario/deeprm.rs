@@ -51,6 +51,11 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
             w.window_jobs.is_some(),
             w.kind.is_replay(),
         ),
+        (
+            "workload.window_s",
+            w.window_s.is_some(),
+            w.kind.is_replay(),
+        ),
         ("workload.split", w.split.is_some(), w.kind.is_replay()),
         ("workload.part", w.part.is_some(), w.kind.is_replay()),
     ] {

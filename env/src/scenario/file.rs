@@ -308,6 +308,7 @@ pub(super) struct WorkloadFile {
     /// Tiresias: the cluster shape.
     pub(super) cluster: Option<String>,
     pub(super) window_jobs: Option<usize>,
+    pub(super) window_s: Option<f64>,
     pub(super) load_factor: Option<f64>,
     pub(super) split: Option<SplitFile>,
     pub(super) part: Option<PartFile>,

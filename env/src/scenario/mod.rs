@@ -83,6 +83,7 @@
 //! kind = "swf"              # "swf" (path) | "alibaba" (path = pods, nodes) | "tiresias" (path, cluster)
 //! path = "../../../shared/data/swf/lublin_256_new2.swf"   # relative to the scenario file
 //! window_jobs = 1024        # optional: a window of this many tasks at a seeded offset
+//! # window_s = 86400.0      # or (not both): the tasks of a seeded span of this many seconds
 //! load_factor = 1.0         # optional: inter-arrival times divided by this
 //! lenient = false           # optional: skip and count malformed lines instead of failing
 //! split = { by = "time", test_fraction = 0.2 }   # optional: "time" | "window"
@@ -91,7 +92,7 @@
 //! ```
 //!
 //! Every replayed kind (`swf`, `alibaba`, `tiresias`, `csv`, `list`) takes the same replay
-//! keys `window_jobs`, `load_factor`, `split`, `part` and `perturb` (see
+//! keys `window_jobs` (or `window_s`), `load_factor`, `split`, `part` and `perturb` (see
 //! [`crate::trace::Trace`] for their exact meaning); a `csv` or `list` workload without any
 //! of them replays its tasks exactly, at their own times, in every episode.
 //!

@@ -1,13 +1,13 @@
 //! The replay keys every replayed workload shares (traces, lists and CSVs): `window_jobs`,
-//! `load_factor`, `split`, `part` and `perturb`, checked into [`ReplayOptions`].
+//! `window_s`, `load_factor`, `split`, `part` and `perturb`, checked into [`ReplayOptions`].
 
 use super::file::{PartFile, SplitByFile, WorkloadFile};
 use super::validate::{Check, ScenarioError};
 use crate::trace::{Perturb, ReplayOptions, Split, SplitBy, Trace};
 use crate::workload::{Part, TaskSpec};
 
-/// The replay keys of a replayed workload (`window_jobs`, `load_factor`, `split`, `part`,
-/// `perturb`), checked; defaults where absent.
+/// The replay keys of a replayed workload (`window_jobs`, `window_s`, `load_factor`, `split`,
+/// `part`, `perturb`), checked; defaults where absent.
 pub(super) fn replay_options(
     w: &WorkloadFile,
     c: &Check<'_>,
@@ -15,6 +15,17 @@ pub(super) fn replay_options(
     let window_jobs = match w.window_jobs {
         Some(0) => return Err(c.err("workload.window_jobs", "must be >= 1")),
         other => other,
+    };
+    let window_s = match w.window_s {
+        Some(_) if window_jobs.is_some() => {
+            return Err(c.err(
+                "workload.window_s",
+                "cannot be set together with workload.window_jobs (a window is either by time \
+                 or by task count)",
+            ));
+        }
+        Some(t) => Some(c.time_s("workload.window_s", t, false)?),
+        None => None,
     };
     let load_factor = c.positive("workload.load_factor", w.load_factor.unwrap_or(1.0))?;
     let part = match w.part {
@@ -70,6 +81,7 @@ pub(super) fn replay_options(
     };
     Ok(ReplayOptions {
         window_jobs,
+        window_s,
         load_factor,
         split,
         perturb,
@@ -79,6 +91,7 @@ pub(super) fn replay_options(
 /// Whether the workload sets any replay key (a list or CSV without one replays exactly).
 pub(super) fn has_replay_keys(w: &WorkloadFile) -> bool {
     w.window_jobs.is_some()
+        || w.window_s.is_some()
         || w.load_factor.is_some()
         || w.split.is_some()
         || w.part.is_some()

@@ -42,6 +42,11 @@ pub(super) fn load_trace(
             w.kind.is_replay(),
         ),
         (
+            "workload.window_s",
+            w.window_s.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
             "workload.load_factor",
             w.load_factor.is_some(),
             w.kind.is_replay(),

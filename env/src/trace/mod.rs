@@ -7,7 +7,8 @@
 //!
 //! A [`Trace`] (in `replay.rs`) replays the loaded tasks, or those of a CSV or list workload,
 //! either whole or as a contiguous window of `window_jobs` tasks starting at an offset drawn
-//! from the episode's RNG (RLScheduler's protocol: windows of 1024 jobs), with arrival times
+//! from the episode's RNG (RLScheduler's protocol: windows of 1024 jobs) or of the tasks
+//! arriving within `window_s` seconds from a seeded start, with arrival times
 //! shifted so that the window's first task arrives at 0 and inter-arrival times divided by
 //! `load_factor` (2 = twice as dense); optionally from one part of a train/test split and
 //! with arrival jitter and estimate noise.
@@ -21,7 +22,7 @@ mod replay;
 pub mod swf;
 pub mod tiresias;
 
-pub use replay::{Perturb, ReplayError, ReplayOptions, Split, SplitBy, Trace};
+pub use replay::{Perturb, ReplayError, ReplayOptions, Split, SplitBy, TimeWindows, Trace};
 
 use crate::cluster::{GpuConfig, ServerType};
 use crate::workload::TaskSpec;

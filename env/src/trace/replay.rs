@@ -5,6 +5,12 @@
 //! - **Window**: `window_jobs` consecutive tasks (in arrival order) at an offset drawn from
 //!   the episode's RNG, RLScheduler-style; without it an episode replays the whole trace (or
 //!   the whole part). The window's first task arrives at 0.
+//! - **Window by time** (`window_s`, instead of `window_jobs`): the tasks arriving in
+//!   `(s, s + window_s]` (trace seconds, before the load factor), with `s` drawn uniformly from
+//!   the starts whose window holds at least one task of the part (see [`TimeWindows`]): every
+//!   task of the part is in a window with the same probability and no window is empty. The
+//!   window's first task arrives at 0, as with `window_jobs`. A window longer than the part's
+//!   span (its first to its last arrival) is an error.
 //! - **Split**: the tasks are cut into a training and a test part, so that training and test
 //!   episodes never share a task. `by = time`: the first `1 − test_fraction` of the trace's
 //!   time span (from the first to the last arrival) is the training part, the rest the test
@@ -12,7 +18,8 @@
 //!   blocks of `window_jobs` tasks (a tail shorter than a block is not replayed), and
 //!   `round(test_fraction × blocks)` of them, spread evenly over the trace (block `k` is a
 //!   test block when `⌊(k+1)·t/b⌋ > ⌊k·t/b⌋`, so the last block always is), form the test
-//!   part; an episode replays one block of its part.
+//!   part; an episode replays one block of its part. Blocks are by task count only: time
+//!   blocks could be empty, so `by = window` with `window_s` is an error.
 //! - **Perturbation** (off by default, drawn after the window from the same RNG): arrival
 //!   jitter adds `U[−j, +j]` seconds of replayed time (after the load factor) to each arrival,
 //!   clamped at 0, and re-sorts the window by arrival; a deadline moves with its arrival.
@@ -22,6 +29,7 @@
 use crate::workload::{EpisodeVariety, Part, TaskSource, TaskSpec};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::ops::Range;
 
 /// How a replay cuts its trace into a training and a test part.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,6 +60,8 @@ pub struct Perturb {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReplayOptions {
     pub window_jobs: Option<usize>,
+    /// A window by time (> 0, finite); not together with `window_jobs`.
+    pub window_s: Option<f64>,
     /// > 0: inter-arrival times are divided by it.
     pub load_factor: f64,
     pub split: Option<Split>,
@@ -62,6 +72,7 @@ impl Default for ReplayOptions {
     fn default() -> Self {
         Self {
             window_jobs: None,
+            window_s: None,
             load_factor: 1.0,
             split: None,
             perturb: Perturb::default(),
@@ -83,6 +94,84 @@ enum Starts {
     Range { first: usize, last: usize },
     /// One of these block starts.
     Blocks(Vec<usize>),
+    /// A window by time over the tasks `part`.
+    Time {
+        part: Range<usize>,
+        windows: TimeWindows,
+    },
+}
+
+/// The windows of `window_s` seconds over sorted arrivals, and how a uniform draw picks one.
+///
+/// A window starting at `s` holds the tasks arriving in `(s, s + window_s]`; it holds task `j`
+/// exactly when `s ∈ [a_j − window_s, a_j)`. The starts are drawn uniformly from the union of
+/// these intervals (the starts whose window is not empty): each task is in the window with
+/// the same probability, `window_s / total_s`. A draw `u ∈ [0, 1)` is mapped to the start
+/// `u × total_s` seconds into that union, walking its runs (maximal intervals) in time order.
+/// What remains uneven is the window's content, not its coverage: windows near the ends of
+/// the span, or next to a gap, reach past the tasks and hold fewer of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimeWindows {
+    window_s: f64,
+    arrivals: Vec<f64>,
+    /// `(first start, length, length of the runs before it)`, in time order.
+    runs: Vec<(f64, f64, f64)>,
+    total_s: f64,
+}
+
+impl TimeWindows {
+    /// `arrivals` sorted and non-empty, `window_s` > 0.
+    pub fn new(arrivals: Vec<f64>, window_s: f64) -> Self {
+        let mut runs: Vec<(f64, f64, f64)> = Vec::new();
+        let mut total_s = 0.0;
+        for &a in &arrivals {
+            let (lo, hi) = (a - window_s, a);
+            match runs.last_mut() {
+                Some((first, len, _)) if lo <= *first + *len => {
+                    total_s += hi - (*first + *len);
+                    *len = hi - *first;
+                }
+                _ => {
+                    runs.push((lo, window_s, total_s));
+                    total_s += window_s;
+                }
+            }
+        }
+        Self {
+            window_s,
+            arrivals,
+            runs,
+            total_s,
+        }
+    }
+
+    /// The total length of the starts a window may take (seconds).
+    pub fn total_s(&self) -> f64 {
+        self.total_s
+    }
+
+    /// The start `u ∈ [0, 1)` picks: `u × total_s` seconds into the union of the starts.
+    pub fn start_s(&self, u: f64) -> f64 {
+        let x = u * self.total_s;
+        let k = self
+            .runs
+            .partition_point(|&(_, len, before)| before + len <= x)
+            .min(self.runs.len() - 1);
+        let (first, _, before) = self.runs[k];
+        first + (x - before)
+    }
+
+    /// The indices (into the arrivals) of the window starting at `start_s`, never empty.
+    pub fn window(&self, start_s: f64) -> Range<usize> {
+        let first = self.arrivals.partition_point(|&a| a <= start_s);
+        let end = self
+            .arrivals
+            .partition_point(|&a| a <= start_s + self.window_s);
+        // A start drawn by `start_s` always holds a task; the clamps only guard an ulp of
+        // rounding at the edge of a run.
+        let first = first.min(self.arrivals.len() - 1);
+        first..end.max(first + 1)
+    }
 }
 
 /// Replays a task sequence as seeded windows (see the module docs).
@@ -117,6 +206,9 @@ impl Trace {
         options: &ReplayOptions,
     ) -> Result<Self, ReplayError> {
         tasks.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
+        if let Some(window_s) = options.window_s {
+            return Self::by_time(tasks, window_s, options);
+        }
         let n = tasks.len();
         let (episode_len, starts) = match options.split {
             None => {
@@ -172,19 +264,78 @@ impl Trace {
         })
     }
 
+    /// A replay of windows of `window_s` seconds (tasks sorted by arrival).
+    fn by_time(
+        tasks: Vec<TaskSpec>,
+        window_s: f64,
+        options: &ReplayOptions,
+    ) -> Result<Self, ReplayError> {
+        if options.window_jobs.is_some() {
+            return Err(ReplayError {
+                key: "workload.window_s",
+                reason: "cannot be set together with workload.window_jobs (a window is either \
+                         by time or by task count)"
+                    .into(),
+            });
+        }
+        let (part, what) = match options.split {
+            None => (0..tasks.len(), "trace".to_string()),
+            Some(split) if split.by == SplitBy::Time => (
+                time_part(&tasks, split)?,
+                format!("{} part", split.part.name()),
+            ),
+            Some(_) => {
+                return Err(ReplayError {
+                    key: "workload.split",
+                    reason: "by = \"window\" cuts blocks of workload.window_jobs tasks and does \
+                             not take workload.window_s (time blocks could be empty); use by = \
+                             \"time\", whose windows are drawn inside the part"
+                        .into(),
+                });
+            }
+        };
+        let arrivals: Vec<f64> = tasks[part.clone()].iter().map(|t| t.arrival_s).collect();
+        let (first, last) = (arrivals[0], arrivals[arrivals.len() - 1]);
+        if window_s > last - first {
+            return Err(ReplayError {
+                key: "workload.window_s",
+                reason: format!(
+                    "{window_s} s is longer than the {what}'s span of {} s (arrivals from \
+                     {first} s to {last} s)",
+                    last - first
+                ),
+            });
+        }
+        Ok(Self {
+            tasks,
+            episode_len: 0,
+            starts: Starts::Time {
+                part,
+                windows: TimeWindows::new(arrivals, window_s),
+            },
+            load_factor: options.load_factor,
+            perturb: options.perturb,
+            part: options.split.map(|s| s.part),
+        })
+    }
+
     pub fn tasks(&self) -> &[TaskSpec] {
         &self.tasks
     }
 
-    /// Tasks per episode.
-    pub fn episode_len(&self) -> usize {
-        self.episode_len
+    /// Tasks per episode; `None` for windows by time, whose task count varies.
+    pub fn episode_len(&self) -> Option<usize> {
+        match self.starts {
+            Starts::Time { .. } => None,
+            _ => Some(self.episode_len),
+        }
     }
 
     /// The indices (into [`Self::tasks`], in arrival order) an episode may replay: the union
     /// of every window of this replay's part.
     pub fn replayed_indices(&self) -> Vec<usize> {
         match &self.starts {
+            Starts::Time { part, .. } => part.clone().collect(),
             Starts::Range { first, last } => (*first..last + self.episode_len).collect(),
             Starts::Blocks(starts) => starts
                 .iter()
@@ -193,21 +344,31 @@ impl Trace {
         }
     }
 
-    fn draw_start(&self, rng: &mut ChaCha8Rng) -> usize {
-        match &self.starts {
+    /// The indices (into [`Self::tasks`]) of the window an episode with this RNG replays,
+    /// before perturbation; the first draw from `rng`.
+    pub fn draw_window(&self, rng: &mut ChaCha8Rng) -> Range<usize> {
+        let start = match &self.starts {
             Starts::Range { first, last } if last > first => {
                 first + rng.random_range(0..=last - first)
             }
             Starts::Range { first, .. } => *first,
             Starts::Blocks(starts) if starts.len() > 1 => starts[rng.random_range(0..starts.len())],
             Starts::Blocks(starts) => starts[0],
-        }
+            Starts::Time { part, windows } => {
+                let w = windows.window(windows.start_s(rng.random::<f64>()));
+                return part.start + w.start..part.start + w.end;
+            }
+        };
+        start..start + self.episode_len
     }
 
     fn one_window(&self) -> bool {
         match &self.starts {
             Starts::Range { first, last } => first == last,
             Starts::Blocks(starts) => starts.len() == 1,
+            // A window is at most the part's span, which then holds two arrival times, and
+            // the windows holding only the first or only the last differ.
+            Starts::Time { .. } => false,
         }
     }
 }
@@ -260,8 +421,7 @@ fn window_part(n: usize, w: usize, split: Split) -> Result<Vec<usize>, ReplayErr
 impl TaskSource for Trace {
     fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
         out.clear();
-        let start = self.draw_start(rng);
-        let window = &self.tasks[start..start + self.episode_len];
+        let window = &self.tasks[self.draw_window(rng)];
         let Some(first) = window.first() else { return };
         let t0 = first.arrival_s;
         let Perturb {
@@ -512,5 +672,135 @@ mod tests {
             },
         );
         assert_eq!(one_window.unwrap().variety(), EpisodeVariety::Generated);
+    }
+
+    /// Arrivals 0, 10, 50, 55 with windows of 20 s: task j is in the window starting at s
+    /// when s ∈ [a_j − 20, a_j), so the starts are [−20, 10) ∪ [30, 55), 30 + 25 = 55 s.
+    #[test]
+    fn a_time_window_start_is_drawn_from_the_starts_that_hold_a_task() {
+        let w = TimeWindows::new(vec![0.0, 10.0, 50.0, 55.0], 20.0);
+        assert_eq!(w.total_s(), 55.0);
+        // u × 55 seconds into the union: 0 → −20, 27.5 → 7.5, 33 → 30 + 3, 49.5 → 30 + 19.5.
+        assert_eq!(w.start_s(0.0), -20.0);
+        assert_eq!(w.start_s(0.5), 7.5);
+        assert_eq!(w.start_s(0.6), 33.0);
+        assert_eq!(w.start_s(0.9), 49.5);
+        assert_eq!(w.window(-20.0), 0..1); // (−20, 0]
+        assert_eq!(w.window(-9.0), 0..2); // (−9, 11]
+        assert_eq!(w.window(7.5), 1..2); // (7.5, 27.5]
+        assert_eq!(w.window(33.0), 2..3); // (33, 53]
+        assert_eq!(w.window(49.5), 2..4); // (49.5, 69.5]
+        // Every task is covered by 20 of the 55 seconds of starts: 400 of 1100 evenly spaced
+        // draws (none falls on a run's edge).
+        let mut covered = [0; 4];
+        for k in 0..1100 {
+            for j in w.window(w.start_s((k as f64 + 0.5) / 1100.0)) {
+                covered[j] += 1;
+            }
+        }
+        assert_eq!(covered, [400; 4]);
+    }
+
+    fn time_options(window_s: f64, split: Option<Split>) -> ReplayOptions {
+        ReplayOptions {
+            window_s: Some(window_s),
+            split,
+            ..ReplayOptions::default()
+        }
+    }
+
+    /// Arrivals 100, 110, ..., 190 with windows of 25 s: the starts are [75, 190) (115 s), and
+    /// a window holds 1 to 3 consecutive tasks.
+    #[test]
+    fn time_windows_are_seeded_shifted_to_zero_and_never_empty() {
+        let trace = Trace::with_options(tasks(), &time_options(25.0, None)).unwrap();
+        assert_eq!(trace.episode_len(), None);
+        assert_eq!(trace.variety(), EpisodeVariety::Windows { part: None });
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let window = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert_eq!(
+                ids(&out),
+                window.clone().map(|i| i as u64).collect::<Vec<_>>()
+            );
+            assert!((1..=3).contains(&out.len()), "{:?}", ids(&out));
+            assert_eq!(out[0].arrival_s, 0.0);
+            assert_eq!(out.last().unwrap().arrival_s, 10.0 * (out.len() - 1) as f64);
+            seen.insert(window.start);
+        }
+        assert_eq!(seen, (0..10).collect(), "every task starts some window");
+        let mut again = Vec::new();
+        trace.fill(&mut ChaCha8Rng::seed_from_u64(11), &mut out);
+        trace.fill(&mut ChaCha8Rng::seed_from_u64(11), &mut again);
+        assert_eq!(out, again);
+        // The window is the first draw: the perturbed replay keeps it.
+        let perturbed = ReplayOptions {
+            load_factor: 2.0,
+            perturb: Perturb {
+                arrival_jitter_s: 0.0,
+                estimate_noise: 0.5,
+            },
+            ..time_options(25.0, None)
+        };
+        let perturbed = Trace::with_options(tasks(), &perturbed).unwrap();
+        for seed in 0..50 {
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            perturbed.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut again);
+            assert_eq!(ids(&out), ids(&again));
+            for (t, p) in out.iter().zip(&again) {
+                assert_eq!(p.arrival_s, t.arrival_s / 2.0);
+            }
+        }
+    }
+
+    /// The cut at 172 s leaves arrivals 100..=170 (span 70 s) for training, 180 and 190 for
+    /// test (span 10 s).
+    #[test]
+    fn time_windows_stay_inside_a_time_split_part() {
+        let train = split(SplitBy::Time, 0.2, Part::Train);
+        let trace = Trace::with_options(tasks(), &time_options(70.0, train)).unwrap();
+        assert_eq!(trace.replayed_indices(), (0..8).collect::<Vec<_>>());
+        for seed in 0..200 {
+            let window = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
+            assert!(window.end <= 8 && !window.is_empty(), "{window:?}");
+        }
+        let test = split(SplitBy::Time, 0.2, Part::Test);
+        let trace = Trace::with_options(tasks(), &time_options(10.0, test)).unwrap();
+        let mut windows = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            let w = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
+            windows.insert((w.start, w.end));
+        }
+        // Starts [170, 190): (s, s + 10] holds 180 for s < 180 and 190 from s = 180 on, never
+        // both (a window is half-open and they are exactly 10 s apart).
+        assert_eq!(windows, [(8, 9), (9, 10)].into_iter().collect());
+        let err = Trace::with_options(tasks(), &time_options(10.5, test)).unwrap_err();
+        assert_eq!(err.key, "workload.window_s");
+        assert_eq!(
+            err.reason,
+            "10.5 s is longer than the test part's span of 10 s (arrivals from 180 s to 190 s)"
+        );
+        let err = Trace::with_options(tasks(), &time_options(91.0, None)).unwrap_err();
+        assert!(
+            err.reason.contains("the trace's span of 90 s"),
+            "{}",
+            err.reason
+        );
+        let by_window = split(SplitBy::Window, 0.2, Part::Train);
+        let err = Trace::with_options(tasks(), &time_options(20.0, by_window)).unwrap_err();
+        assert_eq!(err.key, "workload.split");
+        let both = ReplayOptions {
+            window_jobs: Some(2),
+            ..time_options(20.0, None)
+        };
+        let err = Trace::with_options(tasks(), &both).unwrap_err();
+        assert_eq!(err.key, "workload.window_s");
+        assert!(
+            err.reason.contains("workload.window_jobs"),
+            "{}",
+            err.reason
+        );
     }
 }
