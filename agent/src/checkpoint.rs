@@ -285,6 +285,12 @@ pub enum CheckpointError {
     Mismatch { path: PathBuf, reason: String },
     #[error("no checkpoint found in {0} (expected best.json, final.json or step_*.json)")]
     NotFound(PathBuf),
+    /// The weights file named where the metadata belongs (the common mistake: the metadata
+    /// names its weights, not the reverse).
+    #[error(
+        "checkpoint {path}: this is a weights file; pass the .json metadata file beside it ({hint})"
+    )]
+    WeightsFile { path: PathBuf, hint: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -770,6 +776,25 @@ pub fn load_policy(
 /// directory or its `checkpoints/`), where `best.json`, then `final.json`, then the newest
 /// periodic checkpoint is taken.
 pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        // `best_0000614400.safetensors` belongs to `best.json`: name the metadata file in this
+        // directory that lists it, when there is one.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        let owner = fs::read_dir(dir).ok().and_then(|entries| {
+            entries.flatten().map(|e| e.path()).find(|meta| {
+                meta.extension().is_some_and(|e| e == "json")
+                    && fs::read_to_string(meta).is_ok_and(|text| {
+                        file.as_deref()
+                            .is_some_and(|f| text.contains(&format!("\"{f}\"")))
+                    })
+            })
+        });
+        return Err(CheckpointError::WeightsFile {
+            path: path.to_path_buf(),
+            hint: owner.map_or("e.g. best.json".into(), |m| m.display().to_string()),
+        });
+    }
     if path.is_file() {
         return Ok(path.to_path_buf());
     }

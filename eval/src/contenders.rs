@@ -315,22 +315,9 @@ impl Contender {
 
 /// Loads and validates one checkpoint; returns what the report records and its metadata file.
 fn load_checkpoint(path: &Path) -> Result<(CheckpointInfo, PathBuf)> {
-    // The weights file is the common mistake: its metadata names the weights, not the reverse.
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        bail!(
-            "--checkpoint {}: this is the weights file; pass the .json metadata file beside it ({})",
-            path.display(),
-            path.with_extension("json").display()
-        );
-    }
-    // `runs/x/checkpoints/best` names `best.json` (the form `make demo` passes).
-    let with_json = path.with_extension("json");
-    let given = if !path.exists() && with_json.is_file() {
-        with_json.as_path()
-    } else {
-        path
-    };
-    let resolved = checkpoint::resolve(given).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // `runs/x/checkpoints/best` names `best.json` (the form `make demo` passes); a weights
+    // file is refused naming its metadata file.
+    let resolved = checkpoint::resolve(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy =
         LoadedPolicy::load(&resolved, tch::Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bytes =

@@ -1112,11 +1112,10 @@ fn bad_gantt_and_checkpoint_values_exit_2_naming_the_problem() {
     assert_input_error(
         &["--suite", s(&tiny), "--checkpoint", s(&weights)],
         &out_dir,
-        &[
-            &format!("--checkpoint {}", weights.display()),
-            "pass the .json metadata file",
-            "best.json",
-        ],
+        &[&format!(
+            "checkpoint {}: this is a weights file; pass the .json metadata file beside it (e.g. best.json)",
+            weights.display()
+        )],
     );
 }
 

@@ -129,12 +129,6 @@ pub fn export(args: &ExportArgs) -> Result<Exported, ExportError> {
 
 /// The metadata file `path` names, read and hash-checked as lepton-eval would load it.
 fn checked_checkpoint(path: &Path) -> Result<PathBuf, ExportError> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        return Err(ExportError::BadInput(format!(
-            "checkpoint {}: this is a weights file; pass the metadata .json beside it (e.g. best.json)",
-            path.display()
-        )));
-    }
     let meta_path = checkpoint::resolve(path)?;
     checkpoint::read_meta(&meta_path)?;
     Ok(meta_path)

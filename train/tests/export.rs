@@ -379,7 +379,7 @@ fn bad_export_input_is_exit_2_naming_the_path() {
         ),
         (
             &["--checkpoint", weights, "--out", out],
-            "this is a weights file; pass the metadata .json beside it",
+            "this is a weights file; pass the .json metadata file beside it (checkpoints/deeprm_hold_ppo/seed1/best.json)",
         ),
         (
             &[

@@ -775,8 +775,9 @@ fn a_warm_start_that_does_not_fit_is_refused() {
         &options(&tmp.path().join("source"), false, None),
     );
     let runs = tmp.path().join("runs");
-    let cases: [(&str, &str, &[&str], &str); 4] = [
+    let cases: [(&str, &str, &[&str], &str); 5] = [
         ("missing", "ppo_cartpole", &[], "no such file"),
+        ("weights", "ppo_cartpole", &[], "this is a weights file"),
         (
             "net",
             "ppo_cartpole",
@@ -792,10 +793,17 @@ fn a_warm_start_that_does_not_fit_is_refused() {
         ("dqn", "dqn_cartpole", &[], "it has a Logits head"),
     ];
     for (name, config, extra, expected) in cases {
-        let checkpoint = if name == "missing" {
-            tmp.path().join("nothing.json")
-        } else {
-            source.last_checkpoint.clone()
+        let checkpoint = match name {
+            "missing" => tmp.path().join("nothing.json"),
+            "weights" => checkpoint::resolve(&source.last_checkpoint)
+                .unwrap()
+                .with_file_name(
+                    checkpoint::read_meta(&source.last_checkpoint)
+                        .unwrap()
+                        .weights
+                        .file,
+                ),
+            _ => source.last_checkpoint.clone(),
         };
         let out = bin()
             .arg("--config")
