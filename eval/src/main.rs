@@ -201,13 +201,13 @@ fn resolve(args: Args) -> Result<Plan> {
     }
     let suite = suite::load(&args.suite)?;
     let episodes = args.episodes.unwrap_or(suite.episodes);
-    if let Some(k) = args.gantt {
-        if k >= episodes {
-            bail!(
-                "--gantt {k}: episodes are numbered from 0, and this run has {episodes} per scenario, so the index must be at most {}",
-                episodes - 1
-            );
-        }
+    if let Some(k) = args.gantt
+        && k >= episodes
+    {
+        bail!(
+            "--gantt {k}: episodes are numbered from 0, and this run has {episodes} per scenario, so the index must be at most {}",
+            episodes - 1
+        );
     }
     let mut names: Vec<String> = match (&args.schedulers, &suite.schedulers) {
         (Some(list), _) | (None, Some(list)) => list.iter().map(|s| s.trim().to_string()).collect(),

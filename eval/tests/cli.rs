@@ -1108,7 +1108,12 @@ fn gantt_draws_deeprm_episodes_for_every_contender() {
     for contender in ["ckpt_best", "sjf", "tetris"] {
         let chart = format!("gantt_deeprm-hold_{contender}.svg");
         let svg = std::fs::read_to_string(out_dir.join(&chart)).unwrap();
-        for text in ["episode 0 (seed 500)", "queue", "res0 (10 units)", "res1 (10 units)"] {
+        for text in [
+            "episode 0 (seed 500)",
+            "queue",
+            "res0 (10 units)",
+            "res1 (10 units)",
+        ] {
             assert!(svg.contains(text), "{chart}: {text}");
         }
         // The caption counts the jobs of the episode the report scored: all finished.

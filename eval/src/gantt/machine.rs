@@ -57,7 +57,8 @@ fn unit_blocks(schedule: &Schedule) -> Vec<Block> {
             // Not reachable in a valid schedule (the env never overcommits a unit); if it
             // were, the units that free first are shared rather than the job left out.
             if units.len() < want {
-                let mut rest: Vec<usize> = (0..free_at.len()).filter(|u| !units.contains(u)).collect();
+                let mut rest: Vec<usize> =
+                    (0..free_at.len()).filter(|u| !units.contains(u)).collect();
                 rest.sort_by(|&a, &b| free_at[a].total_cmp(&free_at[b]));
                 units.extend(rest.into_iter().take(want - units.len()));
                 units.sort_unstable();
@@ -216,7 +217,11 @@ pub(super) fn draw(
         .map_err(plot_err)?;
     for b in &blocks {
         let r = &runs[b.run];
-        let alpha = if r.end == RunEnd::Unfinished { 0.4 } else { 0.85 };
+        let alpha = if r.end == RunEnd::Unfinished {
+            0.4
+        } else {
+            0.85
+        };
         let corners = [
             (r.start_s, unit_y(b.resource, b.first)),
             (r.end_s, unit_y(b.resource, b.first + b.count)),
