@@ -8,7 +8,7 @@
 //! Units are numbered: each job takes the lowest units free for its whole run (jobs in
 //! start order), so a job whose units are not contiguous is drawn as several blocks.
 
-use crate::plots::{color, plot_err};
+use crate::plots::{PALETTE, color, plot_err};
 use anyhow::Result;
 use lepton_env::cluster::{RunEnd, Schedule, TaskRun};
 use plotters::prelude::*;
@@ -239,9 +239,14 @@ pub(super) fn draw(
     Ok(())
 }
 
-/// A job's colour: the palette by arrival index, so neighbouring jobs differ.
+/// A job's colour: the palette by arrival index, so neighbouring jobs differ, without its
+/// greys, which mark jobs still waiting.
 fn job_color(run: &TaskRun) -> RGBColor {
-    color(run.task)
+    let colors: Vec<RGBColor> = PALETTE
+        .into_iter()
+        .filter(|c| !(c.0 == c.1 && c.1 == c.2))
+        .collect();
+    colors[run.task % colors.len()]
 }
 
 fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>) -> Result<()> {
