@@ -12,6 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
+mod schedule;
+
 /// Steps after which "time since the last arrival" saturates in the observation (DeepRM's
 /// `max_track_since_new`).
 const MAX_TRACK_SINCE_ARRIVAL: u32 = 10;

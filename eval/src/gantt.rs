@@ -4,13 +4,16 @@
 //!
 //! Each server has a lane; tasks that run on a server at the same time (a server holds as
 //! many as fit) are stacked in rows of that lane, each run in the first row free at its
-//! start. Like the other plots, the output is a pure function of its inputs.
+//! start. DeepRM's single machine is drawn by resource instead (`machine.rs`). Like the
+//! other plots, the output is a pure function of its inputs.
 
 use crate::plots::{color, plot_err};
 use anyhow::Result;
 use lepton_env::cluster::{RunEnd, Schedule, TaskRun};
 use plotters::prelude::*;
 use std::path::Path;
+
+mod machine;
 
 /// Lanes drawn at most: a trace cluster of 1,523 servers is cut to the first servers that
 /// ran something or failed (the caption says how many).
@@ -118,6 +121,10 @@ pub struct EpisodeLabel<'a> {
 /// Writes `<dir>/gantt_<scenario>_<contender>.svg` for `schedule`; returns the file name.
 pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result<String> {
     let file = file_name(label.scenario, label.contender);
+    if !schedule.machine_units.is_empty() {
+        machine::draw(dir, &file, label, schedule)?;
+        return Ok(file);
+    }
     let (lanes, row_of) = layout(schedule);
     let num_rows: usize = lanes.iter().map(|l| l.rows).sum::<usize>().max(1);
     // Row `r` from the top is segment `num_rows - 1 - r` of plotters' bottom-up axis.
@@ -335,6 +342,7 @@ mod tests {
             priority: 0,
             server,
             gpus: 0,
+            demand: [0; lepton_env::workload::MAX_RESOURCES],
             queued_s: start_s,
             start_s,
             end_s,

@@ -116,11 +116,13 @@ struct Args {
     sampled: bool,
 
     /// Also draw a Gantt chart of episode EPISODE (0-based, below the number of episodes) for
-    /// every contender on every cluster scenario, all on that episode's seed:
-    /// gantt_<scenario>_<contender>.svg in --out, linked from report.md. One lane per server
-    /// (concurrent tasks stacked), simulated time across, bars coloured by priority, the wait
-    /// before each run as a thin line, runs killed by a failure outlined in red with a cross,
-    /// server down time in red. DeepRM scenarios have no servers to draw and are skipped.
+    /// every contender on every scenario, all on that episode's seed:
+    /// gantt_<scenario>_<contender>.svg in --out, linked from report.md. Clusters: one lane
+    /// per server (concurrent tasks stacked), simulated time across, bars coloured by
+    /// priority, the wait before each run as a thin line, runs killed by a failure outlined
+    /// in red with a cross, server down time in red. DeepRM: one lane per resource of the
+    /// machine, one row per unit, each job's units as bars in its own colour, and a queue
+    /// lane with each job's wait (arrival → start).
     #[arg(long, value_name = "EPISODE")]
     gantt: Option<usize>,
 
@@ -199,23 +201,13 @@ fn resolve(args: Args) -> Result<Plan> {
     }
     let suite = suite::load(&args.suite)?;
     let episodes = args.episodes.unwrap_or(suite.episodes);
-    if let Some(k) = args.gantt {
-        if k >= episodes {
-            bail!(
-                "--gantt {k}: episodes are numbered from 0, and this run has {episodes} per scenario, so the index must be at most {}",
-                episodes - 1
-            );
-        }
-        if !suite
-            .scenarios
-            .iter()
-            .any(|s| matches!(s.scenario, lepton_env::Scenario::Cluster(_)))
-        {
-            bail!(
-                "--gantt: suite {} has no cluster scenario; DeepRM scenarios have no servers to draw",
-                args.suite.display()
-            );
-        }
+    if let Some(k) = args.gantt
+        && k >= episodes
+    {
+        bail!(
+            "--gantt {k}: episodes are numbered from 0, and this run has {episodes} per scenario, so the index must be at most {}",
+            episodes - 1
+        );
     }
     let mut names: Vec<String> = match (&args.schedulers, &suite.schedulers) {
         (Some(list), _) | (None, Some(list)) => list.iter().map(|s| s.trim().to_string()).collect(),
@@ -384,8 +376,8 @@ fn resolve(args: Args) -> Result<Plan> {
 }
 
 /// `--gantt`'s schedules, `[scenario][contender]`: the episode index, its seed and the
-/// schedule; `None` for a DeepRM scenario, every list empty without `--gantt`.
-type Schedules = Vec<Vec<Option<(usize, u64, Schedule)>>>;
+/// schedule; every list empty without `--gantt`.
+type Schedules = Vec<Vec<(usize, u64, Schedule)>>;
 
 /// Replays `--gantt`'s episode of every scenario for every contender, recording schedules.
 fn record_schedules(plan: &Plan) -> Result<Schedules> {
@@ -398,17 +390,11 @@ fn record_schedules(plan: &Plan) -> Result<Schedules> {
         .iter()
         .map(|scenario| {
             let seed = scenario.seeds(episode + 1)[episode];
-            if !matches!(scenario.scenario, lepton_env::Scenario::Cluster(_)) {
-                eprintln!(
-                    "note: --gantt: scenario `{}` is a DeepRM env (one machine as a time grid, no servers): no Gantt chart",
-                    scenario.name
-                );
-            }
             plan.contenders
                 .par_iter()
                 .map(|contender| {
                     let schedule = runner::record_schedule(scenario, contender, seed)?;
-                    Ok(schedule.map(|s| (episode, seed, s)))
+                    Ok((episode, seed, schedule))
                 })
                 .collect()
         })
@@ -447,16 +433,14 @@ fn write_outputs(
         let bars = plots::metric_bars(&staging, scenario)?;
         let cdf = plots::slowdown_cdf(&staging, scenario, per_contender)?;
         let mut files = vec![bars, cdf];
-        for (contender, schedule) in plan.contenders.iter().zip(&schedules[s]) {
-            if let Some((episode, seed, schedule)) = schedule {
-                let label = gantt::EpisodeLabel {
-                    scenario: &scenario.name,
-                    contender: &contender.name,
-                    episode: *episode,
-                    seed: *seed,
-                };
-                files.push(gantt::draw(&staging, &label, schedule)?);
-            }
+        for (contender, (episode, seed, schedule)) in plan.contenders.iter().zip(&schedules[s]) {
+            let label = gantt::EpisodeLabel {
+                scenario: &scenario.name,
+                contender: &contender.name,
+                episode: *episode,
+                seed: *seed,
+            };
+            files.push(gantt::draw(&staging, &label, schedule)?);
         }
         plot_files.push((scenario.name.clone(), files));
     }

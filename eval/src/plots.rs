@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// Tableau's 20 colours, dark shades first, so that up to 20 contenders stay distinct.
-const PALETTE: [RGBColor; 20] = [
+pub(crate) const PALETTE: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -76,24 +76,25 @@ pub fn run(
 }
 
 /// Replays episode `seed` of `scenario` with `contender` (its first training run) and
-/// returns its schedule; `None` for a DeepRM scenario, whose env has no servers to draw.
+/// returns its schedule.
 pub fn record_schedule(
     scenario: &SuiteScenario,
     contender: &Contender,
     seed: u64,
-) -> Result<Option<Schedule>> {
+) -> Result<Schedule> {
     let mut env = scenario.scenario.build();
-    let ScenarioEnv::Cluster(cluster) = &mut env else {
-        return Ok(None);
-    };
-    cluster.record_schedule(true);
+    if let ScenarioEnv::Cluster(cluster) = &mut env {
+        cluster.record_schedule(true);
+    }
     let mut scheduler = contender.instantiate(0)?;
     schedulers::run_episode(scheduler.as_mut(), &mut env, seed)
         .map_err(|e| anyhow!("scenario `{}`, seed {seed}: {e}", scenario.name))?;
-    match &env {
-        ScenarioEnv::Cluster(cluster) => Ok(cluster.schedule()),
-        ScenarioEnv::DeepRm(_) => Ok(None),
-    }
+    Ok(match &env {
+        ScenarioEnv::Cluster(cluster) => cluster
+            .schedule()
+            .expect("the recorder was switched on before the episode"),
+        ScenarioEnv::DeepRm(deeprm) => deeprm.schedule(),
+    })
 }
 
 fn run_one(

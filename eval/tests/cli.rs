@@ -997,7 +997,7 @@ fn docs_eval_report_is_fresh() {
 
 /// `--gantt 1` on a cluster scenario writes one chart per contender (heuristics and a
 /// checkpoint alike), all of episode 1's seed, and report.md shows them; a DeepRM scenario
-/// gets a note and no chart.
+/// beside it gets its own chart, and the cluster's is unchanged.
 #[test]
 fn gantt_writes_one_chart_per_contender_of_the_chosen_episode() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1071,16 +1071,72 @@ fn gantt_writes_one_chart_per_contender_of_the_chosen_episode() {
         s(&again),
     ]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let deeprm_chart = std::fs::read_to_string(again.join("gantt_deeprm_sjf.svg")).unwrap();
     assert!(
-        text(&out.stderr).contains("scenario `deeprm` is a DeepRM env"),
-        "{}",
-        text(&out.stderr)
+        deeprm_chart.contains("res0 (10 units)") && deeprm_chart.contains("time step"),
+        "{deeprm_chart}"
     );
-    assert!(!again.join("gantt_deeprm_sjf.svg").exists());
     assert_eq!(
         std::fs::read(again.join("gantt_tiny_sjf.svg")).unwrap(),
         std::fs::read(out_dir.join("gantt_tiny_sjf.svg")).unwrap()
     );
+}
+
+/// `--gantt` on deeprm-hold: one chart per contender (the shipped checkpoint, sjf and
+/// tetris) with both resource lanes and the queue lane, and every job of the episode drawn.
+#[test]
+fn gantt_draws_deeprm_episodes_for_every_contender() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = suite(tmp.path(), "deeprm-hold", 1);
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "sjf,tetris",
+        "--checkpoint",
+        s(&workspace().join("checkpoints/deeprm_hold_ppo/seed1/best.json")),
+        "--gantt",
+        "0",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("note: --gantt"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    for contender in ["ckpt_best", "sjf", "tetris"] {
+        let chart = format!("gantt_deeprm-hold_{contender}.svg");
+        let svg = std::fs::read_to_string(out_dir.join(&chart)).unwrap();
+        for text in [
+            "episode 0 (seed 500)",
+            "queue",
+            "res0 (10 units)",
+            "res1 (10 units)",
+        ] {
+            assert!(svg.contains(text), "{chart}: {text}");
+        }
+        // The caption counts the jobs of the episode the report scored: all finished.
+        let name = if contender == "ckpt_best" {
+            "ckpt:best"
+        } else {
+            contender
+        };
+        let result = report["scenarios"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["contender"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report}"));
+        let episode = &result["episodes"][0]["metrics"];
+        let finished = episode["num_finished"].as_u64().unwrap();
+        assert!(finished > 0 && episode["num_unfinished"] == 0, "{episode}");
+        let caption = format!("{finished} jobs finished; at step");
+        assert!(
+            svg.contains(&caption) && svg.contains("0 running and 0 waiting"),
+            "{chart}: {caption}"
+        );
+    }
 }
 
 #[test]
@@ -1097,12 +1153,6 @@ fn bad_gantt_and_checkpoint_values_exit_2_naming_the_problem() {
         &["--suite", s(&tiny), "--episodes", "1", "--gantt", "1"],
         &out_dir,
         &["--gantt 1", "at most 0"],
-    );
-    let deeprm = suite(tmp.path(), "deeprm", 2);
-    assert_input_error(
-        &["--suite", s(&deeprm), "--gantt", "0"],
-        &out_dir,
-        &["--gantt", "no cluster scenario"],
     );
     let out = eval(&["--suite", s(&tiny), "--gantt", "first"]);
     assert_eq!(code(&out), 2);

@@ -1,10 +1,12 @@
 //! The schedule recorder: off by default, and then it costs one branch per task run and per
 //! failure. Switched on ([`ClusterEnv::record_schedule`]), it keeps every run of every task
 //! (server, GPUs, start, end, how it ended) and every interval a server was down, for Gantt
-//! charts; [`ClusterEnv::schedule`] returns the episode so far.
+//! charts; [`ClusterEnv::schedule`] returns the episode so far. DeepRM envs fill the same
+//! types from their own state (`deeprm/schedule.rs`), with one machine of unit resources.
 
 use super::ClusterEnv;
 use super::state::TaskIndex;
+use crate::workload::MAX_RESOURCES;
 
 /// How a recorded run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +16,9 @@ pub enum RunEnd {
     Killed,
     /// Still running when the schedule was read (the episode's end, or a truncation).
     Unfinished,
+    /// Still waiting when the schedule was read (DeepRM only: a queued job, or one reserved
+    /// to start later): `start_s` = `end_s` = the time it was read, so only the wait shows.
+    NotStarted,
 }
 
 /// One run of a task on a server.
@@ -27,6 +32,8 @@ pub struct TaskRun {
     pub server: usize,
     /// GPUs held (bit `i` = GPU `i` of the server), with per-GPU tracking; 0 otherwise.
     pub gpus: u16,
+    /// Units held of each resource (the task's demand).
+    pub demand: [u32; MAX_RESOURCES],
     /// Since when the task waited for this run: its arrival, or the failure that killed its
     /// previous run.
     pub queued_s: f64,
@@ -55,6 +62,9 @@ pub struct Schedule {
     pub now_s: f64,
     pub runs: Vec<TaskRun>,
     pub downs: Vec<DownInterval>,
+    /// DeepRM's single machine: each resource's name and units, drawn as one lane per
+    /// resource instead of server lanes; empty for clusters.
+    pub machine_units: Vec<(String, u32)>,
 }
 
 impl ClusterEnv {
@@ -156,6 +166,7 @@ impl ClusterEnv {
             priority: spec.priority,
             server: rec.server as usize,
             gpus: rec.gpus,
+            demand: spec.demand,
             queued_s,
             start_s: rec.start_s.min(end_s),
             end_s,

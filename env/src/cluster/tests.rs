@@ -343,12 +343,19 @@ fn the_schedule_recorder_logs_runs_kills_and_down_time_exactly() {
     };
     env.record_schedule(true);
     play(&mut env);
+    // Task `i`'s demand: A and C 2 units, B 1.
+    let units = |task: usize| {
+        let mut demand = [0; crate::workload::MAX_RESOURCES];
+        demand[0] = if task == 1 { 1 } else { 2 };
+        demand
+    };
     let run = |task, task_id, priority, server, queued_s, start_s, end_s, end| TaskRun {
         task,
         task_id,
         priority,
         server,
         gpus: 0,
+        demand: units(task),
         queued_s,
         start_s,
         end_s,
@@ -369,6 +376,7 @@ fn the_schedule_recorder_logs_runs_kills_and_down_time_exactly() {
             start_s: 4.0,
             end_s: 6.0,
         }],
+        machine_units: vec![],
     };
     assert_eq!(env.schedule().as_ref(), Some(&expected));
     assert_eq!(env.episode_metrics().unwrap().num_killed, 1);
@@ -398,6 +406,7 @@ fn a_run_still_going_at_truncation_is_cut_at_the_clock() {
             priority: 0,
             server: 0,
             gpus: 0,
+            demand: [2, 0, 0, 0, 0, 0, 0, 0],
             queued_s: 0.0,
             start_s: 0.0,
             end_s: 3.0,
