@@ -6,6 +6,9 @@ mod common;
 use common::{bin, repo_root};
 use std::path::Path;
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT_RUN: AtomicUsize = AtomicUsize::new(0);
 
 /// `configs/ppo_csv_example.toml`, shortened, on a copy of `csv-example.toml` whose replay
 /// keys are replaced by `replay_keys`.
@@ -44,6 +47,11 @@ fn train_csv(dir: &Path, replay_keys: &str) -> (Output, String) {
         ])
         .args(["--set", "run.device=\"cpu\"", "--total-steps", "64"])
         .args(["--runs-dir", dir.to_str().unwrap()])
+        // Its own run name: two runs started within one second would share the default one.
+        .args([
+            "--run-name",
+            &format!("run{}", NEXT_RUN.fetch_add(1, Ordering::SeqCst)),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
