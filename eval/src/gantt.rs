@@ -316,6 +316,14 @@ fn draw_legend<DB: DrawingBackend>(
             false,
         ),
     ]);
+    draw_legend_rows(area, entries)
+}
+
+/// One legend row per entry (label, style, drawn as a line rather than a box), top down.
+fn draw_legend_rows<DB: DrawingBackend, S: Into<String>>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: impl IntoIterator<Item = (S, ShapeStyle, bool)>,
+) -> Result<()> {
     let font = ("sans-serif", 12).into_font().color(&BLACK);
     for (k, (text, style, line)) in entries.into_iter().enumerate() {
         let y = 50 + 20 * k as i32;
@@ -325,7 +333,7 @@ fn draw_legend<DB: DrawingBackend>(
             area.draw(&Rectangle::new([(10, y - 5), (28, y + 6)], style))
         }
         .map_err(plot_err)?;
-        area.draw(&Text::new(text, (36, y - 6), font.clone()))
+        area.draw(&Text::new(text.into(), (36, y - 6), font.clone()))
             .map_err(plot_err)?;
     }
     Ok(())

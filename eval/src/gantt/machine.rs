@@ -269,19 +269,7 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift
             false,
         ),
     ];
-    let font = ("sans-serif", 12).into_font().color(&BLACK);
-    for (k, (text, style, line)) in entries.into_iter().enumerate() {
-        let y = 50 + 20 * k as i32;
-        if line {
-            area.draw(&PathElement::new(vec![(10, y), (28, y)], style))
-        } else {
-            area.draw(&Rectangle::new([(10, y - 5), (28, y + 6)], style))
-        }
-        .map_err(plot_err)?;
-        area.draw(&Text::new(text, (36, y - 6), font.clone()))
-            .map_err(plot_err)?;
-    }
-    Ok(())
+    super::draw_legend_rows(area, entries)
 }
 
 #[cfg(test)]
