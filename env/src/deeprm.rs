@@ -610,7 +610,13 @@ mod tests {
     use super::*;
     use crate::workload::TaskList;
 
-    fn config(tasks: Vec<TaskSpec>, num_slots: usize, backlog_cap: usize) -> DeepRmConfig {
+    /// A DeepRM config of two 10-unit resources replaying `tasks` (also the base of the
+    /// schedule tests' machine).
+    pub(super) fn config(
+        tasks: Vec<TaskSpec>,
+        num_slots: usize,
+        backlog_cap: usize,
+    ) -> DeepRmConfig {
         DeepRmConfig {
             resources: vec!["r0".into(), "r1".into()],
             capacity: [10, 10, 0, 0, 0, 0, 0, 0],

@@ -72,10 +72,8 @@ impl DeepRmEnv {
 mod tests {
     use super::*;
     use crate::Env;
-    use crate::cluster::{RewardWeights, state::SlotOrder};
     use crate::deeprm::DeepRmConfig;
-    use crate::workload::{MAX_RESOURCES, TaskList, TaskSpec};
-    use std::sync::Arc;
+    use crate::workload::{MAX_RESOURCES, TaskSpec};
 
     fn run(task: usize, units: u32, times: [f64; 3], end: RunEnd) -> TaskRun {
         let mut demand = [0; MAX_RESOURCES];
@@ -107,17 +105,8 @@ mod tests {
         let mut env = DeepRmEnv::new(DeepRmConfig {
             resources: vec!["cpu".into()],
             capacity: [2, 0, 0, 0, 0, 0, 0, 0],
-            horizon: 20,
-            num_slots: 2,
-            backlog_cap: 2,
             max_steps: 100,
-            max_decisions: u64::MAX,
-            hold_limit: None,
-            slot_order: SlotOrder::Fifo,
-            reward: RewardWeights::default(),
-            seed: 0,
-            workload: Arc::new(TaskList::new(tasks)),
-            source_files: Vec::new(),
+            ..crate::deeprm::tests::config(tasks, 2, 2)
         });
         let mut obs = vec![0.0; env.obs_layout().dim()];
         let wait = env.wait_action();
