@@ -165,6 +165,8 @@ pub enum EnvError {
     Illegal { action: usize, reason: &'static str },
     #[error("step called after the episode ended; call reset first")]
     EpisodeOver,
+    #[error("task {index} cannot be chosen now: {reason}")]
+    IllegalTask { index: u32, reason: &'static str },
 }
 
 /// A Gymnasium-style environment with a discrete action space and an action mask.

@@ -45,7 +45,7 @@ fn running(server: usize, demand: &[u32], estimated_finish_s: f64) -> RunningTas
 
 /// The action `rule` takes; placement-mode actions are `slot × num_servers + server`.
 fn decide(rule: Rule, s: &Snapshot) -> usize {
-    Heuristic::new("test", rule).decide(s)
+    Heuristic::new("test", rule).action_in(s)
 }
 
 /// One single-resource server with 10 units of which `free` are free; 4 slots.
@@ -511,7 +511,7 @@ fn deeprm_sjf_and_packer_agree_with_deeprms_definitions_at_every_decision() {
                 };
                 assert_eq!(
                     action,
-                    deeprm_reference(deeprm, name == "packer"),
+                    schedulers::Decision::Action(deeprm_reference(deeprm, name == "packer")),
                     "{name}, seed {seed}"
                 );
                 decisions += 1;

@@ -26,6 +26,62 @@ pub enum ActionMode {
     Slot,
 }
 
+/// What choosing a queued task means: start it now, or commit to it as the next task to
+/// start (batch scheduling: Feitelson & Weil, IPPS'98; Mu'alem & Feitelson, TPDS 2001).
+///
+/// Under the three commit disciplines the agent's choice is a promise that the task starts
+/// before any other task chosen later; the env then runs the clock itself until the task
+/// starts (the step returns only then), starting other tasks meanwhile only as the
+/// discipline allows. Backfilling reads the whole queue (visible slots and backlog) in
+/// arrival order and decides on runtime *estimates*, never true durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Discipline {
+    /// The chosen task starts now; only tasks that fit now may be chosen (lepton's
+    /// default, and DeepRM's).
+    #[default]
+    Greedy,
+    /// The chosen task waits until it fits; nothing else starts meanwhile.
+    Strict,
+    /// EASY backfilling (Lifka, 1995): the chosen task holds a reservation at its shadow
+    /// time (when enough running tasks will have ended, by their estimates, for it to fit);
+    /// while it waits, a later task that fits now may start if it would end, by its estimate,
+    /// strictly before the shadow time or runs on another server than the reserved one.
+    /// (RLScheduler's variant, Zhang et al., SC'20: no "extra nodes" rule.)
+    Easy,
+    /// Conservative backfilling: the chosen task, then every other queued task in arrival
+    /// order, gets the earliest reservation that fits in the estimated availability profile
+    /// for its whole estimated run without moving an earlier reservation; a task whose
+    /// reservation is now starts now.
+    Conservative,
+}
+
+impl Discipline {
+    /// Every discipline in the order of the docs, with its name in scenario files and
+    /// scheduler names (`sjf+easy`).
+    pub const ALL: [(Discipline, &'static str); 4] = [
+        (Discipline::Greedy, "greedy"),
+        (Discipline::Strict, "strict"),
+        (Discipline::Easy, "easy"),
+        (Discipline::Conservative, "conservative"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(d, _)| *d == self)
+            .map_or("greedy", |(_, n)| n)
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(d, _)| *d)
+    }
+
+    /// True for the disciplines under which a chosen task may wait for room.
+    pub fn commits(self) -> bool {
+        self != Discipline::Greedy
+    }
+}
+
 /// How slot mode picks the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlacementRule {
@@ -151,6 +207,8 @@ pub struct ClusterConfig {
     pub max_decisions: u64,
     pub action_mode: ActionMode,
     pub placement_rule: PlacementRule,
+    /// What choosing a task means (greedy: start now; or a commitment, see [`Discipline`]).
+    pub discipline: Discipline,
     pub illegal_action: IllegalAction,
     pub oversize: OversizePolicy,
     pub reward: RewardWeights,
@@ -223,6 +281,7 @@ impl ClusterConfig {
             max_decisions: u64::MAX,
             action_mode: ActionMode::Placement,
             placement_rule: PlacementRule::FirstFit,
+            discipline: Discipline::Greedy,
             illegal_action: IllegalAction::Error,
             oversize: OversizePolicy::Drop,
             reward: RewardWeights::default(),

@@ -99,6 +99,21 @@ impl Env for ClusterEnv {
                 });
             }
             self.wait();
+        } else if self.config.discipline.commits() {
+            let k = match self.config.action_mode {
+                ActionMode::Placement => action / self.servers.len(),
+                ActionMode::Slot => action,
+            };
+            match self.queue.slots[k] {
+                Some(i) => self.commit(i),
+                None => {
+                    let reason = "the slot is empty";
+                    match self.config.illegal_action {
+                        IllegalAction::Error => return Err(EnvError::Illegal { action, reason }),
+                        IllegalAction::Wait => self.wait(),
+                    }
+                }
+            }
         } else {
             match self.feasible_placement(action) {
                 Ok((k, server)) => self.place(k, server),
@@ -136,6 +151,11 @@ impl Env for ClusterEnv {
                     }
                 }
             }
+            ActionMode::Slot if self.config.discipline.commits() => {
+                for (m, slot) in mask.iter_mut().zip(&self.queue.slots) {
+                    *m = slot.is_some();
+                }
+            }
             ActionMode::Slot => {
                 for (m, slot) in mask.iter_mut().zip(&self.queue.slots) {
                     *m = slot.is_some_and(|i| self.fits_somewhere_now(i));
@@ -151,5 +171,38 @@ impl Env for ClusterEnv {
 
     fn clock(&self) -> Option<f64> {
         Some(self.now_s())
+    }
+}
+
+impl ClusterEnv {
+    /// Chooses queued task `index` (a [`QueuedView::index`](super::QueuedView::index): a
+    /// task in a visible slot or in the backlog) as a slot action chooses its slot's task:
+    /// under [`Discipline::Greedy`](super::Discipline::Greedy) it must fit now and starts
+    /// now; under a commit discipline it is the next task to start. This is how heuristics
+    /// that read the whole queue act; a policy acts through [`Env::step`].
+    pub fn step_task(&mut self, index: u32, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        if self.terminated || self.truncated || self.end_pending {
+            return self.step(self.wait_action(), obs);
+        }
+        let queued = self.queue.iter().any(|(i, _)| i == index);
+        if !queued {
+            return Err(EnvError::IllegalTask {
+                index,
+                reason: "it is not in the queue",
+            });
+        }
+        if self.config.discipline.commits() {
+            self.commit(index);
+        } else {
+            let Some(n) = self.rule_server(&self.need(index)) else {
+                return Err(EnvError::IllegalTask {
+                    index,
+                    reason: "it fits on no server now",
+                });
+            };
+            self.start_queued(index, n);
+        }
+        self.num_decisions += 1;
+        Ok(self.finish_step(obs))
     }
 }

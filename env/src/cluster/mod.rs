@@ -14,6 +14,7 @@
 //! lower layers `state.rs`, `index.rs`, `observation.rs`, `reward.rs`, `stats.rs`.
 
 mod config;
+mod discipline;
 mod dynamics;
 mod env;
 mod failures;
@@ -34,14 +35,15 @@ mod tests;
 mod views;
 
 pub use config::{
-    ActionMode, ClusterConfig, FailureModel, GpuConfig, IllegalAction, KillPolicy, OversizePolicy,
-    PlacementRule, PowerModel, Reservation, ServerObs, ServerType, SlotOrder, TimeMode,
+    ActionMode, ClusterConfig, Discipline, FailureModel, GpuConfig, IllegalAction, KillPolicy,
+    OversizePolicy, PlacementRule, PowerModel, Reservation, ServerObs, ServerType, SlotOrder,
+    TimeMode,
 };
 pub use placement::fits_some_server_type;
 pub use reward::RewardWeights;
 pub use schedule::{DownInterval, RunEnd, Schedule, TaskRun};
 pub use state::{EventKind, MAX_GPUS, TaskPhase};
-pub use views::{Census, RunningView, ServerView, SlotView};
+pub use views::{Census, QueuedView, RunningView, ServerView, SlotView};
 
 use crate::api::ObsLayout;
 use crate::metrics::EpisodeMetrics;

@@ -86,7 +86,12 @@ impl ClusterEnv {
         self.index.first_fit(&self.need(i)).is_some()
     }
 
+    /// True when the agent has a real choice: a visible task fits now (greedy), or any task
+    /// is queued (a commit discipline, under which a task that does not fit may be chosen).
     pub(super) fn any_feasible_placement(&self) -> bool {
+        if self.config.discipline.commits() {
+            return !self.queue.is_empty();
+        }
         self.queue
             .slots
             .iter()
@@ -105,9 +110,16 @@ impl ClusterEnv {
     }
 
     pub(super) fn place(&mut self, k: usize, n: usize) {
-        let Some(i) = self.queue.take(k, &self.tasks) else {
+        if let Some(i) = self.queue.slots[k] {
+            self.start_queued(i, n);
+        }
+    }
+
+    /// Starts queued task `i` (in a slot or the backlog) on server `n`, where it must fit.
+    pub(super) fn start_queued(&mut self, i: TaskIndex, n: usize) {
+        if !self.queue.remove(i, &self.tasks) {
             return;
-        };
+        }
         let spec = self.tasks[i as usize];
         let need = Need::of(&spec, self.gpu_key());
         let unit = self.gpu_key().map_or(0, |(_, u)| u as u16);

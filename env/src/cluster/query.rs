@@ -3,9 +3,9 @@
 //! it only through `schedulers/snapshot.rs`, the audited surface.
 
 use super::ClusterEnv;
-use super::config::{ActionMode, ClusterConfig, ServerType};
+use super::config::{ActionMode, ClusterConfig, Discipline, ServerType};
 use super::index;
-use super::views::{RunningView, ServerView, SlotView};
+use super::views::{QueuedView, RunningView, ServerView, SlotView};
 use crate::api::Env;
 
 impl ClusterEnv {
@@ -47,6 +47,36 @@ impl ClusterEnv {
         let index = (*self.queue.slots.get(k)?)?;
         let spec = &self.tasks[index as usize];
         Some(SlotView::of(k, spec, self.num_resources, self.now_s))
+    }
+
+    /// Every queued task, visible or in the backlog (slots first, then the backlog in
+    /// arrival order): what a batch scheduler reads; the slots are only what a policy sees.
+    pub fn queued(&self) -> impl Iterator<Item = QueuedView<'_>> + '_ {
+        self.queue.iter().map(move |(i, slot)| {
+            let spec = &self.tasks[i as usize];
+            QueuedView {
+                index: i,
+                slot,
+                task_id: spec.id,
+                arrival_s: spec.arrival_s,
+                demand: &spec.demand[..self.num_resources],
+                estimate_s: spec.estimate_s,
+                priority: spec.priority,
+                deadline_s: spec.deadline_s,
+                fits_now: self.fits_somewhere_now(i),
+            }
+        })
+    }
+
+    /// What choosing a task means now (see [`Discipline`]).
+    pub fn discipline(&self) -> Discipline {
+        self.config.discipline
+    }
+
+    /// Switches the discipline for the following steps (evaluation runs a scheduler such as
+    /// `sjf+easy` under its own discipline on any slot-mode scenario).
+    pub fn set_discipline(&mut self, discipline: Discipline) {
+        self.config.discipline = discipline;
     }
 
     /// Number of queued tasks beyond the visible slots.

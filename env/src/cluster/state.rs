@@ -337,6 +337,32 @@ impl TaskQueue {
         Some(taken)
     }
 
+    /// Removes task `i` wherever it waits: a slot (refilled as [`take`](Self::take) does) or
+    /// the backlog. False if `i` is not queued.
+    pub fn remove(&mut self, i: TaskIndex, tasks: &[TaskSpec]) -> bool {
+        if let Some(k) = self.slots.iter().position(|&s| s == Some(i)) {
+            return self.take(k, tasks).is_some();
+        }
+        match self.backlog.iter().position(|&b| b == i) {
+            Some(pos) => {
+                self.backlog.remove(pos);
+                self.add_to_backlog_sums(&tasks[i as usize], -1.0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every queued task (slots, then backlog), with its slot if it has one.
+    pub fn iter(&self) -> impl Iterator<Item = (TaskIndex, Option<usize>)> + '_ {
+        let slots = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| s.map(|i| (i, Some(k))));
+        slots.chain(self.backlog.iter().map(|&i| (i, None)))
+    }
+
     fn add_to_backlog_sums(&mut self, spec: &TaskSpec, sign: f64) {
         for (sum, &d) in self.backlog_demand_sum.iter_mut().zip(&spec.demand) {
             if sign > 0.0 {

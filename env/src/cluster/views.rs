@@ -35,6 +35,25 @@ impl<'a> SlotView<'a> {
     }
 }
 
+/// A queued task anywhere in the queue (a visible slot or the backlog), as a batch scheduler
+/// sees it: estimates only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueuedView<'a> {
+    /// The task's handle for [`ClusterEnv::step_task`](super::ClusterEnv::step_task): its
+    /// index in the episode's workload (arrival order).
+    pub index: u32,
+    /// Its visible slot, `None` in the backlog.
+    pub slot: Option<usize>,
+    pub task_id: u64,
+    pub arrival_s: f64,
+    pub demand: &'a [u32],
+    pub estimate_s: f64,
+    pub priority: u8,
+    pub deadline_s: Option<f64>,
+    /// True when it can start on some server now.
+    pub fits_now: bool,
+}
+
 /// A server, as a scheduler may see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ServerView<'a> {

@@ -11,8 +11,9 @@ use super::trace::{load_trace, resolve_trace};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{ResolvedWorkload, data_files, resolve_workload};
 use crate::cluster::{
-    ActionMode, ClusterConfig, GpuConfig, IllegalAction, KillPolicy, MAX_GPUS, OversizePolicy,
-    PlacementRule, Reservation, ServerObs, ServerType, TimeMode, fits_some_server_type,
+    ActionMode, ClusterConfig, Discipline, GpuConfig, IllegalAction, KillPolicy, MAX_GPUS,
+    OversizePolicy, PlacementRule, Reservation, ServerObs, ServerType, TimeMode,
+    fits_some_server_type,
 };
 use crate::trace::LoadedTrace;
 use crate::workload::{MAX_RESOURCES, Synthetic, TaskSource};
@@ -95,6 +96,26 @@ pub(super) fn resolve_cluster(
         None => mean_duration_s,
     };
     let (action_mode, placement_rule, illegal_action) = actions(&file.actions);
+    let discipline = match file.actions.discipline.as_deref() {
+        None => Discipline::Greedy,
+        Some(name) => Discipline::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Discipline::ALL.iter().map(|(_, n)| *n).collect();
+            c.err(
+                "actions.discipline",
+                format!("unknown discipline `{name}` (one of: {})", names.join(", ")),
+            )
+        })?,
+    };
+    if discipline.commits() && action_mode != ActionMode::Slot {
+        return Err(c.err(
+            "actions.discipline",
+            format!(
+                "`{}` needs actions.mode = \"slot\" (an action chooses a task; the placement \
+                 rule picks its server when it starts)",
+                discipline.name()
+            ),
+        ));
+    }
     let config = ClusterConfig {
         resources,
         server_types,
@@ -114,6 +135,7 @@ pub(super) fn resolve_cluster(
         max_decisions: file.time.max_decisions,
         action_mode,
         placement_rule,
+        discipline,
         illegal_action,
         oversize,
         reward: c.reward(&file.reward)?,

@@ -1,7 +1,7 @@
 //! [`ScenarioEnv`]: any scenario's env behind one concrete type.
 
 use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
-use crate::cluster::ClusterEnv;
+use crate::cluster::{ClusterEnv, Discipline};
 use crate::deeprm::DeepRmEnv;
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
@@ -63,6 +63,40 @@ impl ScenarioEnv {
         match self {
             ScenarioEnv::Cluster(e) => Box::new(e.finished_slowdowns()),
             ScenarioEnv::DeepRm(e) => Box::new(e.finished_slowdowns()),
+        }
+    }
+}
+
+// Batch scheduling: a discipline per episode, and choosing a task from the whole queue.
+impl ScenarioEnv {
+    /// What choosing a task means now (DeepRM's env: always greedy).
+    pub fn discipline(&self) -> Discipline {
+        match self {
+            ScenarioEnv::Cluster(e) => e.discipline(),
+            ScenarioEnv::DeepRm(_) => Discipline::Greedy,
+        }
+    }
+
+    /// Switches the discipline; DeepRM's env has only the greedy one.
+    pub fn set_discipline(&mut self, discipline: Discipline) -> Result<(), &'static str> {
+        match self {
+            ScenarioEnv::Cluster(e) => {
+                e.set_discipline(discipline);
+                Ok(())
+            }
+            ScenarioEnv::DeepRm(_) if !discipline.commits() => Ok(()),
+            ScenarioEnv::DeepRm(_) => Err("DeepRM's env has no commit disciplines"),
+        }
+    }
+
+    /// Chooses a queued task by its index (see [`ClusterEnv::step_task`]).
+    pub fn step_task(&mut self, index: u32, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        match self {
+            ScenarioEnv::Cluster(e) => e.step_task(index, obs),
+            ScenarioEnv::DeepRm(_) => Err(EnvError::IllegalTask {
+                index,
+                reason: "DeepRM's env takes slot actions only",
+            }),
         }
     }
 }

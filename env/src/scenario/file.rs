@@ -209,6 +209,9 @@ pub(super) struct ActionsFile {
     pub(super) placement_rule: PlacementRuleFile,
     #[serde(default)]
     pub(super) illegal: IllegalFile,
+    /// `greedy` (default), `strict`, `easy` or `conservative`: see `cluster::Discipline`.
+    #[serde(default)]
+    pub(super) discipline: Option<String>,
 }
 
 #[derive(Deserialize)]

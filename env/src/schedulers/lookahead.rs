@@ -60,14 +60,14 @@ impl Lookahead {
     fn fill_candidates(&mut self, env: &ScenarioEnv, mask: &[bool]) {
         self.snapshot.fill(env);
         self.candidates.clear();
-        self.candidates.push(self.base.decide(&self.snapshot));
+        self.candidates.push(self.base.action_in(&self.snapshot));
         for task in 0..self.snapshot.tasks.len() {
             self.restricted.clone_from(&self.snapshot);
             self.restricted.placements.retain(|p| p.task == task);
             if self.restricted.placements.is_empty() {
                 continue;
             }
-            let action = self.base.decide(&self.restricted);
+            let action = self.base.action_in(&self.restricted);
             if action != self.snapshot.wait_action && !self.candidates.contains(&action) {
                 self.candidates.push(action);
             }
@@ -102,7 +102,7 @@ impl Lookahead {
                 return cost;
             }
             self.restricted.fill(&sim);
-            action = self.base.decide(&self.restricted);
+            action = self.base.action_in(&self.restricted);
         }
     }
 }

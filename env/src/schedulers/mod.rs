@@ -39,20 +39,23 @@
 //! ```
 
 mod lookahead;
+mod priority;
 mod registry;
 mod rules;
 mod smallest_demand;
 mod snapshot;
 
 pub use lookahead::Lookahead;
+pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
 };
 pub use rules::{Rule, WeightedParams};
 pub use smallest_demand::SmallestDemand;
-pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot};
+pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot, WaitingTask};
 
 use crate::api::{Env, EnvError};
+use crate::cluster::Discipline;
 use crate::metrics::EpisodeMetrics;
 use crate::scenario::ScenarioEnv;
 use rand::{Rng, SeedableRng};
@@ -70,6 +73,26 @@ pub trait Scheduler: Send {
     /// The action to take now. `mask` is the env's action mask and the returned action must
     /// be legal in it.
     fn act(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> usize;
+
+    /// What to do now, when the scheduler may choose any queued task, not only a visible
+    /// slot's (episodes ask this; by default it is [`act`](Self::act)'s action).
+    fn decide(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> Decision {
+        Decision::Action(self.act(env, obs, mask))
+    }
+
+    /// The discipline this scheduler's episodes run under (`None`: the scenario's own).
+    fn discipline(&self) -> Option<Discipline> {
+        None
+    }
+}
+
+/// A scheduler's choice at one decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// An action of the env's action space ([`Env::step`]).
+    Action(usize),
+    /// A queued task by its index, visible or not ([`ScenarioEnv::step_task`]).
+    Task(u32),
 }
 
 /// A deterministic heuristic: a [`Rule`] applied to a [`Snapshot`] of the env.
@@ -96,7 +119,7 @@ impl Heuristic {
     /// The action this heuristic takes in `snapshot`. A rule that would wait while the env
     /// forbids it (a hold limit) starts the placeable task that has waited longest instead:
     /// the limit is there to end starvation, so the starving task goes first.
-    pub fn decide(&self, snapshot: &Snapshot) -> usize {
+    pub fn action_in(&self, snapshot: &Snapshot) -> usize {
         match self.rule.choose(snapshot) {
             Some(i) => snapshot.placements[i].action,
             None if snapshot.wait_allowed => snapshot.wait_action,
@@ -118,7 +141,7 @@ impl Scheduler for Heuristic {
 
     fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
         self.snapshot.fill(env);
-        self.decide(&self.snapshot)
+        self.action_in(&self.snapshot)
     }
 }
 
@@ -192,11 +215,16 @@ impl Scheduler for RandomScheduler {
 /// Why [`run_episode`] failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EpisodeError {
-    #[error("scheduler `{scheduler}` took action {action}: {source}")]
+    #[error("scheduler `{scheduler}` took {decision:?}: {source}")]
     Step {
         scheduler: String,
-        action: usize,
+        decision: Decision,
         source: EnvError,
+    },
+    #[error("scheduler `{scheduler}` cannot run on this scenario: {reason}")]
+    Discipline {
+        scheduler: String,
+        reason: &'static str,
     },
     #[error("the episode did not end within {0} steps")]
     TooLong(u64),
@@ -214,12 +242,33 @@ pub fn run_episode(
     run_episode_with(scheduler, env, seed, |_, _| {})
 }
 
-/// [`run_episode`] calling `on_action(env, action)` before each step (to record a schedule).
+/// [`run_episode`] calling `on_decision(env, decision)` before each step (to record a
+/// schedule). The episode runs under the scheduler's [`discipline`](Scheduler::discipline)
+/// when it has one; the env's own is restored afterwards.
 pub fn run_episode_with(
     scheduler: &mut dyn Scheduler,
     env: &mut ScenarioEnv,
     seed: u64,
-    mut on_action: impl FnMut(&ScenarioEnv, usize),
+    on_decision: impl FnMut(&ScenarioEnv, Decision),
+) -> Result<EpisodeMetrics, EpisodeError> {
+    let own = env.discipline();
+    let wanted = scheduler.discipline().unwrap_or(own);
+    env.set_discipline(wanted)
+        .map_err(|reason| EpisodeError::Discipline {
+            scheduler: scheduler.name(),
+            reason,
+        })?;
+    let result = run_steps(scheduler, env, seed, on_decision);
+    env.set_discipline(own)
+        .expect("the env's own discipline is always valid");
+    result
+}
+
+fn run_steps(
+    scheduler: &mut dyn Scheduler,
+    env: &mut ScenarioEnv,
+    seed: u64,
+    mut on_decision: impl FnMut(&ScenarioEnv, Decision),
 ) -> Result<EpisodeMetrics, EpisodeError> {
     let mut obs = vec![0.0; env.observation_space().dim()];
     let mut mask = vec![false; env.action_space().n];
@@ -230,14 +279,17 @@ pub fn run_episode_with(
             return Ok(metrics.clone());
         }
         env.action_mask(&mut mask);
-        let action = scheduler.act(env, &obs, &mask);
-        on_action(env, action);
-        env.step(action, &mut obs)
-            .map_err(|source| EpisodeError::Step {
-                scheduler: scheduler.name(),
-                action,
-                source,
-            })?;
+        let decision = scheduler.decide(env, &obs, &mask);
+        on_decision(env, decision);
+        let stepped = match decision {
+            Decision::Action(action) => env.step(action, &mut obs),
+            Decision::Task(index) => env.step_task(index, &mut obs),
+        };
+        stepped.map_err(|source| EpisodeError::Step {
+            scheduler: scheduler.name(),
+            decision,
+            source,
+        })?;
     }
     env.episode_metrics()
         .cloned()

@@ -5,9 +5,11 @@
 //! its code plus one entry here.
 
 use super::lookahead::Lookahead;
+use super::priority::{Priority, PriorityScheduler};
 use super::rules::{Rule, WeightedParams};
 use super::smallest_demand::SmallestDemand;
 use super::{Heuristic, RandomDraw, RandomScheduler, Scheduler};
+use crate::cluster::Discipline;
 
 /// How a registered scheduler is built from the parameters after its name (the text after
 /// the first `:`, `None` without one); an `Err` is the reason the parameters are bad.
@@ -35,6 +37,9 @@ pub struct Registered {
     /// Whether reports run it when no list is given (see [`NAMES`]).
     pub in_default_list: bool,
     pub build: Build,
+    /// The whole-queue priority function this rule shares its name with, if any: then
+    /// `NAME+DISCIPLINE` (`sjf+easy`) is a [`PriorityScheduler`] under that discipline.
+    pub family: Option<Priority>,
 }
 
 const fn entry(
@@ -50,7 +55,15 @@ const fn entry(
         summary,
         in_default_list,
         build,
+        family: None,
     }
+}
+
+/// A parameterless rule that also heads a `NAME+DISCIPLINE` family.
+const fn with_family(mut entry: Registered, priority: Priority) -> Registered {
+    entry.family = Some(priority);
+    entry.params = "[+DISCIPLINE]";
+    entry
 }
 
 /// A parameterless rule.
@@ -88,15 +101,21 @@ pub const REGISTRY: &[Registered] = &[
         }),
         "DeepRM's random agent: uniform over every action index; an illegal pick waits",
     ),
-    rule!(
-        "fcfs",
-        Rule::Fcfs,
-        "strict first come, first served, first-fit server"
+    with_family(
+        rule!(
+            "fcfs",
+            Rule::Fcfs,
+            "strict first come, first served, first-fit server"
+        ),
+        Priority::Fcfs,
     ),
-    rule!(
-        "sjf",
-        Rule::Sjf,
-        "shortest estimated job first (DeepRM's SJF)"
+    with_family(
+        rule!(
+            "sjf",
+            Rule::Sjf,
+            "shortest estimated job first (DeepRM's SJF)"
+        ),
+        Priority::Sjf,
     ),
     rule!(
         "packer",
@@ -127,9 +146,18 @@ pub const REGISTRY: &[Registered] = &[
         "lowest α·estimate + β·slack (default α = 1, β = 0.5)",
     ),
     rule!("easy", Rule::Easy, "EASY backfilling on FCFS"),
-    rule!("wfp3", Rule::Wfp3, "WFP3 (RLScheduler, SC'20)"),
-    rule!("unicep", Rule::Unicep, "UNICEP (RLScheduler, SC'20)"),
-    rule!("f1", Rule::F1, "F1 (RLScheduler, SC'20)"),
+    with_family(
+        rule!("wfp3", Rule::Wfp3, "WFP3 (RLScheduler, SC'20)"),
+        Priority::Wfp3,
+    ),
+    with_family(
+        rule!("unicep", Rule::Unicep, "UNICEP (RLScheduler, SC'20)"),
+        Priority::Unicep,
+    ),
+    with_family(
+        rule!("f1", Rule::F1, "F1 (RLScheduler, SC'20)"),
+        Priority::F1,
+    ),
     entry(
         "smallest_demand",
         "",
@@ -231,10 +259,13 @@ fn lookup(spec: &str) -> Result<(&'static Registered, Option<&str>), UnknownSche
         })
 }
 
-/// Builds a scheduler from its registry name and parameters, e.g. `sjf`, `weighted:1:0.25`
-/// or `lookahead:sjf:0`. Unknown names fail with the list of known ones.
+/// Builds a scheduler from its registry name and parameters, e.g. `sjf`, `weighted:1:0.25`,
+/// `lookahead:sjf:0` or `f1+easy`. Unknown names fail with the list of known ones.
 pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
     let spec = spec.trim();
+    if let Some((name, discipline)) = spec.split_once('+') {
+        return family_member(spec, name, discipline);
+    }
     let (entry, params) = lookup(spec)?;
     let bad = |reason| UnknownScheduler::Params {
         spec: spec.into(),
@@ -244,6 +275,44 @@ pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
         Build::Rule(rule) => Ok(Box::new(Heuristic::new(spec, rule(params).map_err(bad)?))),
         Build::Scheduler(build) => build(params).map_err(bad),
     }
+}
+
+/// `NAME+DISCIPLINE`: a [`PriorityScheduler`] if NAME heads a family.
+fn family_member(
+    spec: &str,
+    name: &str,
+    discipline: &str,
+) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
+    let (entry, _) = lookup(name).map_err(|_| UnknownScheduler::Name {
+        name: spec.to_string(),
+    })?;
+    let bad = |reason: String| UnknownScheduler::Params {
+        spec: spec.into(),
+        reason,
+    };
+    let Some(priority) = entry.family else {
+        return Err(bad(format!(
+            "`{name}` has no +DISCIPLINE form (only: {})",
+            family_names().join(", ")
+        )));
+    };
+    let Some(discipline) = Discipline::from_name(discipline) else {
+        let names: Vec<&str> = Discipline::ALL.iter().map(|(_, n)| *n).collect();
+        return Err(bad(format!(
+            "unknown discipline `{discipline}` (one of: {})",
+            names.join(", ")
+        )));
+    };
+    Ok(Box::new(PriorityScheduler::new(priority, discipline)))
+}
+
+/// The names that take `+DISCIPLINE`.
+fn family_names() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|r| r.family.is_some())
+        .map(|r| r.name)
+        .collect()
 }
 
 fn no_params(params: Option<&str>) -> Result<(), String> {

@@ -57,6 +57,70 @@ impl From<SlotView<'_>> for QueuedTask {
     }
 }
 
+/// A queued task anywhere in the queue (visible slot or backlog), as the whole-queue
+/// batch schedulers see it (`priority.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WaitingTask {
+    /// The env's handle for choosing it ([`Decision::Task`](super::Decision::Task)).
+    pub index: u32,
+    pub arrival_s: f64,
+    pub estimate_s: f64,
+    /// Demand of the first resource (processors, for HPC traces).
+    pub first_demand: u32,
+    /// True when it can start on some server now.
+    pub fits_now: bool,
+    /// The action that chooses it now, when it sits in a visible slot and may be chosen.
+    pub action: Option<usize>,
+}
+
+impl WaitingTask {
+    /// Size for the HPC priority formulas: the first resource's demand, at least 1.
+    pub fn size(&self) -> f64 {
+        f64::from(self.first_demand.max(1))
+    }
+
+    /// Refills `out` with every queued task of `env` and returns the env's time (a DeepRM
+    /// env shows its visible slots only).
+    pub fn fill_queue(out: &mut Vec<WaitingTask>, env: &ScenarioEnv) -> f64 {
+        out.clear();
+        match env {
+            ScenarioEnv::Cluster(env) => {
+                let commits = env.discipline().commits();
+                out.extend(env.queued().map(|t| WaitingTask {
+                    index: t.index,
+                    arrival_s: t.arrival_s,
+                    estimate_s: t.estimate_s,
+                    first_demand: t.demand.first().copied().unwrap_or(0),
+                    fits_now: t.fits_now,
+                    action: t.slot.and_then(|k| {
+                        if commits {
+                            Some(k)
+                        } else {
+                            env.slot_action_index(k)
+                        }
+                    }),
+                }));
+                env.now_s()
+            }
+            ScenarioEnv::DeepRm(env) => {
+                out.extend((0..env.num_slots()).filter_map(|k| {
+                    let slot = env.slot(k)?;
+                    let fits_now = env.fits_now(k);
+                    Some(WaitingTask {
+                        index: k as u32,
+                        arrival_s: slot.arrival_s,
+                        estimate_s: slot.estimate_s,
+                        first_demand: slot.demand.first().copied().unwrap_or(0),
+                        fits_now,
+                        action: if fits_now { env.action_index(k) } else { None },
+                    })
+                }));
+                f64::from(env.now_steps())
+            }
+        }
+    }
+}
+
 /// A server's shape and what is free on it now.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ServerInfo {
@@ -96,7 +160,7 @@ pub struct Snapshot {
     pub placements: Vec<Placement>,
     pub wait_action: usize,
     /// False when the env forbids waiting now (a hold limit): a rule that would wait starts
-    /// the longest-waiting placeable task instead (see `Heuristic::decide`).
+    /// the longest-waiting placeable task instead (see `Heuristic::action_in`).
     pub wait_allowed: bool,
     /// Alignment scores (Packer, Tetris) in raw units instead of fractions of each server's
     /// capacity: set for DeepRM, whose Packer dots raw free units with raw demands.

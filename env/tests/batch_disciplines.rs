@@ -1,4 +1,4 @@
-//! FCFS and EASY on the 9 jobs of `cqsim-test-9jobs.swf` (CQSim's test workload, KTH SP2
+//! Batch disciplines by hand: FCFS and EASY on the 9 jobs of `cqsim-test-9jobs.swf` (CQSim's test workload, KTH SP2
 //! header, MaxNodes 100), replayed as an explicit task list on one 100-node server until SWF
 //! replay lands. Every job's start time is checked against the hand computation below.
 //!
@@ -18,7 +18,6 @@
 //!
 //! Completions at an instant are processed before arrivals at the same instant.
 
-use lepton_env::Env;
 use lepton_env::scenario::{Scenario, ScenarioEnv};
 use lepton_env::schedulers;
 use std::collections::BTreeMap;
@@ -80,24 +79,29 @@ tasks = [{}]
         .build()
 }
 
-/// Start time of every job under `scheduler`.
-fn schedule(scheduler: &str) -> BTreeMap<u64, f64> {
-    let mut env = nine_job_env();
-    let mut starts = BTreeMap::new();
+/// Start time of every task (by id) of `env` under `scheduler`, from the schedule recorder.
+fn starts_of(mut env: ScenarioEnv, scheduler: &str) -> BTreeMap<u64, f64> {
+    let ScenarioEnv::Cluster(c) = &mut env else {
+        unreachable!()
+    };
+    c.record_schedule(true);
     let mut s = schedulers::by_name(scheduler).unwrap();
-    let wait = env.action_space().n - 1;
-    let metrics = schedulers::run_episode_with(s.as_mut(), &mut env, 0, |env, action| {
-        if action != wait {
-            let ScenarioEnv::Cluster(c) = env else {
-                unreachable!()
-            };
-            let slot = c.slot(action).unwrap(); // one server: action = slot
-            starts.insert(slot.task_id, c.now_s());
-        }
-    })
-    .unwrap();
-    assert_eq!(metrics.num_finished, 9);
-    starts
+    let metrics = schedulers::run_episode(s.as_mut(), &mut env, 0).unwrap();
+    assert_eq!(metrics.num_finished, metrics.num_tasks, "{scheduler}");
+    let ScenarioEnv::Cluster(c) = &env else {
+        unreachable!()
+    };
+    c.schedule()
+        .unwrap()
+        .runs
+        .iter()
+        .map(|r| (r.task_id, r.start_s))
+        .collect()
+}
+
+/// Start time of every job of the CQSim trace under `scheduler`.
+fn schedule(scheduler: &str) -> BTreeMap<u64, f64> {
+    starts_of(nine_job_env(), scheduler)
 }
 
 #[test]
@@ -122,9 +126,19 @@ fn fcfs_schedule_matches_the_hand_computation() {
         (8, 13000),
         (9, 14000),
     ];
-    let starts = schedule("fcfs");
-    for (job, start) in expected {
-        assert_eq!(starts[&job], f64::from(start), "job {job}: {starts:?}");
+    // The whole-queue FCFS under the three commit disciplines gives the same schedule: on
+    // this trace no job could start early without delaying an earlier one's reservation
+    // (jobs 4 and 9 could run beside the head only in the capacity its reservation leaves
+    // spare, the "extra nodes" rule of textbook EASY below, which RLScheduler's EASY lacks).
+    for name in ["fcfs", "fcfs+strict", "fcfs+easy", "fcfs+conservative"] {
+        let starts = schedule(name);
+        for (job, start) in expected {
+            assert_eq!(
+                starts[&job],
+                f64::from(start),
+                "{name}, job {job}: {starts:?}"
+            );
+        }
     }
 }
 
@@ -161,4 +175,69 @@ fn easy_schedule_matches_the_hand_computation() {
     for (job, start) in expected {
         assert_eq!(starts[&job], f64::from(start), "job {job}: {starts:?}");
     }
+}
+
+/// One 10-unit server and four tasks (arrival, units, true run, estimate):
+/// A (0, 6, 10, 10), B (1, 8, 5, 5), C (2, 4, 5, `c_estimate`), D (3, 2, 20, 20).
+fn four_task_env(c_estimate: f64) -> ScenarioEnv {
+    let toml = format!(
+        r#"
+name = "four"
+resources = ["nodes"]
+[[server_types]]
+name = "m"
+count = 1
+capacity = [10]
+[queue]
+num_slots = 2
+backlog_cap = 10
+[actions]
+mode = "slot"
+[workload]
+kind = "list"
+tasks = [
+  {{ id = 1, arrival_s = 0.0, duration_s = 10.0, demand = [6] }},
+  {{ id = 2, arrival_s = 1.0, duration_s = 5.0, demand = [8] }},
+  {{ id = 3, arrival_s = 2.0, duration_s = 5.0, demand = [4], estimate_s = {c_estimate:?} }},
+  {{ id = 4, arrival_s = 3.0, duration_s = 20.0, demand = [2] }},
+]
+"#
+    );
+    Scenario::from_toml_str(&toml, Path::new("four.toml"))
+        .unwrap()
+        .build()
+}
+
+#[test]
+fn each_discipline_backfills_as_defined() {
+    // A starts at 0 (4 free). B (8) is the FCFS head from 1; it can start when A ends at 10.
+    // strict:       nothing overtakes B: C and D wait for it; B runs 10-15, then C and D.
+    // easy:         C (ends 2 + 5 = 7 < 10, the shadow time) backfills at 2. D would end at
+    //               23 > 10: it waits, and starts at 10 beside B (2 free).
+    // conservative: B is reserved at 10, C at 2 (it fits until 7), D at 7: from 7 on, 4 units
+    //               are free until 10 and 2 beside B's reservation, so D starts at 7.
+    // greedy:       the oldest task that fits now: C at 2, D at 7 (C's end), B at 10.
+    // Only 2 slots are visible (B and C; D waits in the backlog): the schedulers read the
+    // whole queue.
+    let expected = [
+        ("fcfs+strict", [0.0, 10.0, 15.0, 15.0]),
+        ("fcfs+easy", [0.0, 10.0, 2.0, 10.0]),
+        ("fcfs+conservative", [0.0, 10.0, 2.0, 7.0]),
+        ("fcfs+greedy", [0.0, 10.0, 2.0, 7.0]),
+    ];
+    for (name, starts) in expected {
+        let got: Vec<f64> = starts_of(four_task_env(5.0), name).into_values().collect();
+        assert_eq!(got, starts, "{name}");
+    }
+}
+
+#[test]
+fn backfilling_decides_on_estimates_not_true_run_times() {
+    // C really runs 5 s but is estimated at 12: by its estimate it would end at 14 > 10, so
+    // EASY does not backfill it. At 10 B starts (2 free) and C becomes the head, reserved at
+    // 15 (B's end); D fits beside B but would end at 30 > 15: both start at 15.
+    let got: Vec<f64> = starts_of(four_task_env(12.0), "fcfs+easy")
+        .into_values()
+        .collect();
+    assert_eq!(got, [0.0, 10.0, 15.0, 15.0]);
 }
