@@ -28,6 +28,21 @@ fn shipped_scenarios_in_other_modes_pass_check_env() {
             r#"mode = "placement""#,
             "mode = \"slot\"\nplacement_rule = \"best_fit\"",
         ),
+        (
+            "tiny",
+            r#"mode = "placement""#,
+            "mode = \"slot\"\ndiscipline = \"strict\"",
+        ),
+        (
+            "tiny",
+            r#"mode = "placement""#,
+            "mode = \"slot\"\ndiscipline = \"easy\"",
+        ),
+        (
+            "cloud",
+            r#"mode = "placement""#,
+            "mode = \"slot\"\ndiscipline = \"conservative\"",
+        ),
         ("tiny", r#"mode = "event""#, r#"mode = "stepped""#),
         ("tiny", r#"illegal = "error""#, r#"illegal = "wait""#),
         ("cloud", r#"mode = "placement""#, r#"mode = "slot""#),
@@ -101,6 +116,20 @@ fn bad_values_name_the_key_and_the_reason() {
         (
             shipped_text("tiny").replace("num_slots = 4", "num_slots = 0"),
             "queue.num_slots",
+        ),
+        (
+            shipped_text("tiny").replace(
+                r#"mode = "placement""#,
+                "mode = \"slot\"\ndiscipline = \"lazy\"",
+            ),
+            "actions.discipline",
+        ),
+        (
+            shipped_text("tiny").replace(
+                r#"mode = "placement""#,
+                "mode = \"placement\"\ndiscipline = \"easy\"",
+            ),
+            "actions.discipline",
         ),
         (
             shipped_text("tiny").replace("capacity = [4, 16]", "capacity = [4]"),

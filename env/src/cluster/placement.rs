@@ -77,9 +77,21 @@ impl ClusterEnv {
         }
     }
 
-    /// True when `action` would be carried out as a placement (wait is not a placement).
+    /// True when `action` would be carried out as a placement (wait is not a placement);
+    /// under a commit discipline, when it chooses a queued task (which then starts as soon
+    /// as the discipline lets it).
     pub fn is_feasible_placement(&self, action: usize) -> bool {
-        action < self.wait_action() && self.feasible_placement(action).is_ok()
+        if action >= self.wait_action() {
+            return false;
+        }
+        if self.config.discipline.commits() {
+            let k = match self.config.action_mode {
+                ActionMode::Placement => action / self.servers.len(),
+                ActionMode::Slot => action,
+            };
+            return self.queue.slots[k].is_some();
+        }
+        self.feasible_placement(action).is_ok()
     }
 
     pub(super) fn fits_somewhere_now(&self, i: TaskIndex) -> bool {

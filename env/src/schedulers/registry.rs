@@ -426,4 +426,26 @@ mod tests {
             "lookahead:weighted:1:0.5:3"
         );
     }
+
+    #[test]
+    fn every_priority_runs_under_every_discipline() {
+        for (_, priority) in Priority::ALL {
+            for (discipline, name) in Discipline::ALL {
+                let spec = format!("{priority}+{name}");
+                let scheduler = by_name(&spec).unwrap();
+                assert_eq!(scheduler.name(), spec);
+                assert_eq!(scheduler.discipline(), Some(discipline));
+            }
+        }
+        let reason = |spec: &str| by_name(spec).err().unwrap().to_string();
+        assert_eq!(
+            reason("sjf+lazy"),
+            "scheduler `sjf+lazy`: unknown discipline `lazy` (one of: greedy, strict, easy, conservative)"
+        );
+        assert_eq!(
+            reason("tetris+easy"),
+            "scheduler `tetris+easy`: `tetris` has no +DISCIPLINE form (only: fcfs, sjf, wfp3, unicep, f1)"
+        );
+        assert!(reason("shortest+easy").starts_with("unknown scheduler `shortest+easy`"));
+    }
 }
