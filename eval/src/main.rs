@@ -97,9 +97,9 @@ struct Args {
     #[arg(long)]
     candidate: Option<String>,
     /// Metric of the gate, of the paired comparisons, of the best heuristic and of --compare's
-    /// summary.
-    #[arg(long, default_value = report::DEFAULT_METRIC)]
-    metric: String,
+    /// summary [default: the suite's `metric`, else completion_slowdown].
+    #[arg(long)]
+    metric: Option<String>,
     /// Relative tolerance of --fail-if-worse-than and of --compare (0.05 = 5% worse still passes).
     #[arg(long, default_value_t = 0.05)]
     margin: f64,
@@ -174,13 +174,14 @@ fn find_contender<'a>(contenders: &'a [Contender], name: &str) -> Option<&'a str
 }
 
 fn resolve(args: Args) -> Result<Plan> {
-    let metric = report::metric(&args.metric).with_context(|| {
-        format!(
-            "unknown --metric `{}`; valid metrics: {}",
-            args.metric,
-            report::metric_keys()
-        )
-    })?;
+    if let Some(name) = &args.metric {
+        report::metric(name).with_context(|| {
+            format!(
+                "unknown --metric `{name}`; valid metrics: {}",
+                report::metric_keys()
+            )
+        })?;
+    }
     if !(args.margin.is_finite() && args.margin >= 0.0) {
         bail!("--margin must be a finite number >= 0, got {}", args.margin);
     }
@@ -200,6 +201,18 @@ fn resolve(args: Args) -> Result<Plan> {
         bail!("--candidate needs a gate: --fail-if-worse-than or --require-better");
     }
     let suite = suite::load(&args.suite)?;
+    let metric = match (&args.metric, &suite.metric) {
+        (Some(name), _) => report::metric(name),
+        (None, Some(name)) => Some(report::metric(name).with_context(|| {
+            format!(
+                "suite {}: unknown `metric` `{name}`; valid metrics: {}",
+                args.suite.display(),
+                report::metric_keys()
+            )
+        })?),
+        (None, None) => report::metric(report::DEFAULT_METRIC),
+    }
+    .expect("checked above");
     let episodes = args.episodes.unwrap_or(suite.episodes);
     if let Some(k) = args.gantt
         && k >= episodes

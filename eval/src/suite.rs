@@ -49,6 +49,9 @@ struct SuiteFile {
     #[serde(default)]
     bootstrap_seed: u64,
     sweep: Option<String>,
+    /// The metric the suite is scored on when `--metric` is not given (e.g. HPC suites:
+    /// `mean_bounded_slowdown`).
+    metric: Option<String>,
     scenarios: Vec<ScenarioEntry>,
 }
 
@@ -95,6 +98,9 @@ pub struct Suite {
     pub bootstrap_seed: u64,
     /// The sweep's axis label, when the scenarios are points of a sweep.
     pub sweep: Option<String>,
+    /// The suite's metric (checked against the report's metrics by the tool), used when
+    /// `--metric` is not given.
+    pub metric: Option<String>,
     pub scenarios: Vec<SuiteScenario>,
 }
 
@@ -208,6 +214,7 @@ pub fn parse(toml_text: String, path: &Path) -> Result<Suite> {
         bootstrap_resamples: file.bootstrap_resamples,
         bootstrap_seed: file.bootstrap_seed,
         sweep: file.sweep,
+        metric: file.metric,
         scenarios,
     })
 }

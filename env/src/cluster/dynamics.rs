@@ -24,7 +24,7 @@ impl ClusterEnv {
         } else {
             self.records[i as usize].phase = TaskPhase::Queued;
             self.census.num_queued += 1;
-            self.inv_duration_sum += 1.0 / spec.duration_s;
+            self.presence_sum += self.config.reward.presence_rate(spec.duration_s);
         }
     }
 
@@ -60,9 +60,9 @@ impl ClusterEnv {
     pub(super) fn leave_system(&mut self, duration_s: f64) {
         if self.census.num_queued + self.census.num_running == 0 {
             // Reset instead of subtracting so that float drift cannot accumulate.
-            self.inv_duration_sum = 0.0;
+            self.presence_sum = 0.0;
         } else {
-            self.inv_duration_sum -= 1.0 / duration_s;
+            self.presence_sum -= self.config.reward.presence_rate(duration_s);
         }
     }
 
@@ -96,7 +96,7 @@ impl ClusterEnv {
                 * self
                     .config
                     .reward
-                    .cost_rate(self.inv_duration_sum, self.census.num_queued);
+                    .cost_rate(self.presence_sum, self.census.num_queued);
             for r in 0..self.num_resources {
                 self.used_integral[r] += dt * self.used[r] as f64;
             }

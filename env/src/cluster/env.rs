@@ -59,7 +59,7 @@ impl Env for ClusterEnv {
         self.next_arrival = 0;
         self.census = Census::default();
         self.num_decisions = 0;
-        self.inv_duration_sum = 0.0;
+        self.presence_sum = 0.0;
         self.used = [0; MAX_RESOURCES];
         self.used_integral = [0.0; MAX_RESOURCES];
         self.pending_cost = 0.0;

@@ -175,8 +175,8 @@ pub struct ClusterEnv {
     next_arrival: usize,
     census: Census,
     num_decisions: u64,
-    /// Σ 1/duration over tasks in the system (queued or running).
-    inv_duration_sum: f64,
+    /// Σ of the reward's presence rate over tasks in the system (queued or running).
+    presence_sum: f64,
     used: [u64; MAX_RESOURCES],
     used_integral: [f64; MAX_RESOURCES],
     /// Cost accumulated since the last step returned (negated into the reward).

@@ -104,7 +104,7 @@ impl ClusterEnv {
             next_arrival: 0,
             census: Census::default(),
             num_decisions: 0,
-            inv_duration_sum: 0.0,
+            presence_sum: 0.0,
             used: [0; MAX_RESOURCES],
             used_integral: [0.0; MAX_RESOURCES],
             pending_cost: 0.0,

@@ -88,6 +88,30 @@ fn return_is_minus_total_slowdown_on_a_hand_computed_case() {
 }
 
 #[test]
+fn bounded_slowdown_reward_divides_by_at_least_ten_seconds() {
+    // A (work 4, 2 units) runs 0-4; B (work 2) arrives at 1 and runs 4-6. Bounded-slowdown
+    // weight only: A costs 4/10, B (6 − 1)/10: the return is −0.9.
+    let mut config = one_server_two_tasks();
+    config.reward.slowdown = 0.0;
+    config.reward.bounded_slowdown = 1.0;
+    let mut env = ClusterEnv::new(config);
+    let mut obs = obs_for(&env);
+    env.reset(Some(0), &mut obs);
+    let mut total = 0.0;
+    loop {
+        let mut mask = vec![false; 3];
+        env.action_mask(&mut mask);
+        let action = if mask[0] { 0 } else { 2 };
+        let t = env.step(action, &mut obs).unwrap();
+        total += f64::from(t.reward);
+        if t.episode_over() {
+            break;
+        }
+    }
+    assert!((total + 0.9).abs() < 1e-6, "{total}");
+}
+
+#[test]
 fn illegal_action_is_an_error_and_changes_nothing() {
     let mut env = ClusterEnv::new(one_server_two_tasks());
     let mut obs = obs_for(&env);
@@ -223,6 +247,7 @@ fn backlog_overflow_is_dropped_and_deadline_misses_are_counted() {
     config.backlog_cap = 1;
     config.reward = RewardWeights {
         slowdown: 0.0,
+        bounded_slowdown: 0.0,
         wait: 0.0,
         deadline_miss: 1.0,
         dropped: 10.0,

@@ -220,6 +220,8 @@ pub(super) struct RewardFile {
     #[serde(default = "one")]
     pub(super) slowdown: f64,
     #[serde(default)]
+    pub(super) bounded_slowdown: f64,
+    #[serde(default)]
     pub(super) wait: f64,
     #[serde(default)]
     pub(super) deadline_miss: f64,
@@ -233,6 +235,7 @@ impl Default for RewardFile {
     fn default() -> Self {
         Self {
             slowdown: 1.0,
+            bounded_slowdown: 0.0,
             wait: 0.0,
             deadline_miss: 0.0,
             dropped: 0.0,

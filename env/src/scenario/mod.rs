@@ -40,8 +40,12 @@
 //! mode = "placement"                   # "placement" | "slot"
 //! placement_rule = "first_fit"         # slot mode: "first_fit" | "best_fit"
 //! illegal = "error"                    # "error" | "wait"
+//! discipline = "greedy"                # slot mode: "greedy" (a choice starts now) |
+//!                                      # "strict" | "easy" | "conservative" (a choice is
+//!                                      # the next task to start: see cluster::Discipline)
 //! [reward]                             # optional; weights of RewardWeights
 //! slowdown = 1.0
+//! bounded_slowdown = 0.0               # Σ (finish − arrival) / max(duration, 10 s)
 //! wait = 0.0
 //! deadline_miss = 0.0
 //! dropped = 0.0

@@ -282,6 +282,7 @@ impl Check<'_> {
     pub(super) fn reward(&self, r: &RewardFile) -> Result<RewardWeights, ScenarioError> {
         Ok(RewardWeights {
             slowdown: self.non_negative("reward.slowdown", r.slowdown)?,
+            bounded_slowdown: self.non_negative("reward.bounded_slowdown", r.bounded_slowdown)?,
             wait: self.non_negative("reward.wait", r.wait)?,
             deadline_miss: self.non_negative("reward.deadline_miss", r.deadline_miss)?,
             dropped: self.non_negative("reward.dropped", r.dropped)?,
