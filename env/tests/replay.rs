@@ -454,14 +454,16 @@ fn excluded_rlscheduler_windows_are_never_replayed() {
             ids(&tasks)
         );
     }
-    let sampled = scenario("window_jobs = 3\nwindow_sampler = { kind = \"rlscheduler\", seed = 1 }");
+    let sampled =
+        scenario("window_jobs = 3\nwindow_sampler = { kind = \"rlscheduler\", seed = 1 }");
     let (_, m) = play_first_legal(&sampled, 1);
     assert_eq!(m.window_start, Some(test[1]));
 }
 
 #[test]
 fn bad_window_and_estimate_keys_name_the_key() {
-    let estimates = |fields: &str| format!("perturb = {{ estimates = {{ model = \"tsafrir\", {fields} }} }}");
+    let estimates =
+        |fields: &str| format!("perturb = {{ estimates = {{ model = \"tsafrir\", {fields} }} }}");
     let cases = [
         (
             "window_offsets = [1]".to_string(),
@@ -526,7 +528,9 @@ fn bad_window_and_estimate_keys_name_the_key() {
             "`workload.exclude_windows`: cannot be set together with listed windows",
         ),
         (
-            format!("perturb = {{ estimate_noise = 0.1, estimates = {{ model = \"tsafrir\", max_s = 3600.0, p_max = 0.2 }} }}"),
+            "perturb = { estimate_noise = 0.1, estimates = { model = \"tsafrir\", max_s = \
+             3600.0, p_max = 0.2 } }"
+                .into(),
             "`workload.perturb.estimates`: cannot be set together with \
              workload.perturb.estimate_noise",
         ),
@@ -556,6 +560,9 @@ fn bad_window_and_estimate_keys_name_the_key() {
         let msg = Scenario::from_toml_str(&text, Path::new("tiny.toml"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("is not used when workload.kind = \"synthetic\""), "{msg}");
+        assert!(
+            msg.contains("is not used when workload.kind = \"synthetic\""),
+            "{msg}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! `load_factor`, `split`, `part` and `perturb`, checked into [`ReplayOptions`].
 
 use super::file::{
-    EstimateModelFile, ExcludeFile, PartFile, SamplerFile, SamplerKindFile, SplitByFile,
-    TimesFile, WorkloadFile,
+    EstimateModelFile, ExcludeFile, PartFile, SamplerFile, SamplerKindFile, SplitByFile, TimesFile,
+    WorkloadFile,
 };
 use super::validate::{Check, ScenarioError};
 use crate::trace::{

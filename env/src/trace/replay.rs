@@ -746,8 +746,8 @@ impl TaskSource for Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
     use crate::trace::TsafrirEstimates;
+    use rand::SeedableRng;
 
     fn tasks() -> Vec<TaskSpec> {
         (0..10)
@@ -1141,7 +1141,11 @@ mod tests {
             ..offsets(&[1], 3)
         });
         assert_eq!(e.key, "workload.window_offsets");
-        assert!(e.reason.starts_with("needs workload.window_jobs"), "{}", e.reason);
+        assert!(
+            e.reason.starts_with("needs workload.window_jobs"),
+            "{}",
+            e.reason
+        );
         // Inside a time split's train part (tasks 0..=7) only.
         let e = err(&ReplayOptions {
             split: split(SplitBy::Time, 0.2, Part::Train),
@@ -1166,7 +1170,11 @@ mod tests {
         };
         let e = err(&sampler);
         assert_eq!(e.key, "workload.window_sampler");
-        assert!(e.reason.starts_with("episodes must be in 1..=1000000"), "{}", e.reason);
+        assert!(
+            e.reason.starts_with("episodes must be in 1..=1000000"),
+            "{}",
+            e.reason
+        );
     }
 
     /// A 10,000-task trace with 1024-task windows: RLScheduler's seed-1 draws, by episode seed.
@@ -1322,7 +1330,10 @@ mod tests {
         assert_eq!(estimates(1.0, 1, &mut out), vec![3600.0; 10]);
         let mixed = estimates(0.5, 4, &mut out);
         assert!(mixed.iter().all(|&e| e == 60.0 || e == 3600.0));
-        assert!(mixed.contains(&60.0) && mixed.contains(&3600.0), "{mixed:?}");
+        assert!(
+            mixed.contains(&60.0) && mixed.contains(&3600.0),
+            "{mixed:?}"
+        );
         assert_eq!(mixed, estimates(0.5, 4, &mut out));
         assert!(out.iter().all(|t| t.duration_s == 5.0));
     }
