@@ -521,7 +521,11 @@ impl Env for DeepRmEnv {
         if let Some(seed) = seed {
             self.rng = ChaCha8Rng::seed_from_u64(seed);
         }
-        self.config.workload.fill(&mut self.rng, &mut self.tasks);
+        // Listed windows follow the seed; the start clock does not apply (DeepRM scenarios
+        // refuse absolute times: an episode starts at step 0).
+        self.config
+            .workload
+            .fill_episode(seed, &mut self.rng, &mut self.tasks);
         self.records.clear();
         self.records.resize(self.tasks.len(), TaskRecord::NEW);
         let nr = self.num_resources;

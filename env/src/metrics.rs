@@ -46,4 +46,8 @@ pub struct EpisodeMetrics {
     /// Work lost to failures: Σ over killed runs of time run × server speed (s of work).
     #[serde(default)]
     pub lost_work_s: f64,
+    /// The index (in the trace's arrival order) of the first task of the replayed window;
+    /// `None` for generated workloads and whole-trace replays (left out of the JSON then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<usize>,
 }

@@ -392,3 +392,177 @@ fn a_deeprm_list_takes_windows_but_not_rescaled_time() {
         "{msg}"
     );
 }
+
+/// Plays an episode reset with `seed`, always taking the first legal action; returns the
+/// clock right after the reset and the episode's metrics.
+fn play_first_legal(s: &Scenario, seed: u64) -> (f64, lepton_env::EpisodeMetrics) {
+    use lepton_env::Env;
+    let mut env = s.build();
+    let mut obs = vec![0.0; env.obs_layout().dim()];
+    let mut mask = vec![false; env.action_space().n];
+    env.reset(Some(seed), &mut obs);
+    let clock_s = env.clock().unwrap();
+    loop {
+        env.action_mask(&mut mask);
+        let action = mask.iter().position(|&m| m).unwrap();
+        if env.step(action, &mut obs).unwrap().episode_over() {
+            return (clock_s, env.episode_metrics().unwrap().clone());
+        }
+    }
+}
+
+/// Window offsets 4 and 0 of 3 tasks: seed 1 replays tasks 1..=3 (index 0), arriving at
+/// 100, 110, 120 s, each 5 s on its own cpu; the last finishes at 125 s.
+#[test]
+fn listed_windows_at_absolute_times_start_the_clock_at_their_first_arrival() {
+    let absolute = scenario("window_jobs = 3\nwindow_offsets = [4, 0]\ntimes = \"absolute\"");
+    let (clock_s, m) = play_first_legal(&absolute, 1);
+    assert_eq!(clock_s, 100.0);
+    assert_eq!(m.window_start, Some(0));
+    assert_eq!(m.num_finished, 3);
+    assert_eq!(m.makespan, 25.0);
+    // 15 cpu-seconds used of 8 cpus over the 25 s from the first arrival.
+    assert_eq!(m.utilization, vec![15.0 / (8.0 * 25.0)]);
+    let (clock_s, m) = play_first_legal(&absolute, 2);
+    assert_eq!((clock_s, m.window_start), (140.0, Some(4)));
+    let shifted = scenario("window_jobs = 3\nwindow_offsets = [4, 0]");
+    let (clock_s, m) = play_first_legal(&shifted, 1);
+    assert_eq!((clock_s, m.window_start, m.makespan), (0.0, Some(0), 25.0));
+    // A whole-list replay has no window start.
+    let (_, m) = play_first_legal(&scenario(""), 1);
+    assert_eq!(m.window_start, None);
+}
+
+/// Training windows of 3 avoid RLScheduler's first two seed-1 windows of 3 tasks of 10.
+#[test]
+fn excluded_rlscheduler_windows_are_never_replayed() {
+    let test = lepton_env::trace::rlscheduler::rlscheduler_starts(1, 3, 10, 2).unwrap();
+    let s = scenario(
+        "window_jobs = 3\nexclude_windows = { kind = \"rlscheduler\", seed = 1, episodes = 2 }",
+    );
+    let held_out: BTreeSet<u64> = test
+        .iter()
+        .flat_map(|&e| (e..e + 3).map(|i| i as u64 + 1))
+        .collect();
+    assert!(!held_out.is_empty());
+    for seed in 0..200 {
+        let tasks = episode(&s, seed);
+        assert_eq!(tasks.len(), 3);
+        assert!(
+            ids(&tasks).iter().all(|id| !held_out.contains(id)),
+            "seed {seed}: {:?} overlaps {held_out:?}",
+            ids(&tasks)
+        );
+    }
+    let sampled =
+        scenario("window_jobs = 3\nwindow_sampler = { kind = \"rlscheduler\", seed = 1 }");
+    let (_, m) = play_first_legal(&sampled, 1);
+    assert_eq!(m.window_start, Some(test[1]));
+}
+
+#[test]
+fn bad_window_and_estimate_keys_name_the_key() {
+    let estimates =
+        |fields: &str| format!("perturb = {{ estimates = {{ model = \"tsafrir\", {fields} }} }}");
+    let cases = [
+        (
+            "window_offsets = [1]".to_string(),
+            "`workload.window_offsets`: needs workload.window_jobs",
+        ),
+        (
+            "window_jobs = 3\nwindow_offsets = []".into(),
+            "`workload.window_offsets`: needs at least one offset",
+        ),
+        (
+            "window_jobs = 3\nwindow_offsets = [8]".into(),
+            "`workload.window_offsets`: the window at offset 8 (3 tasks) runs past the end of \
+             the trace's 10 tasks",
+        ),
+        (
+            "window_s = 20.0\nwindow_offsets = [1]".into(),
+            "`workload.window_offsets`: needs workload.window_jobs",
+        ),
+        (
+            "window_jobs = 3\nwindow_offsets = [1]\nwindow_sampler = { kind = \"rlscheduler\", \
+             seed = 1 }"
+                .into(),
+            "`workload.window_sampler`: cannot be set together with workload.window_offsets",
+        ),
+        (
+            "window_jobs = 5\nwindow_sampler = { kind = \"rlscheduler\", seed = 1 }".into(),
+            "`workload.window_sampler`: RLScheduler draws a window of 5 jobs from [5, 10 − 5 − \
+             1), which needs at least 2 × 5 + 2 = 12 jobs; the trace has 10",
+        ),
+        (
+            "window_jobs = 3\nwindow_sampler = { kind = \"rlscheduler\", seed = 1, episodes = 0 }"
+                .into(),
+            "`workload.window_sampler`: episodes must be in 1..=1000000",
+        ),
+        (
+            "window_jobs = 3\nexclude_windows = { offsets = [0], seed = 1 }".into(),
+            "`workload.exclude_windows`: `seed` and `episodes` belong to a sampler",
+        ),
+        (
+            "window_jobs = 3\nexclude_windows = { kind = \"rlscheduler\", seed = 1 }".into(),
+            "`workload.exclude_windows`: kind = \"rlscheduler\" needs `seed` and `episodes`",
+        ),
+        (
+            "window_jobs = 3\nexclude_windows = { jobs = 2 }".into(),
+            "`workload.exclude_windows`: give exactly one of `offsets` and `kind`",
+        ),
+        (
+            "exclude_windows = { offsets = [0] }".into(),
+            "`workload.exclude_windows`: needs workload.window_jobs",
+        ),
+        (
+            "window_jobs = 3\nexclude_windows = { offsets = [0], jobs = 0 }".into(),
+            "`workload.exclude_windows.jobs`: must be >= 1",
+        ),
+        (
+            "window_jobs = 3\nexclude_windows = { offsets = [0, 5], jobs = 5 }".into(),
+            "`workload.exclude_windows`: leaves no window of 3 tasks that overlaps none of the 2 \
+             excluded windows of 5 tasks",
+        ),
+        (
+            "window_jobs = 3\nwindow_offsets = [0]\nexclude_windows = { offsets = [5] }".into(),
+            "`workload.exclude_windows`: cannot be set together with listed windows",
+        ),
+        (
+            "perturb = { estimate_noise = 0.1, estimates = { model = \"tsafrir\", max_s = \
+             3600.0, p_max = 0.2 } }"
+                .into(),
+            "`workload.perturb.estimates`: cannot be set together with \
+             workload.perturb.estimate_noise",
+        ),
+        (
+            estimates("max_s = 3600.0, p_max = 1.5"),
+            "`workload.perturb.estimates.p_max`: must be in [0, 1], got 1.5",
+        ),
+        (
+            estimates("max_s = 0.0, p_max = 0.5"),
+            "`workload.perturb.estimates.max_s`: must be a finite number > 0, got 0",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let (_dir, path, loaded) = load(&keys);
+        let msg = loaded.unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!("{}: ", path.display())) && msg.contains(expected),
+            "{keys}: {msg}"
+        );
+    }
+    let (_dir, _path, loaded) = load("times = \"later\"");
+    let msg = loaded.unwrap_err().to_string();
+    assert!(msg.contains("times") && msg.contains("absolute"), "{msg}");
+    let tiny = std::fs::read_to_string(scenario::scenarios_dir().join("tiny.toml")).unwrap();
+    for key in ["window_offsets = [0]", "times = \"absolute\""] {
+        let text = tiny.replace("num_tasks = 40", &format!("num_tasks = 40\n{key}"));
+        let msg = Scenario::from_toml_str(&text, Path::new("tiny.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("is not used when workload.kind = \"synthetic\""),
+            "{msg}"
+        );
+    }
+}

@@ -67,6 +67,30 @@ fn swf_lublin_loads_fast_and_replays_windows_of_1024() {
     assert!(report.placements > 0);
 }
 
+/// RLScheduler's seed-1 test windows of Lublin-256 (all 10,000 jobs are kept, in file order),
+/// replayed at their own submit times: the episode with seed k starts at the k-th window's
+/// first submit time.
+#[test]
+fn lublin_replays_rlschedulers_test_windows_at_their_own_times() {
+    let jobs = swf::load(&data("swf/lublin_256_new2.swf"), false)
+        .unwrap()
+        .tasks;
+    assert_eq!(jobs.len(), 10_000);
+    let path = scenario::scenarios_dir().join("hpc-lublin.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "window_jobs = 1024",
+        "window_jobs = 1024\nwindow_sampler = { kind = \"rlscheduler\", seed = 1, episodes = \
+         10 }\ntimes = \"absolute\"",
+    );
+    let mut env = Scenario::from_toml_str(&text, &path).unwrap().build();
+    let mut obs = vec![0.0; env.obs_layout().dim()];
+    for (seed, start) in [(0, 1981), (3, 8850), (9, 7085), (10, 1981)] {
+        env.reset(Some(seed), &mut obs);
+        assert_eq!(env.clock(), Some(jobs[start].arrival_s), "seed {seed}");
+        assert!(jobs[start].arrival_s > 0.0);
+    }
+}
+
 #[test]
 fn alibaba_default_loads_fast_with_its_1523_nodes() {
     let start = Instant::now();

@@ -1246,3 +1246,47 @@ fn every_registered_scheduler_is_a_valid_lepton_train_teacher() {
         )]
     );
 }
+
+/// Each episode's window start (a task index of the trace) reaches report.json: listed
+/// offsets 100 and 0 by episode seed 0, 1, 2. A generated workload records none.
+#[test]
+fn report_json_records_each_episodes_window_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv_example = workspace().join("configs/scenarios/csv-example.toml");
+    let tiny = workspace().join("configs/scenarios/tiny.toml");
+    let suite = tmp.path().join("windows.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "name = \"windows\"\nepisodes = 3\nbootstrap_resamples = 200\n[[scenarios]]\npath = \
+             {:?}\nfirst_seed = 0\nname = \"csv-windows\"\nset = {{ \"workload.window_jobs\" = 20, \
+             \"workload.window_offsets\" = [100, 0], \"workload.perturb\" = {{}} }}\n\
+             [[scenarios]]\npath = {:?}\nfirst_seed = 0\n",
+            s(&csv_example),
+            s(&tiny)
+        ),
+    )
+    .unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--schedulers",
+        "fcfs",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let starts = |scenario: usize| {
+        report["scenarios"][scenario]["results"][0]["episodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["metrics"].get("window_start").and_then(|v| v.as_u64()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(starts(0), vec![Some(100), Some(0), Some(100)]);
+    assert_eq!(starts(1), vec![None; 3]);
+}

@@ -47,7 +47,10 @@ impl Env for ClusterEnv {
         if let Some(seed) = seed {
             self.rng = ChaCha8Rng::seed_from_u64(seed);
         }
-        self.config.workload.fill(&mut self.rng, &mut self.tasks);
+        let start = self
+            .config
+            .workload
+            .fill_episode(seed, &mut self.rng, &mut self.tasks);
         self.records.clear();
         self.records.resize(self.tasks.len(), TaskRecord::NEW);
         self.reset_servers();
@@ -55,7 +58,7 @@ impl Env for ClusterEnv {
         self.events.clear();
         self.queue.clear();
         self.running.clear();
-        self.now_s = 0.0;
+        self.now_s = start.clock_s;
         self.next_arrival = 0;
         self.census = Census::default();
         self.num_decisions = 0;
@@ -64,8 +67,9 @@ impl Env for ClusterEnv {
         self.used_integral = [0.0; MAX_RESOURCES];
         self.pending_cost = 0.0;
         self.metrics_ready = false;
+        self.metrics.window_start = start.window_start;
         self.schedule_server_events();
-        self.run_until(0.0);
+        self.run_until(start.clock_s);
         self.skip_to_decision();
         // An episode always has a first decision, even one whose time limit comes before any
         // task: that decision then ends it.

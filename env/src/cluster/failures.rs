@@ -81,7 +81,7 @@ impl ClusterEnv {
             for n in 0..self.servers.len() {
                 let ty = self.config.server_types[self.servers[n].type_index].failure;
                 if let Some(model) = ty {
-                    let at_s = exponential(&mut self.fail_rng, model.mttf_s);
+                    let at_s = self.now_s + exponential(&mut self.fail_rng, model.mttf_s);
                     self.events
                         .push(at_s, EventKind::Failure { server: n as u32 });
                 }

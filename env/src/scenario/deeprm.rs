@@ -58,6 +58,22 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
         ),
         ("workload.split", w.split.is_some(), w.kind.is_replay()),
         ("workload.part", w.part.is_some(), w.kind.is_replay()),
+        (
+            "workload.window_offsets",
+            w.window_offsets.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
+            "workload.window_sampler",
+            w.window_sampler.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
+            "workload.exclude_windows",
+            w.exclude_windows.is_some(),
+            w.kind.is_replay(),
+        ),
+        ("workload.times", w.times.is_some(), false),
     ] {
         if present && !used {
             return Err(c.err(

@@ -319,6 +319,10 @@ pub(super) struct WorkloadFile {
     pub(super) split: Option<SplitFile>,
     pub(super) part: Option<PartFile>,
     pub(super) perturb: Option<PerturbFile>,
+    pub(super) window_offsets: Option<Vec<usize>>,
+    pub(super) window_sampler: Option<SamplerFile>,
+    pub(super) exclude_windows: Option<ExcludeFile>,
+    pub(super) times: Option<TimesFile>,
     pub(super) lenient: Option<bool>,
     pub(super) arrival_prob: Option<f64>,
     pub(super) num_steps: Option<u32>,
@@ -355,6 +359,56 @@ pub(super) struct PerturbFile {
     pub(super) arrival_jitter_s: f64,
     #[serde(default)]
     pub(super) estimate_noise: f64,
+    pub(super) estimates: Option<EstimatesFile>,
+}
+
+/// `estimates = { model = "tsafrir", max_s = 86400.0, p_max = 0.2 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EstimatesFile {
+    pub(super) model: EstimateModelFile,
+    pub(super) max_s: f64,
+    pub(super) p_max: f64,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum EstimateModelFile {
+    Tsafrir,
+}
+
+/// `window_sampler = { kind = "rlscheduler", seed = 1 }` (optional `episodes`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SamplerFile {
+    pub(super) kind: SamplerKindFile,
+    pub(super) seed: u64,
+    pub(super) episodes: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SamplerKindFile {
+    Rlscheduler,
+}
+
+/// `exclude_windows = { offsets = [...] }` or `{ kind = "rlscheduler", seed = 1, episodes =
+/// 10 }`, with an optional `jobs` (tasks per excluded window).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExcludeFile {
+    pub(super) offsets: Option<Vec<usize>>,
+    pub(super) kind: Option<SamplerKindFile>,
+    pub(super) seed: Option<u64>,
+    pub(super) episodes: Option<usize>,
+    pub(super) jobs: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum TimesFile {
+    Shifted,
+    Absolute,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]

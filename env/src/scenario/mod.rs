@@ -88,15 +88,21 @@
 //! path = "../../../shared/data/swf/lublin_256_new2.swf"   # relative to the scenario file
 //! window_jobs = 1024        # optional: a window of this many tasks at a seeded offset
 //! # window_s = 86400.0      # or (not both): the tasks of a seeded span of this many seconds
+//! # window_offsets = [1981, 2756]   # or: fixed windows, the seed's (mod count)
+//! # window_sampler = { kind = "rlscheduler", seed = 1 }   # or: RLScheduler's test windows
+//! # exclude_windows = { kind = "rlscheduler", seed = 1, episodes = 10 }   # never overlapped
+//! times = "shifted"         # optional: "shifted" (window starts at 0) | "absolute"
 //! load_factor = 1.0         # optional: inter-arrival times divided by this
 //! lenient = false           # optional: skip and count malformed lines instead of failing
 //! split = { by = "time", test_fraction = 0.2 }   # optional: "time" | "window"
 //! part = "train"            # optional, with split: "train" (default) | "test"
 //! perturb = { arrival_jitter_s = 30.0, estimate_noise = 0.1 }   # optional, off by default
+//! # perturb = { estimates = { model = "tsafrir", max_s = 86400.0, p_max = 0.2 } }
 //! ```
 //!
 //! Every replayed kind (`swf`, `alibaba`, `tiresias`, `csv`, `list`) takes the same replay
-//! keys `window_jobs` (or `window_s`), `load_factor`, `split`, `part` and `perturb` (see
+//! keys `window_jobs` (or `window_s`), `window_offsets` or `window_sampler`,
+//! `exclude_windows`, `times`, `load_factor`, `split`, `part` and `perturb` (see
 //! [`crate::trace::Trace`] for their exact meaning); a `csv` or `list` workload without any
 //! of them replays its tasks exactly, at their own times, in every episode.
 //!

@@ -54,6 +54,22 @@ pub(super) fn load_trace(
         ("workload.split", w.split.is_some(), w.kind.is_replay()),
         ("workload.part", w.part.is_some(), w.kind.is_replay()),
         ("workload.perturb", w.perturb.is_some(), w.kind.is_replay()),
+        (
+            "workload.window_offsets",
+            w.window_offsets.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
+            "workload.window_sampler",
+            w.window_sampler.is_some(),
+            w.kind.is_replay(),
+        ),
+        (
+            "workload.exclude_windows",
+            w.exclude_windows.is_some(),
+            w.kind.is_replay(),
+        ),
+        ("workload.times", w.times.is_some(), w.kind.is_replay()),
         ("workload.lenient", w.lenient.is_some(), is_trace),
     ] {
         if present && !used {

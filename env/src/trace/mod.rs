@@ -7,22 +7,30 @@
 //!
 //! A [`Trace`] (in `replay.rs`) replays the loaded tasks, or those of a CSV or list workload,
 //! either whole or as a contiguous window of `window_jobs` tasks starting at an offset drawn
-//! from the episode's RNG (RLScheduler's protocol: windows of 1024 jobs) or of the tasks
-//! arriving within `window_s` seconds from a seeded start, with arrival times
-//! shifted so that the window's first task arrives at 0 and inter-arrival times divided by
-//! `load_factor` (2 = twice as dense); optionally from one part of a train/test split and
-//! with arrival jitter and estimate noise.
+//! from the episode's RNG (RLScheduler's protocol: windows of 1024 jobs), at listed offsets
+//! (the episode's seed picks one; [`rlscheduler`] draws RLScheduler's own test windows), or of
+//! the tasks arriving within `window_s` seconds from a seeded start; random windows can avoid
+//! excluded (test) windows. Arrival times are shifted so that the window's first task arrives
+//! at 0, or kept at the trace's own times; inter-arrival times are divided by `load_factor`
+//! (2 = twice as dense); optionally from one part of a train/test split and with arrival
+//! jitter and estimate noise or modelled user estimates ([`estimates`]).
 //!
 //! Malformed lines are errors naming the file and the line; with `lenient` they are skipped
 //! and counted in [`LoadReport::num_malformed`] instead. Loading the largest shipped file
 //! takes a few milliseconds (see BENCHMARKS.md).
 
 pub mod alibaba;
+pub mod estimates;
 mod replay;
+pub mod rlscheduler;
 pub mod swf;
 pub mod tiresias;
 
-pub use replay::{Perturb, ReplayError, ReplayOptions, Split, SplitBy, TimeWindows, Trace};
+pub use estimates::TsafrirEstimates;
+pub use replay::{
+    Exclusion, Perturb, ReplayError, ReplayOptions, Split, SplitBy, TimeWindows, Times, Trace,
+    WindowList,
+};
 
 use crate::cluster::{GpuConfig, ServerType};
 use crate::workload::TaskSpec;

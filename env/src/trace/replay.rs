@@ -4,13 +4,23 @@
 //!
 //! - **Window**: `window_jobs` consecutive tasks (in arrival order) at an offset drawn from
 //!   the episode's RNG, RLScheduler-style; without it an episode replays the whole trace (or
-//!   the whole part). The window's first task arrives at 0.
+//!   the whole part).
+//! - **Listed windows** ([`WindowList`], with `window_jobs`): the episode reset with seed `s`
+//!   replays the window at the `s mod n`-th of `n` offsets (task indices in the trace's
+//!   arrival order), given explicitly or drawn as RLScheduler's comparison script draws its
+//!   test windows; a reset without a seed picks one from the episode's RNG.
+//! - **Excluded windows** ([`Exclusion`]): random windows (by task count) are drawn only among
+//!   the starts whose window overlaps none of the excluded ones, so that training never sees a
+//!   task of the test windows.
 //! - **Window by time** (`window_s`, instead of `window_jobs`): the tasks arriving in
 //!   `(s, s + window_s]` (trace seconds, before the load factor), with `s` drawn uniformly from
 //!   the starts whose window holds at least one task of the part (see [`TimeWindows`]): every
-//!   task of the part is in a window with the same probability and no window is empty. The
-//!   window's first task arrives at 0, as with `window_jobs`. A window longer than the part's
-//!   span (its first to its last arrival) is an error.
+//!   task of the part is in a window with the same probability and no window is empty. A
+//!   window longer than the part's span (its first to its last arrival) is an error.
+//! - **Times** ([`Times`]): shifted (the default) so that the window's first task arrives at
+//!   0, or absolute: it arrives at its trace time `t0` and the episode's clock starts there
+//!   ([`EpisodeStart::clock_s`]). Either way a task arriving at trace time `t` arrives
+//!   `(t − t0) / load_factor` after the window's first.
 //! - **Split**: the tasks are cut into a training and a test part, so that training and test
 //!   episodes never share a task. `by = time`: the first `1 − test_fraction` of the trace's
 //!   time span (from the first to the last arrival) is the training part, the rest the test
@@ -23,10 +33,13 @@
 //! - **Perturbation** (off by default, drawn after the window from the same RNG): arrival
 //!   jitter adds `U[−j, +j]` seconds of replayed time (after the load factor) to each arrival,
 //!   clamped at 0, and re-sorts the window by arrival; a deadline moves with its arrival.
-//!   Estimate noise multiplies each runtime estimate by `U[1 − e, 1 + e]`; true durations are
-//!   kept.
+//!   Estimate noise multiplies each runtime estimate by `U[1 − e, 1 + e]`; modelled user
+//!   estimates ([`TsafrirEstimates`]) replace it from one uniform draw per task; true
+//!   durations are kept.
 
-use crate::workload::{EpisodeVariety, Part, TaskSource, TaskSpec};
+use super::estimates::TsafrirEstimates;
+use super::rlscheduler::{MAX_EPISODES, rlscheduler_starts};
+use crate::workload::{EpisodeStart, EpisodeVariety, Part, TaskSource, TaskSpec};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
@@ -54,10 +67,67 @@ pub struct Perturb {
     pub arrival_jitter_s: f64,
     /// Each estimate is multiplied by `U[1 − e, 1 + e]` (in [0, 1)).
     pub estimate_noise: f64,
+    /// Each estimate is replaced by a modelled user estimate (not with `estimate_noise`).
+    pub estimates: Option<TsafrirEstimates>,
+}
+
+/// Where a replayed episode's clock starts; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Times {
+    /// The window's first task arrives at 0.
+    #[default]
+    Shifted,
+    /// The window's first task arrives at its trace time, where the episode's clock starts.
+    Absolute,
+}
+
+/// Windows given by their first task's index in the trace (arrival order).
+#[derive(Clone, Debug, PartialEq)]
+pub enum WindowList {
+    /// These offsets (`workload.window_offsets`).
+    Offsets(Vec<usize>),
+    /// The first `episodes` windows RLScheduler's comparison script draws with `--seed seed`
+    /// (see [`super::rlscheduler`]).
+    RlScheduler { seed: u64, episodes: usize },
+}
+
+impl WindowList {
+    /// The starts of windows of `len` tasks in a trace of `n`, each checked to fit in it.
+    fn starts(&self, len: usize, n: usize) -> Result<Vec<usize>, String> {
+        let starts = match self {
+            Self::Offsets(offsets) if offsets.is_empty() => {
+                return Err("needs at least one offset".into());
+            }
+            Self::Offsets(offsets) => offsets.clone(),
+            Self::RlScheduler { episodes, .. } if !(1..=MAX_EPISODES).contains(episodes) => {
+                return Err(format!(
+                    "episodes must be in 1..={MAX_EPISODES} (each is drawn when the scenario \
+                     loads), got {episodes}"
+                ));
+            }
+            Self::RlScheduler { seed, episodes } => rlscheduler_starts(*seed, len, n, *episodes)?,
+        };
+        match starts.iter().find(|&&s| s + len > n) {
+            Some(s) => Err(format!(
+                "the window at offset {s} ({len} tasks) runs past the end of the trace's {n} \
+                 tasks (the last offset that fits is {})",
+                n.saturating_sub(len)
+            )),
+            None => Ok(starts),
+        }
+    }
+}
+
+/// Windows of `jobs` tasks that no episode's window may overlap (`workload.exclude_windows`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exclusion {
+    pub windows: WindowList,
+    /// Tasks per excluded window (>= 1).
+    pub jobs: usize,
 }
 
 /// What a [`Trace`] replays; see the module docs.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReplayOptions {
     pub window_jobs: Option<usize>,
     /// A window by time (> 0, finite); not together with `window_jobs`.
@@ -66,6 +136,11 @@ pub struct ReplayOptions {
     pub load_factor: f64,
     pub split: Option<Split>,
     pub perturb: Perturb,
+    /// Listed windows (with `window_jobs`, not with a split by window or an exclusion).
+    pub windows: Option<WindowList>,
+    /// Windows random windows avoid (with `window_jobs`).
+    pub exclude: Option<Exclusion>,
+    pub times: Times,
 }
 
 impl Default for ReplayOptions {
@@ -76,6 +151,9 @@ impl Default for ReplayOptions {
             load_factor: 1.0,
             split: None,
             perturb: Perturb::default(),
+            windows: None,
+            exclude: None,
+            times: Times::Shifted,
         }
     }
 }
@@ -90,10 +168,12 @@ pub struct ReplayError {
 /// Where an episode's window may start.
 #[derive(Clone, Debug, PartialEq)]
 enum Starts {
-    /// Any index in `first..=last`.
-    Range { first: usize, last: usize },
+    /// Any index in one of these disjoint `first..=last` ranges (in order), uniformly.
+    Ranges(Vec<(usize, usize)>),
     /// One of these block starts.
     Blocks(Vec<usize>),
+    /// The `s mod n`-th of these for the episode with seed `s`.
+    Listed(Vec<usize>),
     /// A window by time over the tasks `part`.
     Time {
         part: Range<usize>,
@@ -183,6 +263,10 @@ pub struct Trace {
     load_factor: f64,
     perturb: Perturb,
     part: Option<Part>,
+    times: Times,
+    /// Whether episodes replay windows (`window_jobs` or `window_s`), not the whole trace or
+    /// part: only then do they report their window's start.
+    windowed: bool,
 }
 
 impl Trace {
@@ -199,27 +283,23 @@ impl Trace {
     }
 
     /// `tasks` must be non-empty and the option values in range (the scenario loader checks
-    /// them); the error is what depends on the tasks: a part that is empty or shorter than
-    /// a window, a split by window with too few windows.
+    /// them); the error is what depends on the tasks or on how the keys combine: a part that
+    /// is empty or shorter than a window, a split by window with too few windows, a listed
+    /// window past the end of the trace, exclusions that leave no window.
     pub fn with_options(
         mut tasks: Vec<TaskSpec>,
         options: &ReplayOptions,
     ) -> Result<Self, ReplayError> {
         tasks.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
+        check_window_keys(options)?;
         if let Some(window_s) = options.window_s {
             return Self::by_time(tasks, window_s, options);
         }
         let n = tasks.len();
-        let (episode_len, starts) = match options.split {
+        let (episode_len, mut starts) = match options.split {
             None => {
                 let len = options.window_jobs.map_or(n, |w| w.min(n));
-                (
-                    len,
-                    Starts::Range {
-                        first: 0,
-                        last: n - len,
-                    },
-                )
+                (len, Starts::Ranges(vec![(0, n - len)]))
             }
             Some(split) => match split.by {
                 SplitBy::Time => {
@@ -235,13 +315,7 @@ impl Trace {
                             ),
                         });
                     }
-                    (
-                        len,
-                        Starts::Range {
-                            first: part.start,
-                            last: part.end - len,
-                        },
-                    )
+                    (len, Starts::Ranges(vec![(part.start, part.end - len)]))
                 }
                 SplitBy::Window => {
                     let Some(w) = options.window_jobs else {
@@ -254,6 +328,12 @@ impl Trace {
                 }
             },
         };
+        if let Some(list) = &options.windows {
+            starts = listed_starts(list, episode_len, n, &starts, options.split)?;
+        }
+        if let Some(exclusion) = &options.exclude {
+            starts = exclude(starts, episode_len, exclusion, n)?;
+        }
         Ok(Self {
             tasks,
             episode_len,
@@ -261,6 +341,8 @@ impl Trace {
             load_factor: options.load_factor,
             perturb: options.perturb,
             part: options.split.map(|s| s.part),
+            times: options.times,
+            windowed: options.window_jobs.is_some(),
         })
     }
 
@@ -270,14 +352,6 @@ impl Trace {
         window_s: f64,
         options: &ReplayOptions,
     ) -> Result<Self, ReplayError> {
-        if options.window_jobs.is_some() {
-            return Err(ReplayError {
-                key: "workload.window_s",
-                reason: "cannot be set together with workload.window_jobs (a window is either \
-                         by time or by task count)"
-                    .into(),
-            });
-        }
         let (part, what) = match options.split {
             None => (0..tasks.len(), "trace".to_string()),
             Some(split) if split.by == SplitBy::Time => (
@@ -316,6 +390,8 @@ impl Trace {
             load_factor: options.load_factor,
             perturb: options.perturb,
             part: options.split.map(|s| s.part),
+            times: options.times,
+            windowed: true,
         })
     }
 
@@ -332,28 +408,53 @@ impl Trace {
     }
 
     /// The indices (into [`Self::tasks`], in arrival order) an episode may replay: the union
-    /// of every window of this replay's part.
+    /// of every window of this replay's part, in order.
     pub fn replayed_indices(&self) -> Vec<usize> {
-        match &self.starts {
-            Starts::Time { part, .. } => part.clone().collect(),
-            Starts::Range { first, last } => (*first..last + self.episode_len).collect(),
-            Starts::Blocks(starts) => starts
+        let len = self.episode_len;
+        let mut indices: Vec<usize> = match &self.starts {
+            Starts::Time { part, .. } => return part.clone().collect(),
+            Starts::Ranges(ranges) => ranges
                 .iter()
-                .flat_map(|&s| s..s + self.episode_len)
+                .flat_map(|&(first, last)| first..last + len)
                 .collect(),
-        }
+            Starts::Blocks(starts) | Starts::Listed(starts) => {
+                starts.iter().flat_map(|&s| s..s + len).collect()
+            }
+        };
+        indices.sort_unstable();
+        indices.dedup();
+        indices
     }
 
-    /// The indices (into [`Self::tasks`]) of the window an episode with this RNG replays,
-    /// before perturbation; the first draw from `rng`.
-    pub fn draw_window(&self, rng: &mut ChaCha8Rng) -> Range<usize> {
+    /// The indices (into [`Self::tasks`]) of the window the episode reset with `seed` and
+    /// this RNG replays, before perturbation. Listed windows are picked by the seed (by the
+    /// first draw from `rng` without one); the others by the first draw from `rng`.
+    pub fn draw_window(&self, seed: Option<u64>, rng: &mut ChaCha8Rng) -> Range<usize> {
         let start = match &self.starts {
-            Starts::Range { first, last } if last > first => {
-                first + rng.random_range(0..=last - first)
+            Starts::Ranges(ranges) => {
+                let total: usize = ranges.iter().map(|&(first, last)| last - first + 1).sum();
+                let mut k = if total > 1 {
+                    rng.random_range(0..=total - 1)
+                } else {
+                    0
+                };
+                let mut start = ranges[0].0;
+                for &(first, last) in ranges {
+                    if k <= last - first {
+                        start = first + k;
+                        break;
+                    }
+                    k -= last - first + 1;
+                }
+                start
             }
-            Starts::Range { first, .. } => *first,
             Starts::Blocks(starts) if starts.len() > 1 => starts[rng.random_range(0..starts.len())],
             Starts::Blocks(starts) => starts[0],
+            Starts::Listed(starts) => match seed {
+                Some(s) => starts[(s % starts.len() as u64) as usize],
+                None if starts.len() > 1 => starts[rng.random_range(0..starts.len())],
+                None => starts[0],
+            },
             Starts::Time { part, windows } => {
                 let w = windows.window(windows.start_s(rng.random::<f64>()));
                 return part.start + w.start..part.start + w.end;
@@ -364,13 +465,165 @@ impl Trace {
 
     fn one_window(&self) -> bool {
         match &self.starts {
-            Starts::Range { first, last } => first == last,
-            Starts::Blocks(starts) => starts.len() == 1,
+            Starts::Ranges(ranges) => ranges.len() == 1 && ranges[0].0 == ranges[0].1,
+            Starts::Blocks(starts) | Starts::Listed(starts) => {
+                starts.iter().all(|&s| s == starts[0])
+            }
             // A window is at most the part's span, which then holds two arrival times, and
             // the windows holding only the first or only the last differ.
             Starts::Time { .. } => false,
         }
     }
+}
+
+/// How the window keys combine; what needs the tasks is checked where the starts are built.
+fn check_window_keys(options: &ReplayOptions) -> Result<(), ReplayError> {
+    let err = |key, reason: &str| {
+        Err(ReplayError {
+            key,
+            reason: reason.into(),
+        })
+    };
+    if options.window_s.is_some() && options.window_jobs.is_some() {
+        return err(
+            "workload.window_s",
+            "cannot be set together with workload.window_jobs (a window is either by time or \
+             by task count)",
+        );
+    }
+    if let Some(list) = &options.windows {
+        let key = list.key();
+        if options.window_jobs.is_none() {
+            return err(
+                key,
+                "needs workload.window_jobs (the tasks per window; windows by time have no \
+                 task offsets)",
+            );
+        }
+        if options.split.is_some_and(|s| s.by == SplitBy::Window) {
+            return err(
+                key,
+                "cannot be used with split by = \"window\", whose blocks are the windows",
+            );
+        }
+        if options.exclude.is_some() {
+            return err(
+                "workload.exclude_windows",
+                "cannot be set together with listed windows (workload.window_offsets or \
+                 workload.window_sampler): those are fixed, there is nothing to exclude from",
+            );
+        }
+    }
+    if options.exclude.is_some() && options.window_jobs.is_none() {
+        return err(
+            "workload.exclude_windows",
+            "needs workload.window_jobs (windows are excluded by task index)",
+        );
+    }
+    Ok(())
+}
+
+impl WindowList {
+    /// The scenario key that sets this list.
+    fn key(&self) -> &'static str {
+        match self {
+            Self::Offsets(_) => "workload.window_offsets",
+            Self::RlScheduler { .. } => "workload.window_sampler",
+        }
+    }
+}
+
+/// The listed windows of `len` tasks, each checked to lie inside the replay's part
+/// (`starts`, by task count: the whole trace or a time split's part).
+fn listed_starts(
+    list: &WindowList,
+    len: usize,
+    n: usize,
+    starts: &Starts,
+    split: Option<Split>,
+) -> Result<Starts, ReplayError> {
+    let err = |reason| ReplayError {
+        key: list.key(),
+        reason,
+    };
+    let listed = list.starts(len, n).map_err(err)?;
+    if let (Starts::Ranges(ranges), Some(split)) = (starts, split) {
+        let (first, last) = ranges[0];
+        if let Some(s) = listed.iter().find(|&&s| s < first || s > last) {
+            return Err(err(format!(
+                "the window at offset {s} ({len} tasks) is not inside the {} part (tasks \
+                 {first} to {}), the part this scenario replays",
+                split.part.name(),
+                last + len - 1
+            )));
+        }
+    }
+    Ok(Starts::Listed(listed))
+}
+
+/// `starts` less every start whose window of `len` tasks overlaps an excluded window.
+fn exclude(
+    starts: Starts,
+    len: usize,
+    exclusion: &Exclusion,
+    n: usize,
+) -> Result<Starts, ReplayError> {
+    let err = |reason| ReplayError {
+        key: "workload.exclude_windows",
+        reason,
+    };
+    let excluded = exclusion.windows.starts(exclusion.jobs, n).map_err(err)?;
+    // The window at `s` overlaps the excluded one at `e` exactly when
+    // s ∈ [e + 1 − len, e + jobs − 1]: the forbidden starts, merged into disjoint runs.
+    let mut forbidden: Vec<(usize, usize)> = excluded
+        .iter()
+        .map(|&e| ((e + 1).saturating_sub(len), e + exclusion.jobs - 1))
+        .collect();
+    forbidden.sort_unstable();
+    let overlaps = |s: usize| {
+        let k = forbidden.partition_point(|&(lo, _)| lo <= s);
+        forbidden[..k].iter().any(|&(_, hi)| s <= hi)
+    };
+    let left = match starts {
+        Starts::Ranges(ranges) => {
+            let mut left = Vec::new();
+            for (first, last) in ranges {
+                let mut from = first;
+                for &(lo, hi) in &forbidden {
+                    if hi < from || lo > last {
+                        continue;
+                    }
+                    if lo > from {
+                        left.push((from, lo - 1));
+                    }
+                    from = from.max(hi + 1);
+                }
+                if from <= last {
+                    left.push((from, last));
+                }
+            }
+            if left.is_empty() {
+                None
+            } else {
+                Some(Starts::Ranges(left))
+            }
+        }
+        Starts::Blocks(blocks) => {
+            let left: Vec<usize> = blocks.into_iter().filter(|&s| !overlaps(s)).collect();
+            (!left.is_empty()).then_some(Starts::Blocks(left))
+        }
+        Starts::Listed(_) | Starts::Time { .. } => {
+            unreachable!("check_window_keys refuses exclusions of these")
+        }
+    };
+    left.ok_or_else(|| {
+        err(format!(
+            "leaves no window of {len} tasks that overlaps none of the {} excluded windows of \
+             {} tasks",
+            excluded.len(),
+            exclusion.jobs
+        ))
+    })
 }
 
 /// The index range of `split.part` when the trace is cut at a time.
@@ -420,22 +673,43 @@ fn window_part(n: usize, w: usize, split: Split) -> Result<Vec<usize>, ReplayErr
 
 impl TaskSource for Trace {
     fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
+        self.fill_episode(None, rng, out);
+    }
+
+    fn fill_episode(
+        &self,
+        seed: Option<u64>,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<TaskSpec>,
+    ) -> EpisodeStart {
         out.clear();
-        let window = &self.tasks[self.draw_window(rng)];
-        let Some(first) = window.first() else { return };
+        let indices = self.draw_window(seed, rng);
+        let window_start = self.windowed.then_some(indices.start);
+        let window = &self.tasks[indices];
+        let Some(first) = window.first() else {
+            return EpisodeStart::default();
+        };
         let t0 = first.arrival_s;
+        let clock_s = match self.times {
+            Times::Shifted => 0.0,
+            Times::Absolute => t0,
+        };
         let Perturb {
             arrival_jitter_s: jitter,
             estimate_noise: noise,
+            estimates,
         } = self.perturb;
         out.extend(window.iter().map(|t| {
-            let mut arrival_s = (t.arrival_s - t0) / self.load_factor;
+            let mut arrival_s = clock_s + (t.arrival_s - t0) / self.load_factor;
             if jitter > 0.0 {
-                arrival_s = (arrival_s + rng.random_range(-jitter..=jitter)).max(0.0);
+                arrival_s = (arrival_s + rng.random_range(-jitter..=jitter)).max(clock_s);
             }
             let mut estimate_s = t.estimate_s;
             if noise > 0.0 {
                 estimate_s *= rng.random_range(1.0 - noise..=1.0 + noise);
+            }
+            if let Some(model) = estimates {
+                estimate_s = model.estimate_s(t.duration_s, rng.random::<f64>());
             }
             TaskSpec {
                 arrival_s,
@@ -448,6 +722,10 @@ impl TaskSource for Trace {
             // Unstable sort: it does not allocate, and (arrival, id) fixes the order of all
             // but identical tasks, whose order does not matter.
             out.sort_unstable_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s).then(a.id.cmp(&b.id)));
+        }
+        EpisodeStart {
+            clock_s,
+            window_start,
         }
     }
 
@@ -468,6 +746,7 @@ impl TaskSource for Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::TsafrirEstimates;
     use rand::SeedableRng;
 
     fn tasks() -> Vec<TaskSpec> {
@@ -624,6 +903,7 @@ mod tests {
             perturb: Perturb {
                 arrival_jitter_s: 15.0,
                 estimate_noise: 0.2,
+                estimates: None,
             },
             ..ReplayOptions::default()
         };
@@ -719,7 +999,7 @@ mod tests {
         let mut out = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for seed in 0..300 {
-            let window = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
+            let window = trace.draw_window(None, &mut ChaCha8Rng::seed_from_u64(seed));
             trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
             assert_eq!(
                 ids(&out),
@@ -741,6 +1021,7 @@ mod tests {
             perturb: Perturb {
                 arrival_jitter_s: 0.0,
                 estimate_noise: 0.5,
+                estimates: None,
             },
             ..time_options(25.0, None)
         };
@@ -763,14 +1044,14 @@ mod tests {
         let trace = Trace::with_options(tasks(), &time_options(70.0, train)).unwrap();
         assert_eq!(trace.replayed_indices(), (0..8).collect::<Vec<_>>());
         for seed in 0..200 {
-            let window = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
+            let window = trace.draw_window(None, &mut ChaCha8Rng::seed_from_u64(seed));
             assert!(window.end <= 8 && !window.is_empty(), "{window:?}");
         }
         let test = split(SplitBy::Time, 0.2, Part::Test);
         let trace = Trace::with_options(tasks(), &time_options(10.0, test)).unwrap();
         let mut windows = std::collections::BTreeSet::new();
         for seed in 0..100 {
-            let w = trace.draw_window(&mut ChaCha8Rng::seed_from_u64(seed));
+            let w = trace.draw_window(None, &mut ChaCha8Rng::seed_from_u64(seed));
             windows.insert((w.start, w.end));
         }
         // Starts [170, 190): (s, s + 10] holds 180 for s < 180 and 190 from s = 180 on, never
@@ -802,5 +1083,258 @@ mod tests {
             "{}",
             err.reason
         );
+    }
+
+    fn offsets(list: &[usize], window_jobs: usize) -> ReplayOptions {
+        ReplayOptions {
+            window_jobs: Some(window_jobs),
+            windows: Some(WindowList::Offsets(list.to_vec())),
+            ..ReplayOptions::default()
+        }
+    }
+
+    #[test]
+    fn listed_windows_follow_the_seed_and_report_their_start() {
+        let trace = Trace::with_options(tasks(), &offsets(&[4, 0, 7], 3)).unwrap();
+        let mut out = Vec::new();
+        // Seed s replays offset s mod 3, whatever the RNG.
+        for (seed, first) in [(0, 4), (1, 0), (2, 7), (3, 4), (5, 7)] {
+            let start =
+                trace.fill_episode(Some(seed), &mut ChaCha8Rng::seed_from_u64(99), &mut out);
+            assert_eq!(ids(&out), vec![first, first + 1, first + 2], "seed {seed}");
+            assert_eq!(out[0].arrival_s, 0.0);
+            assert_eq!(
+                start,
+                EpisodeStart {
+                    clock_s: 0.0,
+                    window_start: Some(first as usize)
+                }
+            );
+        }
+        // A reset without a seed draws one of the listed windows from the RNG.
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..50 {
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            seen.insert(out[0].id);
+        }
+        assert_eq!(seen, [0, 4, 7].into_iter().collect());
+        assert_eq!(trace.replayed_indices(), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(trace.variety(), EpisodeVariety::Windows { part: None });
+        let same = Trace::with_options(tasks(), &offsets(&[2, 2], 3)).unwrap();
+        assert_eq!(same.variety(), EpisodeVariety::Identical { num_tasks: 3 });
+    }
+
+    #[test]
+    fn listed_windows_must_fit_and_need_window_jobs() {
+        let err = |options: &ReplayOptions| Trace::with_options(tasks(), options).unwrap_err();
+        let e = err(&offsets(&[0, 8], 3));
+        assert_eq!(e.key, "workload.window_offsets");
+        assert_eq!(
+            e.reason,
+            "the window at offset 8 (3 tasks) runs past the end of the trace's 10 tasks (the \
+             last offset that fits is 7)"
+        );
+        assert_eq!(err(&offsets(&[], 3)).reason, "needs at least one offset");
+        let e = err(&ReplayOptions {
+            window_jobs: None,
+            window_s: Some(20.0),
+            ..offsets(&[1], 3)
+        });
+        assert_eq!(e.key, "workload.window_offsets");
+        assert!(
+            e.reason.starts_with("needs workload.window_jobs"),
+            "{}",
+            e.reason
+        );
+        // Inside a time split's train part (tasks 0..=7) only.
+        let e = err(&ReplayOptions {
+            split: split(SplitBy::Time, 0.2, Part::Train),
+            ..offsets(&[0, 6], 3)
+        });
+        assert_eq!(
+            e.reason,
+            "the window at offset 6 (3 tasks) is not inside the train part (tasks 0 to 7), the \
+             part this scenario replays"
+        );
+        let e = err(&ReplayOptions {
+            split: split(SplitBy::Window, 0.4, Part::Train),
+            ..offsets(&[0], 2)
+        });
+        assert_eq!(e.key, "workload.window_offsets");
+        let sampler = ReplayOptions {
+            windows: Some(WindowList::RlScheduler {
+                seed: 1,
+                episodes: 0,
+            }),
+            ..offsets(&[], 3)
+        };
+        let e = err(&sampler);
+        assert_eq!(e.key, "workload.window_sampler");
+        assert!(
+            e.reason.starts_with("episodes must be in 1..=1000000"),
+            "{}",
+            e.reason
+        );
+    }
+
+    /// A 10,000-task trace with 1024-task windows: RLScheduler's seed-1 draws, by episode seed.
+    #[test]
+    fn the_rlscheduler_sampler_replays_its_draws_by_episode_seed() {
+        let many: Vec<TaskSpec> = (0..10_000)
+            .map(|i| TaskSpec::new(i, i as f64, 5.0, &[1]))
+            .collect();
+        let options = ReplayOptions {
+            windows: Some(WindowList::RlScheduler {
+                seed: 1,
+                episodes: 3,
+            }),
+            ..offsets(&[], 1024)
+        };
+        let trace = Trace::with_options(many, &options).unwrap();
+        let mut out = Vec::new();
+        for (seed, first) in [(0, 1981), (1, 2756), (2, 4299), (3, 1981)] {
+            let start = trace.fill_episode(Some(seed), &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+            assert_eq!(start.window_start, Some(first));
+            assert_eq!((out[0].id, out.len()), (first as u64, 1024));
+        }
+    }
+
+    /// Windows of 3 among tasks 0..=9 avoid the excluded window of tasks 4 and 5: a start s
+    /// overlaps it when s ∈ [4 + 1 − 3, 4 + 2 − 1] = [2, 5], which leaves 0, 1, 6 and 7.
+    #[test]
+    fn random_windows_never_overlap_an_excluded_window() {
+        let options = ReplayOptions {
+            window_jobs: Some(3),
+            exclude: Some(Exclusion {
+                windows: WindowList::Offsets(vec![4]),
+                jobs: 2,
+            }),
+            ..ReplayOptions::default()
+        };
+        let trace = Trace::with_options(tasks(), &options).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for seed in 0..200 {
+            let start = trace.fill_episode(None, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            seen.insert(start.window_start.unwrap());
+        }
+        assert_eq!(seen, [0, 1, 6, 7].into_iter().collect());
+        assert_eq!(trace.replayed_indices(), vec![0, 1, 2, 3, 6, 7, 8, 9]);
+        // Blocks of 2 of a window split's train part (0, 2, 6; see the split test): one
+        // excluded task 3 drops block 2.
+        let blocks = ReplayOptions {
+            window_jobs: Some(2),
+            split: split(SplitBy::Window, 0.4, Part::Train),
+            exclude: Some(Exclusion {
+                windows: WindowList::Offsets(vec![3]),
+                jobs: 1,
+            }),
+            ..ReplayOptions::default()
+        };
+        let trace = Trace::with_options(tasks(), &blocks).unwrap();
+        assert_eq!(trace.replayed_indices(), vec![0, 1, 6, 7]);
+        // Two excluded windows of 5 cover the trace: nothing is left.
+        let all = ReplayOptions {
+            exclude: Some(Exclusion {
+                windows: WindowList::Offsets(vec![0, 5]),
+                jobs: 5,
+            }),
+            ..options.clone()
+        };
+        let e = Trace::with_options(tasks(), &all).unwrap_err();
+        assert_eq!(e.key, "workload.exclude_windows");
+        assert_eq!(
+            e.reason,
+            "leaves no window of 3 tasks that overlaps none of the 2 excluded windows of 5 tasks"
+        );
+        let past_end = ReplayOptions {
+            exclude: Some(Exclusion {
+                windows: WindowList::Offsets(vec![9]),
+                jobs: 2,
+            }),
+            ..options.clone()
+        };
+        let e = Trace::with_options(tasks(), &past_end).unwrap_err();
+        assert_eq!(e.key, "workload.exclude_windows");
+        assert!(e.reason.contains("runs past the end"), "{}", e.reason);
+        let with_listed = ReplayOptions {
+            windows: Some(WindowList::Offsets(vec![0])),
+            ..options
+        };
+        let e = Trace::with_options(tasks(), &with_listed).unwrap_err();
+        assert_eq!(e.key, "workload.exclude_windows");
+    }
+
+    /// Tasks 2, 3, 4 (arrivals 120, 130, 140) at load factor 2: 120, 125, 130.
+    #[test]
+    fn absolute_times_keep_the_first_arrival_and_start_the_clock_there() {
+        let options = ReplayOptions {
+            load_factor: 2.0,
+            times: Times::Absolute,
+            ..offsets(&[2], 3)
+        };
+        let trace = Trace::with_options(tasks(), &options).unwrap();
+        let mut out = Vec::new();
+        let start = trace.fill_episode(Some(0), &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+        assert_eq!(
+            out.iter().map(|t| t.arrival_s).collect::<Vec<_>>(),
+            vec![120.0, 125.0, 130.0]
+        );
+        assert_eq!(
+            start,
+            EpisodeStart {
+                clock_s: 120.0,
+                window_start: Some(2)
+            }
+        );
+        // Jitter is clamped at the window's start, not at 0.
+        let jittered = ReplayOptions {
+            perturb: Perturb {
+                arrival_jitter_s: 30.0,
+                ..Perturb::default()
+            },
+            ..options
+        };
+        let trace = Trace::with_options(tasks(), &jittered).unwrap();
+        for seed in 0..50 {
+            trace.fill_episode(Some(seed), &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert!(out.iter().all(|t| (120.0..=160.0).contains(&t.arrival_s)));
+        }
+        // A whole-trace replay reports no window start.
+        let whole = Trace::new(tasks(), None, 1.0);
+        let start = whole.fill_episode(Some(0), &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+        assert_eq!(start, EpisodeStart::default());
+    }
+
+    /// Runtimes of 5 s: a popular estimate is 60 s, the maximum 3600 s.
+    #[test]
+    fn modelled_estimates_replace_the_trace_estimates_from_the_seed() {
+        let with = |p_max| ReplayOptions {
+            window_jobs: Some(10),
+            perturb: Perturb {
+                estimates: Some(TsafrirEstimates {
+                    max_s: 3600.0,
+                    p_max,
+                }),
+                ..Perturb::default()
+            },
+            ..ReplayOptions::default()
+        };
+        let mut out = Vec::new();
+        let estimates = |p_max, seed, out: &mut Vec<TaskSpec>| {
+            let trace = Trace::with_options(tasks(), &with(p_max)).unwrap();
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), out);
+            out.iter().map(|t| t.estimate_s).collect::<Vec<_>>()
+        };
+        assert_eq!(estimates(0.0, 1, &mut out), vec![60.0; 10]);
+        assert_eq!(estimates(1.0, 1, &mut out), vec![3600.0; 10]);
+        let mixed = estimates(0.5, 4, &mut out);
+        assert!(mixed.iter().all(|&e| e == 60.0 || e == 3600.0));
+        assert!(
+            mixed.contains(&60.0) && mixed.contains(&3600.0),
+            "{mixed:?}"
+        );
+        assert_eq!(mixed, estimates(0.5, 4, &mut out));
+        assert!(out.iter().all(|t| t.duration_s == 5.0));
     }
 }

@@ -81,11 +81,37 @@ impl TaskSpec {
 pub trait TaskSource: Send + Sync + std::fmt::Debug {
     fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>);
 
+    /// `fill` for the episode reset with `seed` (`None`: a reset that continues `rng`, as
+    /// vector envs' automatic resets do), saying where the episode starts. The cluster env
+    /// calls this; sources whose episodes depend on the seed only through `rng` and start at
+    /// 0 keep the default.
+    fn fill_episode(
+        &self,
+        seed: Option<u64>,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<TaskSpec>,
+    ) -> EpisodeStart {
+        let _ = seed;
+        self.fill(rng, out);
+        EpisodeStart::default()
+    }
+
     /// How this source's episodes differ from one another; generated sources vary with the
     /// seed (the default).
     fn variety(&self) -> EpisodeVariety {
         EpisodeVariety::Generated
     }
+}
+
+/// Where an episode starts, as its [`TaskSource`] tells the env at reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpisodeStart {
+    /// The clock at reset (s): 0, or the first arrival of a window replayed at its trace's
+    /// own times, so that an episode's utilisation and energy do not count the time before.
+    pub clock_s: f64,
+    /// The index (in the trace's arrival order) of the replayed window's first task; `None`
+    /// for generated workloads and replays of a whole trace or part.
+    pub window_start: Option<usize>,
 }
 
 /// How the episodes of a workload relate to each other, so that a tool can warn when test
