@@ -391,6 +391,20 @@ fn a_deeprm_list_takes_windows_but_not_rescaled_time() {
         msg.contains("`workload.load_factor`: is not used in this DeepRM"),
         "{msg}"
     );
+    // Listed windows keep whole steps; absolute times would not start at step 0.
+    let s = Scenario::from_toml_str(
+        &text("window_jobs = 2\nwindow_offsets = [1]"),
+        Path::new("d.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.variety(), EpisodeVariety::Identical { num_tasks: 2 });
+    let msg = Scenario::from_toml_str(&text("times = \"absolute\""), Path::new("d.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("`workload.times`: is not used in this DeepRM"),
+        "{msg}"
+    );
 }
 
 /// Plays an episode reset with `seed`, always taking the first legal action; returns the

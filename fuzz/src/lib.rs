@@ -152,7 +152,7 @@ fn run_scenario(text: &str, path: &Path) {
 pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
     let read =
         |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let scenarios: Vec<String> = [
+    let mut scenarios: Vec<String> = [
         "tiny",
         "deeprm",
         "deeprm-hold",
@@ -164,6 +164,17 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
     .iter()
     .map(|n| read(root.join(format!("configs/scenarios/{n}.toml"))))
     .collect();
+    // Replay keys that no shipped scenario sets, on the CSV example.
+    let csv_example = scenarios[6].clone();
+    scenarios.push(csv_example.replace(
+        "window_jobs = 40",
+        "exclude_windows = { offsets = [10] }\ntimes = \"absolute\"\nwindow_jobs = 40",
+    ));
+    scenarios.push(csv_example.replace(
+        "perturb = { arrival_jitter_s = 10.0, estimate_noise = 0.1 }",
+        "perturb = { estimates = { model = \"tsafrir\", max_s = 7200.0, p_max = 0.2 } }\n\
+         window_offsets = [0, 100]",
+    ));
     let configs: Vec<String> = [
         "ppo_cartpole",
         "ppo_deeprm_hold",

@@ -107,7 +107,10 @@ impl WindowList {
             }
             Self::RlScheduler { seed, episodes } => rlscheduler_starts(*seed, len, n, *episodes)?,
         };
-        match starts.iter().find(|&&s| s + len > n) {
+        match starts
+            .iter()
+            .find(|&&s| s.checked_add(len).is_none_or(|end| end > n))
+        {
             Some(s) => Err(format!(
                 "the window at offset {s} ({len} tasks) runs past the end of the trace's {n} \
                  tasks (the last offset that fits is {})",

@@ -63,11 +63,11 @@ pub fn rlscheduler_starts(
     n: usize,
     count: usize,
 ) -> Result<Vec<usize>, String> {
-    if n < 2 * len + 2 {
+    let needed = len.saturating_mul(2).saturating_add(2);
+    if n < needed {
         return Err(format!(
             "RLScheduler draws a window of {len} jobs from [{len}, {n} − {len} − 1), which \
-             needs at least 2 × {len} + 2 = {} jobs; the trace has {n}",
-            2 * len + 2
+             needs at least 2 × {len} + 2 = {needed} jobs; the trace has {n}"
         ));
     }
     let (Ok(low), Ok(high)) = (u32::try_from(len), u32::try_from(n - len - 1)) else {
