@@ -97,10 +97,12 @@ impl Env for ClusterEnv {
             "a task that fits has waited the queue's hold limit: waiting is not allowed";
         if action == n - 1 {
             if !self.wait_allowed() {
-                return Err(EnvError::Illegal {
-                    action,
-                    reason: HELD_TOO_LONG,
-                });
+                let reason = if self.config.discipline.commits() {
+                    "under a commit discipline a queued task must be chosen: waiting is not allowed"
+                } else {
+                    HELD_TOO_LONG
+                };
+                return Err(EnvError::Illegal { action, reason });
             }
             self.wait();
         } else if self.config.discipline.commits() {

@@ -181,9 +181,14 @@ impl ClusterEnv {
         self.action_space().n - 1
     }
 
-    /// False while the queue's hold limit forbids waiting: a visible task that fits some
-    /// server now has waited `hold_limit_s` or longer.
+    /// False while the queue's hold limit forbids waiting (a visible task that fits some
+    /// server now has waited `hold_limit_s` or longer), and under a commit discipline while
+    /// any task is queued (the choice is which task goes next, never whether).
     pub fn wait_allowed(&self) -> bool {
+        if self.config.discipline.commits() {
+            // A batch scheduler always names the next job; the discipline does the waiting.
+            return self.queue.is_empty();
+        }
         let Some(limit) = self.config.hold_limit_s else {
             return true;
         };

@@ -118,7 +118,8 @@ impl Heuristic {
 
     /// The action this heuristic takes in `snapshot`. A rule that would wait while the env
     /// forbids it (a hold limit) starts the placeable task that has waited longest instead:
-    /// the limit is there to end starvation, so the starving task goes first.
+    /// the limit is there to end starvation, so the starving task goes first. Under a commit
+    /// discipline with nothing that fits, it chooses the oldest visible task.
     pub fn action_in(&self, snapshot: &Snapshot) -> usize {
         match self.rule.choose(snapshot) {
             Some(i) => snapshot.placements[i].action,
@@ -127,7 +128,9 @@ impl Heuristic {
                 .placements
                 .iter()
                 .min_by(|a, b| snapshot.arrival_order(a.task, b.task))
-                .map_or(snapshot.wait_action, |p| p.action),
+                .map(|p| p.action)
+                .or(snapshot.commit_fallback)
+                .unwrap_or(snapshot.wait_action),
         }
     }
 }

@@ -146,11 +146,21 @@ impl Scheduler for PriorityScheduler {
     /// whole queue.
     fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], mask: &[bool]) -> usize {
         let now_s = WaitingTask::fill_queue(&mut self.queue, env);
-        let visible = self.queue.iter().filter(|t| t.action.is_some());
-        self.choose(visible, now_s)
-            .and_then(|t| t.action)
-            .filter(|&a| mask.get(a).copied().unwrap_or(false))
-            .unwrap_or(mask.len() - 1)
+        let wait = mask.len() - 1;
+        let legal = |a: usize| mask.get(a).copied().unwrap_or(false);
+        let visible = self.queue.iter().filter(|t| t.action.is_some_and(legal));
+        let chosen = self.choose(visible.clone(), now_s).and_then(|t| t.action);
+        match chosen {
+            Some(action) => action,
+            // Nothing this scheduler would start now, and the env forbids waiting (a commit
+            // discipline): name the visible task it ranks first.
+            None if !mask[wait] => self
+                .priority
+                .best(visible, now_s)
+                .and_then(|t| t.action)
+                .unwrap_or(wait),
+            None => wait,
+        }
     }
 
     fn decide(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> Decision {

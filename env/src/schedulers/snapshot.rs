@@ -162,6 +162,9 @@ pub struct Snapshot {
     /// False when the env forbids waiting now (a hold limit): a rule that would wait starts
     /// the longest-waiting placeable task instead (see `Heuristic::action_in`).
     pub wait_allowed: bool,
+    /// Under a commit discipline, the action that chooses the oldest visible task whether or
+    /// not it fits now (what a rule does when it would wait but may not).
+    pub commit_fallback: Option<usize>,
     /// Alignment scores (Packer, Tetris) in raw units instead of fractions of each server's
     /// capacity: set for DeepRM, whose Packer dots raw free units with raw demands.
     pub raw_units: bool,
@@ -203,6 +206,10 @@ impl Snapshot {
                 .filter_map(|k| env.slot(k))
                 .map(QueuedTask::from),
         );
+        self.commit_fallback = None;
+        if env.discipline().commits() && env.action_mode() == ActionMode::Slot {
+            self.commit_fallback = self.oldest_task().map(|t| self.tasks[t].slot);
+        }
         self.servers.extend((0..env.num_servers()).map(|n| {
             let s = env.server(n);
             ServerInfo {
@@ -252,6 +259,7 @@ impl Snapshot {
         self.wait_action = env.wait_action();
         self.wait_allowed = env.wait_allowed();
         self.raw_units = true;
+        self.commit_fallback = None;
         self.tasks.extend(
             (0..env.num_slots())
                 .filter_map(|k| env.slot(k))
@@ -312,6 +320,7 @@ impl Snapshot {
             placements,
             wait_action: num_slots * num_servers,
             wait_allowed: true,
+            commit_fallback: None,
             raw_units: false,
         }
     }
