@@ -1176,10 +1176,17 @@ fn bad_gantt_and_checkpoint_values_exit_2_naming_the_problem() {
 fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
     let tmp = tempfile::tempdir().unwrap();
     let tiny = suite(tmp.path(), "tiny", 1);
-    let names: Vec<&str> = lepton_env::schedulers::REGISTRY
+    let mut names: Vec<&str> = lepton_env::schedulers::REGISTRY
         .iter()
         .map(|r| r.name)
         .collect();
+    // The whole-queue family under each discipline, on a placement-mode scenario too.
+    names.extend([
+        "fcfs+greedy",
+        "sjf+strict",
+        "f1+easy",
+        "unicep+conservative",
+    ]);
     let out_dir = tmp.path().join("out");
     let out = eval(&[
         "--suite",

@@ -232,6 +232,12 @@ pub fn help_list() -> String {
             };
             format!("  {name:<width$}  {}{default}", r.summary)
         })
+        .chain(std::iter::once(format!(
+            "  NAME+DISCIPLINE for NAME in {}: that priority over the whole queue (not only the \
+             visible slots) under DISCIPLINE = greedy | strict | easy | conservative \
+             (e.g. sjf+easy: EASY backfilling) [by name only]",
+            family_names().join(", ")
+        )))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -383,7 +389,8 @@ mod tests {
         assert_eq!(NAMES, default.as_slice());
         assert_eq!(NAMES.len(), 14);
         assert!(!NAMES.contains(&"lookahead") && !NAMES.contains(&"smallest_demand"));
-        assert_eq!(help_list().lines().count(), REGISTRY.len());
+        // One line per entry, and one for the NAME+DISCIPLINE family.
+        assert_eq!(help_list().lines().count(), REGISTRY.len() + 1);
     }
 
     #[test]
