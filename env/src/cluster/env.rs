@@ -98,7 +98,7 @@ impl Env for ClusterEnv {
         if action == n - 1 {
             if !self.wait_allowed() {
                 let reason = if self.config.discipline.commits() {
-                    "under a commit discipline a queued task must be chosen: waiting is not allowed"
+                    "nothing runs, so a queued task must be chosen: waiting is not allowed"
                 } else {
                     HELD_TOO_LONG
                 };

@@ -183,11 +183,12 @@ impl ClusterEnv {
 
     /// False while the queue's hold limit forbids waiting (a visible task that fits some
     /// server now has waited `hold_limit_s` or longer), and under a commit discipline while
-    /// any task is queued (the choice is which task goes next, never whether).
+    /// tasks are queued and none runs (then waiting would wait for nothing).
     pub fn wait_allowed(&self) -> bool {
         if self.config.discipline.commits() {
-            // A batch scheduler always names the next job; the discipline does the waiting.
-            return self.queue.is_empty();
+            // Waiting for the next completion is a choice (RLScheduler's "skip"); with nothing
+            // running there is none to wait for, and a queued task must be chosen.
+            return self.queue.is_empty() || !self.running.is_empty();
         }
         let Some(limit) = self.config.hold_limit_s else {
             return true;
