@@ -241,3 +241,31 @@ fn backfilling_decides_on_estimates_not_true_run_times() {
         .collect();
     assert_eq!(got, [0.0, 10.0, 15.0, 15.0]);
 }
+
+#[test]
+fn under_a_commit_discipline_waiting_needs_a_running_task() {
+    use lepton_env::{Env, EnvError};
+    let mut env = four_task_env(5.0);
+    let ScenarioEnv::Cluster(c) = &mut env else {
+        unreachable!()
+    };
+    c.set_discipline(lepton_env::cluster::Discipline::Strict);
+    let mut obs = vec![0.0; env.observation_space().dim()];
+    let mut mask = vec![false; env.action_space().n];
+    let wait = mask.len() - 1;
+    env.reset(Some(0), &mut obs);
+    // t = 0: A is queued and nothing runs: A must be chosen.
+    env.action_mask(&mut mask);
+    assert_eq!(mask, [true, false, false]);
+    assert!(matches!(
+        env.step(wait, &mut obs),
+        Err(EnvError::Illegal { .. })
+    ));
+    env.step(0, &mut obs).unwrap();
+    // t = 1: B is queued and A runs: B may be chosen, or the env may wait for A.
+    assert_eq!(env.clock(), Some(1.0));
+    env.action_mask(&mut mask);
+    assert_eq!(mask, [true, false, true]);
+    env.step(wait, &mut obs).unwrap();
+    assert_eq!(env.clock(), Some(2.0), "the next event: C arrives");
+}

@@ -69,7 +69,11 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// [`Env::action_mask`](crate::api::Env::action_mask) is exact: an action is legal iff the slot holds a task and the task
 /// fits in the server's free capacity now. Wait is legal unless the queue's hold limit
 /// (`hold_limit_s`) forbids it: then a visible task that fits has waited that long, and waiting
-/// returns [`EnvError::Illegal`](crate::api::EnvError::Illegal). Several placements may
+/// returns [`EnvError::Illegal`](crate::api::EnvError::Illegal). Under a commit
+/// [`Discipline`] (`strict`, `easy`, `conservative`; slot mode) every occupied slot is legal,
+/// the chosen task is the next to start (the step returns once it has started, backfilling
+/// meanwhile as the discipline allows), and waiting is legal only while a task runs.
+/// [`ClusterEnv::step_task`] chooses any queued task, visible or not. Several placements may
 /// happen at the same instant: a placement never moves the clock. An illegal action returns
 /// [`EnvError::Illegal`](crate::api::EnvError::Illegal) with the state unchanged, or acts as wait when the scenario sets
 /// `illegal_action = "wait"`.
