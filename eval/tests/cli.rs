@@ -708,7 +708,7 @@ fn bad_input_gives_one_clear_message_exit_2_and_no_report() {
         &out_dir,
         &[
             "unknown scheduler `shortest`",
-            "valid names: random, deeprm_random, fcfs, sjf",
+            "valid names: random, deeprm_random, fcfs[+DISCIPLINE], sjf[+DISCIPLINE]",
         ],
     );
     assert_input_error(
