@@ -7,7 +7,7 @@ CARGO ?= cargo
 DEMO_RUN ?= demo
 DEMO_STEPS ?= 60000
 
-.PHONY: demo test bootstrap check-libtorch build bench fuzz docs-eval
+.PHONY: demo test bootstrap check-libtorch build bench fuzz docs-eval python python-test
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -27,6 +27,22 @@ test: check-libtorch
 	@$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@echo "==> cargo test --workspace"
 	@$(CARGO) test --workspace
+	@$(MAKE) --no-print-directory python-test PY_PROFILE=dev
+
+# The `lepton` Python package (python/: Gymnasium envs, the native vector env, the heuristics),
+# built by maturin and installed into the project's virtualenv (.venv). PY_PROFILE=dev builds
+# faster and steps slower (`make test` uses it; benchmarks want release).
+PY_PROFILE ?= release
+python: bootstrap
+	@echo "==> maturin develop --profile $(PY_PROFILE) (the lepton Python package into .venv)"
+	@VIRTUAL_ENV="$(CURDIR)/.venv" .venv/bin/maturin develop --quiet --profile $(PY_PROFILE) \
+		-m python/Cargo.toml
+
+# pytest over python/tests (needs `cargo test --workspace` first for the Rust trajectory
+# example the parity test compares against).
+python-test: python
+	@echo "==> pytest python/tests"
+	@PY_PROFILE=$(PY_PROFILE) .venv/bin/python -m pytest -q python/tests
 
 build: check-libtorch
 	@$(CARGO) build --release -p lepton-train -p lepton-eval

@@ -210,6 +210,14 @@ impl Scenario {
         }
     }
 
+    /// The seed the env starts from (before any `reset(Some(seed))`).
+    pub fn seed(&self) -> u64 {
+        match self {
+            Self::Cluster(c) => c.seed,
+            Self::DeepRm(c) => c.seed,
+        }
+    }
+
     /// Replaces the seed the env starts from (before any `reset(Some(seed))`).
     pub fn with_seed(mut self, seed: u64) -> Self {
         match &mut self {

@@ -1,0 +1,387 @@
+//! `lepton._native.VecEnv`: N envs stepped in Rust, one Python call per batch.
+//!
+//! Autoreset is Gymnasium's `SAME_STEP` mode (what [`lepton_env::VecEnv`] does): a row whose
+//! episode ended holds the next episode's first observation and mask, and the finished
+//! episode's last observation and mask are in `infos["final_obs"]` and
+//! `infos["final_info"]["action_mask"]`, with Gymnasium's `_key` masks beside every key.
+
+use crate::ActionError;
+use crate::ScenarioError;
+use crate::scenarios::{Resolved, Sim, resolve};
+use lepton_env::VecEnv;
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::IntoPyObjectExt;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[pyclass(subclass, module = "lepton._native", name = "VecEnv")]
+pub struct PyVecEnv {
+    venv: VecEnv<Sim>,
+    actions: Vec<usize>,
+    /// The seed of the first reset when it is given none (env `i` gets `first_seed + i`), so
+    /// that the envs of a vector never play the same episodes by accident; `None` after it.
+    first_seed: Option<u64>,
+    /// New arrays every step (true), or the same arrays overwritten (false; faster).
+    copy: bool,
+    buffers: Buffers,
+}
+
+/// The arrays returned when `copy` is false, overwritten by every step.
+struct Buffers {
+    obs: Py<PyArray2<f32>>,
+    rewards: Py<PyArray1<f64>>,
+    terminated: Py<PyArray1<bool>>,
+    truncated: Py<PyArray1<bool>>,
+    masks: Py<PyArray2<bool>>,
+    all_true: Py<PyArray1<bool>>,
+}
+
+type StepResult<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyDict>,
+);
+
+#[pymethods]
+impl PyVecEnv {
+    // The arguments are the Python constructor's keyword arguments, one for one.
+    #[allow(clippy::too_many_arguments)]
+    #[new]
+    #[pyo3(signature = (scenario, num_envs, *, threads=1, seed=None, copy=true, scenario_dir=None, **overrides))]
+    fn new(
+        py: Python<'_>,
+        scenario: &str,
+        num_envs: usize,
+        threads: usize,
+        seed: Option<u64>,
+        copy: bool,
+        scenario_dir: Option<PathBuf>,
+        overrides: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let resolved = resolve(scenario, seed, scenario_dir.as_deref(), overrides)?;
+        let first_seed = Some(match &resolved {
+            Resolved::Scenario(scenario) => scenario.seed(),
+            Resolved::CartPole { seed } => *seed,
+        });
+        let envs = (0..num_envs).map(|_| resolved.build()).collect();
+        let venv = VecEnv::new(envs, threads).map_err(|e| ScenarioError::new_err(e.to_string()))?;
+        let (n, d, a) = (num_envs, venv.obs_dim(), venv.num_actions());
+        let buffers = Buffers {
+            obs: PyArray2::zeros(py, [n, d], false).unbind(),
+            rewards: PyArray1::zeros(py, n, false).unbind(),
+            terminated: PyArray1::from_vec(py, vec![false; n]).unbind(),
+            truncated: PyArray1::from_vec(py, vec![false; n]).unbind(),
+            masks: PyArray2::from_vec2(py, &vec![vec![false; a]; n])?.unbind(),
+            all_true: PyArray1::from_vec(py, vec![true; n]).unbind(),
+        };
+        Ok(Self {
+            venv,
+            actions: vec![0; n],
+            first_seed,
+            copy,
+            buffers,
+        })
+    }
+
+    /// Resets every env: `seed` an int (env `i` gets `seed + i`), a list (one per env), or
+    /// `None` (continue each env's streams; the very first reset then uses the scenario's
+    /// seed + i). Returns `(observations, {"action_mask": ..., "_action_mask": ...})`.
+    #[pyo3(signature = (seed=None))]
+    fn _reset<'py>(
+        &mut self,
+        py: Python<'py>,
+        seed: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyDict>)> {
+        match seed {
+            Some(seed) => match seed.extract::<u64>() {
+                Ok(seed) => self.venv.reset(Some(seed)),
+                Err(_) => {
+                    let seeds: Vec<u64> = seed.extract().map_err(|_| {
+                        ScenarioError::new_err("seed must be None, an int ≥ 0 or a list of them")
+                    })?;
+                    if seeds.len() != self.venv.num_envs() {
+                        return Err(ScenarioError::new_err(format!(
+                            "{} seeds given for {} envs",
+                            seeds.len(),
+                            self.venv.num_envs()
+                        )));
+                    }
+                    self.venv.reset_each(&seeds);
+                }
+            },
+            None => self.venv.reset(self.first_seed),
+        }
+        self.first_seed = None;
+        let (obs, _, _, _, masks) = self.write_outputs(py)?;
+        let infos = PyDict::new(py);
+        infos.set_item("action_mask", masks)?;
+        infos.set_item("_action_mask", self.all_true(py))?;
+        Ok((obs, infos))
+    }
+
+    /// Steps env `i` with `actions[i]` (an integer array or list), with the GIL released.
+    /// Returns `(observations, rewards, terminations, truncations, infos)`.
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        actions: &Bound<'py, PyAny>,
+    ) -> PyResult<StepResult<'py>> {
+        self.read_actions(actions)?;
+        let (venv, actions) = (&mut self.venv, &self.actions);
+        py.detach(|| venv.step(actions))
+            .map_err(|e| ActionError::new_err(e.to_string()))?;
+        let (obs, rewards, terminated, truncated, masks) = self.write_outputs(py)?;
+        let infos = PyDict::new(py);
+        infos.set_item("action_mask", masks)?;
+        infos.set_item("_action_mask", self.all_true(py))?;
+        if self.venv.finished_episodes().next().is_some() {
+            self.add_final_infos(py, &infos)?;
+        }
+        Ok((obs, rewards, terminated, truncated, infos))
+    }
+
+    #[getter]
+    fn num_envs(&self) -> usize {
+        self.venv.num_envs()
+    }
+
+    #[getter]
+    fn num_threads(&self) -> usize {
+        self.venv.num_threads()
+    }
+
+    #[getter]
+    fn num_actions(&self) -> usize {
+        self.venv.num_actions()
+    }
+
+    #[getter]
+    fn obs_low<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        PyArray1::from_slice(
+            py,
+            &lepton_env::Env::observation_space(self.venv.env(0)).low,
+        )
+    }
+
+    #[getter]
+    fn obs_high<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        PyArray1::from_slice(
+            py,
+            &lepton_env::Env::observation_space(self.venv.env(0)).high,
+        )
+    }
+
+    /// The legal actions of every env now, `(num_envs, num_actions)`.
+    fn action_masks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        let (n, a) = (self.venv.num_envs(), self.venv.num_actions());
+        PyArray1::from_slice(py, self.venv.action_masks()).reshape([n, a])
+    }
+}
+
+impl PyVecEnv {
+    fn read_actions(&mut self, actions: &Bound<'_, PyAny>) -> PyResult<()> {
+        let n = self.actions.len();
+        let bad = |i: usize, a: i64| {
+            ActionError::new_err(format!(
+                "env {i}: action {a} is outside the action space Discrete({})",
+                self.venv.num_actions()
+            ))
+        };
+        let wrong_len = |got: usize| {
+            ActionError::new_err(format!("expected {n} actions (one per env), got {got}"))
+        };
+        if let Ok(array) = actions.extract::<PyReadonlyArray1<'_, i64>>() {
+            if array.len() != n {
+                return Err(wrong_len(array.len()));
+            }
+            for (i, (slot, &a)) in self
+                .actions
+                .iter_mut()
+                .zip(array.as_array().iter())
+                .enumerate()
+            {
+                *slot = usize::try_from(a).map_err(|_| bad(i, a))?;
+            }
+            return Ok(());
+        }
+        let list: Vec<i64> = actions.extract().map_err(|_| {
+            ActionError::new_err("actions must be a 1-D integer array or a list of ints")
+        })?;
+        if list.len() != n {
+            return Err(wrong_len(list.len()));
+        }
+        for (i, (slot, a)) in self.actions.iter_mut().zip(list).enumerate() {
+            *slot = usize::try_from(a).map_err(|_| bad(i, a))?;
+        }
+        Ok(())
+    }
+
+    fn all_true<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
+        if self.copy {
+            PyArray1::from_vec(py, vec![true; self.venv.num_envs()])
+        } else {
+            self.buffers.all_true.bind(py).clone()
+        }
+    }
+
+    /// The step outputs as arrays: fresh ones (`copy`) or the reused buffers.
+    #[allow(clippy::type_complexity)]
+    fn write_outputs<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<f32>>,
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<bool>>,
+        Bound<'py, PyArray1<bool>>,
+        Bound<'py, PyArray2<bool>>,
+    )> {
+        let venv = &self.venv;
+        let (n, d, a) = (venv.num_envs(), venv.obs_dim(), venv.num_actions());
+        let rewards = venv.rewards().iter().map(|&r| f64::from(r));
+        if self.copy {
+            return Ok((
+                PyArray1::from_slice(py, venv.observations()).reshape([n, d])?,
+                PyArray1::from_iter(py, rewards),
+                PyArray1::from_slice(py, venv.terminated()),
+                PyArray1::from_slice(py, venv.truncated()),
+                PyArray1::from_slice(py, venv.action_masks()).reshape([n, a])?,
+            ));
+        }
+        let b = &self.buffers;
+        let (obs, rew) = (b.obs.bind(py).clone(), b.rewards.bind(py).clone());
+        let (term, trunc) = (b.terminated.bind(py).clone(), b.truncated.bind(py).clone());
+        let masks = b.masks.bind(py).clone();
+        obs.readwrite()
+            .as_slice_mut()?
+            .copy_from_slice(venv.observations());
+        for (out, r) in rew.readwrite().as_slice_mut()?.iter_mut().zip(rewards) {
+            *out = r;
+        }
+        term.readwrite()
+            .as_slice_mut()?
+            .copy_from_slice(venv.terminated());
+        trunc
+            .readwrite()
+            .as_slice_mut()?
+            .copy_from_slice(venv.truncated());
+        masks
+            .readwrite()
+            .as_slice_mut()?
+            .copy_from_slice(venv.action_masks());
+        Ok((obs, rew, term, trunc, masks))
+    }
+
+    /// Gymnasium's `final_obs` / `final_info` for the envs whose episode ended on this step:
+    /// `final_info` holds the final `action_mask`, `episode` (`r` return, `l` length) and, for
+    /// scheduling envs, `episode_metrics`, each batched with its `_key` mask.
+    fn add_final_infos(&self, py: Python<'_>, infos: &Bound<'_, PyDict>) -> PyResult<()> {
+        let venv = &self.venv;
+        let (n, a) = (venv.num_envs(), venv.num_actions());
+        let ended: Vec<bool> = (0..n).map(|i| venv.finished_episode(i).is_some()).collect();
+        let ended_array = || PyArray1::from_slice(py, &ended);
+
+        let mut final_obs = Vec::with_capacity(n);
+        let mut final_masks = vec![false; n * a];
+        let (mut returns, mut lengths) = (vec![0.0f64; n], vec![0i64; n]);
+        let mut metrics: Vec<Option<serde_json::Map<String, serde_json::Value>>> = vec![None; n];
+        for i in 0..n {
+            match venv.final_observation(i) {
+                Some(obs) => final_obs.push(PyArray1::from_slice(py, obs).into_py_any(py)?),
+                None => final_obs.push(py.None()),
+            }
+            if let Some(mask) = venv.final_action_mask(i) {
+                final_masks[i * a..(i + 1) * a].copy_from_slice(mask);
+            }
+            if let Some((stats, m)) = venv.finished_episode(i) {
+                returns[i] = stats.episode_return;
+                lengths[i] = i64::try_from(stats.length).unwrap_or(i64::MAX);
+                metrics[i] = m.and_then(|m| match serde_json::to_value(m) {
+                    Ok(serde_json::Value::Object(map)) => Some(map),
+                    _ => None,
+                });
+            }
+        }
+        infos.set_item("final_obs", PyArray1::from_vec(py, final_obs))?;
+        infos.set_item("_final_obs", ended_array())?;
+
+        let final_info = PyDict::new(py);
+        final_info.set_item(
+            "action_mask",
+            PyArray1::from_vec(py, final_masks).reshape([n, a])?,
+        )?;
+        final_info.set_item("_action_mask", ended_array())?;
+        let episode = PyDict::new(py);
+        episode.set_item("r", PyArray1::from_vec(py, returns))?;
+        episode.set_item("_r", ended_array())?;
+        episode.set_item("l", PyArray1::from_vec(py, lengths))?;
+        episode.set_item("_l", ended_array())?;
+        final_info.set_item("episode", episode)?;
+        final_info.set_item("_episode", ended_array())?;
+        if metrics.iter().any(Option::is_some) {
+            let has: Vec<bool> = metrics.iter().map(Option::is_some).collect();
+            final_info.set_item("episode_metrics", batch_metrics(py, &metrics)?)?;
+            final_info.set_item("_episode_metrics", PyArray1::from_vec(py, has))?;
+        }
+        infos.set_item("final_info", final_info)?;
+        infos.set_item("_final_info", ended_array())?;
+        Ok(())
+    }
+}
+
+/// One array per metric over the envs (float64; a vector metric such as `utilization` a
+/// `(num_envs, len)` array), beside its `_key` mask of the envs that have it.
+fn batch_metrics<'py>(
+    py: Python<'py>,
+    metrics: &[Option<serde_json::Map<String, serde_json::Value>>],
+) -> PyResult<Bound<'py, PyDict>> {
+    let n = metrics.len();
+    let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
+    for map in metrics.iter().flatten() {
+        for (key, value) in map {
+            let width = value.as_array().map_or(1, Vec::len);
+            let w = keys.entry(key.as_str()).or_insert(width);
+            *w = (*w).max(width);
+        }
+    }
+    let dict = PyDict::new(py);
+    for (key, width) in keys {
+        let mut values = vec![0.0f64; n * width];
+        let mut has = vec![false; n];
+        for (i, map) in metrics.iter().enumerate() {
+            let Some(value) = map.as_ref().and_then(|m| m.get(key)) else {
+                continue;
+            };
+            let row = &mut values[i * width..(i + 1) * width];
+            match value {
+                serde_json::Value::Array(items) => {
+                    for (out, item) in row.iter_mut().zip(items) {
+                        *out = item.as_f64().unwrap_or(f64::NAN);
+                    }
+                    has[i] = true;
+                }
+                serde_json::Value::Null => {}
+                other => {
+                    row[0] = other.as_f64().unwrap_or(f64::NAN);
+                    has[i] = true;
+                }
+            }
+        }
+        let array = PyArray1::from_vec(py, values);
+        if metrics
+            .iter()
+            .flatten()
+            .any(|m| m.get(key).is_some_and(serde_json::Value::is_array))
+        {
+            dict.set_item(key, array.reshape([n, width])?)?;
+        } else {
+            dict.set_item(key, array)?;
+        }
+        dict.set_item(format!("_{key}"), PyArray1::from_vec(py, has))?;
+    }
+    Ok(dict)
+}
