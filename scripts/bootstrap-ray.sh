@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Adds Ray (RLlib and Tune) and pytest to the project's virtualenv (the one scripts/bootstrap.sh
-# made, which `.venv` links to), idempotently: a second run finds the stamp and returns at once.
+# Adds Ray (RLlib and Tune) to the project's virtualenv (the one scripts/bootstrap.sh made,
+# which `.venv` links to), idempotently: a second run finds the stamp and returns at once.
 #
 # Ray shares the virtualenv rather than getting its own because RLlib trains with the same
-# PyTorch, and pip resolves ray[rllib,tune]==2.60.0 without touching torch, gymnasium or numpy.
-# The install holds those three at their installed versions (a constraints file), so a future
-# Ray pin that wants another version fails here, loudly, instead of changing the trainer's
-# libtorch under it.
+# PyTorch, and pip resolves ray[rllib,tune]==2.60.0 without changing any installed package
+# (torch, gymnasium, numpy, ...). The install holds every installed package at its version (a
+# constraints file), so a future Ray pin that wants another version of one fails here, loudly,
+# instead of changing the trainer's libtorch or the tests' gymnasium under them.
 set -euo pipefail
 
 RAY_VERSION=2.60.0
-PYTEST_VERSION=9.2.0
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh"
 VENV="$(readlink -f "$ROOT/.venv")"
@@ -26,9 +25,8 @@ if command -v flock >/dev/null; then flock 9; fi
 
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
-"$VENV/bin/python" -m pip freeze 2>/dev/null | grep -iE '^(torch|gymnasium|numpy)==' >"$constraints"
-say "installing ray[rllib,tune]==${RAY_VERSION} and pytest into $VENV (first run only: ~1 minute), holding $(tr '\n' ' ' <"$constraints")"
-"$VENV/bin/python" -m pip install --progress-bar off -c "$constraints" \
-    "ray[rllib,tune]==${RAY_VERSION}" "pytest==${PYTEST_VERSION}"
+"$VENV/bin/python" -m pip freeze 2>/dev/null | grep -E '^[A-Za-z0-9._-]+==' >"$constraints"
+say "installing ray[rllib,tune]==${RAY_VERSION} into $VENV (first run only: under a minute), holding the $(wc -l <"$constraints") installed packages at their versions"
+"$VENV/bin/python" -m pip install --quiet -c "$constraints" "ray[rllib,tune]==${RAY_VERSION}"
 touch "$STAMP"
 say "done"

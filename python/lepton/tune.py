@@ -21,9 +21,9 @@ saving at the end of its iteration; it is killed if it takes longer than ``stop_
 The process also gets SIGTERM when the Tune worker dies (Linux ``PR_SET_PDEATHSIG``).
 
 Each (re)start of a trial is one lepton run, ``lepton_0``, ``lepton_1``, ... in the trial's
-directory; while it trains it lives in ``$TMPDIR/lepton-tune/<trial id>/`` and moves into the
-trial directory when its process ends (Tune copies trial directories while they run, and a
-copy racing lepton-train's own file replacements fails).
+directory. Tune copies the directories of running trials to its storage now and then: a copy
+that races lepton-train replacing or pruning a checkpoint file logs an error and is retried
+(the final copy, after the process has ended, is complete).
 
 Checkpoints (needed by PBT) are on with ``"checkpoint": True``: the run then checkpoints at
 every evaluation, keeps them all, and each report carries the checkpoint of its step. A
@@ -230,23 +230,14 @@ def train_lepton(config: dict[str, Any]) -> None:
     stop_grace_s = float(config.get("stop_grace_s", 30.0))
     binary = str(config.get("binary") or find_lepton_train())
 
-    context = tune.get_context()
-    trial_dir = Path(context.get_trial_dir())
+    trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
     log = trial_dir / "lepton-train.log"
-    # The run trains in a directory of its own and moves into the trial directory when the
-    # process has ended: Tune copies trial directories to its storage while trials run, and a
-    # copy racing lepton-train's checkpoint pruning fails.
-    work_dir = Path(tempfile.gettempdir(), "lepton-tune", context.get_trial_id())
-    work_dir.mkdir(parents=True, exist_ok=True)
-    # The runs of earlier sessions of this trial whose worker was killed before they moved.
-    for left in sorted(work_dir.glob("lepton_*")):
-        shutil.move(left, trial_dir / left.name)
     # Every (re)start of the trial gets its own lepton run directory.
     session = 0
     while (trial_dir / f"lepton_{session}").exists():
         session += 1
-    run_dir = work_dir / f"lepton_{session}"
+    run_dir = trial_dir / f"lepton_{session}"
 
     args = [binary, "--no-progress", *config.get("args", [])]
     offset = 0  # env steps trained before this lepton run started (PBT's exploit)
@@ -292,7 +283,7 @@ def train_lepton(config: dict[str, Any]) -> None:
     args += ["--total-steps", str(total_steps - offset)]
     resuming = "--resume" in args
     if not resuming:
-        args += ["--runs-dir", str(work_dir), "--run-name", run_dir.name]
+        args += ["--runs-dir", str(trial_dir), "--run-name", run_dir.name]
 
     tail = EvaluationTail(run_dir / EVALUATIONS_FILE)
     if resuming:
@@ -323,20 +314,14 @@ def train_lepton(config: dict[str, Any]) -> None:
         else:
             tune.report(metrics)
 
-    try:
-        with lepton_process(args, log, stop_grace_s) as proc:
-            while True:
-                done = proc.poll() is not None
-                for line in tail.new_lines():
-                    report(line, proc)
-                if done:
-                    break
-                time.sleep(poll_s)
-    finally:
-        if run_dir.exists():
-            shutil.move(run_dir, trial_dir / run_dir.name)
-        with contextlib.suppress(OSError):
-            work_dir.rmdir()  # when empty
+    with lepton_process(args, log, stop_grace_s) as proc:
+        while True:
+            done = proc.poll() is not None
+            for line in tail.new_lines():
+                report(line, proc)
+            if done:
+                break
+            time.sleep(poll_s)
     if proc.returncode != 0:
         raise RuntimeError(
             f"lepton-train exited with code {proc.returncode} ({log}):\n{_log_tail(log)}"

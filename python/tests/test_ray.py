@@ -22,6 +22,9 @@ from lepton.rllib import IllegalActionError, MaskedDictObservation, ppo_config  
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_CONFIG = ROOT / "configs" / "ppo_quick.toml"
+# The lepton-train that `cargo test --workspace` has just built (a release build may be older
+# than this clone's sources); LEPTON_TRAIN names another.
+os.environ.setdefault("LEPTON_TRAIN", str(ROOT / "target" / "debug" / "lepton-train"))
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +131,10 @@ def test_evaluation_tail_returns_only_complete_lines(tmp_path):
     assert tail.new_lines() == []
 
 
-def test_lepton_train_is_found_through_the_environment(monkeypatch, tmp_path):
+def test_lepton_train_is_found_through_the_environment_or_the_clone(monkeypatch, tmp_path):
     monkeypatch.setenv("LEPTON_TRAIN", str(tmp_path / "lepton-train"))
     assert lepton_tune.find_lepton_train() == tmp_path / "lepton-train"
     monkeypatch.delenv("LEPTON_TRAIN")
-    assert os.access(lepton_tune.find_lepton_train(), os.X_OK)
+    monkeypatch.chdir(ROOT)
+    found = lepton_tune.find_lepton_train()
+    assert found.parent.parent == ROOT / "target" and os.access(found, os.X_OK)
