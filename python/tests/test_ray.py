@@ -138,3 +138,36 @@ def test_lepton_train_is_found_through_the_environment_or_the_clone(monkeypatch,
     monkeypatch.chdir(ROOT)
     found = lepton_tune.find_lepton_train()
     assert found.parent.parent == ROOT / "target" and os.access(found, os.X_OK)
+
+
+def test_tune_pbt_hands_checkpoints_over_between_lepton_runs(local_cluster, tmp_path):
+    """PBT on two trials: every report carries a checkpoint, every lepton run of a trial
+    (the first, its own run resumed, or a new run from another trial's weights and Adam
+    state) reports each of its evaluations, and every trial trains to the end. Whether PBT
+    exploits depends on timing; the runs checked here cover both restarts when it does."""
+    from ray import tune
+
+    tuner = lepton_tune.build_tuner(
+        QUICK_CONFIG,
+        {"ppo.lr": tune.loguniform(1e-4, 3e-3)},
+        scheduler="pbt",
+        num_samples=2,
+        total_steps=4096,
+        storage_path=str(tmp_path / "ray_results"),
+        name="pbt",
+    )
+    grid = tuner.fit()
+    assert grid.num_errors == 0, [r.error for r in grid]
+    for result in grid:
+        history = result.metrics_dataframe
+        assert result.metrics["env_steps"] == 4096
+        assert history["checkpoint_dir_name"].notna().all()
+        assert result.config["set"]["ppo.anneal_lr"] is False
+        assert all(step % 512 == 0 for step in history["env_steps"])
+        for run in Path(result.path).glob("lepton_*"):
+            lines = (run / "evaluations.jsonl").read_text().splitlines()
+            run_steps = [json.loads(line)["step"] for line in lines]
+            assert run_steps == list(range(512, 512 * len(run_steps) + 1, 512))
+            # A restart with other hyperparameters starts from the donor's weights and Adam.
+            config = (run / "config.toml").read_text()
+            assert ("init_from" in config) == ("init_optimizer = true" in config)
