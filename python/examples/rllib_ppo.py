@@ -53,7 +53,9 @@ def main() -> None:
     for _ in range(a.iterations):
         r = algo.train()
         runners = r[ENV_RUNNER_RESULTS]
-        lepton_metrics = {k: round(v, 3) for k, v in runners.items() if k.startswith("lepton/")}
+        lepton_metrics = {
+            k: round(float(v), 3) for k, v in runners.items() if k.startswith("lepton/")
+        }
         print(
             f"iteration {r['training_iteration']}: "
             f"{runners[NUM_ENV_STEPS_SAMPLED_LIFETIME]:.0f} env steps, "

@@ -38,8 +38,8 @@ class MaskedDictObservation(gym.Wrapper):
 
     ``observations`` is the env's own float32 observation; ``action_mask`` is the mask of
     ``info["action_mask"]`` as float32 0.0/1.0 (RLlib's module takes its log). A step with an
-    action the mask forbids raises :class:`IllegalActionError` instead of reaching the env, so
-    a masking bug stops training rather than teaching the policy the env's penalty.
+    action the mask forbids raises :class:`IllegalActionError`, naming the legal actions,
+    before it reaches the env (which would refuse it too): a masking bug stops training.
     ``info["episode_metrics"]`` (the scheduling metrics at an episode's end) passes through.
     """
 
