@@ -263,7 +263,7 @@ def train_lepton(config: dict[str, Any]) -> None:
                 offset = int(state["offset"])
             else:
                 # Inside the new run's directory (lepton-train only refuses one that holds
-                # checkpoints/), so that it moves with the run.
+                # checkpoints/): the run keeps the checkpoint its config.toml names.
                 donor = run_dir / "donor"
                 shutil.copytree(Path(d) / "checkpoints", donor)
                 meta = donor / f"{checkpoint_stem(step - int(state['offset']))}.json"
