@@ -38,11 +38,16 @@ python: bootstrap
 	@VIRTUAL_ENV="$(CURDIR)/.venv" .venv/bin/maturin develop --quiet --profile $(PY_PROFILE) \
 		-m python/Cargo.toml
 
-# pytest over python/tests (needs `cargo test --workspace` first for the Rust trajectory
-# example the parity test compares against).
+# pytest over python/tests: the bindings, and lepton on Ray (docs/ray.md: RLlib's PPO with
+# action masking and Tune searches of lepton-train's debug build on a local 2-CPU Ray
+# cluster). Installs Ray into the project's virtualenv on first use (scripts/bootstrap-ray.sh).
 python-test: python
+	@./scripts/bootstrap-ray.sh
+	@$(CARGO) build -q -p lepton-train --bin lepton-train
+	@$(CARGO) build -q -p lepton-env --example trajectory
 	@echo "==> pytest python/tests"
-	@PY_PROFILE=$(PY_PROFILE) .venv/bin/python -m pytest -q python/tests
+	@PY_PROFILE=$(PY_PROFILE) LEPTON_TRAIN="$(CURDIR)/target/debug/lepton-train" \
+		.venv/bin/python -m pytest -q python/tests
 
 build: check-libtorch
 	@$(CARGO) build --release -p lepton-train -p lepton-eval
@@ -75,13 +80,3 @@ fuzz: check-libtorch
 DOCS_EVAL_ARGS = --suite configs/eval/smoke.toml --schedulers random,fcfs,sjf,packer,tetris,easy
 docs-eval: build
 	@./target/release/lepton-eval $(DOCS_EVAL_ARGS) --out docs/eval
-
-# lepton on Ray (docs/ray.md): installs Ray (RLlib, Tune) and pytest into the project's
-# virtualenv on first use (scripts/bootstrap-ray.sh, stamped), then runs python/tests/test_ray.py
-# on a local 2-CPU Ray cluster: RLlib's PPO with action masking, and a 4-trial Tune search of
-# lepton-train (the debug build, which `cargo test` has already built).
-.PHONY: python-ray-test
-python-ray-test: python
-	@./scripts/bootstrap-ray.sh
-	@$(CARGO) build -q -p lepton-train
-	@LEPTON_TRAIN="$(CURDIR)/target/debug/lepton-train" .venv/bin/python -m pytest -q python/tests/test_ray.py

@@ -1,7 +1,7 @@
 """lepton on a local Ray cluster (2 CPUs): RLlib's PPO with action masking on a lepton env
 with two env runners, and a Ray Tune search whose trials run lepton-train.
 
-`make python-ray-test` installs Ray into the project's virtualenv and runs these; without Ray
+`make python-test` (part of `make test`) installs Ray into the project's virtualenv and runs these; without Ray
 they are skipped.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (make python-ray-test installs it)")
+ray = pytest.importorskip("ray", reason="Ray is not installed (make python-test installs it)")
 
 import lepton  # noqa: E402
 from lepton import tune as lepton_tune  # noqa: E402
