@@ -84,3 +84,13 @@ fuzz: check-libtorch
 DOCS_EVAL_ARGS = --suite configs/eval/smoke.toml --schedulers random,fcfs,sjf,packer,tetris,easy
 docs-eval: build
 	@./target/release/lepton-eval $(DOCS_EVAL_ARGS) --out docs/eval
+
+# lepton on Ray (docs/ray.md): installs Ray (RLlib, Tune) and pytest into the project's
+# virtualenv on first use (scripts/bootstrap-ray.sh, stamped), then runs python/tests/test_ray.py
+# on a local 2-CPU Ray cluster: RLlib's PPO with action masking, and a 4-trial Tune search of
+# lepton-train (the debug build, which `cargo test` has already built).
+.PHONY: python-ray-test
+python-ray-test: python
+	@./scripts/bootstrap-ray.sh
+	@$(CARGO) build -q -p lepton-train
+	@LEPTON_TRAIN="$(CURDIR)/target/debug/lepton-train" .venv/bin/python -m pytest -q python/tests/test_ray.py

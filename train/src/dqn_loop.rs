@@ -149,7 +149,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         progress,
         clock,
     } = RunLogs::start(&checkpoints.config_toml, options, total_steps, global_step)?;
-    let evaluator = Evaluator::new(&spec, config, device)?;
+    let evaluator = Evaluator::new(&spec, config, device, &options.run_dir, global_step)?;
     let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
     let mut actions = vec![0usize; num_envs];
     let mut batch = SampleBatch::default();

@@ -1,12 +1,18 @@
 //! Greedy evaluation on held-out seeds: [`evaluate`] (used by both training loops and by the
 //! search's fitness), and the periodic evaluation's TensorBoard points with the reference
-//! heuristics' scores beside them ([`Evaluator`]).
+//! heuristics' scores beside them ([`Evaluator`]), also appended to `evaluations.jsonl` in the
+//! run directory for programs that follow a run while it trains (Ray Tune's trainable).
 //!
 //! Model selection (the `best` checkpoint) on a scheduling env uses the completion-aware mean
 //! slowdown, which charges unfinished and dropped tasks, on the evaluation seeds: every
 //! contender plays the same seeds, so the lowest mean is the best paired difference against
 //! the best heuristic, which is logged beside it (`eval/vs_best_heuristic`).
 
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use lepton_agent::checkpoint;
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
 use lepton_env::scenario::EpisodeUse;
@@ -126,22 +132,73 @@ fn warn_if_not_held_out(spec: &EnvSpec, config: &TrainConfig) {
     }
 }
 
-/// A run's periodic evaluation: the env spec, config and device to evaluate with, and the
+/// The name of a run's evaluation log in its run directory.
+pub const EVALUATIONS_FILE: &str = "evaluations.jsonl";
+
+/// `run_dir/evaluations.jsonl`: one JSON object per periodic evaluation, one line each,
+/// holding `step` and the values of the evaluation's `eval/*` TensorBoard points under the
+/// same names without the prefix (a value the env does not have, e.g. a slowdown on CartPole,
+/// is absent). Each line is written whole with one `write`, so a reader that takes only
+/// complete lines never sees half of one.
+struct EvalLog {
+    path: PathBuf,
+}
+
+impl EvalLog {
+    /// The log of a session that starts at `global_step`: the lines of evaluations past it
+    /// are dropped (a resumed run redoes them, with the same values on the CPU), so the log
+    /// of an interrupted and resumed run is that of an uninterrupted one.
+    fn open(run_dir: &Path, global_step: u64) -> Result<Self, TrainError> {
+        let path = run_dir.join(EVALUATIONS_FILE);
+        if let Ok(text) = fs::read_to_string(&path) {
+            let kept: String = text
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v["step"].as_u64())
+                        .is_some_and(|step| step <= global_step)
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            if kept != text {
+                checkpoint::write_atomic(&path, kept.as_bytes())?;
+            }
+        }
+        Ok(Self { path })
+    }
+
+    fn append(&self, entry: &serde_json::Value) -> Result<(), TrainError> {
+        let line = format!("{entry}\n");
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(TrainError::io(&self.path))
+    }
+}
+
+/// A run's periodic evaluation: the env spec, config and device to evaluate with, the
 /// reference heuristics' completion-aware mean slowdowns on the evaluation seeds (computed once
-/// per session).
+/// per session), and the run's evaluation log.
 pub(crate) struct Evaluator<'a> {
     spec: &'a EnvSpec,
     config: &'a TrainConfig,
     device: Device,
     heuristics: Vec<(String, f64)>,
+    log: EvalLog,
 }
 
 impl<'a> Evaluator<'a> {
-    /// Scores the reference heuristics (SJF, Packer, Tetris) when the run evaluates at all.
+    /// Scores the reference heuristics (SJF, Packer, Tetris) when the run evaluates at all, and
+    /// opens the evaluation log of a session starting at `global_step` in `run_dir`.
     pub fn new(
         spec: &'a EnvSpec,
         config: &'a TrainConfig,
         device: Device,
+        run_dir: &Path,
+        global_step: u64,
     ) -> Result<Self, TrainError> {
         if config.eval.every_steps > 0 {
             warn_if_not_held_out(spec, config);
@@ -157,10 +214,12 @@ impl<'a> Evaluator<'a> {
             config,
             device,
             heuristics,
+            log: EvalLog::open(run_dir, global_step)?,
         })
     }
 
-    /// Evaluates `policy` greedily and logs the `eval/*` points at `step`.
+    /// Evaluates `policy` greedily and logs the `eval/*` points at `step`, to TensorBoard and
+    /// to the evaluation log.
     pub fn evaluate_and_log(
         &self,
         tb: &mut TbWriter,
@@ -169,33 +228,36 @@ impl<'a> Evaluator<'a> {
         step: u64,
     ) -> Result<EvalResult, TrainError> {
         let result = evaluate(self.spec, policy, normalizer, self.config, self.device)?;
-        tb.scalar("eval/episodic_return", result.mean_return, step);
-        tb.scalar("eval/episodic_length", result.mean_length, step);
-        for (tag, value) in [
-            ("eval/mean_slowdown", result.mean_slowdown),
-            ("eval/unfinished_tasks", result.mean_unfinished),
-            ("eval/dropped_tasks", result.mean_dropped),
+        let mut points: Vec<(String, f64)> = vec![
+            ("episodic_return".into(), result.mean_return),
+            ("episodic_length".into(), result.mean_length),
+        ];
+        for (name, value) in [
+            ("mean_slowdown", result.mean_slowdown),
+            ("unfinished_tasks", result.mean_unfinished),
+            ("dropped_tasks", result.mean_dropped),
         ] {
-            if let Some(value) = value {
-                tb.scalar(tag, value, step);
-            }
+            points.extend(value.map(|v| (name.to_string(), v)));
         }
         for (name, slowdown) in &self.heuristics {
-            tb.scalar(
-                &format!("eval/heuristic_{name}_completion_slowdown"),
-                *slowdown,
-                step,
-            );
+            points.push((format!("heuristic_{name}_completion_slowdown"), *slowdown));
         }
         if let Some(completion) = result.completion_slowdown {
-            tb.scalar("eval/completion_slowdown", completion, step);
+            points.push(("completion_slowdown".into(), completion));
             if let Some(best) = self.heuristics.iter().map(|h| h.1).reduce(f64::min) {
-                tb.scalar("eval/best_heuristic_completion_slowdown", best, step);
+                points.push(("best_heuristic_completion_slowdown".into(), best));
                 // Same seeds for both: the relative paired difference of the means
                 // (negative = the policy is better).
-                tb.scalar("eval/vs_best_heuristic", completion / best - 1.0, step);
+                points.push(("vs_best_heuristic".into(), completion / best - 1.0));
             }
         }
+        let mut entry = serde_json::Map::new();
+        entry.insert("step".into(), step.into());
+        for (name, value) in &points {
+            tb.scalar(&format!("eval/{name}"), *value, step);
+            entry.insert(name.clone(), (*value).into());
+        }
+        self.log.append(&serde_json::Value::Object(entry))?;
         Ok(result)
     }
 }

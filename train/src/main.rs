@@ -23,7 +23,8 @@ Exit codes:
        end of the current iteration; a second signal aborts at once without saving
 
 Outputs go to runs/<name>/: config.toml (the resolved config), TensorBoard event files,
-checkpoints/ (step_*, best, final; *.safetensors weights + *.json metadata), summary.json.";
+evaluations.jsonl (one JSON line per periodic evaluation), checkpoints/ (step_*, best, final;
+*.safetensors weights + *.json metadata), summary.json.";
 
 /// Train a PPO or DQN (`algo = "dqn"`) policy with invalid-action masking.
 #[derive(Debug, Parser)]

@@ -122,7 +122,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         config.train.total_steps,
         global_step,
     )?;
-    let evaluator = Evaluator::new(&spec, config, device)?;
+    let evaluator = Evaluator::new(&spec, config, device, &options.run_dir, global_step)?;
     // Imitation warm start (`[imitation]`): clone the teacher before the first rollout.
     let (prior, warm_start) = imitation::begin(
         config,

@@ -252,6 +252,86 @@ fn scheduling_evaluations_log_unfinished_and_dropped_tasks() {
     }
 }
 
+/// `evaluations.jsonl` holds one line per periodic evaluation with the values of its `eval/*`
+/// points; a resumed session drops the lines a killed one wrote past its checkpoint and
+/// redoes them, so the file of a stopped and resumed run is that of an uninterrupted one.
+#[test]
+fn evaluations_jsonl_follows_the_run_and_its_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_with(
+        "ppo_quick.toml",
+        &[
+            "train.total_steps=256",
+            "eval.every_steps=128",
+            "eval.num_episodes=2",
+            "run.checkpoint_every_steps=0",
+        ],
+    );
+    let straight_dir = tmp.path().join("straight");
+    train(&config, &options(&straight_dir, false, None));
+    let straight = std::fs::read_to_string(straight_dir.join("evaluations.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = straight
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = lines.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [128, 256]);
+    let heuristics = lepton_train::envs::EnvSpec::from_config(&config.env)
+        .unwrap()
+        .heuristic_slowdowns(config.eval.seed, 2)
+        .unwrap();
+    let best = heuristics.iter().map(|h| h.1).reduce(f64::min).unwrap();
+    for line in &lines {
+        let mut keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "best_heuristic_completion_slowdown",
+                "completion_slowdown",
+                "dropped_tasks",
+                "episodic_length",
+                "episodic_return",
+                "heuristic_packer_completion_slowdown",
+                "heuristic_sjf_completion_slowdown",
+                "heuristic_tetris_completion_slowdown",
+                "mean_slowdown",
+                "step",
+                "unfinished_tasks",
+                "vs_best_heuristic",
+            ]
+        );
+        for (name, value) in &heuristics {
+            assert_eq!(
+                line[format!("heuristic_{name}_completion_slowdown")],
+                *value
+            );
+        }
+        assert_eq!(line["best_heuristic_completion_slowdown"], best);
+        let completion = line["completion_slowdown"].as_f64().unwrap();
+        assert_eq!(line["vs_best_heuristic"], completion / best - 1.0);
+    }
+
+    let dir = tmp.path().join("resumed");
+    train(&config, &options(&dir, false, Some(128)));
+    let log = dir.join("evaluations.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        straight.lines().next().unwrap().to_string() + "\n"
+    );
+    // What a session killed after an evaluation past its last checkpoint leaves behind.
+    let mut killed = std::fs::read_to_string(&log).unwrap();
+    killed.push_str("{\"episodic_return\":-1.0,\"step\":192}\n");
+    std::fs::write(&log, killed).unwrap();
+    train(&config, &options(&dir, true, None));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), straight);
+}
+
 #[test]
 fn cli_config_errors_exit_2_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
