@@ -349,7 +349,8 @@ GROUPS = [
 
 
 def busy_processes():
-    """The other processes using the CPU now (what else was running)."""
+    """The other processes using the CPU now (what else was running), by program name: the
+    executable, and for Python the script or module it runs (no paths, no arguments)."""
     out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], text=True,
                          capture_output=True).stdout.splitlines()[1:]
     busy = []
@@ -357,17 +358,27 @@ def busy_processes():
         pid, pcpu, cmd = line.split(None, 2)
         if int(pid) == os.getpid() or float(pcpu) < 5.0:
             continue
-        busy.append({"pcpu": float(pcpu), "cmd": cmd[:160]})
+        busy.append({"pcpu": float(pcpu), "program": program_name(cmd.split())})
     return busy[:6]
 
 
+def program_name(argv):
+    prog = os.path.basename(argv[0])
+    # cargo's test and bench executables end in a 16-digit hash
+    test = re.fullmatch(r"(.+)-[0-9a-f]{16}", prog)
+    if test:
+        return f"cargo test/bench {test.group(1)}"
+    if prog.startswith("python"):
+        args = [a for a in argv[1:] if not a.startswith("-")]
+        if "-m" in argv[1:-1]:
+            return f"python -m {argv[argv.index('-m') + 1]}"
+        if args:
+            return f"python {os.path.basename(args[0])}"
+    return prog
+
+
 def busy_text(busy):
-    def name(cmd):
-        prog = cmd.split()[0].rsplit("/", 1)[-1]
-        # cargo's test and bench executables end in a 16-digit hash
-        test = re.fullmatch(r"(.+)-[0-9a-f]{16}", prog)
-        return f"cargo test/bench `{test.group(1)}`" if test else f"`{prog}`"
-    return ", ".join(f"{name(p['cmd'])} ({p['pcpu']:.0f}%)" for p in busy) or \
+    return ", ".join(f"`{p['program']}` ({p['pcpu']:.0f}%)" for p in busy) or \
         "nothing above 5% CPU"
 
 
