@@ -7,7 +7,7 @@ CARGO ?= cargo
 DEMO_RUN ?= demo
 DEMO_STEPS ?= 60000
 
-.PHONY: demo test bootstrap check-libtorch build bench fuzz docs-eval python python-test
+.PHONY: demo test bootstrap check-libtorch build bench fuzz docs-eval python python-test bench-python
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -48,6 +48,15 @@ python-test: python
 	@echo "==> pytest python/tests"
 	@PY_PROFILE=$(PY_PROFILE) LEPTON_TRAIN="$(CURDIR)/target/debug/lepton-train" \
 		.venv/bin/python -m pytest -q python/tests
+
+# Env steps/s from Python: the `lepton` package (release build) against Gymnasium, EnvPool (its
+# own pinned virtualenv in the per-user cache, ~1 GB; BENCH_NO_ENVPOOL=1 skips it) and DeepRM's
+# own env from a checkout named by DEEPRM_SRC (skipped without one); ~5 min. Writes
+# bench/python_results.json and the "From Python" table in BENCHMARKS.md.
+DEEPRM_SRC ?=
+bench-python:
+	@$(MAKE) --no-print-directory python PY_PROFILE=release
+	@DEEPRM_SRC="$(DEEPRM_SRC)" ./scripts/bench_python.sh
 
 build: check-libtorch
 	@$(CARGO) build --release -p lepton-train -p lepton-eval

@@ -105,7 +105,10 @@ class LeptonVectorEnv(_native.VecEnv, VectorEnv):
     `infos["final_info"]` (with `action_mask`, `episode` return `r` and length `l`, and the
     scheduling `episode_metrics`) describe the episode that ended, each with Gymnasium's `_key`
     mask. `copy=False` returns the same arrays every step, overwritten in place (faster; copy
-    what you keep). `reset(seed=s)` seeds env `i` with `s + i`; a list gives one seed per env.
+    what you keep): the observations, rewards, flags and masks, and in `infos` every array but
+    `episode_metrics` (`final_obs[i]` is then a view of a row that env `i`'s next ended
+    episode overwrites). The dicts are new each step either way, with the same keys and
+    values. `reset(seed=s)` seeds env `i` with `s + i`; a list gives one seed per env.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}

@@ -5,6 +5,7 @@ use crate::scenarios::{Sim, resolve};
 use crate::{ActionError, ScenarioError};
 use lepton_env::{ActionBlock, Env};
 use numpy::PyArray1;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
@@ -70,7 +71,10 @@ impl PyEnv {
         self.over = false;
         self.is_reset = true;
         let info = PyDict::new(py);
-        info.set_item("action_mask", PyArray1::from_slice(py, &self.mask))?;
+        info.set_item(
+            intern!(py, "action_mask"),
+            PyArray1::from_slice(py, &self.mask),
+        )?;
         Ok((PyArray1::from_slice(py, &self.obs), info))
     }
 
@@ -93,11 +97,14 @@ impl PyEnv {
             .map_err(|e| ActionError::new_err(e.to_string()))?;
         self.sim.action_mask(&mut self.mask);
         let info = PyDict::new(py);
-        info.set_item("action_mask", PyArray1::from_slice(py, &self.mask))?;
+        info.set_item(
+            intern!(py, "action_mask"),
+            PyArray1::from_slice(py, &self.mask),
+        )?;
         if step.episode_over() {
             self.over = true;
             if let Some(metrics) = self.sim.episode_metrics() {
-                info.set_item("episode_metrics", metrics_dict(py, metrics)?)?;
+                info.set_item(intern!(py, "episode_metrics"), metrics_dict(py, metrics)?)?;
             }
         }
         Ok((

@@ -11,6 +11,7 @@ use crate::scenarios::{Resolved, Sim, resolve};
 use lepton_env::VecEnv;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::IntoPyObjectExt;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct PyVecEnv {
     /// New arrays every step (true), or the same arrays overwritten (false; faster).
     copy: bool,
     buffers: Buffers,
+    /// The arrays of `infos["final_obs"]` and `infos["final_info"]` when `copy` is false.
+    finals: Option<FinalBuffers>,
 }
 
 /// The arrays returned when `copy` is false, overwritten by every step.
@@ -36,6 +39,59 @@ struct Buffers {
     truncated: Py<PyArray1<bool>>,
     masks: Py<PyArray2<bool>>,
     all_true: Py<PyArray1<bool>>,
+}
+
+/// `infos["final_obs"]` and the arrays of `infos["final_info"]` (but `episode_metrics`) when
+/// `copy` is false, overwritten on every step on which an episode ends, so that such a step
+/// allocates no array: an episode ends on most steps of a large vector (256 CartPoles end
+/// about a dozen episodes per step).
+struct FinalBuffers {
+    /// `final_obs`: an object array holding `rows[i]` where env `i`'s episode ended, else None.
+    obs: Py<PyArray1<Py<PyAny>>>,
+    /// Row `i` of `obs_rows`, a view made once.
+    rows: Vec<Py<PyArray1<f32>>>,
+    obs_rows: Py<PyArray2<f32>>,
+    masks: Py<PyArray2<bool>>,
+    returns: Py<PyArray1<f64>>,
+    lengths: Py<PyArray1<i64>>,
+    /// Which envs' episodes ended: the `_key` masks of `final_obs`, `final_info` and its keys
+    /// `action_mask`, `episode`, `r`, `l`, one array each (as Gymnasium's vector envs give),
+    /// each a row view of `ended_rows`, so that one write fills them all.
+    ended: [Py<PyArray1<bool>>; 6],
+    ended_rows: Py<PyArray2<bool>>,
+}
+
+impl FinalBuffers {
+    fn new(py: Python<'_>, n: usize, d: usize, a: usize) -> PyResult<Self> {
+        let obs_rows = PyArray2::<f32>::zeros(py, [n, d], false);
+        let rows = (0..n)
+            .map(|i| Ok(obs_rows.get_item(i)?.cast_into::<PyArray1<f32>>()?.unbind()))
+            .collect::<PyResult<Vec<_>>>()?;
+        let ended_rows = PyArray2::<bool>::zeros(py, [6, n], false);
+        let ended = |i: usize| -> PyResult<Py<PyArray1<bool>>> {
+            Ok(ended_rows
+                .get_item(i)?
+                .cast_into::<PyArray1<bool>>()?
+                .unbind())
+        };
+        Ok(Self {
+            obs: PyArray1::from_vec(py, (0..n).map(|_| py.None()).collect()).unbind(),
+            rows,
+            obs_rows: obs_rows.unbind(),
+            masks: PyArray2::zeros(py, [n, a], false).unbind(),
+            returns: PyArray1::zeros(py, n, false).unbind(),
+            lengths: PyArray1::zeros(py, n, false).unbind(),
+            ended: [
+                ended(0)?,
+                ended(1)?,
+                ended(2)?,
+                ended(3)?,
+                ended(4)?,
+                ended(5)?,
+            ],
+            ended_rows: ended_rows.unbind(),
+        })
+    }
 }
 
 type StepResult<'py> = (
@@ -78,12 +134,18 @@ impl PyVecEnv {
             masks: PyArray2::from_vec2(py, &vec![vec![false; a]; n])?.unbind(),
             all_true: PyArray1::from_vec(py, vec![true; n]).unbind(),
         };
+        let finals = if copy {
+            None
+        } else {
+            Some(FinalBuffers::new(py, n, d, a)?)
+        };
         Ok(Self {
             venv,
             actions: vec![0; n],
             first_seed,
             copy,
             buffers,
+            finals,
         })
     }
 
@@ -118,8 +180,8 @@ impl PyVecEnv {
         self.first_seed = None;
         let (obs, _, _, _, masks) = self.write_outputs(py)?;
         let infos = PyDict::new(py);
-        infos.set_item("action_mask", masks)?;
-        infos.set_item("_action_mask", self.all_true(py))?;
+        infos.set_item(intern!(py, "action_mask"), masks)?;
+        infos.set_item(intern!(py, "_action_mask"), self.all_true(py))?;
         Ok((obs, infos))
     }
 
@@ -136,10 +198,13 @@ impl PyVecEnv {
             .map_err(|e| ActionError::new_err(e.to_string()))?;
         let (obs, rewards, terminated, truncated, masks) = self.write_outputs(py)?;
         let infos = PyDict::new(py);
-        infos.set_item("action_mask", masks)?;
-        infos.set_item("_action_mask", self.all_true(py))?;
+        infos.set_item(intern!(py, "action_mask"), masks)?;
+        infos.set_item(intern!(py, "_action_mask"), self.all_true(py))?;
         if self.venv.finished_episodes().next().is_some() {
-            self.add_final_infos(py, &infos)?;
+            match &self.finals {
+                Some(finals) => self.write_final_infos(py, finals, &infos)?,
+                None => self.add_final_infos(py, &infos)?,
+            }
         }
         Ok((obs, rewards, terminated, truncated, infos))
     }
@@ -288,7 +353,7 @@ impl PyVecEnv {
         let mut final_obs = Vec::with_capacity(n);
         let mut final_masks = vec![false; n * a];
         let (mut returns, mut lengths) = (vec![0.0f64; n], vec![0i64; n]);
-        let mut metrics: Vec<Option<serde_json::Map<String, serde_json::Value>>> = vec![None; n];
+        let mut any_metrics = false;
         for i in 0..n {
             match venv.final_observation(i) {
                 Some(obs) => final_obs.push(PyArray1::from_slice(py, obs).into_py_any(py)?),
@@ -297,38 +362,136 @@ impl PyVecEnv {
             if let Some(mask) = venv.final_action_mask(i) {
                 final_masks[i * a..(i + 1) * a].copy_from_slice(mask);
             }
-            if let Some((stats, m)) = venv.finished_episode(i) {
+            if let Some((stats, metrics)) = venv.finished_episode(i) {
+                any_metrics |= metrics.is_some();
                 returns[i] = stats.episode_return;
                 lengths[i] = i64::try_from(stats.length).unwrap_or(i64::MAX);
-                metrics[i] = m.and_then(|m| match serde_json::to_value(m) {
-                    Ok(serde_json::Value::Object(map)) => Some(map),
-                    _ => None,
-                });
             }
         }
-        infos.set_item("final_obs", PyArray1::from_vec(py, final_obs))?;
-        infos.set_item("_final_obs", ended_array())?;
+        infos.set_item(intern!(py, "final_obs"), PyArray1::from_vec(py, final_obs))?;
+        infos.set_item(intern!(py, "_final_obs"), ended_array())?;
 
         let final_info = PyDict::new(py);
         final_info.set_item(
-            "action_mask",
+            intern!(py, "action_mask"),
             PyArray1::from_vec(py, final_masks).reshape([n, a])?,
         )?;
-        final_info.set_item("_action_mask", ended_array())?;
+        final_info.set_item(intern!(py, "_action_mask"), ended_array())?;
         let episode = PyDict::new(py);
-        episode.set_item("r", PyArray1::from_vec(py, returns))?;
-        episode.set_item("_r", ended_array())?;
-        episode.set_item("l", PyArray1::from_vec(py, lengths))?;
-        episode.set_item("_l", ended_array())?;
-        final_info.set_item("episode", episode)?;
-        final_info.set_item("_episode", ended_array())?;
-        if metrics.iter().any(Option::is_some) {
-            let has: Vec<bool> = metrics.iter().map(Option::is_some).collect();
-            final_info.set_item("episode_metrics", batch_metrics(py, &metrics)?)?;
-            final_info.set_item("_episode_metrics", PyArray1::from_vec(py, has))?;
+        episode.set_item(intern!(py, "r"), PyArray1::from_vec(py, returns))?;
+        episode.set_item(intern!(py, "_r"), ended_array())?;
+        episode.set_item(intern!(py, "l"), PyArray1::from_vec(py, lengths))?;
+        episode.set_item(intern!(py, "_l"), ended_array())?;
+        final_info.set_item(intern!(py, "episode"), episode)?;
+        final_info.set_item(intern!(py, "_episode"), ended_array())?;
+        if any_metrics {
+            self.add_final_metrics(py, &final_info)?;
         }
-        infos.set_item("final_info", final_info)?;
-        infos.set_item("_final_info", ended_array())?;
+        infos.set_item(intern!(py, "final_info"), final_info)?;
+        infos.set_item(intern!(py, "_final_info"), ended_array())?;
+        Ok(())
+    }
+
+    /// [`PyVecEnv::add_final_infos`] with `copy` false: the same keys, holding the arrays of
+    /// `finals` overwritten (`episode_metrics`, built from JSON, is new on every step).
+    fn write_final_infos(
+        &self,
+        py: Python<'_>,
+        finals: &FinalBuffers,
+        infos: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let venv = &self.venv;
+        let (n, d, a) = (venv.num_envs(), venv.obs_dim(), venv.num_actions());
+        let (obs, obs_rows) = (finals.obs.bind(py), finals.obs_rows.bind(py));
+        let (masks, returns) = (finals.masks.bind(py), finals.returns.bind(py));
+        let lengths = finals.lengths.bind(py);
+        let mut any_metrics = false;
+        {
+            let mut ended = finals.ended_rows.bind(py).readwrite();
+            let ended = ended.as_slice_mut()?;
+            let (mut obs_rows, mut masks) = (obs_rows.readwrite(), masks.readwrite());
+            let (obs_rows, masks) = (obs_rows.as_slice_mut()?, masks.as_slice_mut()?);
+            let (mut returns, mut lengths) = (returns.readwrite(), lengths.readwrite());
+            let (returns, lengths) = (returns.as_slice_mut()?, lengths.as_slice_mut()?);
+            ended[..n].fill(false);
+            masks.fill(false);
+            returns.fill(0.0);
+            lengths.fill(0);
+            for (i, stats, metrics) in venv.finished_episodes() {
+                any_metrics |= metrics.is_some();
+                ended[i] = true;
+                returns[i] = stats.episode_return;
+                lengths[i] = i64::try_from(stats.length).unwrap_or(i64::MAX);
+                if let (Some(last), Some(mask)) =
+                    (venv.final_observation(i), venv.final_action_mask(i))
+                {
+                    obs_rows[i * d..(i + 1) * d].copy_from_slice(last);
+                    masks[i * a..(i + 1) * a].copy_from_slice(mask);
+                }
+            }
+            let mut obs = obs.readwrite();
+            for ((entry, row), &ended) in obs
+                .as_slice_mut()?
+                .iter_mut()
+                .zip(&finals.rows)
+                .zip(&*ended)
+            {
+                if ended && entry.as_ptr() != row.as_ptr() {
+                    *entry = row.clone_ref(py).into_any();
+                } else if !ended && !entry.is_none(py) {
+                    *entry = py.None();
+                }
+            }
+            for k in 1..6 {
+                ended.copy_within(..n, k * n);
+            }
+        }
+        let ended = finals.ended.each_ref().map(|array| array.bind(py).clone());
+        let [
+            ended_obs,
+            ended_info,
+            ended_mask,
+            ended_episode,
+            ended_r,
+            ended_l,
+        ] = ended;
+        infos.set_item(intern!(py, "final_obs"), obs)?;
+        infos.set_item(intern!(py, "_final_obs"), ended_obs)?;
+        let final_info = PyDict::new(py);
+        final_info.set_item(intern!(py, "action_mask"), masks)?;
+        final_info.set_item(intern!(py, "_action_mask"), ended_mask)?;
+        let episode = PyDict::new(py);
+        episode.set_item(intern!(py, "r"), returns)?;
+        episode.set_item(intern!(py, "_r"), ended_r)?;
+        episode.set_item(intern!(py, "l"), lengths)?;
+        episode.set_item(intern!(py, "_l"), ended_l)?;
+        final_info.set_item(intern!(py, "episode"), episode)?;
+        final_info.set_item(intern!(py, "_episode"), ended_episode)?;
+        if any_metrics {
+            self.add_final_metrics(py, &final_info)?;
+        }
+        infos.set_item(intern!(py, "final_info"), final_info)?;
+        infos.set_item(intern!(py, "_final_info"), ended_info)?;
+        Ok(())
+    }
+
+    /// `final_info["episode_metrics"]` (with its `_key` mask), for a step on which an env that
+    /// reports scheduling metrics ended its episode (CartPole reports none).
+    fn add_final_metrics(&self, py: Python<'_>, final_info: &Bound<'_, PyDict>) -> PyResult<()> {
+        let venv = &self.venv;
+        let metrics: Vec<Option<serde_json::Map<String, serde_json::Value>>> = (0..venv.num_envs())
+            .map(|i| {
+                venv.finished_episode(i).and_then(|(_, m)| m).and_then(|m| {
+                    match serde_json::to_value(m) {
+                        Ok(serde_json::Value::Object(map)) => Some(map),
+                        _ => None,
+                    }
+                })
+            })
+            .collect();
+        let has: Vec<bool> = metrics.iter().map(Option::is_some).collect();
+        final_info.set_item(intern!(py, "episode_metrics"), batch_metrics(py, &metrics)?)?;
+        final_info.set_item(intern!(py, "_episode_metrics"), PyArray1::from_vec(py, has))?;
         Ok(())
     }
 }

@@ -87,6 +87,44 @@ def test_copy_false_reuses_the_same_arrays_and_threads_do_not_change_results():
     assert fast.num_threads == 2
 
 
+def assert_same_infos(fast, slow, path="infos"):
+    """The same keys in the same order, and equal arrays of the same dtype under them."""
+    assert list(fast) == list(slow), path
+    for key in fast:
+        a, b, where = fast[key], slow[key], f"{path}[{key!r}]"
+        if isinstance(b, dict):
+            assert_same_infos(a, b, where)
+        elif b.dtype == object:
+            assert a.dtype == object and a.shape == b.shape, where
+            for i, (x, y) in enumerate(zip(a, b)):
+                assert (x is None) == (y is None), f"{where}[{i}]"
+                assert y is None or (x.dtype == y.dtype and np.array_equal(x, y)), f"{where}[{i}]"
+        else:
+            assert a.dtype == b.dtype and np.array_equal(a, b), where
+
+
+@pytest.mark.parametrize("name,num_envs", [("CartPole-v1", 16), ("deeprm", 8)])
+def test_copy_false_gives_the_same_infos_in_reused_final_arrays(name, num_envs):
+    fast = lepton.make_vec(name, num_envs, copy=False)
+    slow = lepton.make_vec(name, num_envs)
+    _, fast_infos = fast.reset(seed=3)
+    _, slow_infos = slow.reset(seed=3)
+    assert_same_infos(fast_infos, slow_infos)
+    final_obs, ended_steps = None, 0
+    for k in range(400):
+        actions = first_legal(slow_infos["action_mask"], k)
+        *fast_out, fast_infos = fast.step(actions)
+        *slow_out, slow_infos = slow.step(actions)
+        for a, b in zip(fast_out, slow_out):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert_same_infos(fast_infos, slow_infos)
+        if "final_obs" in slow_infos:
+            ended_steps += 1
+            final_obs = fast_infos["final_obs"] if final_obs is None else final_obs
+            assert fast_infos["final_obs"] is final_obs, "copy=False reuses the final arrays"
+    assert ended_steps > 3
+
+
 def test_seed_lists_and_first_reset_without_seed():
     venv = lepton.make_vec("cloud", 3)
     obs, _ = venv.reset(seed=[7, 7, 8])
