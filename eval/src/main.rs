@@ -39,7 +39,8 @@ Exit codes:
      looking like its result
 
 Outputs in --out: report.md (CI job summary), report.json (exact configs, seeds, versions, checkpoint
-hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg,
+hashes, per-episode metrics, paired statistics), <scenario>_metrics.svg and <scenario>_slowdown_cdf.svg
+(and <scenario>_energy_pareto.svg where contenders used energy),
 report.junit.xml with --format junit, and gantt_<scenario>_<contender>.svg with --gantt. report.json
 is written last: a directory without it holds no complete report. Same inputs give byte-identical reports, whatever the thread count.
 
@@ -446,6 +447,11 @@ fn write_outputs(
         let bars = plots::metric_bars(&staging, scenario)?;
         let cdf = plots::slowdown_cdf(&staging, scenario, per_contender)?;
         let mut files = vec![bars, cdf];
+        files.extend(plots::energy_pareto(
+            &staging,
+            scenario,
+            report::report_metric(report),
+        )?);
         for (contender, (episode, seed, schedule)) in plan.contenders.iter().zip(&schedules[s]) {
             let label = gantt::EpisodeLabel {
                 scenario: &scenario.name,

@@ -1,5 +1,6 @@
 //! SVG plots with plotters: per scenario, one bar chart per metric (mean with bootstrap-CI
-//! whiskers) on a grid, and the empirical CDF of task slowdowns per contender.
+//! whiskers) on a grid, the empirical CDF of task slowdowns per contender and, where energy
+//! was used, the energy–metric trade-off with its Pareto front.
 //!
 //! The output is a pure function of its inputs (no clock, no randomness), so plots are as
 //! reproducible as the report.
@@ -282,4 +283,92 @@ pub fn sweep(dir: &Path, report: &Report, axis: &str, def: &MetricDef) -> Result
         .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(file)
+}
+
+/// `<dir>/<scenario>_energy_pareto.svg` when the scenario's contenders used energy: each
+/// contender's mean energy (kWh) against its mean of the report's metric, the Pareto front
+/// ([`ScenarioReport::energy_front`]) joined by a line. `None` without energy (no power model).
+pub fn energy_pareto(
+    dir: &Path,
+    scenario: &ScenarioReport,
+    def: &MetricDef,
+) -> Result<Option<String>> {
+    if scenario.energy_front.is_empty() {
+        return Ok(None);
+    }
+    let file = format!("{}_energy_pareto.svg", scenario.name);
+    let points: Vec<(usize, f64, f64)> = scenario
+        .results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i, r.metrics["energy_kwh"].mean, r.metrics[def.key].mean))
+        .filter(|(_, x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let range = |values: Vec<f64>| {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(*v), hi.max(*v))
+            });
+        let pad = if hi > lo {
+            0.08 * (hi - lo)
+        } else {
+            0.5 * hi.abs().max(1.0)
+        };
+        (lo - pad)..(hi + pad)
+    };
+    let xs = range(points.iter().map(|p| p.1).collect());
+    let ys = range(points.iter().map(|p| p.2).collect());
+    let path = dir.join(&file);
+    let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let direction = if def.higher_is_better {
+        "higher"
+    } else {
+        "lower"
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: {} vs energy (Pareto front joined)",
+                scenario.name, def.label
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(xs, ys)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("energy per episode (kWh, lower is better)")
+        .y_desc(format!("{} ({direction} is better)", def.label))
+        .draw()
+        .map_err(plot_err)?;
+    let mut front: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(i, _, _)| {
+            scenario
+                .energy_front
+                .contains(&scenario.results[*i].contender)
+        })
+        .map(|(_, x, y)| (*x, *y))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    chart
+        .draw_series(LineSeries::new(front, BLACK.stroke_width(1)))
+        .map_err(plot_err)?;
+    for (i, x, y) in &points {
+        let name = scenario.results[*i].contender.clone();
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((*x, *y))
+                    + Circle::new((0, 0), 5, color(*i).filled())
+                    + Text::new(name, (8, -8), ("sans-serif", 12)),
+            ))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(Some(file))
 }

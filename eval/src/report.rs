@@ -225,6 +225,10 @@ pub struct ScenarioReport {
     /// The scenario's point on the suite's sweep axis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x: Option<f64>,
+    /// The contenders on the energy–metric Pareto front ([`energy_front`]), in report order;
+    /// empty when no contender used energy (no power model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub energy_front: Vec<String>,
 }
 
 /// A gate rule: the candidate must not be worse than the baseline by more than the margin
@@ -486,6 +490,7 @@ pub fn build(
                     .collect(),
             };
             let reference_name = reference_result.map(|r| r.contender.clone());
+            let energy_front = energy_front(&results, metric);
             ScenarioReport {
                 name: scenario.name.clone(),
                 path: scenario.path.clone(),
@@ -497,6 +502,7 @@ pub fn build(
                 reference: reference_name,
                 paired,
                 x: scenario.x,
+                energy_front,
             }
         })
         .collect();
@@ -776,6 +782,41 @@ fn fmt_estimate(e: &Estimate) -> String {
     }
 }
 
+/// The contenders no other beats on both energy and the metric: none uses at most as much
+/// energy (mean kWh) and scores at least as well (mean of `def`), one of the two strictly.
+/// Empty when every contender's mean energy is zero (no power model): there is no trade-off.
+pub fn energy_front(results: &[ContenderResult], def: &MetricDef) -> Vec<String> {
+    let points: Vec<(f64, f64)> = results
+        .iter()
+        .map(|r| {
+            let score = r.metrics[def.key].mean;
+            let cost = if def.higher_is_better { -score } else { score };
+            (r.metrics["energy_kwh"].mean, cost)
+        })
+        .collect();
+    if points.iter().all(|(kwh, _)| *kwh == 0.0) {
+        return Vec::new();
+    }
+    pareto_front(&points)
+        .into_iter()
+        .zip(results)
+        .filter(|(on_front, _)| *on_front)
+        .map(|(_, r)| r.contender.clone())
+        .collect()
+}
+
+/// Which points `(a, b)` no other point dominates when both coordinates are costs (lower is
+/// better). A point with a non-finite coordinate is never on the front and dominates nothing.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<bool> {
+    let finite = |(a, b): (f64, f64)| a.is_finite() && b.is_finite();
+    let dominates =
+        |p: (f64, f64), q: (f64, f64)| p.0 <= q.0 && p.1 <= q.1 && (p.0 < q.0 || p.1 < q.1);
+    points
+        .iter()
+        .map(|&q| finite(q) && !points.iter().any(|&p| finite(p) && dominates(p, q)))
+        .collect()
+}
+
 /// The metric definition of a report's comparison metric (today's default for old reports).
 pub fn report_metric(report: &Report) -> &'static MetricDef {
     metric(&report.metric)
@@ -976,6 +1017,20 @@ pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String
                 fmt_better(gain.relative_gain),
                 gain.versus,
                 gain.metric,
+            );
+        }
+        if !scenario.energy_front.is_empty() {
+            let _ = writeln!(
+                md,
+                "Energy–{} trade-off: the Pareto front (no contender uses less energy and \
+                 scores better) is {}.\n",
+                compared.label,
+                scenario
+                    .energy_front
+                    .iter()
+                    .map(|c| format!("**{c}**"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         if let Some((_, files)) = plot_files.iter().find(|(name, _)| name == &scenario.name) {
@@ -1255,10 +1310,61 @@ mod tests {
                 reference: None,
                 paired: Vec::new(),
                 x: None,
+                energy_front: Vec::new(),
             }],
             gate: None,
             comparison: None,
         }
+    }
+
+    #[test]
+    fn pareto_front_keeps_the_points_nothing_beats_on_both_costs() {
+        // (kWh, slowdown): b uses less energy than a at the same slowdown, so a is dominated;
+        // c is slower but the most frugal; d is dominated by b; e ties b exactly (neither
+        // dominates the other); f has no finite energy.
+        let points = [
+            (5.0, 2.0),
+            (4.0, 2.0),
+            (1.0, 9.0),
+            (4.5, 3.0),
+            (4.0, 2.0),
+            (f64::NAN, 0.5),
+        ];
+        assert_eq!(
+            pareto_front(&points),
+            [false, true, true, false, true, false]
+        );
+    }
+
+    #[test]
+    fn energy_front_reads_the_metric_direction_and_needs_energy() {
+        let with = |name: &str, kwh: f64, slowdown: f64, utilization: f64| {
+            let mut r = result(name, &[]);
+            let estimate = |mean| stats::Estimate {
+                mean,
+                ci_low: mean,
+                ci_high: mean,
+            };
+            for def in METRICS {
+                r.metrics.insert(def.key.to_string(), estimate(0.0));
+            }
+            r.metrics.insert("energy_kwh".into(), estimate(kwh));
+            r.metrics.insert("mean_slowdown".into(), estimate(slowdown));
+            r.metrics
+                .insert("utilization".into(), estimate(utilization));
+            r
+        };
+        let results = [
+            with("lazy", 1.0, 3.0, 0.2),
+            with("busy", 2.0, 2.0, 0.9),
+            with("worse", 2.5, 2.5, 0.1),
+        ];
+        assert_eq!(energy_front(&results, slowdown()), ["lazy", "busy"]);
+        // Higher utilization is better: "worse" is then beaten by "busy" on both, as before.
+        let utilization = metric("utilization").unwrap();
+        assert_eq!(energy_front(&results, utilization), ["lazy", "busy"]);
+        let no_energy = [with("a", 0.0, 3.0, 0.5), with("b", 0.0, 2.0, 0.5)];
+        assert!(energy_front(&no_energy, slowdown()).is_empty());
     }
 
     /// 20 episodes whose workloads differ up to 5× (the spread pairing removes).

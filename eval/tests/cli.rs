@@ -94,11 +94,14 @@ fn smoke_report_is_byte_identical_across_runs_and_thread_counts() {
         "report.json",
         "report.md",
         "cloud_metrics.svg",
+        "cloud_energy_pareto.svg",
         "deeprm_slowdown_cdf.svg",
         "tiny_metrics.svg",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }
+    // Only cloud has a power model: no energy, no trade-off to plot.
+    assert!(!names.contains(&"tiny_energy_pareto.svg"), "{names:?}");
     assert!(
         !names.iter().any(|n| n.starts_with('.')),
         "staging left behind: {names:?}"
