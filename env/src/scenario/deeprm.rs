@@ -1,6 +1,7 @@
 //! Resolving a DeepRM scenario (`model = "deeprm"`) into a [`DeepRmConfig`].
 
 use super::file::{DeepRmFile, OversizeFile};
+use super::replay::replay_keys;
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{data_files, resolve_workload};
 use crate::deeprm::DeepRmConfig;
@@ -40,48 +41,21 @@ pub(super) fn resolve_deeprm(file: DeepRmFile, path: &Path) -> Result<DeepRmConf
         ));
     }
     let w = &file.workload;
-    // Time is in whole steps, which rescaled or jittered arrivals would break; windows and a
-    // split of a list keep whole steps (a window is shifted by its first, whole, arrival).
-    for (key, present, used) in [
-        ("workload.load_factor", w.load_factor.is_some(), false),
-        ("workload.perturb", w.perturb.is_some(), false),
-        ("workload.lenient", w.lenient.is_some(), false),
-        (
-            "workload.window_jobs",
-            w.window_jobs.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.window_s",
-            w.window_s.is_some(),
-            w.kind.is_replay(),
-        ),
-        ("workload.split", w.split.is_some(), w.kind.is_replay()),
-        ("workload.part", w.part.is_some(), w.kind.is_replay()),
-        (
-            "workload.window_offsets",
-            w.window_offsets.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.window_sampler",
-            w.window_sampler.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.exclude_windows",
-            w.exclude_windows.is_some(),
-            w.kind.is_replay(),
-        ),
-        ("workload.times", w.times.is_some(), false),
-    ] {
-        if present && !used {
-            return Err(c.err(
-                key,
-                "is not used in this DeepRM scenario (time is in whole steps; windows and \
-                 a split apply to kind = \"list\" or \"csv\")",
-            ));
-        }
+    // Time is in whole steps, which rescaled or jittered arrivals or absolute trace times
+    // would break; windows and a split of a list keep whole steps (a window is shifted by
+    // its first, whole, arrival).
+    let breaks_steps = ["workload.load_factor", "workload.perturb", "workload.times"];
+    let unused = replay_keys(w)
+        .into_iter()
+        .find(|&(key, present)| present && (!w.kind.is_replay() || breaks_steps.contains(&key)))
+        .map(|(key, _)| key)
+        .or(w.lenient.is_some().then_some("workload.lenient"));
+    if let Some(key) = unused {
+        return Err(c.err(
+            key,
+            "is not used in this DeepRM scenario (time is in whole steps; windows and \
+             a split apply to kind = \"list\" or \"csv\")",
+        ));
     }
     let reject = matches!(file.workload.oversize, OversizeFile::Reject);
     let horizon = file.horizon;

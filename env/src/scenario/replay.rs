@@ -194,18 +194,26 @@ fn exclusion(
     Ok(Exclusion { windows, jobs })
 }
 
+/// Every replay key, by its name in errors, and whether the workload sets it: the one list
+/// the resolvers check unused keys against.
+pub(super) fn replay_keys(w: &WorkloadFile) -> [(&'static str, bool); 10] {
+    [
+        ("workload.window_jobs", w.window_jobs.is_some()),
+        ("workload.window_s", w.window_s.is_some()),
+        ("workload.load_factor", w.load_factor.is_some()),
+        ("workload.split", w.split.is_some()),
+        ("workload.part", w.part.is_some()),
+        ("workload.perturb", w.perturb.is_some()),
+        ("workload.window_offsets", w.window_offsets.is_some()),
+        ("workload.window_sampler", w.window_sampler.is_some()),
+        ("workload.exclude_windows", w.exclude_windows.is_some()),
+        ("workload.times", w.times.is_some()),
+    ]
+}
+
 /// Whether the workload sets any replay key (a list or CSV without one replays exactly).
 pub(super) fn has_replay_keys(w: &WorkloadFile) -> bool {
-    w.window_jobs.is_some()
-        || w.window_s.is_some()
-        || w.load_factor.is_some()
-        || w.split.is_some()
-        || w.part.is_some()
-        || w.perturb.is_some()
-        || w.window_offsets.is_some()
-        || w.window_sampler.is_some()
-        || w.exclude_windows.is_some()
-        || w.times.is_some()
+    replay_keys(w).iter().any(|(_, set)| *set)
 }
 
 /// `tasks` (non-empty) replayed with `options`; errors name the key at fault.

@@ -3,7 +3,7 @@
 //! the replay keys every replayed kind shares (window, load factor, split, perturbation).
 
 use super::file::{WorkloadFile, WorkloadKind};
-use super::replay::{replay, replay_options};
+use super::replay::{replay, replay_keys, replay_options};
 use super::validate::{Check, ScenarioError};
 use super::workload::{ResolvedWorkload, relative_to};
 use crate::cluster::OversizePolicy;
@@ -35,46 +35,13 @@ pub(super) fn load_trace(
             return Err(c.err(key, format!("is not used {why}")));
         }
     }
-    for (key, present, used) in [
-        (
-            "workload.window_jobs",
-            w.window_jobs.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.window_s",
-            w.window_s.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.load_factor",
-            w.load_factor.is_some(),
-            w.kind.is_replay(),
-        ),
-        ("workload.split", w.split.is_some(), w.kind.is_replay()),
-        ("workload.part", w.part.is_some(), w.kind.is_replay()),
-        ("workload.perturb", w.perturb.is_some(), w.kind.is_replay()),
-        (
-            "workload.window_offsets",
-            w.window_offsets.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.window_sampler",
-            w.window_sampler.is_some(),
-            w.kind.is_replay(),
-        ),
-        (
-            "workload.exclude_windows",
-            w.exclude_windows.is_some(),
-            w.kind.is_replay(),
-        ),
-        ("workload.times", w.times.is_some(), w.kind.is_replay()),
-        ("workload.lenient", w.lenient.is_some(), is_trace),
-    ] {
-        if present && !used {
+    for (key, present) in replay_keys(w) {
+        if present && !w.kind.is_replay() {
             return Err(c.err(key, format!("is not used {why}")));
         }
+    }
+    if w.lenient.is_some() && !is_trace {
+        return Err(c.err("workload.lenient", format!("is not used {why}")));
     }
     if !is_trace {
         return Ok(None);
