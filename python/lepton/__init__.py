@@ -48,7 +48,7 @@ __all__ = [
 __version__ = _native.__version__
 
 #: The shipped scenarios (embedded in the extension), each registered as `lepton/<name>-v0`.
-SCENARIOS: tuple = tuple(_native.EMBEDDED)
+SCENARIOS: tuple = tuple(_native.SHIPPED)
 #: The heuristics' names (`lepton.scheduler(name)`; `NAME+DISCIPLINE` forms such as
 #: `sjf+easy` and parameterised ones such as `weighted:1:2` are accepted too).
 SCHEDULERS: tuple = tuple(_native.SCHEDULERS)

@@ -53,7 +53,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ActionError", py.get_type::<ActionError>())?;
     m.add("SchedulerError", py.get_type::<SchedulerError>())?;
     m.add("SHIPPED", lepton_env::scenario::SHIPPED.to_vec())?;
-    m.add("EMBEDDED", scenarios::embedded_names())?;
     m.add("CARTPOLE", scenarios::CARTPOLE)?;
     m.add("SCHEDULERS", lepton_env::schedulers::NAMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -9,6 +9,7 @@
 
 use crate::ScenarioError;
 use crate::convert::merge_overrides;
+use lepton_env::scenario::{SHIPPED, SHIPPED_FILES};
 use lepton_env::{CartPole, CartPoleV1, Env, Scenario, ScenarioEnv};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -16,35 +17,6 @@ use std::path::{Path, PathBuf};
 
 /// The name that selects lepton's `CartPole-v1` (Gymnasium's dynamics, 500-step limit).
 pub const CARTPOLE: &str = "CartPole-v1";
-
-macro_rules! embed {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../configs/scenarios/", $name, ".toml")))),*]
-    };
-}
-
-/// Every shipped scenario's file, by name. `tests/test_envs.py` checks that this list and
-/// `lepton_env::scenario::SHIPPED` agree.
-const EMBEDDED: &[(&str, &str)] = embed!(
-    "tiny",
-    "deeprm",
-    "deeprm-hold",
-    "cloud",
-    "cloud-hold",
-    "cloud-slot",
-    "hpc-lublin",
-    "lublin-1",
-    "lublin-2",
-    "lublin-1-train",
-    "lublin-2-train",
-    "alibaba-gpu",
-    "tiresias",
-    "csv-example",
-);
-
-pub fn embedded_names() -> Vec<&'static str> {
-    EMBEDDED.iter().map(|(name, _)| *name).collect()
-}
 
 /// The folder the embedded scenarios' relative paths resolve from by default: the
 /// checkout's `configs/scenarios` at build time.
@@ -125,7 +97,7 @@ pub fn resolve(
 /// The scenario's text and the path that names it in errors and anchors its relative paths.
 fn scenario_text(spec: &str, scenario_dir: Option<&Path>) -> PyResult<(String, PathBuf)> {
     let dir = scenario_dir.map_or_else(default_scenario_dir, Path::to_owned);
-    if let Some((name, text)) = EMBEDDED.iter().find(|(name, _)| *name == spec) {
+    if let Some((name, text)) = SHIPPED_FILES.iter().find(|(name, _)| *name == spec) {
         return Ok((text.to_string(), dir.join(format!("{name}.toml"))));
     }
     if spec.contains('\n') || spec.contains('=') {
@@ -135,7 +107,7 @@ fn scenario_text(spec: &str, scenario_dir: Option<&Path>) -> PyResult<(String, P
     if !path.exists() && path.extension().is_none() {
         return Err(ScenarioError::new_err(format!(
             "unknown scenario `{spec}`: not a shipped scenario ({}), not {CARTPOLE}, and no such file",
-            embedded_names().join(", ")
+            SHIPPED.join(", ")
         )));
     }
     let text = std::fs::read_to_string(&path)

@@ -159,8 +159,22 @@ use file::{ClusterFile, DeepRmFile, ModelProbe};
 use std::path::{Path, PathBuf};
 use validate::invalid;
 
-/// The scenarios shipped in `configs/scenarios/`.
-pub const SHIPPED: &[&str] = &[
+macro_rules! shipped {
+    ($($name:literal),* $(,)?) => {
+        /// The scenarios shipped in `configs/scenarios/`.
+        pub const SHIPPED: &[&str] = &[$($name),*];
+
+        /// Each shipped scenario's file, compiled in, by name: for front ends that run
+        /// without a checkout (the Python package). Its relative paths (traces, CSV task
+        /// lists) still resolve against a folder the caller names.
+        pub const SHIPPED_FILES: &[(&str, &str)] = &[$((
+            $name,
+            include_str!(concat!("../../../configs/scenarios/", $name, ".toml")),
+        )),*];
+    };
+}
+
+shipped!(
     "tiny",
     "deeprm",
     "deeprm-hold",
@@ -175,7 +189,7 @@ pub const SHIPPED: &[&str] = &[
     "alibaba-gpu",
     "tiresias",
     "csv-example",
-];
+);
 
 /// A resolved scenario, ready to build envs from.
 #[derive(Clone, Debug)]
