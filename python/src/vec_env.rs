@@ -10,6 +10,7 @@ use crate::ScenarioError;
 use crate::scenarios::{Resolved, Sim, resolve};
 use lepton_env::VecEnv;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::IntoPyObjectExt;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -23,14 +24,14 @@ pub struct PyVecEnv {
     /// The seed of the first reset when it is given none (env `i` gets `first_seed + i`), so
     /// that the envs of a vector never play the same episodes by accident; `None` after it.
     first_seed: Option<u64>,
-    /// Copies of the buffers every step (true), or the buffers themselves, overwritten
-    /// (false; faster).
+    /// New arrays every step (true), or the same arrays overwritten (false; faster).
     copy: bool,
     buffers: Buffers,
-    finals: FinalBuffers,
+    /// The arrays of `infos["final_obs"]` and `infos["final_info"]` when `copy` is false.
+    finals: Option<FinalBuffers>,
 }
 
-/// The step outputs, written by every step (and returned as they are when `copy` is false).
+/// The arrays returned when `copy` is false, overwritten by every step.
 struct Buffers {
     obs: Py<PyArray2<f32>>,
     rewards: Py<PyArray1<f64>>,
@@ -40,10 +41,10 @@ struct Buffers {
     all_true: Py<PyArray1<bool>>,
 }
 
-/// `infos["final_obs"]` and the arrays of `infos["final_info"]` (but `episode_metrics`),
-/// written on every step on which an episode ends; with `copy` false they are returned as they
-/// are, so that such a step allocates no array: an episode ends on most steps of a large
-/// vector (256 CartPoles end about a dozen episodes per step).
+/// `infos["final_obs"]` and the arrays of `infos["final_info"]` (but `episode_metrics`) when
+/// `copy` is false, overwritten on every step on which an episode ends, so that such a step
+/// allocates no array: an episode ends on most steps of a large vector (256 CartPoles end
+/// about a dozen episodes per step).
 struct FinalBuffers {
     /// `final_obs`: an object array holding `rows[i]` where env `i`'s episode ended, else None.
     obs: Py<PyArray1<Py<PyAny>>>,
@@ -133,7 +134,11 @@ impl PyVecEnv {
             masks: PyArray2::from_vec2(py, &vec![vec![false; a]; n])?.unbind(),
             all_true: PyArray1::from_vec(py, vec![true; n]).unbind(),
         };
-        let finals = FinalBuffers::new(py, n, d, a)?;
+        let finals = if copy {
+            None
+        } else {
+            Some(FinalBuffers::new(py, n, d, a)?)
+        };
         Ok(Self {
             venv,
             actions: vec![0; n],
@@ -176,7 +181,7 @@ impl PyVecEnv {
         let (obs, _, _, _, masks) = self.write_outputs(py)?;
         let infos = PyDict::new(py);
         infos.set_item(intern!(py, "action_mask"), masks)?;
-        infos.set_item(intern!(py, "_action_mask"), self.all_true(py)?)?;
+        infos.set_item(intern!(py, "_action_mask"), self.all_true(py))?;
         Ok((obs, infos))
     }
 
@@ -194,9 +199,12 @@ impl PyVecEnv {
         let (obs, rewards, terminated, truncated, masks) = self.write_outputs(py)?;
         let infos = PyDict::new(py);
         infos.set_item(intern!(py, "action_mask"), masks)?;
-        infos.set_item(intern!(py, "_action_mask"), self.all_true(py)?)?;
+        infos.set_item(intern!(py, "_action_mask"), self.all_true(py))?;
         if self.venv.finished_episodes().next().is_some() {
-            self.add_final_infos(py, &infos)?;
+            match &self.finals {
+                Some(finals) => self.write_final_infos(py, finals, &infos)?,
+                None => self.add_final_infos(py, &infos)?,
+            }
         }
         Ok((obs, rewards, terminated, truncated, infos))
     }
@@ -277,26 +285,15 @@ impl PyVecEnv {
         Ok(())
     }
 
-    fn all_true<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<bool>>> {
-        self.handed_out(self.buffers.all_true.bind(py).clone())
-    }
-
-    /// `array` as a step returns it: a copy when `copy` is set, else the buffer itself.
-    fn handed_out<'py, A: pyo3::type_object::PyTypeCheck>(
-        &self,
-        array: Bound<'py, A>,
-    ) -> PyResult<Bound<'py, A>> {
-        if !self.copy {
-            return Ok(array);
+    fn all_true<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
+        if self.copy {
+            PyArray1::from_vec(py, vec![true; self.venv.num_envs()])
+        } else {
+            self.buffers.all_true.bind(py).clone()
         }
-        let py = array.py();
-        Ok(array
-            .as_any()
-            .call_method0(intern!(py, "copy"))?
-            .cast_into::<A>()?)
     }
 
-    /// The step outputs, written into the buffers and handed out (copied when `copy`).
+    /// The step outputs as arrays: fresh ones (`copy`) or the reused buffers.
     #[allow(clippy::type_complexity)]
     fn write_outputs<'py>(
         &self,
@@ -309,7 +306,17 @@ impl PyVecEnv {
         Bound<'py, PyArray2<bool>>,
     )> {
         let venv = &self.venv;
+        let (n, d, a) = (venv.num_envs(), venv.obs_dim(), venv.num_actions());
         let rewards = venv.rewards().iter().map(|&r| f64::from(r));
+        if self.copy {
+            return Ok((
+                PyArray1::from_slice(py, venv.observations()).reshape([n, d])?,
+                PyArray1::from_iter(py, rewards),
+                PyArray1::from_slice(py, venv.terminated()),
+                PyArray1::from_slice(py, venv.truncated()),
+                PyArray1::from_slice(py, venv.action_masks()).reshape([n, a])?,
+            ));
+        }
         let b = &self.buffers;
         let (obs, rew) = (b.obs.bind(py).clone(), b.rewards.bind(py).clone());
         let (term, trunc) = (b.terminated.bind(py).clone(), b.truncated.bind(py).clone());
@@ -331,22 +338,69 @@ impl PyVecEnv {
             .readwrite()
             .as_slice_mut()?
             .copy_from_slice(venv.action_masks());
-        Ok((
-            self.handed_out(obs)?,
-            self.handed_out(rew)?,
-            self.handed_out(term)?,
-            self.handed_out(trunc)?,
-            self.handed_out(masks)?,
-        ))
+        Ok((obs, rew, term, trunc, masks))
     }
 
     /// Gymnasium's `final_obs` / `final_info` for the envs whose episode ended on this step:
     /// `final_info` holds the final `action_mask`, `episode` (`r` return, `l` length) and, for
-    /// scheduling envs, `episode_metrics`, each batched with its `_key` mask. The arrays are
-    /// `finals`, handed out like the step's (`episode_metrics`, built from JSON, is new on
-    /// every step).
+    /// scheduling envs, `episode_metrics`, each batched with its `_key` mask.
     fn add_final_infos(&self, py: Python<'_>, infos: &Bound<'_, PyDict>) -> PyResult<()> {
-        let (venv, finals) = (&self.venv, &self.finals);
+        let venv = &self.venv;
+        let (n, a) = (venv.num_envs(), venv.num_actions());
+        let ended: Vec<bool> = (0..n).map(|i| venv.finished_episode(i).is_some()).collect();
+        let ended_array = || PyArray1::from_slice(py, &ended);
+
+        let mut final_obs = Vec::with_capacity(n);
+        let mut final_masks = vec![false; n * a];
+        let (mut returns, mut lengths) = (vec![0.0f64; n], vec![0i64; n]);
+        let mut any_metrics = false;
+        for i in 0..n {
+            match venv.final_observation(i) {
+                Some(obs) => final_obs.push(PyArray1::from_slice(py, obs).into_py_any(py)?),
+                None => final_obs.push(py.None()),
+            }
+            if let Some(mask) = venv.final_action_mask(i) {
+                final_masks[i * a..(i + 1) * a].copy_from_slice(mask);
+            }
+            if let Some((stats, metrics)) = venv.finished_episode(i) {
+                any_metrics |= metrics.is_some();
+                returns[i] = stats.episode_return;
+                lengths[i] = i64::try_from(stats.length).unwrap_or(i64::MAX);
+            }
+        }
+        infos.set_item(intern!(py, "final_obs"), PyArray1::from_vec(py, final_obs))?;
+        infos.set_item(intern!(py, "_final_obs"), ended_array())?;
+
+        let final_info = PyDict::new(py);
+        final_info.set_item(
+            intern!(py, "action_mask"),
+            PyArray1::from_vec(py, final_masks).reshape([n, a])?,
+        )?;
+        final_info.set_item(intern!(py, "_action_mask"), ended_array())?;
+        let episode = PyDict::new(py);
+        episode.set_item(intern!(py, "r"), PyArray1::from_vec(py, returns))?;
+        episode.set_item(intern!(py, "_r"), ended_array())?;
+        episode.set_item(intern!(py, "l"), PyArray1::from_vec(py, lengths))?;
+        episode.set_item(intern!(py, "_l"), ended_array())?;
+        final_info.set_item(intern!(py, "episode"), episode)?;
+        final_info.set_item(intern!(py, "_episode"), ended_array())?;
+        if any_metrics {
+            self.add_final_metrics(py, &final_info)?;
+        }
+        infos.set_item(intern!(py, "final_info"), final_info)?;
+        infos.set_item(intern!(py, "_final_info"), ended_array())?;
+        Ok(())
+    }
+
+    /// [`PyVecEnv::add_final_infos`] with `copy` false: the same keys, holding the arrays of
+    /// `finals` overwritten (`episode_metrics`, built from JSON, is new on every step).
+    fn write_final_infos(
+        &self,
+        py: Python<'_>,
+        finals: &FinalBuffers,
+        infos: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let venv = &self.venv;
         let (n, d, a) = (venv.num_envs(), venv.obs_dim(), venv.num_actions());
         let (obs, obs_rows) = (finals.obs.bind(py), finals.obs_rows.bind(py));
         let (masks, returns) = (finals.masks.bind(py), finals.returns.bind(py));
@@ -401,39 +455,23 @@ impl PyVecEnv {
             ended_r,
             ended_l,
         ] = ended;
-        // A copy of the object array would still hold the row views: copy the rows.
-        let final_obs = if self.copy {
-            let ended = ended_obs.readonly();
-            let entries = finals
-                .rows
-                .iter()
-                .zip(ended.as_slice()?)
-                .map(|(row, &ended)| match ended {
-                    true => Ok(row.bind(py).call_method0(intern!(py, "copy"))?.unbind()),
-                    false => Ok(py.None()),
-                })
-                .collect::<PyResult<Vec<_>>>()?;
-            PyArray1::from_vec(py, entries)
-        } else {
-            obs.clone()
-        };
-        infos.set_item(intern!(py, "final_obs"), final_obs)?;
-        infos.set_item(intern!(py, "_final_obs"), self.handed_out(ended_obs)?)?;
+        infos.set_item(intern!(py, "final_obs"), obs)?;
+        infos.set_item(intern!(py, "_final_obs"), ended_obs)?;
         let final_info = PyDict::new(py);
-        final_info.set_item(intern!(py, "action_mask"), self.handed_out(masks.clone())?)?;
-        final_info.set_item(intern!(py, "_action_mask"), self.handed_out(ended_mask)?)?;
+        final_info.set_item(intern!(py, "action_mask"), masks)?;
+        final_info.set_item(intern!(py, "_action_mask"), ended_mask)?;
         let episode = PyDict::new(py);
-        episode.set_item(intern!(py, "r"), self.handed_out(returns.clone())?)?;
-        episode.set_item(intern!(py, "_r"), self.handed_out(ended_r)?)?;
-        episode.set_item(intern!(py, "l"), self.handed_out(lengths.clone())?)?;
-        episode.set_item(intern!(py, "_l"), self.handed_out(ended_l)?)?;
+        episode.set_item(intern!(py, "r"), returns)?;
+        episode.set_item(intern!(py, "_r"), ended_r)?;
+        episode.set_item(intern!(py, "l"), lengths)?;
+        episode.set_item(intern!(py, "_l"), ended_l)?;
         final_info.set_item(intern!(py, "episode"), episode)?;
-        final_info.set_item(intern!(py, "_episode"), self.handed_out(ended_episode)?)?;
+        final_info.set_item(intern!(py, "_episode"), ended_episode)?;
         if any_metrics {
             self.add_final_metrics(py, &final_info)?;
         }
         infos.set_item(intern!(py, "final_info"), final_info)?;
-        infos.set_item(intern!(py, "_final_info"), self.handed_out(ended_info)?)?;
+        infos.set_item(intern!(py, "_final_info"), ended_info)?;
         Ok(())
     }
 
