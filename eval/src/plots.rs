@@ -73,11 +73,7 @@ pub fn metric_bars(dir: &Path, scenario: &ScenarioReport) -> Result<String> {
             .filter(|v| v.is_finite())
             .fold(0.0_f64, f64::max);
         let top = if top > 0.0 { top * 1.08 } else { 1.0 };
-        let direction = if def.higher_is_better {
-            "higher is better"
-        } else {
-            "lower is better"
-        };
+        let direction = format!("{} is better", def.better());
         let mut chart = ChartBuilder::on(panel)
             .caption(
                 format!("{}: {} ({direction})", scenario.name, def.label),
@@ -237,11 +233,7 @@ pub fn sweep(dir: &Path, report: &Report, axis: &str, def: &MetricDef) -> Result
     let path = dir.join(&file);
     let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let direction = if def.higher_is_better {
-        "higher"
-    } else {
-        "lower"
-    };
+    let direction = def.better();
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!("{}: {} vs {axis}", report.suite.name, def.label),
@@ -322,11 +314,7 @@ pub fn energy_pareto(
     let path = dir.join(&file);
     let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let direction = if def.higher_is_better {
-        "higher"
-    } else {
-        "lower"
-    };
+    let direction = def.better();
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(

@@ -37,6 +37,17 @@ pub struct MetricDef {
     pub extract: fn(&EpisodeMetrics) -> f64,
 }
 
+impl MetricDef {
+    /// `"higher"` or `"lower"`: which way is better, for "(… is better)" in reports and plots.
+    pub fn better(&self) -> &'static str {
+        if self.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        }
+    }
+}
+
 /// Every reported metric, in table order.
 pub const METRICS: &[MetricDef] = &[
     MetricDef {
@@ -892,11 +903,7 @@ fn sweep_table(md: &mut String, report: &Report, axis: &str, def: &MetricDef) {
 /// The Markdown report (fit for a CI job summary). Plots are linked by relative file name.
 pub fn markdown(report: &Report, plot_files: &[(String, Vec<String>)]) -> String {
     let compared = report_metric(report);
-    let direction = if compared.higher_is_better {
-        "higher"
-    } else {
-        "lower"
-    };
+    let direction = compared.better();
     let mut md = String::new();
     let _ = writeln!(md, "# lepton-eval: suite `{}`\n", report.suite.name);
     if !report.suite.description.is_empty() {
@@ -1184,11 +1191,7 @@ pub fn terminal_table(report: &Report) -> String {
         "  (* best {} ({} is better); vs: paired difference with the reference, 95% CI, episodes won, \
          Wilcoxon p; lost = dropped + unfinished tasks per episode)",
         def.key,
-        if def.higher_is_better {
-            "higher"
-        } else {
-            "lower"
-        }
+        def.better()
     );
     out
 }
