@@ -72,6 +72,9 @@ pub enum ActionBlock {
     Wait,
     /// `n` actions with no structure the env describes (CartPole's push left/right).
     Plain { n: usize },
+    /// One action per decision rule: index `k` carries out what rule `k` of
+    /// [`ActionLayout::rules`] decides now (rule selection, `schedulers::RuleSelectionEnv`).
+    Rules { n: usize },
 }
 
 impl ActionBlock {
@@ -81,7 +84,7 @@ impl ActionBlock {
             Self::Placements { slots, servers } => slots * servers,
             Self::Slots { slots } => slots,
             Self::Wait => 1,
-            Self::Plain { n } => n,
+            Self::Plain { n } | Self::Rules { n } => n,
         }
     }
 
@@ -96,6 +99,10 @@ impl ActionBlock {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActionLayout {
     pub blocks: Vec<ActionBlock>,
+    /// The scheduler names behind a [`ActionBlock::Rules`] block, in action order (empty
+    /// without one): what a checkpoint needs to act on the env the rules were chosen in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 impl ActionLayout {
@@ -103,6 +110,7 @@ impl ActionLayout {
     pub fn plain(n: usize) -> Self {
         Self {
             blocks: vec![ActionBlock::Plain { n }],
+            rules: Vec::new(),
         }
     }
 
@@ -113,6 +121,7 @@ impl ActionLayout {
                 ActionBlock::Placements { slots, servers },
                 ActionBlock::Wait,
             ],
+            rules: Vec::new(),
         }
     }
 
@@ -120,6 +129,7 @@ impl ActionLayout {
     pub fn slots_then_wait(slots: usize) -> Self {
         Self {
             blocks: vec![ActionBlock::Slots { slots }, ActionBlock::Wait],
+            rules: Vec::new(),
         }
     }
 
@@ -262,9 +272,7 @@ mod tests {
             ObsLayout::flat(1)
         }
         fn action_layout(&self) -> ActionLayout {
-            ActionLayout {
-                blocks: vec![ActionBlock::Slots { slots: 1 }, ActionBlock::Wait],
-            }
+            ActionLayout::slots_then_wait(1)
         }
         fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
             self.left = 2;
@@ -325,15 +333,7 @@ mod tests {
 
     #[test]
     fn action_layout_offsets_and_wait() {
-        let layout = ActionLayout {
-            blocks: vec![
-                ActionBlock::Placements {
-                    slots: 3,
-                    servers: 2,
-                },
-                ActionBlock::Wait,
-            ],
-        };
+        let layout = ActionLayout::placements_then_wait(3, 2);
         assert_eq!(layout.num_actions(), 7);
         assert_eq!(layout.wait(), Some(6));
         let offsets: Vec<usize> = layout.offsets().map(|(o, _)| o).collect();

@@ -1,7 +1,7 @@
 //! DeepRM's environment (Mao et al., "Resource Management with Deep Reinforcement
 //! Learning", HotNets'16), reproduced step for step.
 
-use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::cluster::state::{Admission, SlotOrder, TaskIndex, TaskPhase, TaskQueue, TaskRecord};
 use crate::cluster::stats;
 use crate::cluster::{Census, RewardWeights, RunningView, SlotView};
@@ -507,14 +507,7 @@ impl Env for DeepRmEnv {
     }
 
     fn action_layout(&self) -> ActionLayout {
-        ActionLayout {
-            blocks: vec![
-                ActionBlock::Slots {
-                    slots: self.config.num_slots,
-                },
-                ActionBlock::Wait,
-            ],
-        }
+        ActionLayout::slots_then_wait(self.config.num_slots)
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {

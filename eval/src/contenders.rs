@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use lepton_agent::checkpoint::{self, LoadedPolicy};
 use lepton_env::scenario::ScenarioEnv;
-use lepton_env::schedulers::{self, Scheduler};
+use lepton_env::schedulers::{self, RuleChooser, RuleSelectionEnv, Scheduler};
 use lepton_env::{ActionLayout, Env, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -266,9 +266,6 @@ impl Contender {
             ContenderKind::Checkpoint(info) => std::slice::from_ref(info),
             ContenderKind::CheckpointGroup { members } => members.as_slice(),
         };
-        let env = scenario.build();
-        let (env_obs, env_actions) = (env.observation_space().dim(), env.action_space().n);
-        let env_layout = env.action_layout();
         for CheckpointInfo {
             obs_dim,
             num_actions,
@@ -277,6 +274,21 @@ impl Contender {
             ..
         } in members
         {
+            // A rule-selection policy sees the scenario through its rules.
+            let rules = action_layout
+                .as_ref()
+                .map_or(&[][..], |l| l.rules.as_slice());
+            let env: Box<dyn Env> = if rules.is_empty() {
+                Box::new(scenario.build())
+            } else {
+                Box::new(RuleSelectionEnv::new(scenario.build(), rules).map_err(|e| {
+                    anyhow::anyhow!(
+                        "checkpoint {path} does not fit scenario `{scenario_name}`: its rules: {e}"
+                    )
+                })?)
+            };
+            let (env_obs, env_actions) = (env.observation_space().dim(), env.action_space().n);
+            let env_layout = env.action_layout();
             if (*obs_dim, *num_actions) != (env_obs, env_actions) {
                 bail!(
                     "checkpoint {path} does not fit scenario `{scenario_name}`: the policy takes {obs_dim} observations \
@@ -304,6 +316,7 @@ impl Contender {
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 Ok(Box::new(Learned {
                     name: self.name.clone(),
+                    rules: Rules::new(&policy.meta().action_layout.rules),
                     policy,
                     sampler: self.sampled.then(|| ChaCha8Rng::seed_from_u64(0)),
                 }))
@@ -346,6 +359,49 @@ struct Learned {
     name: String,
     policy: LoadedPolicy,
     sampler: Option<ChaCha8Rng>,
+    /// A rule-selection policy's rules (`None`: it acts in the scenario's own actions).
+    rules: Option<Rules>,
+}
+
+/// What a rule-selection policy needs beside the scenario's env: its rules' decisions, and
+/// the observation and mask it was trained on (see `schedulers::RuleSelectionEnv`).
+struct Rules {
+    names: Vec<String>,
+    /// Built at the first decision, from the env (`check_fits` has built it once before).
+    chooser: Option<RuleChooser>,
+    seed: u64,
+    obs: Vec<f32>,
+    mask: Vec<bool>,
+}
+
+impl Rules {
+    fn new(names: &[String]) -> Option<Self> {
+        (!names.is_empty()).then(|| Self {
+            names: names.to_vec(),
+            chooser: None,
+            seed: 0,
+            obs: Vec::new(),
+            mask: Vec::new(),
+        })
+    }
+
+    /// Asks the rules for their decisions and lays out the policy's observation and mask.
+    fn observe(&mut self, env: &ScenarioEnv, obs: &[f32]) -> (&RuleChooser, &[f32], &[bool]) {
+        let chooser = self.chooser.get_or_insert_with(|| {
+            let mut chooser = RuleChooser::new(&self.names, env)
+                .expect("check_fits built these rules on this scenario");
+            chooser.reset(self.seed);
+            chooser
+        });
+        chooser.decide(env, obs);
+        self.obs.clear();
+        self.obs.extend_from_slice(obs);
+        self.obs.resize(obs.len() + chooser.num_features(), 0.0);
+        chooser.write_features(true, &mut self.obs[obs.len()..]);
+        self.mask.resize(chooser.num_rules(), false);
+        chooser.write_mask(&mut self.mask);
+        (chooser, &self.obs, &self.mask)
+    }
 }
 
 /// Mixed into the episode seed so that the sampling stream differs from the workload's.
@@ -360,16 +416,35 @@ impl Scheduler for Learned {
         if let Some(rng) = self.sampler.as_mut() {
             *rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_SALT);
         }
+        if let Some(rules) = self.rules.as_mut() {
+            rules.seed = seed;
+            if let Some(chooser) = rules.chooser.as_mut() {
+                chooser.reset(seed);
+            }
+        }
     }
 
-    fn act(&mut self, _env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> usize {
-        match self.sampler.as_mut() {
-            Some(rng) => self
-                .policy
-                .sample(obs, mask, rng)
-                .unwrap_or_else(|| self.policy.act(obs, mask)),
-            None => self.policy.act(obs, mask),
-        }
+    fn act(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> usize {
+        let Some(rules) = self.rules.as_mut() else {
+            return pick(&mut self.policy, self.sampler.as_mut(), obs, mask);
+        };
+        let (chooser, obs, mask) = rules.observe(env, obs);
+        chooser.decision(pick(&mut self.policy, self.sampler.as_mut(), obs, mask))
+    }
+}
+
+/// The policy's greedy action, or a sample from its masked softmax.
+fn pick(
+    policy: &mut LoadedPolicy,
+    sampler: Option<&mut ChaCha8Rng>,
+    obs: &[f32],
+    mask: &[bool],
+) -> usize {
+    match sampler {
+        Some(rng) => policy
+            .sample(obs, mask, rng)
+            .unwrap_or_else(|| policy.act(obs, mask)),
+        None => policy.act(obs, mask),
     }
 }
 

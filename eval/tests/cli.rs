@@ -1300,3 +1300,106 @@ fn report_json_records_each_episodes_window_start() {
     assert_eq!(starts(0), vec![Some(100), Some(0), Some(100)]);
     assert_eq!(starts(1), vec![None; 3]);
 }
+
+/// A rule-selection checkpoint acts through its rules: lepton-eval plays, on the plain
+/// scenario, exactly the episodes the training env (`RuleSelectionEnv`) plays with the same
+/// greedy policy; with a single rule the checkpoint is that heuristic.
+#[test]
+fn a_rule_selection_checkpoint_plays_its_rules_decisions() {
+    use lepton_agent::checkpoint::LoadedPolicy;
+    use lepton_env::schedulers::RuleSelectionEnv;
+    let tmp = tempfile::tempdir().unwrap();
+    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let build = |rules: &[String]| {
+        let scenario = lepton_env::scenario::load_named("cloud-slot").unwrap();
+        RuleSelectionEnv::new(scenario.build(), rules).unwrap()
+    };
+    let suite = suite(tmp.path(), "cloud-slot", 2);
+    let report = |ckpt: &Path, out: &str| -> serde_json::Value {
+        let out_dir = tmp.path().join(out);
+        let run = eval(&[
+            "--suite",
+            s(&suite),
+            "--schedulers",
+            "sjf",
+            "--checkpoint",
+            s(ckpt),
+            "--out",
+            s(&out_dir),
+        ]);
+        assert_eq!(code(&run), 0, "{}{}", text(&run.stdout), text(&run.stderr));
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap()
+    };
+    let slowdowns = |json: &serde_json::Value, i: usize| -> Vec<f64> {
+        json["scenarios"][0]["results"][i]["episodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["metrics"]["completion_slowdown"].as_f64().unwrap())
+            .collect()
+    };
+
+    let rules = names(&["sjf", "tetris", "best_fit", "edf"]);
+    let mut env = build(&rules);
+    let meta = save_checkpoint(
+        &tmp.path().join("rules"),
+        env.obs_layout(),
+        &env.action_layout(),
+    );
+    let mut policy = LoadedPolicy::load(&meta, tch::Device::Cpu).unwrap();
+    let mut obs = vec![0.0; env.observation_space().dim()];
+    let mut mask = vec![false; rules.len()];
+    let mut expected = Vec::new();
+    let mut chosen = std::collections::BTreeSet::new();
+    for seed in [500, 501] {
+        env.reset(Some(seed), &mut obs);
+        loop {
+            env.action_mask(&mut mask);
+            let rule = policy.act(&obs, &mask);
+            chosen.insert(rule);
+            if env.step(rule, &mut obs).unwrap().episode_over() {
+                expected.push(env.episode_metrics().unwrap().completion_slowdown);
+                break;
+            }
+        }
+    }
+    assert!(
+        chosen.len() > 1,
+        "the policy used one rule only: {chosen:?}"
+    );
+    let json = report(&meta, "rules");
+    // Equal up to JSON's last digit (serde_json parses floats to within one ulp).
+    let got = slowdowns(&json, 1);
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() <= 1e-12 * e.abs(), "{got:?} vs {expected:?}");
+    }
+    assert_ne!(slowdowns(&json, 1), slowdowns(&json, 0));
+
+    let only_sjf = build(&names(&["sjf"]));
+    let meta = save_checkpoint(
+        &tmp.path().join("sjf"),
+        only_sjf.obs_layout(),
+        &only_sjf.action_layout(),
+    );
+    let json = report(&meta, "sjf");
+    assert_eq!(slowdowns(&json, 1), slowdowns(&json, 0));
+
+    // A rule the registry does not know is refused before any episode, naming it.
+    let text_meta = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, text_meta.replace("\"sjf\"", "\"nope\"")).unwrap();
+    let out = eval(&[
+        "--suite",
+        s(&suite),
+        "--checkpoint",
+        s(&meta),
+        "--out",
+        s(&tmp.path().join("bad")),
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("rule `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -183,6 +183,7 @@ impl PyEnv {
                 }
                 ActionBlock::Wait => "wait",
                 ActionBlock::Plain { .. } => "plain",
+                ActionBlock::Rules { .. } => "rules",
             };
             dict.set_item("kind", kind)?;
             dict.set_item("start", start)?;

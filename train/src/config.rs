@@ -97,6 +97,10 @@ pub struct EnvConfig {
     /// Extra time limit on top of the env's own (truncation, bootstrapped).
     #[serde(default)]
     pub max_episode_steps: Option<usize>,
+    /// Rule selection: the policy's action `k` carries out what scheduler `rules[k]` decides
+    /// (registry names, as lepton-eval takes them); empty = the scenario's own actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +347,18 @@ impl TrainConfig {
             if self.env.kind != EnvKind::Scenario {
                 errors
                     .push("[imitation] needs env.kind = \"scenario\" (a heuristic teacher)".into());
+            }
+        }
+        if !self.env.rules.is_empty() {
+            if self.env.kind != EnvKind::Scenario {
+                errors.push("env.rules needs env.kind = \"scenario\"".into());
+            }
+            if self.imitation.is_some() || self.dqn.prefill_teacher.is_some() {
+                errors.push(
+                    "env.rules: a heuristic teacher ([imitation], dqn.prefill_teacher) acts in the \
+                     scenario's actions, not in rule choices; leave one of them out"
+                        .into(),
+                );
             }
         }
         if self.algo == Algo::Dqn

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use lepton_env::scenario::{self, Scenario};
-use lepton_env::schedulers;
+use lepton_env::schedulers::{self, RuleSelectionEnv};
 use lepton_env::{
     ActionLayout, BoxSpace, CartPole, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout,
     TimeLimit, Transition, VecEnv, VecEnvBuildError,
@@ -27,6 +27,8 @@ pub struct EnvSpec {
     kind: EnvKind,
     scenario: Option<Scenario>,
     max_episode_steps: Option<usize>,
+    /// Rule selection's schedulers (`env.rules`); empty: the scenario's own actions.
+    rules: Vec<String>,
     /// Names of the scheduling resources (for `cluster/utilization_<name>`), empty for CartPole.
     pub resource_names: Vec<String>,
 }
@@ -50,10 +52,17 @@ impl EnvSpec {
             }
             (EnvKind::Cartpole, _) => (None, Vec::new()),
         };
+        if let Some(s) = scenario.as_ref().filter(|_| !config.rules.is_empty()) {
+            RuleSelectionEnv::new(s.build(), &config.rules).map_err(|e| ConfigError::Invalid {
+                source_name: "env".into(),
+                errors: vec![format!("env.rules: {e}")],
+            })?;
+        }
         Ok(Self {
             kind: config.kind,
             scenario,
             max_episode_steps: config.max_episode_steps,
+            rules: config.rules.clone(),
             resource_names,
         })
     }
@@ -122,6 +131,10 @@ impl EnvSpec {
     /// A fresh env (reset it before use).
     pub fn make(&self) -> Box<dyn Env> {
         let env: Box<dyn Env> = match (self.kind, &self.scenario) {
+            (EnvKind::Scenario, Some(s)) if !self.rules.is_empty() => Box::new(
+                RuleSelectionEnv::new(s.build(), &self.rules)
+                    .expect("from_config built this rule list once"),
+            ),
             (EnvKind::Scenario, Some(s)) => Box::new(s.build()),
             _ => Box::new(CartPole::v1(0)),
         };
@@ -310,6 +323,7 @@ mod tests {
             kind: EnvKind::Cartpole,
             scenario: None,
             max_episode_steps: None,
+            rules: Vec::new(),
         })
         .unwrap()
     }

@@ -994,3 +994,64 @@ fn no_arguments_print_the_usage() {
         "{stdout}"
     );
 }
+
+/// Rule selection (`env.rules`): the run's actions are the rules, its checkpoints name them,
+/// and rule lists that cannot work are refused before the run directory exists.
+#[test]
+fn rule_selection_trains_and_refuses_bad_rule_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_with(
+        "ppo_cloud_rules.toml",
+        &[
+            "train.total_steps=512",
+            "ppo.num_envs=2",
+            "ppo.num_steps=128",
+            "eval.every_steps=512",
+            "eval.num_episodes=1",
+            "run.checkpoint_every_steps=0",
+        ],
+    );
+    let dir = tmp.path().join("rules");
+    let summary = train(&config, &options(&dir, false, None));
+    assert_eq!(summary.global_step, 512);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("checkpoints/final.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        meta["action_layout"]["blocks"],
+        serde_json::json!([{ "kind": "rules", "n": 5 }])
+    );
+    assert_eq!(
+        meta["action_layout"]["rules"],
+        serde_json::json!(["sjf", "tetris", "best_fit", "edf", "weighted"])
+    );
+
+    let runs = tmp.path().join("runs");
+    let refused = |sets: &[&str], expected: &str| {
+        let mut cmd = bin();
+        cmd.args(["--config", "configs/ppo_cloud_rules.toml", "--runs-dir"])
+            .arg(&runs)
+            .args(["--run-name", "bad", "--no-progress"]);
+        for set in sets {
+            cmd.args(["--set", set]);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sets:?}: {err}");
+        assert!(err.contains(expected), "{sets:?}: {err}");
+        assert!(
+            !runs.join("bad").exists(),
+            "{sets:?} left its run directory"
+        );
+    };
+    refused(&["env.rules=[\"sjf\", \"nope\"]"], "env.rules: rule `nope`");
+    refused(&["env.rules=[\"lookahead:sjf:0\"]"], "sees the future");
+    refused(
+        &["env.kind=\"cartpole\""],
+        "env.rules needs env.kind = \"scenario\"",
+    );
+    refused(
+        &["imitation.teacher=\"sjf\""],
+        "env.rules: a heuristic teacher",
+    );
+}

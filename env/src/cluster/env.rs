@@ -5,7 +5,7 @@ use super::config::{ActionMode, IllegalAction};
 use super::index;
 use super::state::TaskRecord;
 use super::views::Census;
-use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
 use crate::workload::MAX_RESOURCES;
@@ -31,15 +31,9 @@ impl Env for ClusterEnv {
 
     fn action_layout(&self) -> ActionLayout {
         let slots = self.config.num_slots;
-        let choose = match self.config.action_mode {
-            ActionMode::Placement => ActionBlock::Placements {
-                slots,
-                servers: self.servers.len(),
-            },
-            ActionMode::Slot => ActionBlock::Slots { slots },
-        };
-        ActionLayout {
-            blocks: vec![choose, ActionBlock::Wait],
+        match self.config.action_mode {
+            ActionMode::Placement => ActionLayout::placements_then_wait(slots, self.servers.len()),
+            ActionMode::Slot => ActionLayout::slots_then_wait(slots),
         }
     }
 

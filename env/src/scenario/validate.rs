@@ -76,6 +76,20 @@ pub mod limits {
         layout: &crate::api::ObsLayout,
         actions: &crate::api::ActionLayout,
     ) -> Result<(usize, usize), String> {
+        let rule_actions: usize = actions
+            .blocks
+            .iter()
+            .map(|block| match block {
+                crate::api::ActionBlock::Rules { n } => *n,
+                _ => 0,
+            })
+            .fold(0, usize::saturating_add);
+        if rule_actions != actions.rules.len() {
+            return Err(format!(
+                "the action layout names {} rules for {rule_actions} rule actions",
+                actions.rules.len()
+            ));
+        }
         match (layout.checked_dim(), actions.checked_num_actions()) {
             (Some(dim), Some(n)) if dim <= MAX_OBS && n <= MAX_ACTIONS => Ok((dim, n)),
             (dim, n) => Err(format!(

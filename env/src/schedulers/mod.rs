@@ -41,6 +41,7 @@
 mod lookahead;
 mod priority;
 mod registry;
+mod rule_selection;
 mod rules;
 mod smallest_demand;
 mod snapshot;
@@ -50,6 +51,7 @@ pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
 };
+pub use rule_selection::{RuleChooser, RuleSelectionEnv, RuleSelectionError};
 pub use rules::{Rule, WeightedParams};
 pub use smallest_demand::SmallestDemand;
 pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot, WaitingTask};
