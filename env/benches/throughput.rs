@@ -3,13 +3,18 @@
 //! env directly; "VecEnv N" counts env steps (N per `VecEnv::step`) with `num_threads` 1 and 2.
 //!
 //! Run: `cargo bench -p lepton-env --bench throughput [-- <env>]` (env: cartpole, deeprm,
-//! cloud); `LEPTON_BENCH_SECONDS` sets the seconds per measurement (default 1).
+//! cloud, cartpole-soa); `LEPTON_BENCH_SECONDS` sets the seconds per measurement (default 1).
+//!
+//! `cartpole-soa` compares the structure-of-arrays [`CartPoleVec`] with a `VecEnv` of
+//! `CartPole::v1` at 256 envs on one thread, both given the same actions (random bits, one
+//! 64-bit draw per 64 envs, so the action source costs little next to the env), alternating
+//! three times; it prints each measurement and the median ratio.
 //!
 //! Note: a reconstruction. The original of this file (written alongside `VecEnv`) was
 //! overwritten by accident when `benches/env_throughput.rs` was added; this version follows
 //! the interface and table that BENCHMARKS.md documents for it.
 
-use lepton_env::{CartPole, Env, VecEnv, scenario};
+use lepton_env::{CartPole, CartPoleVec, Env, VecEnv, scenario};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
@@ -87,6 +92,51 @@ fn report<E: Env>(name: &str, make: impl Fn(u64) -> E, budget: Duration) {
     }
 }
 
+/// Fills `actions` with random bits, one 64-bit draw per 64 envs.
+fn random_bits(actions: &mut [usize], rng: &mut ChaCha8Rng) {
+    for chunk in actions.chunks_mut(64) {
+        let bits: u64 = rng.random();
+        for (k, a) in chunk.iter_mut().enumerate() {
+            *a = ((bits >> k) & 1) as usize;
+        }
+    }
+}
+
+/// Steps/s of `step` (one call steps `num_envs` envs) with random-bit actions.
+fn steps_per_s(num_envs: usize, budget: Duration, mut step: impl FnMut(&[usize])) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut actions = vec![0; num_envs];
+    let (mut steps, start) = (0u64, Instant::now());
+    while start.elapsed() < budget {
+        for _ in 0..64 {
+            random_bits(&mut actions, &mut rng);
+            step(&actions);
+            steps += num_envs as u64;
+        }
+    }
+    steps as f64 / start.elapsed().as_secs_f64()
+}
+
+fn cartpole_soa(budget: Duration) {
+    const N: usize = 256;
+    let mut ratios = Vec::new();
+    for round in 0..3 {
+        let mut soa = CartPoleVec::new(N);
+        soa.reset(Some(0));
+        let fast = steps_per_s(N, budget, |a| soa.step(a).expect("actions 0 or 1"));
+        let mut venv = VecEnv::new((0..N as u64).map(CartPole::v1).collect(), 1).expect("vec env");
+        venv.reset(Some(0));
+        let slow = steps_per_s(N, budget, |a| venv.step(a).expect("actions 0 or 1"));
+        println!(
+            "cartpole-soa round {round}: CartPoleVec {N}: {fast:>12.0}, VecEnv {N}: {slow:>12.0} steps/s ({:.2}x)",
+            fast / slow
+        );
+        ratios.push(fast / slow);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("cartpole-soa: median ratio {:.2}x", ratios[1]);
+}
+
 fn main() {
     let secs = std::env::var("LEPTON_BENCH_SECONDS")
         .ok()
@@ -97,6 +147,9 @@ fn main() {
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if wanted("cartpole") {
         report("cartpole", CartPole::v1, budget);
+    }
+    if wanted("cartpole-soa") {
+        cartpole_soa(budget);
     }
     for name in ["deeprm", "cloud"] {
         if wanted(name) {

@@ -163,9 +163,7 @@ impl Env for CartPole {
         if let Some(seed) = seed {
             self.rng = ChaCha8Rng::seed_from_u64(seed);
         }
-        for s in &mut self.state {
-            *s = self.rng.random_range(-0.05..0.05);
-        }
+        self.state = initial_state(&mut self.rng);
         self.episode_over = false;
         self.write_obs(obs);
     }
@@ -177,29 +175,8 @@ impl Env for CartPole {
         if self.episode_over {
             return Err(EnvError::EpisodeOver);
         }
-        // The operations and their order are Gymnasium's, so that the f64 results are the same
-        // bit for bit (no fused multiply-add: Rust never contracts on its own).
-        let total_mass = MASS_POLE + MASS_CART;
-        let polemass_length = MASS_POLE * LENGTH;
-        let [x, x_dot, theta, theta_dot] = self.state;
-        let force = if action == 1 { FORCE_MAG } else { -FORCE_MAG };
-        let costheta = theta.cos();
-        let sintheta = theta.sin();
-        let temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass;
-        let thetaacc = (GRAVITY * sintheta - costheta * temp)
-            / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / total_mass));
-        let xacc = temp - polemass_length * thetaacc * costheta / total_mass;
-        self.state = [
-            x + TAU * x_dot,
-            x_dot + TAU * xacc,
-            theta + TAU * theta_dot,
-            theta_dot + TAU * thetaacc,
-        ];
-
-        let [x, _, theta, _] = self.state;
-        let theta_threshold = theta_threshold_rad();
-        let terminated = !(-X_THRESHOLD..=X_THRESHOLD).contains(&x)
-            || !(-theta_threshold..=theta_threshold).contains(&theta);
+        self.state = dynamics(self.state, action == 1);
+        let terminated = out_of_bounds(&self.state);
         self.episode_over = terminated;
         self.write_obs(obs);
         Ok(Transition {
@@ -212,6 +189,43 @@ impl Env for CartPole {
     fn action_mask(&self, mask: &mut [bool]) {
         mask.fill(true);
     }
+}
+
+/// Every state variable uniform in `[−0.05, 0.05)`, drawn in state order (Gymnasium's reset).
+pub(crate) fn initial_state(rng: &mut ChaCha8Rng) -> [f64; 4] {
+    std::array::from_fn(|_| rng.random_range(-0.05..0.05))
+}
+
+/// One Euler step of the cart and pole, pushed right or left.
+#[inline(always)]
+pub(crate) fn dynamics(state: [f64; 4], push_right: bool) -> [f64; 4] {
+    // The operations and their order are Gymnasium's, so that the f64 results are the same
+    // bit for bit (no fused multiply-add: Rust never contracts on its own).
+    let total_mass = MASS_POLE + MASS_CART;
+    let polemass_length = MASS_POLE * LENGTH;
+    let [x, x_dot, theta, theta_dot] = state;
+    let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
+    let costheta = theta.cos();
+    let sintheta = theta.sin();
+    let temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass;
+    let thetaacc = (GRAVITY * sintheta - costheta * temp)
+        / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / total_mass));
+    let xacc = temp - polemass_length * thetaacc * costheta / total_mass;
+    [
+        x + TAU * x_dot,
+        x_dot + TAU * xacc,
+        theta + TAU * theta_dot,
+        theta_dot + TAU * thetaacc,
+    ]
+}
+
+/// The pole fell past 12° or the cart left the track (the episode terminates).
+#[inline(always)]
+pub(crate) fn out_of_bounds(state: &[f64; 4]) -> bool {
+    let [x, _, theta, _] = *state;
+    let theta_threshold = theta_threshold_rad();
+    !(-X_THRESHOLD..=X_THRESHOLD).contains(&x)
+        || !(-theta_threshold..=theta_threshold).contains(&theta)
 }
 
 #[cfg(test)]

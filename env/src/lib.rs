@@ -34,6 +34,7 @@
 
 pub mod api;
 pub mod cartpole;
+pub mod cartpole_vec;
 pub mod check;
 pub mod cluster;
 pub mod deeprm;
@@ -48,6 +49,7 @@ pub mod wrappers;
 
 pub use api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
 pub use cartpole::{CartPole, CartPoleV1};
+pub use cartpole_vec::CartPoleVec;
 pub use check::{CheckReport, Inspect, check_env};
 pub use cluster::ClusterEnv;
 pub use deeprm::DeepRmEnv;
