@@ -62,8 +62,13 @@ pub struct DqnConfig {
     pub batch_size: usize,
     /// Env steps of pure ε-greedy collection before the first learning step.
     pub learning_starts: u64,
-    /// Env steps between learning steps.
+    /// Env steps between learning steps. A vector step of `num_envs` env steps that crosses
+    /// k multiples of it makes k learning steps, so the ratio of updates to env steps does not
+    /// depend on `num_envs`.
     pub train_frequency: u64,
+    /// Gradient steps per learning step (SB3's `gradient_steps`): updates per env step are
+    /// `gradient_steps / train_frequency`.
+    pub gradient_steps: u64,
     /// Env steps between target-network updates.
     pub target_update_frequency: u64,
     /// Target update `θ⁻ ← τ·θ + (1 − τ)·θ⁻`; 1 is a hard copy.
@@ -94,6 +99,10 @@ pub struct DqnConfig {
     pub prefill_steps: u64,
 }
 
+/// Bound on [`DqnConfig::gradient_steps`]: more per learning step would stall a run between
+/// env steps for minutes.
+pub const MAX_GRADIENT_STEPS: u64 = 10_000;
+
 impl Default for DqnConfig {
     fn default() -> Self {
         Self {
@@ -104,6 +113,7 @@ impl Default for DqnConfig {
             batch_size: 128,
             learning_starts: 10_000,
             train_frequency: 10,
+            gradient_steps: 1,
             target_update_frequency: 500,
             tau: 1.0,
             start_epsilon: 1.0,
@@ -153,12 +163,19 @@ impl DqnConfig {
             ("num_envs", self.num_envs as u64),
             ("batch_size", self.batch_size as u64),
             ("train_frequency", self.train_frequency),
+            ("gradient_steps", self.gradient_steps),
             ("target_update_frequency", self.target_update_frequency),
         ];
         for (key, value) in counts {
             if value == 0 {
                 errors.push(format!("dqn.{key} must be at least 1"));
             }
+        }
+        if self.gradient_steps > MAX_GRADIENT_STEPS {
+            errors.push(format!(
+                "dqn.gradient_steps must be at most {MAX_GRADIENT_STEPS}, got {}",
+                self.gradient_steps
+            ));
         }
         if self.num_envs > crate::ppo::MAX_ENVS {
             errors.push(format!(

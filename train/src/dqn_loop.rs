@@ -6,9 +6,10 @@
 //! Every env step: ε-greedy actions over legal actions (ε linear from `start_epsilon` to
 //! `end_epsilon` over `exploration_fraction` of the run); step the envs; store each env's
 //! transition (n-step windows per env, the final observation and mask at episode ends) in the
-//! replay buffer. After `learning_starts` steps, every `train_frequency` steps: sample a batch
-//! (prioritized with β linear from `beta_start` to `beta_end` over the run, or uniform), one
-//! gradient step ([`lepton_agent::dqn::update`]), new priorities from the TD errors; every
+//! replay buffer. After `learning_starts` steps, every `train_frequency` steps (as often as a
+//! vector step crosses a multiple of it), `gradient_steps` times: sample a batch (prioritized
+//! with β linear from `beta_start` to `beta_end` over the run, or uniform), one gradient step
+//! ([`lepton_agent::dqn::update`]), new priorities from the TD errors; every
 //! `target_update_frequency` steps: update the target network (hard copy, or Polyak with
 //! `tau < 1`).
 //!
@@ -47,7 +48,7 @@ use crate::evaluation::Evaluator;
 use crate::imitation::play_teacher;
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{
-    EpisodeTracker, RunLogs, RunSetup, crossed, diverged, fmt_return, write_summary,
+    EpisodeTracker, RunLogs, RunSetup, crossed, diverged, fmt_return, times_crossed, write_summary,
 };
 
 /// Env steps between two TensorBoard points of the learning scalars (CleanRL logs every 100).
@@ -200,7 +201,14 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         // Learn.
         let crossed = |every: u64| crossed(every, global_step, step_size);
         let learning = global_step > dqn_cfg.learning_starts;
-        if learning && buffer.len() >= dqn_cfg.batch_size && crossed(dqn_cfg.train_frequency) {
+        let learning_steps = match learning && buffer.len() >= dqn_cfg.batch_size {
+            true => {
+                times_crossed(dqn_cfg.train_frequency, global_step, step_size)
+                    * dqn_cfg.gradient_steps
+            }
+            false => 0,
+        };
+        for _ in 0..learning_steps {
             let beta = replay_cfg.beta(global_step as f64 / total_steps as f64);
             buffer.sample(dqn_cfg.batch_size, beta, &mut batch);
             let stats = dqn::update(dqn_cfg, &online, &target, &mut adam, &batch);

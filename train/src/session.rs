@@ -176,7 +176,16 @@ pub(crate) fn fmt_return(mean_return: Option<f64>) -> String {
 /// Whether the last `step_size` env steps, ending at `global_step`, crossed a multiple of
 /// `every` (never for `every = 0`).
 pub(crate) fn crossed(every: u64, global_step: u64, step_size: u64) -> bool {
-    every > 0 && global_step / every > (global_step - step_size) / every
+    times_crossed(every, global_step, step_size) > 0
+}
+
+/// How many multiples of `every` the last `step_size` steps up to `global_step` crossed (0 when
+/// `every` is 0).
+pub(crate) fn times_crossed(every: u64, global_step: u64, step_size: u64) -> u64 {
+    match every {
+        0 => 0,
+        _ => global_step / every - (global_step - step_size) / every,
+    }
 }
 
 fn make_progress(enabled: bool, total: u64, position: u64) -> ProgressBar {

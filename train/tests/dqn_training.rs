@@ -231,3 +231,28 @@ fn dqn_replay_is_prefilled_by_a_teacher() {
         "{err}"
     );
 }
+
+/// A vector step of 8 env steps crosses two multiples of `train_frequency = 4`, so it makes
+/// two learning steps of `gradient_steps` updates each: learning runs on the 88 vector steps
+/// after step 300 (304, 312, …, 1000), 88 × 2 × 3 = 528 updates (176 with one gradient step).
+#[test]
+fn learning_steps_follow_env_steps_whatever_the_number_of_envs() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (gradient_steps, expected) in [(3, 528), (1, 176)] {
+        let config = small_config(
+            1000,
+            &[
+                "dqn.num_envs=8",
+                &format!("dqn.gradient_steps={gradient_steps}"),
+            ],
+        );
+        let dir = tmp.path().join(format!("g{gradient_steps}"));
+        train(&config, &options(&dir, false, None));
+        let meta = checkpoint::read_meta(&dir.join("checkpoints/final.json")).unwrap();
+        assert_eq!(
+            meta.trainer_state["num_updates"].as_u64(),
+            Some(expected),
+            "gradient_steps = {gradient_steps}"
+        );
+    }
+}
