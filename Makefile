@@ -7,7 +7,7 @@ CARGO ?= cargo
 DEMO_RUN ?= demo
 DEMO_STEPS ?= 60000
 
-.PHONY: demo test bootstrap check-libtorch build bench fuzz docs-eval python python-test bench-python
+.PHONY: demo test bootstrap check-libtorch build bench bench-throughput fuzz docs-eval python python-test bench-python
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -69,6 +69,12 @@ demo: build
 .PHONY: bench-quick
 bench: check-libtorch
 	@./scripts/bench.sh
+	@$(MAKE) --no-print-directory bench-throughput
+
+# Training throughput: PPO on CartPole (CleanRL's settings, the large-batch preset, SB3) and
+# deeprm, and the CartPole vector envs (bench/throughput.py; about 4 minutes).
+bench-throughput: check-libtorch
+	@.venv/bin/python bench/throughput.py
 
 bench-quick: check-libtorch
 	@BENCH_QUICK=1 ./scripts/bench.sh

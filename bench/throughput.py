@@ -1,0 +1,98 @@
+"""Training throughput, `make bench-throughput` (also the end of `make bench`).
+
+Prints Markdown tables:
+1. PPO on CartPole-v1, per seed, the contenders interleaved (lepton with CleanRL's settings,
+   lepton's large-batch preset, Stable-Baselines3 with CleanRL's settings): the env step at
+   which the 20-episode mean return first reached 475, the training seconds to it, the final
+   20-episode mean and env steps/s, with lepton's time shares. lepton runs with evaluation and
+   checkpoints off (SB3 evaluates and saves nothing either); one torch thread each.
+2. PPO on `deeprm`: env steps/s of the shipped config, DeepRM's 20-unit network, and the
+   20-unit network at large batch (204,800 steps, evaluation and checkpoints off).
+3. The CartPole vector envs at 256 envs on one thread (`cargo bench ... cartpole-soa`).
+
+Usage: .venv/bin/python bench/throughput.py [--seeds 1 2 3]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = ROOT / "target/release/lepton-train"
+QUIET = ["--set", "eval.every_steps=0", "--set", "run.checkpoint_every_steps=0", "--no-progress"]
+
+
+def lepton(config, seed, runs, extra=()):
+    name = f"{Path(config).stem}_s{seed}_{time.time_ns()}"
+    cmd = [str(TRAIN), "--config", config, "--seed", str(seed), "--device", "cpu",
+           "--runs-dir", str(runs), "--run-name", name, *QUIET, *extra]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s = json.loads((Path(runs) / name / "summary.json").read_text())
+    first = next((step for step, mean in s["return_highs_20"] if mean >= 475), None)
+    share = s["time_share"]
+    total = sum(share.values())
+    return {
+        "reached": first,
+        # No evaluation runs, so the rate is steady and the time to a step is step / SPS.
+        "seconds": first / s["session_sps"] if first else None,
+        "final": s["mean_return_last_20"],
+        "sps": s["session_sps"],
+        "shares": " / ".join(f"{100 * share[k] / total:.0f}%" for k in ("env", "inference", "update")),
+    }
+
+
+def sb3(seed):
+    out = subprocess.run(
+        [sys.executable, "bench/sb3_run.py", "ppo", "--seed", str(seed), "--budget", "500000",
+         "--mark-steps", "100000"],
+        cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"reached": r["reached_step"], "seconds": r["reached_s"], "final": r["mean_return_last_20"],
+            "sps": r["sps"], "shares": "—"}
+
+
+def row(name, seed, r):
+    reached = f"{r['reached']:,}" if r["reached"] else "not reached"
+    seconds = f"{r['seconds']:.1f}" if r["seconds"] else "—"
+    return f"| {name} | {seed} | {reached} | {seconds} | {r['final']:.1f} | {r['sps']:,.0f} | {r['shares']} |"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    args = parser.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "lepton-train"], cwd=ROOT, check=True)
+    with tempfile.TemporaryDirectory() as runs:
+        print("**PPO on CartPole-v1, one torch thread** (contenders interleaved per seed)\n")
+        print("| contender | seed | steps to 475 | training s to 475 | final 20-episode mean | env steps/s | env / inference / update |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for seed in args.seeds:
+            print(row("lepton, CleanRL settings (`ppo_cartpole.toml`)", seed,
+                      lepton("configs/ppo_cartpole.toml", seed, runs)), flush=True)
+            print(row("lepton, large batch (`ppo_cartpole_fast.toml`)", seed,
+                      lepton("configs/ppo_cartpole_fast.toml", seed, runs)), flush=True)
+            print(row("SB3, CleanRL settings", seed, sb3(seed)), flush=True)
+        print("\n**PPO on `deeprm`, env steps/s** (204,800 steps, seed 1)\n")
+        print("| configuration | env steps/s | env / inference / update |")
+        print("|---|---:|---|")
+        deeprm = [
+            ("`ppo_deeprm.toml` (MLP 128-128, 8 envs × 256)", []),
+            ("MLP [20] (DeepRM's size)", ["--set", "network.hidden=[20]"]),
+            ("MLP [20], 64 envs × 128, 2 minibatches", ["--set", "network.hidden=[20]", "--set", "ppo.num_envs=64",
+                                                         "--set", "ppo.num_steps=128", "--set", "ppo.num_minibatches=2"]),
+        ]
+        for name, extra in deeprm:
+            r = lepton("configs/ppo_deeprm.toml", 1, runs, ["--total-steps", "204800", *extra])
+            print(f"| {name} | {r['sps']:,.0f} | {r['shares']} |", flush=True)
+    print("\n**CartPole vector envs, 256 envs, one thread, random actions**\n")
+    out = subprocess.run(["cargo", "bench", "-q", "-p", "lepton-env", "--bench", "throughput", "--", "cartpole-soa"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    print("```\n" + "\n".join(l for l in out.splitlines() if l.startswith("cartpole-soa")) + "\n```")
+
+
+if __name__ == "__main__":
+    main()
