@@ -185,6 +185,16 @@ pub enum ServerObs {
     PerType,
 }
 
+/// The windows of the arrival-rate forecast (see [`ClusterEnv::arrival_forecast`](super::ClusterEnv::arrival_forecast)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Forecast {
+    /// The recent window: rates over the last `window_s` and the last `10 × window_s`.
+    pub window_s: f64,
+    /// The seasonal period (a day for diurnal load): the rate over the `window_s` that
+    /// followed this moment one period ago.
+    pub period_s: f64,
+}
+
 /// A resolved, validated cluster scenario.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -234,6 +244,8 @@ pub struct ClusterConfig {
     /// and estimated work; per server (per-server rows only) its running tasks' remaining
     /// estimated work.
     pub extended_features: bool,
+    /// Arrival-rate forecast features in the global block (`[observation] forecast`).
+    pub forecast: Option<Forecast>,
     /// The files this config was resolved from: the scenario file (when loaded from one),
     /// then the data files it names; empty for a config built in code. The env never reads
     /// them.
@@ -296,6 +308,7 @@ impl ClusterConfig {
             reservations: Vec::new(),
             server_obs: ServerObs::PerServer,
             extended_features: false,
+            forecast: None,
             source_files: Vec::new(),
         }
     }

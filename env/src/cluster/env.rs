@@ -53,6 +53,7 @@ impl Env for ClusterEnv {
         self.queue.clear();
         self.running.clear();
         self.now_s = start.clock_s;
+        self.episode_start_s = start.clock_s;
         self.next_arrival = 0;
         self.census = Census::default();
         self.num_decisions = 0;

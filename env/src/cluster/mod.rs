@@ -35,11 +35,12 @@ mod tests;
 mod views;
 
 pub use config::{
-    ActionMode, ClusterConfig, Discipline, FailureModel, GpuConfig, IllegalAction, KillPolicy,
-    OversizePolicy, PlacementRule, PowerModel, Reservation, ServerObs, ServerType, SlotOrder,
-    TimeMode,
+    ActionMode, ClusterConfig, Discipline, FailureModel, Forecast, GpuConfig, IllegalAction,
+    KillPolicy, OversizePolicy, PlacementRule, PowerModel, Reservation, ServerObs, ServerType,
+    SlotOrder, TimeMode,
 };
 pub use placement::fits_some_server_type;
+pub use query::ArrivalForecast;
 pub use reward::RewardWeights;
 pub use schedule::{DownInterval, RunEnd, Schedule, TaskRun};
 pub use state::{EventKind, MAX_GPUS, TaskPhase};
@@ -95,7 +96,11 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// - `2`: sq(mean estimated duration of backlog tasks);
 /// - `3 .. 3+R`: mean demand of backlog tasks / largest server capacity, per resource;
 /// - `3+R .. 3+2R`: cluster utilisation now (used / total capacity), per resource;
-/// - `3+2R`: fraction of visible slots holding a task.
+/// - `3+2R`: fraction of visible slots holding a task;
+/// - with `[observation] forecast` (`G = 2R + 7`), the arrival-rate forecast of
+///   [`ClusterEnv::arrival_forecast`] as sq(arrivals per `time_scale_s`): `4+2R` over the
+///   last `window_s`, `5+2R` over the last `10 × window_s`, `6+2R` over the `window_s` that
+///   followed this moment one `period_s` ago (the diurnal forecast).
 ///
 /// One row per server (`S = 2R + T + 3`):
 /// - `0 .. R`: free / capacity per resource (0 where the server has none);
@@ -176,6 +181,8 @@ pub struct ClusterEnv {
     running: Vec<TaskIndex>,
 
     now_s: f64,
+    /// The clock at the episode's start (windows of the arrival forecast stop there).
+    episode_start_s: f64,
     next_arrival: usize,
     census: Census,
     num_decisions: u64,

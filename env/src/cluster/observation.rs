@@ -5,6 +5,9 @@ use super::config::{ClusterConfig, ServerObs};
 use crate::api::ObsLayout;
 use crate::spaces::BoxSpace;
 
+/// Global features the arrival-rate forecast adds.
+const FORECAST_FEATURES: usize = 3;
+
 /// `x / (1 + x)`: maps `[0, ∞)` onto `[0, 1)` while staying linear near 0.
 #[inline]
 fn squash(x: f64) -> f32 {
@@ -23,6 +26,7 @@ impl ClusterConfig {
             self.num_slots,
             self.server_obs,
             self.extended_features,
+            self.forecast.is_some(),
         ))
     }
 }
@@ -34,6 +38,7 @@ pub(super) fn layout(
     num_slots: usize,
     server_obs: ServerObs,
     extended: bool,
+    forecast: bool,
 ) -> ObsLayout {
     let extra = usize::from(extended);
     let (server_rows, server_features) = match server_obs {
@@ -41,7 +46,7 @@ pub(super) fn layout(
         ServerObs::PerType => (num_types, 3 * num_resources + 7),
     };
     ObsLayout {
-        global: 2 * num_resources + 4,
+        global: 2 * num_resources + 4 + FORECAST_FEATURES * usize::from(forecast),
         server_rows,
         server_features,
         slot_rows: num_slots,
@@ -107,6 +112,15 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
     }
     let num_full = queue.slots.iter().filter(|s| s.is_some()).count();
     global[3 + 2 * nr] = num_full as f32 / queue.slots.len() as f32;
+    if let Some(rates) = env.arrival_forecast() {
+        // Arrivals per time scale, squashed.
+        for (k, rate) in [rates.recent, rates.longer, rates.seasonal]
+            .into_iter()
+            .enumerate()
+        {
+            global[4 + 2 * nr + k] = squash(rate * scale);
+        }
+    }
 
     if env.config.server_obs == ServerObs::PerType {
         write_type_rows(env, server_block);

@@ -8,9 +8,58 @@ use super::index;
 use super::views::{QueuedView, RunningView, ServerView, SlotView};
 use crate::api::Env;
 
+/// Arrival rates (tasks per second) seen so far, from the scenario's forecast windows (see
+/// [`ClusterEnv::arrival_forecast`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArrivalForecast {
+    /// Over the last `window_s`.
+    pub recent: f64,
+    /// Over the last `10 × window_s`.
+    pub longer: f64,
+    /// Over the `window_s` that followed this moment one `period_s` ago: what the same time
+    /// of the last period brought next (the diurnal forecast). Before one period has passed,
+    /// the `longer` rate stands in.
+    pub seasonal: f64,
+}
+
 impl ClusterEnv {
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// The arrival-rate forecast of `[observation] forecast` (`None` without it). It counts
+    /// only tasks that have arrived, so it never sees the future. Windows that reach back
+    /// before the episode's start count the time since the start instead (a window of the
+    /// first 30 s of an episode is 30 s long).
+    pub fn arrival_forecast(&self) -> Option<ArrivalForecast> {
+        let forecast = self.config.forecast?;
+        let arrived = &self.tasks[..self.next_arrival];
+        // Tasks that arrived within (from, to], all in the past.
+        let count = |from: f64, to: f64| {
+            let after = |t: f64| arrived.partition_point(|task| task.arrival_s <= t);
+            after(to).saturating_sub(after(from))
+        };
+        let (now, start) = (self.now_s, self.episode_start_s);
+        let rate = |length: f64| {
+            let from = (now - length).max(start);
+            match now - from {
+                span if span > 0.0 => count(from, now) as f64 / span,
+                _ => 0.0,
+            }
+        };
+        let longer = rate(10.0 * forecast.window_s);
+        let ago = now - forecast.period_s;
+        let seasonal = if ago >= start {
+            let to = (ago + forecast.window_s).min(now);
+            count(ago, to) as f64 / (to - ago)
+        } else {
+            longer
+        };
+        Some(ArrivalForecast {
+            recent: rate(forecast.window_s),
+            longer,
+            seasonal,
+        })
     }
 
     /// Current simulated time.

@@ -56,6 +56,7 @@ impl ClusterEnv {
             config.num_slots,
             config.server_obs,
             config.extended_features,
+            config.forecast.is_some(),
         );
         let obs_space = observation::space(&layout, num_resources);
         let num_types = config.server_types.len();
@@ -101,6 +102,7 @@ impl ClusterEnv {
             running: Vec::new(),
             servers,
             now_s: 0.0,
+            episode_start_s: 0.0,
             next_arrival: 0,
             census: Census::default(),
             num_decisions: 0,

@@ -3,16 +3,16 @@
 //! a broken file reports does not depend on this file's layout).
 
 use super::file::{
-    ActionModeFile, ActionsFile, ClusterFile, FailureModelFile, FailuresFile, GpuFile, IllegalFile,
-    KillFile, OversizeFile, PlacementRuleFile, PowerFile, PowerModelFile, ReservationFile,
-    ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
+    ActionModeFile, ActionsFile, ClusterFile, FailureModelFile, FailuresFile, ForecastFile,
+    GpuFile, IllegalFile, KillFile, OversizeFile, PlacementRuleFile, PowerFile, PowerModelFile,
+    ReservationFile, ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
 };
 use super::trace::{load_trace, resolve_trace};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{ResolvedWorkload, data_files, resolve_workload};
 use crate::cluster::{
-    ActionMode, ClusterConfig, Discipline, GpuConfig, IllegalAction, KillPolicy, MAX_GPUS,
-    OversizePolicy, PlacementRule, Reservation, ServerObs, ServerType, TimeMode,
+    ActionMode, ClusterConfig, Discipline, Forecast, GpuConfig, IllegalAction, KillPolicy,
+    MAX_GPUS, OversizePolicy, PlacementRule, Reservation, ServerObs, ServerType, TimeMode,
     fits_some_server_type,
 };
 use crate::trace::LoadedTrace;
@@ -153,6 +153,7 @@ pub(super) fn resolve_cluster(
             ServerObsFile::PerType => ServerObs::PerType,
         },
         extended_features: file.observation.extended,
+        forecast: forecast(file.observation.forecast.as_ref(), &c)?,
         source_files: data_files(&file.workload, path),
     };
     check_sizes(&config, &c)?;
@@ -208,6 +209,30 @@ fn resolve_gpu(
 }
 
 /// Every size of the resolved config within [`limits`], before any env allocates for it.
+/// `[observation] forecast = { window_s = 600, period_s = 86400 }` (both optional).
+fn forecast(file: Option<&ForecastFile>, c: &Check<'_>) -> Result<Option<Forecast>, ScenarioError> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let window_s = c.time_s(
+        "observation.forecast.window_s",
+        file.window_s.unwrap_or(600.0),
+        false,
+    )?;
+    let period_s = c.time_s(
+        "observation.forecast.period_s",
+        file.period_s.unwrap_or(86_400.0),
+        false,
+    )?;
+    if period_s < window_s {
+        return Err(c.err(
+            "observation.forecast.period_s",
+            format!("{period_s} s is shorter than window_s ({window_s} s)"),
+        ));
+    }
+    Ok(Some(Forecast { window_s, period_s }))
+}
+
 fn check_sizes(config: &ClusterConfig, c: &Check<'_>) -> Result<(), ScenarioError> {
     let floats = |n: usize| format!("{} per env", human_bytes(4.0 * n as f64));
     c.at_most(

@@ -260,6 +260,14 @@ pub(super) struct ObservationFile {
     pub(super) servers: ServerObsFile,
     #[serde(default)]
     pub(super) extended: bool,
+    pub(super) forecast: Option<ForecastFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ForecastFile {
+    pub(super) window_s: Option<f64>,
+    pub(super) period_s: Option<f64>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]

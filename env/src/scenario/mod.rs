@@ -53,6 +53,9 @@
 //! time_scale_s = 10.0                  # default: mean task duration of the workload
 //! extended = false                     # optional: per task 1/estimate, slowdown so far, work;
 //!                                      # per server remaining work (see `ClusterEnv`)
+//! forecast = { window_s = 600.0, period_s = 86400.0 }  # optional, both keys too: arrival
+//!                                      # rates of the last window, the last 10 windows and the
+//!                                      # window after this moment one period ago
 //! [workload]
 //! kind = "synthetic"                   # "synthetic" | "list" | "csv" | "deeprm"
 //! oversize = "reject"                  # task larger than every server: "reject" | "drop"
