@@ -12,9 +12,14 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::api::EnvError;
-use crate::cartpole::{CARTPOLE_V1_MAX_EPISODE_STEPS, dynamics, initial_state, out_of_bounds};
-use crate::vec_env::VecEnvError;
+use crate::api::{Env, EnvError};
+use crate::cartpole::{
+    CARTPOLE_V1_MAX_EPISODE_STEPS, CartPole, dynamics, initial_state, out_of_bounds,
+};
+use crate::metrics::EpisodeMetrics;
+use crate::spaces::BoxSpace;
+use crate::vec_env::{VecEnvError, VectorEnv};
+use crate::wrappers::EpisodeStats;
 
 /// Observation length of CartPole.
 const OBS: usize = 4;
@@ -37,6 +42,9 @@ pub struct CartPoleVec {
     ended: Vec<bool>,
     final_observations: Vec<f32>,
     final_lengths: Vec<u32>,
+    /// Every action is always legal: the mask rows, all `true`.
+    masks: Vec<bool>,
+    observation_space: BoxSpace,
     is_reset: bool,
 }
 
@@ -59,6 +67,8 @@ impl CartPoleVec {
             ended: vec![false; num_envs],
             final_observations: vec![0.0; num_envs * OBS],
             final_lengths: vec![0; num_envs],
+            masks: vec![true; num_envs * 2],
+            observation_space: CartPole::new(0).observation_space().clone(),
             is_reset: false,
         }
     }
@@ -70,9 +80,22 @@ impl CartPoleVec {
     /// Resets every env, env `i` with `seed + i` (wrapping) when `seed` is `Some`, as
     /// [`VecEnv::reset`](crate::VecEnv::reset) does; `None` continues every env's stream.
     pub fn reset(&mut self, seed: Option<u64>) {
+        self.reset_with(|i| seed.map(|s| s.wrapping_add(i as u64)));
+    }
+
+    /// Resets env `i` with `seeds[i]` (equal seeds, equal episodes).
+    ///
+    /// # Panics
+    /// If `seeds` does not have one seed per env (a caller's bug, not input).
+    pub fn reset_each(&mut self, seeds: &[u64]) {
+        assert_eq!(seeds.len(), self.num_envs(), "one seed per env");
+        self.reset_with(|i| Some(seeds[i]));
+    }
+
+    fn reset_with(&mut self, seed_of: impl Fn(usize) -> Option<u64>) {
         for i in 0..self.num_envs() {
-            if let Some(seed) = seed {
-                self.rngs[i] = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
+            if let Some(seed) = seed_of(i) {
+                self.rngs[i] = ChaCha8Rng::seed_from_u64(seed);
             }
             let state = initial_state(&mut self.rngs[i]);
             self.set_state(i, state);
@@ -164,6 +187,64 @@ impl CartPoleVec {
     }
 }
 
+impl VectorEnv for CartPoleVec {
+    fn num_envs(&self) -> usize {
+        CartPoleVec::num_envs(self)
+    }
+    fn obs_dim(&self) -> usize {
+        OBS
+    }
+    fn num_actions(&self) -> usize {
+        2
+    }
+    fn num_threads(&self) -> usize {
+        1
+    }
+    fn observation_space(&self) -> &BoxSpace {
+        &self.observation_space
+    }
+    fn reset(&mut self, seed: Option<u64>) {
+        CartPoleVec::reset(self, seed)
+    }
+    fn reset_each(&mut self, seeds: &[u64]) {
+        CartPoleVec::reset_each(self, seeds)
+    }
+    fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError> {
+        CartPoleVec::step(self, actions)
+    }
+    fn observations(&self) -> &[f32] {
+        &self.observations
+    }
+    fn rewards(&self) -> &[f32] {
+        &self.rewards
+    }
+    fn terminated(&self) -> &[bool] {
+        &self.terminated
+    }
+    fn truncated(&self) -> &[bool] {
+        &self.truncated
+    }
+    fn action_masks(&self) -> &[bool] {
+        &self.masks
+    }
+    fn final_observation(&self, index: usize) -> Option<&[f32]> {
+        CartPoleVec::final_observation(self, index)
+    }
+    fn final_action_mask(&self, index: usize) -> Option<&[bool]> {
+        self.ended[index].then(|| &self.masks[index * 2..index * 2 + 2])
+    }
+    /// CartPole's return is its length (+1 per step) and it has no scheduling metrics.
+    fn finished_episode(&self, index: usize) -> Option<(EpisodeStats, Option<&EpisodeMetrics>)> {
+        self.finished_length(index).map(|length| {
+            let stats = EpisodeStats {
+                episode_return: f64::from(length),
+                length: length as usize,
+            };
+            (stats, None)
+        })
+    }
+}
+
 /// The observation of a state: its four values rounded to `f32`, as Gymnasium's.
 #[inline(always)]
 fn write_obs(state: &[f64; 4], obs: &mut [f32]) {
@@ -175,7 +256,7 @@ fn write_obs(state: &[f64; 4], obs: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CartPole, VecEnv};
+    use crate::VecEnv;
     use rand::Rng;
 
     /// Step for step the same as a `VecEnv` of `CartPole::v1`, through terminations,
@@ -185,6 +266,13 @@ mod tests {
         let n = 16;
         let mut soa = CartPoleVec::new(n);
         let mut aos = VecEnv::new((0..n as u64).map(CartPole::v1).collect(), 1).unwrap();
+        // Through the trait both implement: equal seeds per env, then a seeded reset.
+        let (soa_dyn, aos_dyn): (&mut dyn VectorEnv, &mut dyn VectorEnv) = (&mut soa, &mut aos);
+        let seeds: Vec<u64> = (0..n as u64).map(|i| i % 3).collect();
+        soa_dyn.reset_each(&seeds);
+        aos_dyn.reset_each(&seeds);
+        assert_eq!(soa_dyn.observations(), aos_dyn.observations());
+        assert_eq!(soa_dyn.observation_space(), aos_dyn.observation_space());
         soa.reset(Some(7));
         aos.reset(Some(7));
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -203,6 +291,7 @@ mod tests {
             assert_eq!(soa.rewards(), aos.rewards());
             assert_eq!(soa.terminated(), aos.terminated());
             assert_eq!(soa.truncated(), aos.truncated());
+            assert_eq!(VectorEnv::action_masks(&soa), aos.action_masks());
             for i in 0..n {
                 assert_eq!(
                     soa.final_observation(i),
@@ -211,6 +300,9 @@ mod tests {
                 );
                 let length = aos.finished_episode(i).map(|(e, _)| e.length as u32);
                 assert_eq!(soa.finished_length(i), length);
+                let (a, b) = (&soa as &dyn VectorEnv, &aos as &dyn VectorEnv);
+                assert_eq!(a.finished_episode(i), b.finished_episode(i));
+                assert_eq!(a.final_action_mask(i), b.final_action_mask(i));
             }
             truncations += soa.truncated().iter().filter(|&&t| t).count();
             terminations += soa.terminated().iter().filter(|&&t| t).count();

@@ -56,5 +56,5 @@ pub use deeprm::DeepRmEnv;
 pub use metrics::EpisodeMetrics;
 pub use scenario::{Scenario, ScenarioEnv, ScenarioError};
 pub use spaces::{BoxSpace, Discrete};
-pub use vec_env::{VecEnv, VecEnvBuildError, VecEnvError};
+pub use vec_env::{VecEnv, VecEnvBuildError, VecEnvError, VectorEnv};
 pub use wrappers::{EpisodeStatistics, EpisodeStats, TimeLimit};

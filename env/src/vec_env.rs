@@ -55,6 +55,7 @@
 use rayon::prelude::*;
 
 use crate::api::{Env, EnvError};
+use crate::spaces::BoxSpace;
 use crate::metrics::EpisodeMetrics;
 use crate::wrappers::EpisodeStats;
 
@@ -501,6 +502,84 @@ fn copy_metrics(dst: &mut EpisodeMetrics, src: &EpisodeMetrics) {
         utilization,
         ..*src
     };
+}
+
+
+/// What a batch of envs stepped together gives its caller: [`VecEnv`] for any env, and
+/// [`CartPoleVec`](crate::CartPoleVec) for CartPole in structure-of-arrays layout. The buffer
+/// layout, seeds and `SAME_STEP` autoreset are [`VecEnv`]'s (see the module docs), so a caller
+/// written against this trait (the Python package's vector env) takes either.
+pub trait VectorEnv: Send {
+    fn num_envs(&self) -> usize;
+    fn obs_dim(&self) -> usize;
+    fn num_actions(&self) -> usize;
+    fn num_threads(&self) -> usize;
+    /// Every env's observation space (they are all the same).
+    fn observation_space(&self) -> &BoxSpace;
+    fn reset(&mut self, seed: Option<u64>);
+    fn reset_each(&mut self, seeds: &[u64]);
+    fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError>;
+    fn observations(&self) -> &[f32];
+    fn rewards(&self) -> &[f32];
+    fn terminated(&self) -> &[bool];
+    fn truncated(&self) -> &[bool];
+    fn action_masks(&self) -> &[bool];
+    fn final_observation(&self, index: usize) -> Option<&[f32]>;
+    fn final_action_mask(&self, index: usize) -> Option<&[bool]>;
+    /// The return and length of the episode env `index` ended on the last step, with its
+    /// scheduling metrics when the env has them.
+    fn finished_episode(&self, index: usize) -> Option<(EpisodeStats, Option<&EpisodeMetrics>)>;
+}
+
+impl<E: Env> VectorEnv for VecEnv<E> {
+    fn num_envs(&self) -> usize {
+        VecEnv::num_envs(self)
+    }
+    fn obs_dim(&self) -> usize {
+        VecEnv::obs_dim(self)
+    }
+    fn num_actions(&self) -> usize {
+        VecEnv::num_actions(self)
+    }
+    fn num_threads(&self) -> usize {
+        VecEnv::num_threads(self)
+    }
+    fn observation_space(&self) -> &BoxSpace {
+        self.env(0).observation_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) {
+        VecEnv::reset(self, seed)
+    }
+    fn reset_each(&mut self, seeds: &[u64]) {
+        VecEnv::reset_each(self, seeds)
+    }
+    fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError> {
+        VecEnv::step(self, actions)
+    }
+    fn observations(&self) -> &[f32] {
+        VecEnv::observations(self)
+    }
+    fn rewards(&self) -> &[f32] {
+        VecEnv::rewards(self)
+    }
+    fn terminated(&self) -> &[bool] {
+        VecEnv::terminated(self)
+    }
+    fn truncated(&self) -> &[bool] {
+        VecEnv::truncated(self)
+    }
+    fn action_masks(&self) -> &[bool] {
+        VecEnv::action_masks(self)
+    }
+    fn final_observation(&self, index: usize) -> Option<&[f32]> {
+        VecEnv::final_observation(self, index)
+    }
+    fn final_action_mask(&self, index: usize) -> Option<&[bool]> {
+        VecEnv::final_action_mask(self, index)
+    }
+    fn finished_episode(&self, index: usize) -> Option<(EpisodeStats, Option<&EpisodeMetrics>)> {
+        VecEnv::finished_episode(self, index).map(|(stats, metrics)| (*stats, metrics))
+    }
 }
 
 #[cfg(test)]

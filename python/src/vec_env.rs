@@ -8,7 +8,7 @@
 use crate::ActionError;
 use crate::ScenarioError;
 use crate::scenarios::{Resolved, Sim, resolve};
-use lepton_env::VecEnv;
+use lepton_env::{CartPoleVec, VecEnv, VecEnvBuildError, VectorEnv};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::IntoPyObjectExt;
 use pyo3::intern;
@@ -19,7 +19,9 @@ use std::path::PathBuf;
 
 #[pyclass(subclass, module = "lepton._native", name = "VecEnv")]
 pub struct PyVecEnv {
-    venv: VecEnv<Sim>,
+    /// CartPole on one thread: the structure-of-arrays `CartPoleVec`; anything else: a
+    /// `VecEnv` (the same envs, step for step).
+    venv: Box<dyn VectorEnv + Sync>,
     actions: Vec<usize>,
     /// The seed of the first reset when it is given none (env `i` gets `first_seed + i`), so
     /// that the envs of a vector never play the same episodes by accident; `None` after it.
@@ -123,8 +125,17 @@ impl PyVecEnv {
             Resolved::Scenario(scenario) => scenario.seed(),
             Resolved::CartPole { seed } => *seed,
         });
-        let envs = (0..num_envs).map(|_| resolved.build()).collect();
-        let venv = VecEnv::new(envs, threads).map_err(|e| ScenarioError::new_err(e.to_string()))?;
+        let venv: Box<dyn VectorEnv + Sync> = match &resolved {
+            Resolved::CartPole { .. } if threads == 1 && num_envs > 0 => {
+                Box::new(CartPoleVec::new(num_envs))
+            }
+            _ => {
+                let envs: Vec<Sim> = (0..num_envs).map(|_| resolved.build()).collect();
+                Box::new(VecEnv::new(envs, threads).map_err(|e: VecEnvBuildError| {
+                    ScenarioError::new_err(e.to_string())
+                })?)
+            }
+        };
         let (n, d, a) = (num_envs, venv.obs_dim(), venv.num_actions());
         let buffers = Buffers {
             obs: PyArray2::zeros(py, [n, d], false).unbind(),
@@ -200,7 +211,8 @@ impl PyVecEnv {
         let infos = PyDict::new(py);
         infos.set_item(intern!(py, "action_mask"), masks)?;
         infos.set_item(intern!(py, "_action_mask"), self.all_true(py))?;
-        if self.venv.finished_episodes().next().is_some() {
+        let n = self.venv.num_envs();
+        if (0..n).any(|i| self.venv.finished_episode(i).is_some()) {
             match &self.finals {
                 Some(finals) => self.write_final_infos(py, finals, &infos)?,
                 None => self.add_final_infos(py, &infos)?,
@@ -226,18 +238,12 @@ impl PyVecEnv {
 
     #[getter]
     fn obs_low<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        PyArray1::from_slice(
-            py,
-            &lepton_env::Env::observation_space(self.venv.env(0)).low,
-        )
+        PyArray1::from_slice(py, &self.venv.observation_space().low)
     }
 
     #[getter]
     fn obs_high<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        PyArray1::from_slice(
-            py,
-            &lepton_env::Env::observation_space(self.venv.env(0)).high,
-        )
+        PyArray1::from_slice(py, &self.venv.observation_space().high)
     }
 
     /// The legal actions of every env now, `(num_envs, num_actions)`.
@@ -417,7 +423,10 @@ impl PyVecEnv {
             masks.fill(false);
             returns.fill(0.0);
             lengths.fill(0);
-            for (i, stats, metrics) in venv.finished_episodes() {
+            for i in 0..n {
+                let Some((stats, metrics)) = venv.finished_episode(i) else {
+                    continue;
+                };
                 any_metrics |= metrics.is_some();
                 ended[i] = true;
                 returns[i] = stats.episode_return;
