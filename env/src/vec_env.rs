@@ -55,8 +55,8 @@
 use rayon::prelude::*;
 
 use crate::api::{Env, EnvError};
-use crate::spaces::BoxSpace;
 use crate::metrics::EpisodeMetrics;
+use crate::spaces::BoxSpace;
 use crate::wrappers::EpisodeStats;
 
 /// Why a [`VecEnv`] could not be built.
@@ -503,7 +503,6 @@ fn copy_metrics(dst: &mut EpisodeMetrics, src: &EpisodeMetrics) {
         ..*src
     };
 }
-
 
 /// What a batch of envs stepped together gives its caller: [`VecEnv`] for any env, and
 /// [`CartPoleVec`](crate::CartPoleVec) for CartPole in structure-of-arrays layout. The buffer

@@ -32,6 +32,7 @@ fn server(capacity: &[u32], free: &[u32]) -> ServerInfo {
         capacity: arr(capacity),
         free: arr(free),
         speed: 1.0,
+        health: 0.0,
     }
 }
 

@@ -1210,12 +1210,10 @@ fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
         .collect();
     let expected: Vec<&str> = names
         .iter()
-        .map(|&n| {
-            if n == "lookahead" {
-                "lookahead:tetris:0"
-            } else {
-                n
-            }
+        .map(|&n| match n {
+            "lookahead" => "lookahead:tetris:0",
+            "safe" => "safe:tetris:0.5",
+            n => n,
         })
         .collect();
     assert_eq!(reported, expected);

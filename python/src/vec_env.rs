@@ -131,9 +131,10 @@ impl PyVecEnv {
             }
             _ => {
                 let envs: Vec<Sim> = (0..num_envs).map(|_| resolved.build()).collect();
-                Box::new(VecEnv::new(envs, threads).map_err(|e: VecEnvBuildError| {
-                    ScenarioError::new_err(e.to_string())
-                })?)
+                Box::new(
+                    VecEnv::new(envs, threads)
+                        .map_err(|e: VecEnvBuildError| ScenarioError::new_err(e.to_string()))?,
+                )
             }
         };
         let (n, d, a) = (num_envs, venv.obs_dim(), venv.num_actions());

@@ -148,6 +148,19 @@ pub struct FailureModel {
     pub mttr_s: f64,
 }
 
+/// Observable server health before failures (`[failures] health`; see `failures.rs` for the
+/// generative model). A failure is *announced* with probability `announced`: over the
+/// `lead_s` seconds before it the server's degradation rises linearly from 0 to 1. Every
+/// `sample_s` seconds each up server's reading also gets a fresh noise term, exponential with
+/// mean `noise`. The reading is min(1, degradation + noise), and 0 while the server is down.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HealthModel {
+    pub lead_s: f64,
+    pub announced: f64,
+    pub noise: f64,
+    pub sample_s: f64,
+}
+
 /// Power draw of a server that is up and powered on: `idle_w + (peak_w − idle_w) × u`, with
 /// `u` the utilisation of its dominant resource (the largest used / capacity). Failed and
 /// powered-down servers draw nothing; a booting server draws like a running one.
@@ -246,6 +259,8 @@ pub struct ClusterConfig {
     pub extended_features: bool,
     /// Arrival-rate forecast features in the global block (`[observation] forecast`).
     pub forecast: Option<Forecast>,
+    /// Observable server health ahead of failures (`[failures] health`).
+    pub health: Option<HealthModel>,
     /// The files this config was resolved from: the scenario file (when loaded from one),
     /// then the data files it names; empty for a config built in code. The env never reads
     /// them.
@@ -309,6 +324,7 @@ impl ClusterConfig {
             server_obs: ServerObs::PerServer,
             extended_features: false,
             forecast: None,
+            health: None,
             source_files: Vec::new(),
         }
     }

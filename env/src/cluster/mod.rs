@@ -35,9 +35,9 @@ mod tests;
 mod views;
 
 pub use config::{
-    ActionMode, ClusterConfig, Discipline, FailureModel, Forecast, GpuConfig, IllegalAction,
-    KillPolicy, OversizePolicy, PlacementRule, PowerModel, Reservation, ServerObs, ServerType,
-    SlotOrder, TimeMode,
+    ActionMode, ClusterConfig, Discipline, FailureModel, Forecast, GpuConfig, HealthModel,
+    IllegalAction, KillPolicy, OversizePolicy, PlacementRule, PowerModel, Reservation, ServerObs,
+    ServerType, SlotOrder, TimeMode,
 };
 pub use placement::fits_some_server_type;
 pub use query::ArrivalForecast;
@@ -110,7 +110,8 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// - `2R+1+T`: 1 if any task runs on it;
 /// - `2R+2+T`: sq(time to its next *estimated* completion), 0 when idle or overdue.
 ///
-/// A failed server's free-capacity features read 0.
+/// A failed server's free-capacity features read 0. With `[failures] health`, each server row
+/// ends with the server's health reading ([`ClusterEnv::health`]; per-server rows only).
 ///
 /// With `server_obs = PerType` (large clusters) there is one row per server *type* instead
 /// (`S = 3R + 7`): `0 .. R` mean free fraction over the type (failed servers count as 0);
@@ -214,6 +215,13 @@ pub struct ClusterEnv {
     type_num_off: Vec<u32>,
     any_failures: bool,
     fail_rng: ChaCha8Rng,
+    /// Which failures are announced by the health signal, and the signal's noise salt.
+    health_rng: ChaCha8Rng,
+    health_salt: u64,
+    /// Each server's next scheduled failure (infinite when none is scheduled) and whether
+    /// its health signal announces it.
+    next_failure_s: Vec<f64>,
+    announced: Vec<bool>,
     power_w_total: f64,
     energy_j: f64,
     num_failures: usize,

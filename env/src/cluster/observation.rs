@@ -19,30 +19,22 @@ impl ClusterConfig {
     /// The observation layout an env of this config has (`None` if the server counts
     /// overflow; its size is [`ObsLayout::checked_dim`]).
     pub fn obs_layout(&self) -> Option<ObsLayout> {
-        Some(layout(
-            self.resources.len(),
-            self.server_types.len(),
-            self.num_servers()?,
-            self.num_slots,
-            self.server_obs,
-            self.extended_features,
-            self.forecast.is_some(),
-        ))
+        Some(layout(self, self.num_servers()?))
     }
 }
 
-pub(super) fn layout(
-    num_resources: usize,
-    num_types: usize,
-    num_servers: usize,
-    num_slots: usize,
-    server_obs: ServerObs,
-    extended: bool,
-    forecast: bool,
-) -> ObsLayout {
-    let extra = usize::from(extended);
-    let (server_rows, server_features) = match server_obs {
-        ServerObs::PerServer => (num_servers, 2 * num_resources + num_types + 3 + extra),
+/// The layout of `config`'s observation on a cluster of `num_servers` servers.
+pub(super) fn layout(config: &ClusterConfig, num_servers: usize) -> ObsLayout {
+    let (num_resources, num_types) = (config.resources.len(), config.server_types.len());
+    let extra = usize::from(config.extended_features);
+    let health = config.health.is_some();
+    let forecast = config.forecast.is_some();
+    let num_slots = config.num_slots;
+    let (server_rows, server_features) = match config.server_obs {
+        ServerObs::PerServer => (
+            num_servers,
+            2 * num_resources + num_types + 3 + extra + usize::from(health),
+        ),
         ServerObs::PerType => (num_types, 3 * num_resources + 7),
     };
     ObsLayout {
@@ -242,6 +234,11 @@ fn write_server_rows(env: &ClusterEnv, server_block: &mut [f32]) {
         };
         if env.config.extended_features {
             row[next_col + 1] = squash(f64::from(row[next_col + 1]) / scale);
+        }
+    }
+    if env.config.health.is_some() {
+        for (n, row) in server_block.chunks_exact_mut(sf).enumerate() {
+            row[sf - 1] = env.health(n) as f32;
         }
     }
 }

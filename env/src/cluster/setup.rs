@@ -49,15 +49,7 @@ impl ClusterEnv {
             .iter()
             .map(|t| t.speed)
             .fold(0.0, f64::max);
-        let layout = observation::layout(
-            num_resources,
-            config.server_types.len(),
-            servers.len(),
-            config.num_slots,
-            config.server_obs,
-            config.extended_features,
-            config.forecast.is_some(),
-        );
+        let layout = observation::layout(&config, servers.len());
         let obs_space = observation::space(&layout, num_resources);
         let num_types = config.server_types.len();
         let index = ServerIndex::new(&servers, num_types, num_resources);
@@ -82,6 +74,10 @@ impl ClusterEnv {
             type_num_off: vec![0; num_types],
             any_failures,
             fail_rng: ChaCha8Rng::seed_from_u64(0),
+            health_rng: ChaCha8Rng::seed_from_u64(0),
+            health_salt: 0,
+            next_failure_s: vec![f64::INFINITY; servers.len()],
+            announced: vec![false; servers.len()],
             power_w_total: 0.0,
             energy_j: 0.0,
             num_failures: 0,

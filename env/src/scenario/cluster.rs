@@ -4,16 +4,16 @@
 
 use super::file::{
     ActionModeFile, ActionsFile, ClusterFile, FailureModelFile, FailuresFile, ForecastFile,
-    GpuFile, IllegalFile, KillFile, OversizeFile, PlacementRuleFile, PowerFile, PowerModelFile,
-    ReservationFile, ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
+    GpuFile, HealthFile, IllegalFile, KillFile, OversizeFile, PlacementRuleFile, PowerFile,
+    PowerModelFile, ReservationFile, ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
 };
 use super::trace::{load_trace, resolve_trace};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{ResolvedWorkload, data_files, resolve_workload};
 use crate::cluster::{
-    ActionMode, ClusterConfig, Discipline, Forecast, GpuConfig, IllegalAction, KillPolicy,
-    MAX_GPUS, OversizePolicy, PlacementRule, Reservation, ServerObs, ServerType, TimeMode,
-    fits_some_server_type,
+    ActionMode, ClusterConfig, Discipline, Forecast, GpuConfig, HealthModel, IllegalAction,
+    KillPolicy, MAX_GPUS, OversizePolicy, PlacementRule, Reservation, ServerObs, ServerType,
+    TimeMode, fits_some_server_type,
 };
 use crate::trace::LoadedTrace;
 use crate::workload::{MAX_RESOURCES, Synthetic, TaskSource};
@@ -116,6 +116,11 @@ pub(super) fn resolve_cluster(
             ),
         ));
     }
+    let health = health(
+        file.failures.as_ref().and_then(|f| f.health.as_ref()),
+        &server_types,
+        &c,
+    )?;
     let config = ClusterConfig {
         resources,
         server_types,
@@ -154,6 +159,7 @@ pub(super) fn resolve_cluster(
         },
         extended_features: file.observation.extended,
         forecast: forecast(file.observation.forecast.as_ref(), &c)?,
+        health,
         source_files: data_files(&file.workload, path),
     };
     check_sizes(&config, &c)?;
@@ -209,6 +215,38 @@ fn resolve_gpu(
 }
 
 /// Every size of the resolved config within [`limits`], before any env allocates for it.
+/// `[failures] health = { lead_s, announced, noise, sample_s }` (all optional).
+fn health(
+    file: Option<&HealthFile>,
+    server_types: &[ServerType],
+    c: &Check<'_>,
+) -> Result<Option<HealthModel>, ScenarioError> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    if server_types.iter().all(|t| t.failure.is_none()) {
+        return Err(c.err(
+            "failures.health",
+            "no server type can fail (give mttf_s and mttr_s)",
+        ));
+    }
+    let unit = |key: &str, value: f64| c.within(key, value, 0.0..=1.0);
+    Ok(Some(HealthModel {
+        lead_s: c.time_s(
+            "failures.health.lead_s",
+            file.lead_s.unwrap_or(1800.0),
+            false,
+        )?,
+        announced: unit("failures.health.announced", file.announced.unwrap_or(0.8))?,
+        noise: unit("failures.health.noise", file.noise.unwrap_or(0.1))?,
+        sample_s: c.time_s(
+            "failures.health.sample_s",
+            file.sample_s.unwrap_or(60.0),
+            false,
+        )?,
+    }))
+}
+
 /// `[observation] forecast = { window_s = 600, period_s = 86400 }` (both optional).
 fn forecast(file: Option<&ForecastFile>, c: &Check<'_>) -> Result<Option<Forecast>, ScenarioError> {
     let Some(file) = file else {

@@ -93,6 +93,16 @@ pub(super) struct FailuresFile {
     pub(super) mttr_s: Option<f64>,
     #[serde(default)]
     pub(super) on_kill: KillFile,
+    pub(super) health: Option<HealthFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HealthFile {
+    pub(super) lead_s: Option<f64>,
+    pub(super) announced: Option<f64>,
+    pub(super) noise: Option<f64>,
+    pub(super) sample_s: Option<f64>,
 }
 
 #[derive(Deserialize)]

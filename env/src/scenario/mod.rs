@@ -184,6 +184,7 @@ shipped!(
     "cloud",
     "cloud-hold",
     "cloud-slot",
+    "cloud-ops",
     "hpc-lublin",
     "lublin-1",
     "lublin-2",

@@ -25,6 +25,7 @@
 //! | `easy` | [`Rule::Easy`] EASY backfilling on FCFS |
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
+//! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
 //! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
 //!
 //! Every scheduler above except `lookahead` reads only what a real scheduler could see.
@@ -43,6 +44,7 @@ mod priority;
 mod registry;
 mod rule_selection;
 mod rules;
+mod safe;
 mod smallest_demand;
 mod snapshot;
 
@@ -53,6 +55,7 @@ pub use registry::{
 };
 pub use rule_selection::{RuleChooser, RuleSelectionEnv, RuleSelectionError};
 pub use rules::{Rule, WeightedParams};
+pub use safe::{Safe, keep_off_risky};
 pub use smallest_demand::SmallestDemand;
 pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot, WaitingTask};
 

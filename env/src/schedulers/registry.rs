@@ -7,6 +7,7 @@
 use super::lookahead::Lookahead;
 use super::priority::{Priority, PriorityScheduler};
 use super::rules::{Rule, WeightedParams};
+use super::safe::Safe;
 use super::smallest_demand::SmallestDemand;
 use super::{Heuristic, RandomDraw, RandomScheduler, Scheduler};
 use crate::cluster::Discipline;
@@ -174,6 +175,13 @@ pub const REGISTRY: &[Registered] = &[
         false,
         Build::Scheduler(|p| Ok(Box::new(lookahead(p)?))),
         "NOT a real scheduler: an upper bound that rolls BASE (default tetris) out on env clones, seeing the future; slow",
+    ),
+    entry(
+        "safe",
+        "[:BASE[:THRESHOLD]]",
+        false,
+        Build::Scheduler(|p| Ok(Box::new(safe(p)?))),
+        "BASE (default tetris) kept off servers whose health reading is at or above THRESHOLD (default 0.5)",
     ),
 ];
 
@@ -346,6 +354,29 @@ fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
     Ok(Lookahead::new(base, horizon))
 }
 
+/// `safe[:BASE[:THRESHOLD]]`; BASE may carry its own parameters (`weighted:1:0.5:0.6`).
+fn safe(params: Option<&str>) -> Result<Safe, String> {
+    let (base, threshold) = match params {
+        None => ("tetris", "0.5"),
+        Some(p) => match p.rsplit_once(':') {
+            Some((base, t)) if t.parse::<f64>().is_ok() => (base, t),
+            _ => (p, "0.5"),
+        },
+    };
+    let threshold: f64 = threshold
+        .parse()
+        .map_err(|_| format!("THRESHOLD `{threshold}` is not a number"))?;
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(format!("THRESHOLD {threshold} is outside [0, 1]"));
+    }
+    let (entry, base_params) = lookup(base).map_err(|e| format!("BASE: {e}"))?;
+    let Build::Rule(rule) = entry.build else {
+        return Err(format!("BASE `{base}` must be a deterministic heuristic"));
+    };
+    let rule = rule(base_params).map_err(|reason| format!("BASE `{base}`: {reason}"))?;
+    Ok(Safe::new(Heuristic::new(base, rule), threshold))
+}
+
 fn weighted_params(params: Option<&str>) -> Result<WeightedParams, String> {
     let mut out = WeightedParams::default();
     let Some(params) = params else { return Ok(out) };
@@ -374,10 +405,10 @@ mod tests {
                 r.name
             );
             assert!(!r.name.contains(':') && !r.name.is_empty());
-            let expected = if r.name == "lookahead" {
-                "lookahead:tetris:0"
-            } else {
-                r.name
+            let expected = match r.name {
+                "lookahead" => "lookahead:tetris:0",
+                "safe" => "safe:tetris:0.5",
+                name => name,
             };
             assert_eq!(by_name(r.name).unwrap().name(), expected);
         }

@@ -83,6 +83,7 @@ mod tests {
             capacity: [0; MAX_RESOURCES],
             free: [0; MAX_RESOURCES],
             speed: 1.0,
+            health: 0.0,
         };
         info.capacity[..2].copy_from_slice(&capacity);
         info.free[..2].copy_from_slice(&free);

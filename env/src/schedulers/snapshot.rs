@@ -14,7 +14,8 @@
 //! - cluster (`cluster/query.rs`): `now_s`, `num_resources`, `num_slots`, `num_servers`,
 //!   `wait_action`, `wait_allowed`,
 //!   `action_mode`, `slot` (a [`SlotView`]: estimate, no duration), `server` (capacity, free
-//!   units, speed), `running` (estimated finish times), `fits`, `action_index`,
+//!   units, speed), `health` (the monitoring reading), `running` (estimated finish times),
+//!   `fits`, `action_index`,
 //!   `chosen_server`, `slot_action_index`;
 //! - DeepRM (`deeprm.rs`, "State API for schedulers"): `now_steps`, `num_resources`,
 //!   `num_slots`, `wait_action`, `wait_allowed`, `slot`, `capacity`, `free_at(0)`, `running`,
@@ -127,6 +128,9 @@ pub struct ServerInfo {
     pub capacity: [u32; MAX_RESOURCES],
     pub free: [u32; MAX_RESOURCES],
     pub speed: f64,
+    /// The monitoring reading in `[0, 1]` that rises before announced failures (0 without
+    /// `[failures] health`).
+    pub health: f64,
 }
 
 /// A task holding resources on a server until its *estimated* finish time.
@@ -216,6 +220,7 @@ impl Snapshot {
                 capacity: padded(s.capacity),
                 free: padded(s.free),
                 speed: s.speed,
+                health: env.health(n),
             }
         }));
         self.running.extend(env.running().map(|r| RunningTask {
@@ -269,6 +274,7 @@ impl Snapshot {
             capacity: padded(env.capacity()),
             free: padded(env.free_at(0)),
             speed: 1.0,
+            health: 0.0,
         });
         self.running.extend(env.running().map(|r| RunningTask {
             server: 0,
