@@ -160,6 +160,7 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         "cloud-hold",
         "cloud-slot",
         "csv-example",
+        "cloud-ops",
     ]
     .iter()
     .map(|n| read(root.join(format!("configs/scenarios/{n}.toml"))))
@@ -179,6 +180,7 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         "ppo_cartpole",
         "ppo_deeprm_hold",
         "ppo_cloud_slot",
+        "ppo_cloud_rules",
         "dqn_deeprm",
     ]
     .iter()
@@ -212,7 +214,7 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
     ];
     // Mutated suites are read as if they were in configs/eval, so the scenario paths they name
     // resolve to the shipped scenarios.
-    let suites: Vec<String> = ["smoke", "demo", "deeprm_load_sweep", "cloud_hold_test"]
+    let suites: Vec<String> = ["smoke", "demo", "deeprm_load_sweep", "cloud_hold_test", "cloud_ops_test"]
         .iter()
         .map(|n| read(root.join(format!("configs/eval/{n}.toml"))))
         .collect();
