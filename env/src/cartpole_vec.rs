@@ -4,10 +4,10 @@
 //! for bit: the same dynamics (`cartpole::dynamics`), the same starting-state streams (env `i`
 //! reset with `seed + i`), the same 500-step truncation, the same `SAME_STEP` autoreset and
 //! buffer layout (`observations()[4i..4i+4]`, `rewards()[i]`, …). What it drops is the
-//! generality: no per-env trait object, mask, wrapper or episode record, only four `f64`
-//! columns of state, a step counter and a random stream per env, so the loop is the physics
-//! and little else (`tests`: equal to the `VecEnv` step for step; BENCHMARKS.md "CartPole
-//! vector env, structure of arrays": steps/s).
+//! generality: no per-env trait object, wrapper or episode record (the mask is one constant
+//! all-`true` buffer), only four `f64` columns of state, a step counter and a random stream
+//! per env, so the loop is the physics and little else (`tests`: equal to the `VecEnv` step
+//! for step; steps/s in BENCHMARKS.md "PPO at large batch: training throughput").
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
