@@ -214,10 +214,16 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
     ];
     // Mutated suites are read as if they were in configs/eval, so the scenario paths they name
     // resolve to the shipped scenarios.
-    let suites: Vec<String> = ["smoke", "demo", "deeprm_load_sweep", "cloud_hold_test", "cloud_ops_test"]
-        .iter()
-        .map(|n| read(root.join(format!("configs/eval/{n}.toml"))))
-        .collect();
+    let suites: Vec<String> = [
+        "smoke",
+        "demo",
+        "deeprm_load_sweep",
+        "cloud_hold_test",
+        "cloud_ops_test",
+    ]
+    .iter()
+    .map(|n| read(root.join(format!("configs/eval/{n}.toml"))))
+    .collect();
     let suite_path = root.join("configs/eval/fuzz.toml");
     let scenario_path = root.join("configs/scenarios/fuzz.toml");
     let checkpoint_dir = root.join("checkpoints/deeprm_hold_ppo/seed1");
