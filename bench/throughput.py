@@ -4,8 +4,10 @@ Prints Markdown tables:
 1. PPO on CartPole-v1, per seed, the contenders interleaved (lepton with CleanRL's settings,
    lepton's large-batch preset, Stable-Baselines3 with CleanRL's settings): the env step at
    which the 20-episode mean return first reached 475, the training seconds to it, the final
-   20-episode mean and env steps/s, with lepton's time shares. lepton runs with evaluation and
-   checkpoints off (SB3 evaluates and saves nothing either); one torch thread each.
+   20-episode mean and env steps/s, with lepton's time shares, and lepton's learning curve: the
+   mean return of the 20 episodes before 100k, 200k, 300k and 500k env steps (from its
+   TensorBoard events). lepton runs with evaluation and checkpoints off (SB3 evaluates and
+   saves nothing either); one torch thread each.
 2. PPO on `deeprm`: env steps/s of the shipped config, DeepRM's 20-unit network, and the
    20-unit network at large batch (204,800 steps, evaluation and checkpoints off).
 3. The CartPole vector envs at 256 envs on one thread (`cargo bench ... cartpole-soa`).
@@ -24,6 +26,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "target/release/lepton-train"
 QUIET = ["--set", "eval.every_steps=0", "--set", "run.checkpoint_every_steps=0", "--no-progress"]
+CURVE_STEPS = [100_000, 200_000, 300_000, 500_000]
+
+
+def curve(run_dir):
+    """The mean return of the last 20 training episodes that ended at or before each of
+    CURVE_STEPS, read from the run's TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    returns = [(e.step, e.value) for e in events.Scalars("charts/episodic_return")]
+    out = []
+    for at in CURVE_STEPS:
+        last = [value for step, value in returns if step <= at][-20:]
+        out.append(f"{sum(last) / len(last):.0f}" if last else "—")
+    return " / ".join(out)
 
 
 def lepton(config, seed, runs, extra=()):
@@ -42,6 +59,7 @@ def lepton(config, seed, runs, extra=()):
         "final": s["mean_return_last_20"],
         "sps": s["session_sps"],
         "shares": " / ".join(f"{100 * share[k] / total:.0f}%" for k in ("env", "inference", "update")),
+        "curve": curve(Path(runs) / name) if "cartpole" in config else "—",
     }
 
 
@@ -52,13 +70,14 @@ def sb3(seed):
         cwd=ROOT, check=True, capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return {"reached": r["reached_step"], "seconds": r["reached_s"], "final": r["mean_return_last_20"],
-            "sps": r["sps"], "shares": "—"}
+            "sps": r["sps"], "shares": "—", "curve": "—"}
 
 
 def row(name, seed, r):
     reached = f"{r['reached']:,}" if r["reached"] else "not reached"
     seconds = f"{r['seconds']:.1f}" if r["seconds"] else "—"
-    return f"| {name} | {seed} | {reached} | {seconds} | {r['final']:.1f} | {r['sps']:,.0f} | {r['shares']} |"
+    return (f"| {name} | {seed} | {reached} | {seconds} | {r['final']:.1f} | {r['curve']} "
+            f"| {r['sps']:,.0f} | {r['shares']} |")
 
 
 def main():
@@ -68,8 +87,9 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "lepton-train"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as runs:
         print("**PPO on CartPole-v1, one torch thread** (contenders interleaved per seed)\n")
-        print("| contender | seed | steps to 475 | training s to 475 | final 20-episode mean | env steps/s | env / inference / update |")
-        print("|---|---:|---:|---:|---:|---:|---|")
+        print("| contender | seed | steps to 475 | training s to 475 | final 20-episode mean "
+              "| 20-episode mean at 100k / 200k / 300k / 500k steps | env steps/s | env / inference / update |")
+        print("|---|---:|---:|---:|---:|---|---:|---|")
         for seed in args.seeds:
             print(row("lepton, CleanRL settings (`ppo_cartpole.toml`)", seed,
                       lepton("configs/ppo_cartpole.toml", seed, runs)), flush=True)
