@@ -86,7 +86,7 @@ enum Command {
 /// intermediate tensor of every op; a minibatch's tensors of a few hundred KiB are above
 /// glibc's mmap threshold, so by default each one is a fresh `mmap`, page faults on first
 /// touch and an `munmap`. Serving them from the heap instead made CartPole PPO at large batch
-/// about a third faster (BENCHMARKS.md "PPO at large batch"), at the cost of the process
+/// 28% faster (BENCHMARKS.md "PPO at large batch"), at the cost of the process
 /// keeping its peak heap. Other allocators (musl, macOS) are left alone.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
