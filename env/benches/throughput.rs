@@ -14,7 +14,7 @@
 //! overwritten by accident when `benches/env_throughput.rs` was added; this version follows
 //! the interface and table that BENCHMARKS.md documents for it.
 
-use lepton_env::{CartPole, CartPoleVec, Env, VecEnv, scenario};
+use lepton_env::{CartPole, CartPoleVec, Env, VecEnv, VectorEnv, scenario};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};

@@ -49,7 +49,7 @@ pub struct CartPoleVec {
 }
 
 impl CartPoleVec {
-    /// `num_envs` envs (call [`reset`](Self::reset) before the first step).
+    /// `num_envs` envs, stepped through [`VectorEnv`] (reset them before the first step).
     pub fn new(num_envs: usize) -> Self {
         Self {
             x: vec![0.0; num_envs],
@@ -73,25 +73,6 @@ impl CartPoleVec {
         }
     }
 
-    pub fn num_envs(&self) -> usize {
-        self.x.len()
-    }
-
-    /// Resets every env, env `i` with `seed + i` (wrapping) when `seed` is `Some`, as
-    /// [`VecEnv::reset`](crate::VecEnv::reset) does; `None` continues every env's stream.
-    pub fn reset(&mut self, seed: Option<u64>) {
-        self.reset_with(|i| seed.map(|s| s.wrapping_add(i as u64)));
-    }
-
-    /// Resets env `i` with `seeds[i]` (equal seeds, equal episodes).
-    ///
-    /// # Panics
-    /// If `seeds` does not have one seed per env (a caller's bug, not input).
-    pub fn reset_each(&mut self, seeds: &[u64]) {
-        assert_eq!(seeds.len(), self.num_envs(), "one seed per env");
-        self.reset_with(|i| Some(seeds[i]));
-    }
-
     fn reset_with(&mut self, seed_of: impl Fn(usize) -> Option<u64>) {
         for i in 0..self.num_envs() {
             if let Some(seed) = seed_of(i) {
@@ -108,9 +89,54 @@ impl CartPoleVec {
         self.is_reset = true;
     }
 
+    fn set_state(&mut self, i: usize, [x, x_dot, theta, theta_dot]: [f64; 4]) {
+        (self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]) = (x, x_dot, theta, theta_dot);
+        write_obs(
+            &[x, x_dot, theta, theta_dot],
+            &mut self.observations[i * OBS..(i + 1) * OBS],
+        );
+    }
+
+    /// The length (and return: +1 per step) of env `i`'s episode if it ended on the last step.
+    fn finished_length(&self, i: usize) -> Option<u32> {
+        self.ended[i].then_some(self.final_lengths[i])
+    }
+}
+
+impl VectorEnv for CartPoleVec {
+    fn num_envs(&self) -> usize {
+        self.x.len()
+    }
+    fn obs_dim(&self) -> usize {
+        OBS
+    }
+    fn num_actions(&self) -> usize {
+        2
+    }
+    fn num_threads(&self) -> usize {
+        1
+    }
+    fn observation_space(&self) -> &BoxSpace {
+        &self.observation_space
+    }
+    /// Resets every env, env `i` with `seed + i` (wrapping) when `seed` is `Some`, as
+    /// [`VecEnv::reset`](crate::VecEnv::reset) does; `None` continues every env's stream.
+    fn reset(&mut self, seed: Option<u64>) {
+        self.reset_with(|i| seed.map(|s| s.wrapping_add(i as u64)));
+    }
+
+    /// Resets env `i` with `seeds[i]` (equal seeds, equal episodes).
+    ///
+    /// # Panics
+    /// If `seeds` does not have one seed per env (a caller's bug, not input).
+    fn reset_each(&mut self, seeds: &[u64]) {
+        assert_eq!(seeds.len(), self.num_envs(), "one seed per env");
+        self.reset_with(|i| Some(seeds[i]));
+    }
+
     /// Pushes env `i` right when `actions[i] == 1`, left when 0, and resets the envs whose
     /// episode ends (`SAME_STEP`). An action outside `{0, 1}` is refused before any env moves.
-    pub fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError> {
+    fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError> {
         if !self.is_reset {
             return Err(VecEnvError::NotReset);
         }
@@ -151,67 +177,6 @@ impl CartPoleVec {
         Ok(())
     }
 
-    fn set_state(&mut self, i: usize, [x, x_dot, theta, theta_dot]: [f64; 4]) {
-        (self.x[i], self.x_dot[i], self.theta[i], self.theta_dot[i]) = (x, x_dot, theta, theta_dot);
-        write_obs(
-            &[x, x_dot, theta, theta_dot],
-            &mut self.observations[i * OBS..(i + 1) * OBS],
-        );
-    }
-
-    /// Row `i`: env `i`'s observation (the next episode's first after an autoreset).
-    pub fn observations(&self) -> &[f32] {
-        &self.observations
-    }
-
-    pub fn rewards(&self) -> &[f32] {
-        &self.rewards
-    }
-
-    pub fn terminated(&self) -> &[bool] {
-        &self.terminated
-    }
-
-    pub fn truncated(&self) -> &[bool] {
-        &self.truncated
-    }
-
-    /// The last observation of env `i`'s episode if it ended on the last step.
-    pub fn final_observation(&self, i: usize) -> Option<&[f32]> {
-        self.ended[i].then(|| &self.final_observations[i * OBS..(i + 1) * OBS])
-    }
-
-    /// The length (and return: +1 per step) of env `i`'s episode if it ended on the last step.
-    pub fn finished_length(&self, i: usize) -> Option<u32> {
-        self.ended[i].then_some(self.final_lengths[i])
-    }
-}
-
-impl VectorEnv for CartPoleVec {
-    fn num_envs(&self) -> usize {
-        CartPoleVec::num_envs(self)
-    }
-    fn obs_dim(&self) -> usize {
-        OBS
-    }
-    fn num_actions(&self) -> usize {
-        2
-    }
-    fn num_threads(&self) -> usize {
-        1
-    }
-    fn observation_space(&self) -> &BoxSpace {
-        &self.observation_space
-    }
-    fn reset(&mut self, seed: Option<u64>) {
-        CartPoleVec::reset(self, seed)
-    }
-    fn reset_each(&mut self, seeds: &[u64]) {
-        CartPoleVec::reset_each(self, seeds)
-    }
-    fn step(&mut self, actions: &[usize]) -> Result<(), VecEnvError> {
-        CartPoleVec::step(self, actions)
-    }
     fn observations(&self) -> &[f32] {
         &self.observations
     }
@@ -227,9 +192,11 @@ impl VectorEnv for CartPoleVec {
     fn action_masks(&self) -> &[bool] {
         &self.masks
     }
-    fn final_observation(&self, index: usize) -> Option<&[f32]> {
-        CartPoleVec::final_observation(self, index)
+    /// The last observation of env `i`'s episode if it ended on the last step.
+    fn final_observation(&self, i: usize) -> Option<&[f32]> {
+        self.ended[i].then(|| &self.final_observations[i * OBS..(i + 1) * OBS])
     }
+
     fn final_action_mask(&self, index: usize) -> Option<&[bool]> {
         self.ended[index].then(|| &self.masks[index * 2..index * 2 + 2])
     }
@@ -291,7 +258,7 @@ mod tests {
             assert_eq!(soa.rewards(), aos.rewards());
             assert_eq!(soa.terminated(), aos.terminated());
             assert_eq!(soa.truncated(), aos.truncated());
-            assert_eq!(VectorEnv::action_masks(&soa), aos.action_masks());
+            assert_eq!(soa.action_masks(), aos.action_masks());
             for i in 0..n {
                 assert_eq!(
                     soa.final_observation(i),
