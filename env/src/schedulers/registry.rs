@@ -345,13 +345,18 @@ fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
     let horizon: u64 = horizon
         .parse()
         .map_err(|_| format!("HORIZON `{horizon}` is not a whole number of decisions"))?;
+    Ok(Lookahead::new(base_heuristic(base)?, horizon))
+}
+
+/// The BASE of a wrapper scheduler (`lookahead`, `safe`): a registered deterministic rule,
+/// with its own parameters.
+fn base_heuristic(base: &str) -> Result<Heuristic, String> {
     let (entry, base_params) = lookup(base).map_err(|e| format!("BASE: {e}"))?;
     let Build::Rule(rule) = entry.build else {
         return Err(format!("BASE `{base}` must be a deterministic heuristic"));
     };
     let rule = rule(base_params).map_err(|reason| format!("BASE `{base}`: {reason}"))?;
-    let base = Heuristic::new(base, rule);
-    Ok(Lookahead::new(base, horizon))
+    Ok(Heuristic::new(base, rule))
 }
 
 /// `safe[:BASE[:THRESHOLD]]`; BASE may carry its own parameters (`weighted:1:0.5:0.6`).
@@ -369,12 +374,7 @@ fn safe(params: Option<&str>) -> Result<Safe, String> {
     if !(0.0..=1.0).contains(&threshold) {
         return Err(format!("THRESHOLD {threshold} is outside [0, 1]"));
     }
-    let (entry, base_params) = lookup(base).map_err(|e| format!("BASE: {e}"))?;
-    let Build::Rule(rule) = entry.build else {
-        return Err(format!("BASE `{base}` must be a deterministic heuristic"));
-    };
-    let rule = rule(base_params).map_err(|reason| format!("BASE `{base}`: {reason}"))?;
-    Ok(Safe::new(Heuristic::new(base, rule), threshold))
+    Ok(Safe::new(base_heuristic(base)?, threshold))
 }
 
 fn weighted_params(params: Option<&str>) -> Result<WeightedParams, String> {
