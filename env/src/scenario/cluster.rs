@@ -214,7 +214,6 @@ fn resolve_gpu(
     })
 }
 
-/// Every size of the resolved config within [`limits`], before any env allocates for it.
 /// `[failures] health = { lead_s, announced, noise, sample_s }` (all optional).
 fn health(
     file: Option<&HealthFile>,
@@ -271,6 +270,7 @@ fn forecast(file: Option<&ForecastFile>, c: &Check<'_>) -> Result<Option<Forecas
     Ok(Some(Forecast { window_s, period_s }))
 }
 
+/// Every size of the resolved config within [`limits`], before any env allocates for it.
 fn check_sizes(config: &ClusterConfig, c: &Check<'_>) -> Result<(), ScenarioError> {
     let floats = |n: usize| format!("{} per env", human_bytes(4.0 * n as f64));
     c.at_most(
