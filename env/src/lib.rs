@@ -41,6 +41,7 @@ pub mod deeprm;
 pub mod metrics;
 pub mod scenario;
 pub mod schedulers;
+pub mod seeds;
 pub mod spaces;
 pub mod trace;
 pub mod vec_env;

@@ -43,13 +43,13 @@ use tch::{Device, Tensor};
 
 use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, warm_start};
 use crate::config::TrainConfig;
-use crate::envs::mix64;
 use crate::evaluation::Evaluator;
 use crate::imitation::play_teacher;
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{
     EpisodeTracker, RunLogs, RunSetup, crossed, diverged, fmt_return, times_crossed, write_summary,
 };
+use lepton_env::seeds::mix64;
 
 /// Env steps between two TensorBoard points of the learning scalars (CleanRL logs every 100).
 pub const LOG_EVERY_STEPS: u64 = 100;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use lepton_env::scenario::{self, Scenario};
 use lepton_env::schedulers::{self, RuleSelectionEnv};
+use lepton_env::seeds::mix64;
 use lepton_env::{
     ActionLayout, BoxSpace, CartPole, Discrete, Env, EnvError, EpisodeMetrics, ObsLayout,
     TimeLimit, Transition, VecEnv, VecEnvBuildError,
@@ -143,14 +144,6 @@ impl EnvSpec {
             None => env,
         }
     }
-}
-
-/// SplitMix64's finaliser: a well-mixed 64-bit function of its input.
-pub fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The seed of episode `episode` of an env with base seed `base`.

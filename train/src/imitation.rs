@@ -34,10 +34,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::checkpointing::{Checkpoints, Learner};
 use crate::config::TrainConfig;
-use crate::envs::{EnvSpec, episode_seed, mix64};
+use crate::envs::{EnvSpec, episode_seed};
 use crate::evaluation::evaluate;
 use crate::run::TrainError;
 use crate::tensorboard::TbWriter;
+use lepton_env::seeds::mix64;
 
 /// Stream tags mixed with the run seed (distinct from the PPO loop's).
 const DEMO_STREAM: u64 = 0x6465_6d6f;

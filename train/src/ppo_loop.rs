@@ -41,11 +41,12 @@ use tch::{Device, Kind, Tensor};
 
 use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, rng_state, warm_start};
 use crate::config::TrainConfig;
-use crate::envs::{Replayable, mix64};
+use crate::envs::Replayable;
 use crate::evaluation::Evaluator;
 use crate::imitation::{self, Prior};
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{EpisodeTracker, RunLogs, RunSetup, diverged, fmt_return, write_summary};
+use lepton_env::seeds::mix64;
 
 /// PPO's own part of a checkpoint's `trainer_state` (beside the shared one).
 #[derive(Serialize, Deserialize)]

@@ -18,6 +18,7 @@ use super::ClusterEnv;
 use super::config::{HealthModel, KillPolicy};
 use super::schedule::RunEnd;
 use super::state::{Admission, EventKind, TaskPhase};
+use crate::seeds::mix64;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -158,16 +159,9 @@ impl ClusterEnv {
 /// Mixed into the failure stream's seed for the health stream.
 const HEALTH_SALT: u64 = 0x6865_616c_7468;
 
-/// A uniform number in `[0, 1)` that is a fixed function of its three inputs (SplitMix64's
-/// finaliser over them).
+/// A uniform number in `[0, 1)` that is a fixed function of its three inputs.
 fn unit_hash(salt: u64, a: u64, b: u64) -> f64 {
-    let mix = |mut z: u64| {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (mix(salt ^ mix(a ^ mix(b))) >> 11) as f64 / (1u64 << 53) as f64
+    (mix64(salt ^ mix64(a ^ mix64(b))) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// An exponential draw with the given mean.

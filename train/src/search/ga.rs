@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::genes::GeneSpec;
 use super::operators::{Breeding, breed, rank};
-use crate::envs::mix64;
+use lepton_env::seeds::mix64;
 
 const GENERATION_STREAM: u64 = 0x6765_6e65;
 

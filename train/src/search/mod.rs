@@ -50,12 +50,13 @@ use lepton_env::Env;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ConfigError, TrainConfig};
-use crate::envs::{EnvSpec, mix64};
+use crate::envs::EnvSpec;
 use crate::evaluation::evaluate;
 use crate::run::{Outcome, RunOptions, TORCH_THREADS};
 use crate::trainer;
 use genes::GeneSpec;
 use leaderboard::{Status, TrialRecord};
+use lepton_env::seeds::mix64;
 
 /// A search, as read from its TOML file (unknown keys are errors).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
