@@ -266,6 +266,7 @@ impl Contender {
             ContenderKind::Checkpoint(info) => std::slice::from_ref(info),
             ContenderKind::CheckpointGroup { members } => members.as_slice(),
         };
+        let plain = scenario.build();
         for CheckpointInfo {
             obs_dim,
             num_actions,
@@ -278,14 +279,17 @@ impl Contender {
             let rules = action_layout
                 .as_ref()
                 .map_or(&[][..], |l| l.rules.as_slice());
-            let env: Box<dyn Env> = if rules.is_empty() {
-                Box::new(scenario.build())
-            } else {
-                Box::new(RuleSelectionEnv::new(scenario.build(), rules).map_err(|e| {
+            let wrapped = (!rules.is_empty())
+                .then(|| RuleSelectionEnv::new(plain.clone(), rules))
+                .transpose()
+                .map_err(|e| {
                     anyhow::anyhow!(
                         "checkpoint {path} does not fit scenario `{scenario_name}`: its rules: {e}"
                     )
-                })?)
+                })?;
+            let env: &dyn Env = match &wrapped {
+                Some(wrapped) => wrapped,
+                None => &plain,
             };
             let (env_obs, env_actions) = (env.observation_space().dim(), env.action_space().n);
             let env_layout = env.action_layout();
