@@ -201,12 +201,10 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         // Learn.
         let crossed = |every: u64| crossed(every, global_step, step_size);
         let learning = global_step > dqn_cfg.learning_starts;
-        let learning_steps = match learning && buffer.len() >= dqn_cfg.batch_size {
-            true => {
-                times_crossed(dqn_cfg.train_frequency, global_step, step_size)
-                    * dqn_cfg.gradient_steps
-            }
-            false => 0,
+        let learning_steps = if learning && buffer.len() >= dqn_cfg.batch_size {
+            times_crossed(dqn_cfg.train_frequency, global_step, step_size) * dqn_cfg.gradient_steps
+        } else {
+            0
         };
         for _ in 0..learning_steps {
             let beta = replay_cfg.beta(global_step as f64 / total_steps as f64);
