@@ -397,11 +397,8 @@ impl Rules {
             chooser.reset(self.seed);
             chooser
         });
-        chooser.decide(env, obs);
-        self.obs.clear();
-        self.obs.extend_from_slice(obs);
         self.obs.resize(obs.len() + chooser.num_features(), 0.0);
-        chooser.write_features(true, &mut self.obs[obs.len()..]);
+        chooser.observe(env, obs, &mut self.obs);
         self.mask.resize(chooser.num_rules(), false);
         chooser.write_mask(&mut self.mask);
         (chooser, &self.obs, &self.mask)

@@ -126,6 +126,15 @@ impl RuleChooser {
         }
     }
 
+    /// Asks the rules for their decisions in `env` and writes the policy's observation into
+    /// `out`: the scenario's observation `obs`, then the per-rule features.
+    pub fn observe(&mut self, env: &ScenarioEnv, obs: &[f32], out: &mut [f32]) {
+        self.decide(env, obs);
+        let (head, tail) = out.split_at_mut(obs.len());
+        head.copy_from_slice(obs);
+        self.write_features(true, tail);
+    }
+
     /// The scenario's action that carries out rule `k`'s decision.
     pub fn decision(&self, k: usize) -> usize {
         self.decisions[k]
@@ -192,14 +201,16 @@ impl RuleSelectionEnv {
         &self.inner
     }
 
-    /// The observation the policy sees: the scenario's, then the rules' decisions.
+    /// The observation the policy sees: the scenario's, then the rules' decisions (zeros once
+    /// the episode has ended).
     fn write_obs(&mut self, obs: &mut [f32]) {
-        let (head, tail) = obs.split_at_mut(self.inner_obs.len());
-        head.copy_from_slice(&self.inner_obs);
         if self.decided {
-            self.chooser.decide(&self.inner, &self.inner_obs);
+            self.chooser.observe(&self.inner, &self.inner_obs, obs);
+        } else {
+            let (head, tail) = obs.split_at_mut(self.inner_obs.len());
+            head.copy_from_slice(&self.inner_obs);
+            self.chooser.write_features(false, tail);
         }
-        self.chooser.write_features(self.decided, tail);
     }
 }
 
