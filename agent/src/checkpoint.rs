@@ -50,6 +50,15 @@ pub struct LayoutMeta {
     pub server_features: usize,
     pub slot_rows: usize,
     pub slot_features: usize,
+    /// Running-task rows (`[preemption]`); absent from older checkpoints and when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub running_rows: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub running_features: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl From<ObsLayout> for LayoutMeta {
@@ -60,6 +69,8 @@ impl From<ObsLayout> for LayoutMeta {
             server_features: l.server_features,
             slot_rows: l.slot_rows,
             slot_features: l.slot_features,
+            running_rows: l.running_rows,
+            running_features: l.running_features,
         }
     }
 }
@@ -72,6 +83,8 @@ impl From<LayoutMeta> for ObsLayout {
             server_features: l.server_features,
             slot_rows: l.slot_rows,
             slot_features: l.slot_features,
+            running_rows: l.running_rows,
+            running_features: l.running_features,
         }
     }
 }
@@ -1240,6 +1253,7 @@ mod tests {
             server_features: 3,
             slot_rows: 2,
             slot_features: 2,
+            ..ObsLayout::default()
         };
         let policy = Policy::new(
             &config,

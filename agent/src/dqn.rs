@@ -618,6 +618,7 @@ mod tests {
             server_features: 2,
             slot_rows: 3,
             slot_features: 1,
+            ..ObsLayout::default()
         };
         let network = NetworkConfig {
             arch: Arch::Set,

@@ -677,6 +677,7 @@ mod tests {
             server_features: 4,
             slot_rows: 5,
             slot_features: 6,
+            ..ObsLayout::default()
         }
     }
 
@@ -772,6 +773,7 @@ mod tests {
             server_features: 2,
             slot_rows: 1,
             slot_features: 1,
+            ..ObsLayout::default()
         };
         let config = NetworkConfig {
             arch: Arch::Set,
@@ -813,6 +815,7 @@ mod tests {
             server_features: 2,
             slot_rows: 2,
             slot_features: 1,
+            ..ObsLayout::default()
         };
         let pair = Policy::new(
             &config,
@@ -921,6 +924,7 @@ mod tests {
             server_features: 3,
             slot_rows: 10,
             slot_features: 4,
+            ..ObsLayout::default()
         };
         let config = NetworkConfig {
             arch: Arch::Set,

@@ -26,7 +26,8 @@ impl Transition {
 }
 
 /// How the flat observation vector is laid out: `global` features first, then
-/// `server_rows × server_features`, then `slot_rows × slot_features`, row-major.
+/// `server_rows × server_features`, then `slot_rows × slot_features`, then
+/// `running_rows × running_features` (running tasks, with `[preemption]`), row-major.
 /// Networks that treat servers and slots as sets read the rows with shared weights.
 /// Envs with no set structure (CartPole) have only a global block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct ObsLayout {
     pub server_features: usize,
     pub slot_rows: usize,
     pub slot_features: usize,
+    pub running_rows: usize,
+    pub running_features: usize,
 }
 
 impl ObsLayout {
@@ -47,7 +50,10 @@ impl ObsLayout {
     }
 
     pub fn dim(&self) -> usize {
-        self.global + self.server_rows * self.server_features + self.slot_rows * self.slot_features
+        self.global
+            + self.server_rows * self.server_features
+            + self.slot_rows * self.slot_features
+            + self.running_rows * self.running_features
     }
 
     /// [`ObsLayout::dim`], or `None` if it overflows (a layout read from a file).
@@ -55,7 +61,8 @@ impl ObsLayout {
         let rows = |r: usize, f: usize| r.checked_mul(f);
         self.global
             .checked_add(rows(self.server_rows, self.server_features)?)?
-            .checked_add(rows(self.slot_rows, self.slot_features)?)
+            .checked_add(rows(self.slot_rows, self.slot_features)?)?
+            .checked_add(rows(self.running_rows, self.running_features)?)
     }
 }
 
@@ -75,6 +82,12 @@ pub enum ActionBlock {
     /// One action per decision rule: index `k` carries out what rule `k` of
     /// [`ActionLayout::rules`] decides now (rule selection, `schedulers::RuleSelectionEnv`).
     Rules { n: usize },
+    /// One action per running row: index `j` stops the task of running row `j` and requeues
+    /// it (`[preemption]`).
+    Preempt { rows: usize },
+    /// `rows × servers` actions: index `j · servers + n` moves the task of running row `j`
+    /// to server `n` (`[preemption]`).
+    Migrate { rows: usize, servers: usize },
 }
 
 impl ActionBlock {
@@ -82,7 +95,9 @@ impl ActionBlock {
     pub fn len(&self) -> usize {
         match *self {
             Self::Placements { slots, servers } => slots * servers,
+            Self::Migrate { rows, servers } => rows * servers,
             Self::Slots { slots } => slots,
+            Self::Preempt { rows } => rows,
             Self::Wait => 1,
             Self::Plain { n } | Self::Rules { n } => n,
         }
@@ -143,6 +158,7 @@ impl ActionLayout {
         self.blocks.iter().try_fold(0usize, |n, block| {
             let len = match *block {
                 ActionBlock::Placements { slots, servers } => slots.checked_mul(servers)?,
+                ActionBlock::Migrate { rows, servers } => rows.checked_mul(servers)?,
                 other => other.len(),
             };
             n.checked_add(len)

@@ -23,13 +23,17 @@ pub trait Inspect: Env + Clone {
     /// Recounts the state from scratch and compares it with the running totals and the
     /// resource accounting; `Err` says what disagrees.
     fn check_invariants(&self) -> Result<(), String>;
-    /// True when the (non-wait) action would be carried out as a placement now.
+    /// True when the (non-wait) action would be carried out now (a placement, or a
+    /// preemption or migration).
     fn is_feasible_placement(&self, action: usize) -> bool;
     /// True when masked-out actions return an error (false: they act as wait).
     fn illegal_action_errors(&self) -> bool;
-    /// Task runs killed by server failures so far this episode (0 for envs without them).
-    fn num_killed(&self) -> usize {
-        0
+    /// A count that every carried-out action raises (by one; a commit discipline may start
+    /// more tasks meanwhile) and no clock advance lowers: running + finished + killed runs (a
+    /// placement adds a running task; a completion or kill moves one to another term).
+    fn moves(&self) -> usize {
+        let c = self.census();
+        c.num_running + c.num_finished
     }
 }
 
@@ -49,8 +53,12 @@ impl Inspect for ClusterEnv {
     fn illegal_action_errors(&self) -> bool {
         self.config().illegal_action == IllegalAction::Error
     }
-    fn num_killed(&self) -> usize {
-        ClusterEnv::num_killed(self)
+    /// Besides placements: a preemption removes a running task and counts twice; a migration
+    /// counts once.
+    fn moves(&self) -> usize {
+        let c = self.census();
+        let (preempted, migrated) = self.num_preempted_migrated();
+        c.num_running + c.num_finished + self.num_killed() + 2 * preempted + migrated
     }
 }
 
@@ -103,10 +111,10 @@ impl Inspect for ScenarioEnv {
             ScenarioEnv::DeepRm(e) => Inspect::illegal_action_errors(e),
         }
     }
-    fn num_killed(&self) -> usize {
+    fn moves(&self) -> usize {
         match self {
-            ScenarioEnv::Cluster(e) => Inspect::num_killed(e),
-            ScenarioEnv::DeepRm(e) => Inspect::num_killed(e),
+            ScenarioEnv::Cluster(e) => Inspect::moves(e),
+            ScenarioEnv::DeepRm(e) => Inspect::moves(e),
         }
     }
 }
@@ -262,12 +270,8 @@ fn run<E: Inspect>(
                 probe
                     .step(a, &mut next_obs)
                     .map_err(|e| ctx(format!("masked-in action {a} failed: {e}")))?;
-                // Running + finished + killed grows by one per placement, whatever failures
-                // the step's clock advance brings.
-                let started =
-                    |e: &E| e.census().num_running + e.census().num_finished + e.num_killed();
-                if a != wait && started(&probe) <= started(&env) {
-                    return Err(ctx(format!("masked-in placement {a} placed nothing")));
+                if a != wait && probe.moves() <= env.moves() {
+                    return Err(ctx(format!("masked-in action {a} did nothing")));
                 }
             }
         }

@@ -141,6 +141,7 @@ impl DeepRmEnv {
             server_features: config.horizon * num_resources,
             slot_rows: config.num_slots,
             slot_features: num_resources + 3,
+            ..ObsLayout::default()
         };
         let mut env = Self {
             obs_space: BoxSpace::uniform(layout.dim(), 0.0, 1.0),
@@ -257,12 +258,14 @@ impl DeepRmEnv {
             let spec = &self.tasks[i as usize];
             let rec = &self.records[i as usize];
             RunningView {
+                index: i,
                 task_id: spec.id,
                 server: 0,
                 demand: &spec.demand[..self.num_resources],
                 start_s: rec.start_s,
                 estimated_finish_s: rec.start_s + spec.estimate_s,
                 priority: spec.priority,
+                work_at_risk_s: 0.0,
             }
         })
     }

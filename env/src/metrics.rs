@@ -43,11 +43,23 @@ pub struct EpisodeMetrics {
     /// Task runs killed by failures (a requeued task killed twice counts twice).
     #[serde(default)]
     pub num_killed: usize,
-    /// Work lost to failures: Σ over killed runs of time run × server speed (s of work).
+    /// Work lost to failures and preemptions: Σ over killed and preempted runs of the work
+    /// done since their last checkpoint (time run × server speed, s of work; all of a run's
+    /// work without `[preemption] checkpoint_s`).
     #[serde(default)]
     pub lost_work_s: f64,
+    /// Runs stopped by a preemption (`[preemption]`; left out of the JSON when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_preempted: usize,
+    /// Running tasks moved to another server (`[preemption]`; left out of the JSON when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_migrated: usize,
     /// The index (in the trace's arrival order) of the first task of the replayed window;
     /// `None` for generated workloads and whole-trace replays (left out of the JSON then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_start: Option<usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

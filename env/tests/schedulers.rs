@@ -37,11 +37,7 @@ fn server(capacity: &[u32], free: &[u32]) -> ServerInfo {
 }
 
 fn running(server: usize, demand: &[u32], estimated_finish_s: f64) -> RunningTask {
-    RunningTask {
-        server,
-        demand: arr(demand),
-        estimated_finish_s,
-    }
+    RunningTask::new(0, server, demand, estimated_finish_s)
 }
 
 /// The action `rule` takes; placement-mode actions are `slot × num_servers + server`.

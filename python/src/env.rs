@@ -151,7 +151,8 @@ impl PyEnv {
     }
 
     /// How the flat observation is laid out: `global` features, then `server_rows ×
-    /// server_features`, then `slot_rows × slot_features`, row-major.
+    /// server_features`, then `slot_rows × slot_features`, then `running_rows ×
+    /// running_features` (running tasks, with `[preemption]`), row-major.
     #[getter]
     fn obs_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let layout = self.sim.obs_layout();
@@ -161,11 +162,14 @@ impl PyEnv {
         dict.set_item("server_features", layout.server_features)?;
         dict.set_item("slot_rows", layout.slot_rows)?;
         dict.set_item("slot_features", layout.slot_features)?;
+        dict.set_item("running_rows", layout.running_rows)?;
+        dict.set_item("running_features", layout.running_features)?;
         Ok(dict)
     }
 
     /// What each action index means: blocks laid end to end, each a dict with `kind`
-    /// (`placements`, `slots`, `wait`, `plain`), `start`, `len` and its sizes.
+    /// (`placements`, `slots`, `preempt`, `migrate`, `wait`, `plain`, `rules`), `start`, `len`
+    /// and its sizes.
     #[getter]
     fn action_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let blocks = PyList::empty(py);
@@ -180,6 +184,15 @@ impl PyEnv {
                 ActionBlock::Slots { slots } => {
                     dict.set_item("slots", slots)?;
                     "slots"
+                }
+                ActionBlock::Preempt { rows } => {
+                    dict.set_item("rows", rows)?;
+                    "preempt"
+                }
+                ActionBlock::Migrate { rows, servers } => {
+                    dict.set_item("rows", rows)?;
+                    dict.set_item("servers", servers)?;
+                    "migrate"
                 }
                 ActionBlock::Wait => "wait",
                 ActionBlock::Plain { .. } => "plain",

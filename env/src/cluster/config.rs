@@ -174,10 +174,61 @@ pub struct PowerModel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KillPolicy {
     /// Back into the queue (lowest empty slot, else the backlog tail, else dropped), to
-    /// restart from scratch; the work done is lost.
+    /// restart from scratch (from its last checkpoint with `[preemption] checkpoint_s`); the
+    /// work since is lost.
     Requeue,
     /// Dropped and counted in `num_dropped`.
     Drop,
+}
+
+/// Preemption and migration (`[preemption]`; off without it): the running-task rows the
+/// policy sees, the actions on them, and what stopping or moving a task costs.
+///
+/// A running task saves its work every `checkpoint_s` seconds of running (never when
+/// infinite). Stopped by a preemption or killed by a failure, it keeps the work of its last
+/// checkpoint and loses the rest; when it starts again it spends `restart_s` reading its
+/// checkpoint before it works. A migration moves it to another server with all its work: it
+/// pauses for `migration_s`, plus `gpu_migration_s` when it holds GPUs (their memory moves
+/// too), and holds the destination's resources from the moment it moves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preemption {
+    /// Running tasks shown to the policy (the most recently started first) and acted on.
+    pub running_rows: usize,
+    /// A preempt action per running row (stop the task, requeue it).
+    pub preempt: bool,
+    /// A migrate action per (running row, server).
+    pub migrate: bool,
+    pub checkpoint_s: f64,
+    pub restart_s: f64,
+    pub migration_s: f64,
+    pub gpu_migration_s: f64,
+    /// A monitoring interval: with `Some(s)` the scheduler also decides every `s` seconds
+    /// (a tick event), so it can act on readings that change between arrivals and
+    /// completions (a server's health); `None`: only at events.
+    pub decide_every_s: Option<f64>,
+}
+
+impl Preemption {
+    /// Work kept (speed-1 seconds) when a task that has worked `run_s` seconds on a server of
+    /// `speed` stops: the work of its last checkpoint.
+    pub fn checkpointed_work(&self, run_s: f64, speed: f64) -> f64 {
+        if self.checkpoint_s.is_finite() && run_s > 0.0 {
+            (run_s / self.checkpoint_s).floor() * self.checkpoint_s * speed
+        } else {
+            0.0
+        }
+    }
+
+    /// Actions the running rows add: preempt per row, then migrate per (row, server).
+    pub fn num_actions(&self, num_servers: usize) -> Option<usize> {
+        let preempt = if self.preempt { self.running_rows } else { 0 };
+        let migrate = if self.migrate {
+            self.running_rows.checked_mul(num_servers)?
+        } else {
+            0
+        };
+        preempt.checked_add(migrate)
+    }
 }
 
 /// Capacity reserved for critical work: on every server type, the last
@@ -261,6 +312,8 @@ pub struct ClusterConfig {
     pub forecast: Option<Forecast>,
     /// Observable server health ahead of failures (`[failures] health`).
     pub health: Option<HealthModel>,
+    /// Running-task rows, preempt and migrate actions, checkpoint-restart (`[preemption]`).
+    pub preemption: Option<Preemption>,
     /// The files this config was resolved from: the scenario file (when loaded from one),
     /// then the data files it names; empty for a config built in code. The env never reads
     /// them.
@@ -275,14 +328,19 @@ impl ClusterConfig {
             .try_fold(0usize, |n, t| n.checked_add(t.count))
     }
 
-    /// Actions of an env of this config: slots × servers (placement) or slots, plus wait
-    /// (`None` on overflow).
+    /// Actions of an env of this config: slots × servers (placement) or slots, then the
+    /// running rows' preempt and migrate actions, plus wait (`None` on overflow).
     pub fn num_actions(&self) -> Option<usize> {
+        let num_servers = self.num_servers()?;
         let choices = match self.action_mode {
-            ActionMode::Placement => self.num_slots.checked_mul(self.num_servers()?)?,
+            ActionMode::Placement => self.num_slots.checked_mul(num_servers)?,
             ActionMode::Slot => self.num_slots,
         };
-        choices.checked_add(1)
+        let running = match &self.preemption {
+            Some(p) => p.num_actions(num_servers)?,
+            None => 0,
+        };
+        choices.checked_add(running)?.checked_add(1)
     }
 
     /// A config with defaults for everything but the cluster and the workload: 10 slots, a
@@ -325,6 +383,7 @@ impl ClusterConfig {
             extended_features: false,
             forecast: None,
             health: None,
+            preemption: None,
             source_files: Vec::new(),
         }
     }

@@ -105,10 +105,8 @@ impl ClusterEnv {
             .iter()
             .filter(|&&j| self.records[j as usize].server as usize == n)
             .map(|&j| {
-                let spec = &self.tasks[j as usize];
-                let rec = &self.records[j as usize];
-                let finish = rec.start_s + spec.estimate_s / self.servers[n].speed;
-                (finish.max(self.now_s), spec.demand)
+                let finish = self.estimated_finish_s(j);
+                (finish.max(self.now_s), self.tasks[j as usize].demand)
             })
             .collect()
     }

@@ -75,6 +75,7 @@ impl ClusterEnv {
                 }
             }
             EventKind::Failure { server } => self.fail(server as usize),
+            EventKind::Tick => self.arm_tick(),
             EventKind::Repair { server } => self.repair(server as usize),
             EventKind::PowerDown { server } => {
                 let s = &self.servers[server as usize];
@@ -213,6 +214,8 @@ impl ClusterEnv {
         self.metrics.num_failures = self.num_failures;
         self.metrics.num_killed = self.num_killed;
         self.metrics.lost_work_s = self.lost_work_s;
+        self.metrics.num_preempted = self.num_preempted;
+        self.metrics.num_migrated = self.num_migrated;
         self.metrics_ready = true;
     }
 

@@ -5,7 +5,7 @@ use super::config::{ActionMode, IllegalAction};
 use super::index;
 use super::state::TaskRecord;
 use super::views::Census;
-use crate::api::{ActionLayout, Env, EnvError, ObsLayout, Transition};
+use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
 use crate::spaces::{BoxSpace, Discrete};
 use crate::workload::MAX_RESOURCES;
@@ -18,11 +18,14 @@ impl Env for ClusterEnv {
     }
 
     fn action_space(&self) -> Discrete {
-        let n = match self.config.action_mode {
-            ActionMode::Placement => self.config.num_slots * self.servers.len(),
-            ActionMode::Slot => self.config.num_slots,
+        let (_, migrate_at) = self.running_action_offsets();
+        let migrate_len = match self.config.preemption {
+            Some(p) if p.migrate => p.running_rows * self.servers.len(),
+            _ => 0,
         };
-        Discrete { n: n + 1 }
+        Discrete {
+            n: migrate_at + migrate_len + 1,
+        }
     }
 
     fn obs_layout(&self) -> ObsLayout {
@@ -30,11 +33,27 @@ impl Env for ClusterEnv {
     }
 
     fn action_layout(&self) -> ActionLayout {
-        let slots = self.config.num_slots;
-        match self.config.action_mode {
-            ActionMode::Placement => ActionLayout::placements_then_wait(slots, self.servers.len()),
+        let (slots, servers) = (self.config.num_slots, self.servers.len());
+        let mut layout = match self.config.action_mode {
+            ActionMode::Placement => ActionLayout::placements_then_wait(slots, servers),
             ActionMode::Slot => ActionLayout::slots_then_wait(slots),
+        };
+        if let Some(p) = self.config.preemption {
+            let wait = layout.blocks.pop();
+            if p.preempt {
+                layout.blocks.push(ActionBlock::Preempt {
+                    rows: p.running_rows,
+                });
+            }
+            if p.migrate {
+                layout.blocks.push(ActionBlock::Migrate {
+                    rows: p.running_rows,
+                    servers,
+                });
+            }
+            layout.blocks.extend(wait);
         }
+        layout
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
@@ -64,6 +83,7 @@ impl Env for ClusterEnv {
         self.metrics_ready = false;
         self.metrics.window_start = start.window_start;
         self.schedule_server_events();
+        self.arm_tick();
         self.run_until(start.clock_s);
         self.skip_to_decision();
         // An episode always has a first decision, even one whose time limit comes before any
@@ -100,6 +120,20 @@ impl Env for ClusterEnv {
                 return Err(EnvError::Illegal { action, reason });
             }
             self.wait();
+        } else if self.is_running_action(action) {
+            match self.feasible_running_action(action) {
+                Ok(running_action) => self.apply_running_action(running_action),
+                Err(reason) => match self.config.illegal_action {
+                    IllegalAction::Error => return Err(EnvError::Illegal { action, reason }),
+                    IllegalAction::Wait if self.wait_allowed() => self.wait(),
+                    IllegalAction::Wait => {
+                        return Err(EnvError::Illegal {
+                            action,
+                            reason: HELD_TOO_LONG,
+                        });
+                    }
+                },
+            }
         } else if self.config.discipline.commits() {
             let k = match self.config.action_mode {
                 ActionMode::Placement => action / self.servers.len(),
@@ -163,6 +197,7 @@ impl Env for ClusterEnv {
                 }
             }
         }
+        self.running_action_mask(mask);
         mask[self.wait_action()] = self.wait_allowed();
     }
 

@@ -15,9 +15,8 @@
 //! predictor that reads the signal has both misses and false alarms.
 
 use super::ClusterEnv;
-use super::config::{HealthModel, KillPolicy};
-use super::schedule::RunEnd;
-use super::state::{Admission, EventKind, TaskPhase};
+use super::config::HealthModel;
+use super::state::EventKind;
 use crate::seeds::mix64;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,32 +29,13 @@ impl ClusterEnv {
             return;
         }
         self.num_failures += 1;
-        let speed = self.servers[n].speed;
         // Backwards, so that the swap-remove of a killed task only moves visited entries.
         let mut pos = self.running.len();
         while pos > 0 {
             pos -= 1;
             let i = self.running[pos];
-            if self.records[i as usize].server as usize != n {
-                continue;
-            }
-            let start_s = self.records[i as usize].start_s;
-            self.record_run_end(i, RunEnd::Killed);
-            self.release(i);
-            self.num_killed += 1;
-            self.lost_work_s += (self.now_s - start_s).max(0.0) * speed;
-            match self.config.on_kill {
-                KillPolicy::Requeue => {
-                    self.records[i as usize].restarts += 1;
-                    let spec = self.tasks[i as usize];
-                    if self.queue.admit(i, &spec) == Admission::Dropped {
-                        self.drop_task(i, true);
-                    } else {
-                        self.records[i as usize].phase = TaskPhase::Queued;
-                        self.census.num_queued += 1;
-                    }
-                }
-                KillPolicy::Drop => self.drop_task(i, true),
+            if self.records[i as usize].server as usize == n {
+                self.kill(i);
             }
         }
         self.next_failure_s[n] = f64::INFINITY;

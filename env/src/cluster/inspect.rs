@@ -17,6 +17,11 @@ impl ClusterEnv {
         self.num_killed
     }
 
+    /// Runs stopped by preemption, and migrations, this episode.
+    pub fn num_preempted_migrated(&self) -> (usize, usize) {
+        (self.num_preempted, self.num_migrated)
+    }
+
     /// Recounts task phases and resource use from scratch and compares them with the
     /// running totals: conservation, no server over capacity or negative.
     pub fn check_invariants(&self) -> Result<(), String> {

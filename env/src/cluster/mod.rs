@@ -23,6 +23,7 @@ mod inspect;
 mod observation;
 mod placement;
 mod power;
+mod preemption;
 mod query;
 pub mod reward;
 mod schedule;
@@ -36,8 +37,8 @@ mod views;
 
 pub use config::{
     ActionMode, ClusterConfig, Discipline, FailureModel, Forecast, GpuConfig, HealthModel,
-    IllegalAction, KillPolicy, OversizePolicy, PlacementRule, PowerModel, Reservation, ServerObs,
-    ServerType, SlotOrder, TimeMode,
+    IllegalAction, KillPolicy, OversizePolicy, PlacementRule, PowerModel, Preemption, Reservation,
+    ServerObs, ServerType, SlotOrder, TimeMode,
 };
 pub use placement::fits_some_server_type;
 pub use query::ArrivalForecast;
@@ -226,7 +227,10 @@ pub struct ClusterEnv {
     energy_j: f64,
     num_failures: usize,
     num_killed: usize,
+    /// Work lost by killed and preempted runs since their last checkpoint (speed-1 s).
     lost_work_s: f64,
+    num_preempted: usize,
+    num_migrated: usize,
     /// The schedule recorder (`schedule.rs`): `None`, the default, records nothing.
     schedule: Option<Box<Schedule>>,
 }

@@ -8,6 +8,9 @@ use crate::spaces::BoxSpace;
 /// Global features the arrival-rate forecast adds.
 const FORECAST_FEATURES: usize = 3;
 
+/// Features of a running row besides its demand (one per resource).
+const RUNNING_FEATURES: usize = 8;
+
 /// `x / (1 + x)`: maps `[0, ∞)` onto `[0, 1)` while staying linear near 0.
 #[inline]
 fn squash(x: f64) -> f32 {
@@ -37,12 +40,19 @@ pub(super) fn layout(config: &ClusterConfig, num_servers: usize) -> ObsLayout {
         ),
         ServerObs::PerType => (num_types, 3 * num_resources + 7),
     };
+    let running_rows = config.preemption.map_or(0, |p| p.running_rows);
     ObsLayout {
         global: 2 * num_resources + 4 + FORECAST_FEATURES * usize::from(forecast),
         server_rows,
         server_features,
         slot_rows: num_slots,
         slot_features: num_resources + 7 + 3 * extra,
+        running_rows,
+        running_features: if running_rows > 0 {
+            num_resources + RUNNING_FEATURES
+        } else {
+            0
+        },
     }
 }
 
@@ -61,7 +71,8 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
     let scale = env.config.time_scale_s;
     let layout = env.layout;
     let (global, rest) = obs.split_at_mut(layout.global);
-    let (server_block, slot_block) = rest.split_at_mut(layout.server_rows * layout.server_features);
+    let (server_block, rest) = rest.split_at_mut(layout.server_rows * layout.server_features);
+    let (slot_block, running_block) = rest.split_at_mut(layout.slot_rows * layout.slot_features);
     let frac = |x: f64, max: u32| {
         if max == 0 {
             0.0
@@ -120,6 +131,42 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
         write_server_rows(env, server_block);
     }
     write_slot_rows(env, slot_block);
+    if layout.running_rows > 0 {
+        write_running_rows(env, running_block);
+    }
+}
+
+/// One row per running row (see the env's docs), all zeros when the row is empty.
+fn write_running_rows(env: &ClusterEnv, block: &mut [f32]) {
+    let nr = env.num_resources;
+    let scale = env.config.time_scale_s;
+    let last_server = env.servers.len().saturating_sub(1).max(1) as f32;
+    block.fill(0.0);
+    let rows = env.running_rows();
+    for (row, &i) in block.chunks_exact_mut(env.layout.running_features).zip(&rows) {
+        let spec = &env.tasks[i as usize];
+        let rec = &env.records[i as usize];
+        let n = rec.server as usize;
+        row[0] = 1.0;
+        for r in 0..nr {
+            row[1 + r] = if env.max_capacity[r] == 0 {
+                0.0
+            } else {
+                (f64::from(spec.demand[r]) / f64::from(env.max_capacity[r])) as f32
+            };
+        }
+        row[1 + nr] = squash((env.estimated_finish_s(i) - env.now_s) / scale);
+        row[2 + nr] = squash((env.now_s - rec.run_start_s) / scale);
+        row[3 + nr] = squash(env.work_at_risk_s(i) / scale);
+        row[4 + nr] = if env.config.max_priority == 0 {
+            0.0
+        } else {
+            f32::from(spec.priority) / f32::from(env.config.max_priority)
+        };
+        row[5 + nr] = env.health(n) as f32;
+        row[6 + nr] = n as f32 / last_server;
+        row[7 + nr] = if env.holds_gpus(i) { 1.0 } else { 0.0 };
+    }
 }
 
 /// One row per server type (see the env's docs).
@@ -215,7 +262,7 @@ fn write_server_rows(env: &ClusterEnv, server_block: &mut [f32]) {
         let rec = &env.records[i as usize];
         let n = rec.server as usize;
         let spec = &env.tasks[i as usize];
-        let to_go_s = (rec.start_s + spec.estimate_s / env.servers[n].speed - env.now_s).max(0.0);
+        let to_go_s = (env.estimated_finish_s(i) - env.now_s).max(0.0);
         let cell = &mut server_block[n * sf + next_col];
         *cell = cell.min(to_go_s as f32);
         if env.config.extended_features {

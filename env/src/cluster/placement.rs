@@ -77,12 +77,15 @@ impl ClusterEnv {
         }
     }
 
-    /// True when `action` would be carried out as a placement (wait is not a placement);
-    /// under a commit discipline, when it chooses a queued task (which then starts as soon
-    /// as the discipline lets it).
+    /// True when `action` would be carried out as a placement (wait is not a placement), or
+    /// as a preemption or migration; under a commit discipline, when it chooses a queued
+    /// task (which then starts as soon as the discipline lets it).
     pub fn is_feasible_placement(&self, action: usize) -> bool {
         if action >= self.wait_action() {
             return false;
+        }
+        if self.is_running_action(action) {
+            return self.feasible_running_action(action).is_ok();
         }
         if self.config.discipline.commits() {
             let k = match self.config.action_mode {
@@ -99,7 +102,8 @@ impl ClusterEnv {
     }
 
     /// True when the agent has a real choice: a visible task fits now (greedy), or any task
-    /// is queued (a commit discipline, under which a task that does not fit may be chosen).
+    /// is queued (a commit discipline, under which a task that does not fit may be chosen),
+    /// or a running task may be preempted or moved (`[preemption]`).
     pub(super) fn any_feasible_placement(&self) -> bool {
         if self.config.discipline.commits() {
             return !self.queue.is_empty();
@@ -109,6 +113,7 @@ impl ClusterEnv {
             .iter()
             .flatten()
             .any(|&i| self.fits_somewhere_now(i))
+            || self.any_running_action()
     }
 
     /// True when the task could run on some server once it is empty, up and powered on.
@@ -127,11 +132,26 @@ impl ClusterEnv {
         }
     }
 
-    /// Starts queued task `i` (in a slot or the backlog) on server `n`, where it must fit.
+    /// Starts queued task `i` (in a slot or the backlog) on server `n`, where it must fit. A
+    /// task with checkpointed work first reads its checkpoint (`[preemption] restart_s`).
     pub(super) fn start_queued(&mut self, i: TaskIndex, n: usize) {
         if !self.queue.remove(i, &self.tasks) {
             return;
         }
+        let pause_s = match self.config.preemption {
+            Some(p) if self.records[i as usize].work_done_s > 0.0 => p.restart_s,
+            _ => 0.0,
+        };
+        self.run_on(i, n, pause_s);
+        self.records[i as usize].start_s = self.records[i as usize].run_start_s;
+        self.census.num_queued -= 1;
+        self.census.num_running += 1;
+    }
+
+    /// Holds task `i`'s demand on server `n` (where it must fit) and schedules its
+    /// completion: the run starts when the server is ready (now, or at the end of its boot),
+    /// works from `pause_s` later, and does the work the task has left.
+    pub(super) fn run_on(&mut self, i: TaskIndex, n: usize, pause_s: f64) {
         let spec = self.tasks[i as usize];
         let need = Need::of(&spec, self.gpu_key());
         let unit = self.gpu_key().map_or(0, |(_, u)| u as u16);
@@ -173,11 +193,13 @@ impl ClusterEnv {
             self.used[r] += u64::from(spec.demand[r]);
         }
         let server = &self.servers[n];
-        let start_s = now_s.max(server.ready_at_s);
-        let finish_s = start_s + spec.duration_s / server.speed;
+        let run_start_s = now_s.max(server.ready_at_s);
+        let works_from_s = run_start_s + pause_s;
         let rec = &mut self.records[i as usize];
+        let finish_s = works_from_s + (spec.duration_s - rec.work_done_s) / server.speed;
         rec.phase = TaskPhase::Running;
-        rec.start_s = start_s;
+        rec.run_start_s = run_start_s;
+        rec.works_from_s = works_from_s;
         rec.server = n as u32;
         rec.running_pos = self.running.len() as u32;
         rec.due_s = finish_s;
@@ -190,8 +212,14 @@ impl ClusterEnv {
                 server: n as u32,
             },
         );
-        self.census.num_queued -= 1;
-        self.census.num_running += 1;
+    }
+
+    /// When running task `i` will finish by its *estimate* (what schedulers and the
+    /// observation may know): the estimated work it has left, from when it works.
+    pub(super) fn estimated_finish_s(&self, i: TaskIndex) -> f64 {
+        let rec = &self.records[i as usize];
+        let left = (self.tasks[i as usize].estimate_s - rec.work_done_s).max(0.0);
+        rec.works_from_s + left / self.servers[rec.server as usize].speed
     }
 
     /// Gives a running task's resources back and takes it off the running list.

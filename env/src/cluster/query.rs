@@ -153,12 +153,14 @@ impl ClusterEnv {
             let rec = &self.records[i as usize];
             let server = rec.server as usize;
             RunningView {
+                index: i,
                 task_id: spec.id,
                 server,
                 demand: &spec.demand[..self.num_resources],
-                start_s: rec.start_s,
-                estimated_finish_s: rec.start_s + spec.estimate_s / self.servers[server].speed,
+                start_s: rec.run_start_s,
+                estimated_finish_s: self.estimated_finish_s(i),
                 priority: spec.priority,
+                work_at_risk_s: self.work_at_risk_s(i),
             }
         })
     }

@@ -14,6 +14,10 @@ pub enum RunEnd {
     Finished,
     /// Its server failed; the task was requeued or dropped (the scenario's `on_kill`).
     Killed,
+    /// A scheduler preempted it; the task was requeued (`[preemption]`).
+    Preempted,
+    /// A scheduler moved it to another server, where its next run continues its work.
+    Migrated,
     /// Still running when the schedule was read (the episode's end, or a truncation).
     Unfinished,
     /// Still waiting when the schedule was read (DeepRM only: a queued job, or one reserved
@@ -34,8 +38,8 @@ pub struct TaskRun {
     pub gpus: u16,
     /// Units held of each resource (the task's demand).
     pub demand: [u32; MAX_RESOURCES],
-    /// Since when the task waited for this run: its arrival, or the failure that killed its
-    /// previous run.
+    /// Since when the task waited for this run: its arrival, or the end of its previous run
+    /// (a kill, a preemption, or the migration that started this run).
     pub queued_s: f64,
     pub start_s: f64,
     pub end_s: f64,
@@ -145,20 +149,16 @@ impl ClusterEnv {
     fn run_of(&self, log: &Schedule, i: TaskIndex, end: RunEnd) -> TaskRun {
         let spec = &self.tasks[i as usize];
         let rec = &self.records[i as usize];
-        let queued_s = if rec.restarts == 0 {
-            spec.arrival_s
-        } else {
-            log.runs
-                .iter()
-                .rev()
-                .find(|r| r.task == i as usize && r.end == RunEnd::Killed)
-                .map_or(spec.arrival_s, |r| r.end_s)
-        };
+        let queued_s = log
+            .runs
+            .iter()
+            .rev()
+            .find(|r| r.task == i as usize)
+            .map_or(spec.arrival_s, |r| r.end_s);
         // A server still booting may hold a task whose start lies ahead of the clock.
-        let end_s = if end == RunEnd::Killed {
-            self.now_s
-        } else {
-            self.now_s.max(rec.start_s)
+        let end_s = match end {
+            RunEnd::Killed | RunEnd::Preempted | RunEnd::Migrated => self.now_s,
+            _ => self.now_s.max(rec.run_start_s),
         };
         TaskRun {
             task: i as usize,
@@ -168,7 +168,7 @@ impl ClusterEnv {
             gpus: rec.gpus,
             demand: spec.demand,
             queued_s,
-            start_s: rec.start_s.min(end_s),
+            start_s: rec.run_start_s.min(end_s),
             end_s,
             end,
         }

@@ -73,5 +73,7 @@ impl ClusterEnv {
         self.num_failures = 0;
         self.num_killed = 0;
         self.lost_work_s = 0.0;
+        self.num_preempted = 0;
+        self.num_migrated = 0;
     }
 }

@@ -83,6 +83,8 @@ impl ClusterEnv {
             num_failures: 0,
             num_killed: 0,
             lost_work_s: 0.0,
+            num_preempted: 0,
+            num_migrated: 0,
             schedule: None,
             obs_space,
             layout,

@@ -23,8 +23,16 @@ pub enum TaskPhase {
 #[derive(Clone, Copy, Debug)]
 pub struct TaskRecord {
     pub phase: TaskPhase,
+    /// When it last left the queue (a migration keeps it).
     pub start_s: f64,
     pub finish_s: f64,
+    /// When its current run began on its current server (a migration moves it), and when
+    /// that run starts working (after a boot, a checkpoint read or a migration pause).
+    pub run_start_s: f64,
+    pub works_from_s: f64,
+    /// Work (seconds on a speed-1 server) kept from earlier runs: their last checkpoint, or
+    /// all of it across a migration.
+    pub work_done_s: f64,
     /// Server it runs or ran on (`u32::MAX` before placement).
     pub server: u32,
     /// Position in the env's running list while `phase == Running`.
@@ -34,7 +42,7 @@ pub struct TaskRecord {
     pub due_s: f64,
     /// GPUs held while running (bit `i` = GPU `i` of the server), with per-GPU tracking.
     pub gpus: u16,
-    /// Times the task was killed by a server failure and requeued.
+    /// Times the task was killed by a server failure or preempted, and requeued.
     pub restarts: u32,
 }
 
@@ -43,6 +51,9 @@ impl TaskRecord {
         phase: TaskPhase::NotArrived,
         start_s: f64::NAN,
         finish_s: f64::NAN,
+        run_start_s: f64::NAN,
+        works_from_s: f64::NAN,
+        work_done_s: 0.0,
         server: u32::MAX,
         running_pos: u32::MAX,
         due_s: f64::NAN,
@@ -164,6 +175,9 @@ pub enum EventKind {
     PowerDown {
         server: u32,
     },
+    /// The monitoring interval of `[preemption] decide_every_s`: a decision for the
+    /// scheduler, which may preempt or move running tasks on what it reads now.
+    Tick,
 }
 
 #[derive(Clone, Copy, Debug)]

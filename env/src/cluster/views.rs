@@ -69,12 +69,16 @@ pub struct ServerView<'a> {
 /// (`start + estimate/speed`), never the true one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RunningView<'a> {
+    /// The env's handle for preempting or moving it ([`ClusterEnv::step_preempt`](super::ClusterEnv::step_preempt)).
+    pub index: u32,
     pub task_id: u64,
     pub server: usize,
     pub demand: &'a [u32],
     pub start_s: f64,
     pub estimated_finish_s: f64,
     pub priority: u8,
+    /// Work a preemption now would lose: done since its last checkpoint (speed-1 s).
+    pub work_at_risk_s: f64,
 }
 
 /// Head counts of the tasks that have arrived so far (for conservation checks).

@@ -36,14 +36,14 @@ impl DeepRmEnv {
             });
         }
         let class = |end: RunEnd| match end {
-            RunEnd::Finished | RunEnd::Killed => 0,
+            RunEnd::Finished | RunEnd::Killed | RunEnd::Preempted | RunEnd::Migrated => 0,
             RunEnd::Unfinished => 1,
             RunEnd::NotStarted => 2,
         };
         // Stable, so jobs that tie keep arrival order.
         runs.sort_by(|a, b| {
             let key = |r: &TaskRun| match r.end {
-                RunEnd::Finished | RunEnd::Killed => r.end_s,
+                RunEnd::Finished | RunEnd::Killed | RunEnd::Preempted | RunEnd::Migrated => r.end_s,
                 RunEnd::Unfinished => r.start_s,
                 RunEnd::NotStarted => 0.0,
             };

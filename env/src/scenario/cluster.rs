@@ -5,14 +5,14 @@
 use super::file::{
     ActionModeFile, ActionsFile, ClusterFile, FailureModelFile, FailuresFile, ForecastFile,
     GpuFile, HealthFile, IllegalFile, KillFile, OversizeFile, PlacementRuleFile, PowerFile,
-    PowerModelFile, ReservationFile, ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
+    PowerModelFile, PreemptionFile, ReservationFile, ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
 };
 use super::trace::{load_trace, resolve_trace};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{ResolvedWorkload, data_files, resolve_workload};
 use crate::cluster::{
     ActionMode, ClusterConfig, Discipline, Forecast, GpuConfig, HealthModel, IllegalAction,
-    KillPolicy, MAX_GPUS, OversizePolicy, PlacementRule, Reservation, ServerObs, ServerType,
+    KillPolicy, MAX_GPUS, OversizePolicy, PlacementRule, Preemption, Reservation, ServerObs, ServerType,
     TimeMode, fits_some_server_type,
 };
 use crate::trace::LoadedTrace;
@@ -121,6 +121,10 @@ pub(super) fn resolve_cluster(
         &server_types,
         &c,
     )?;
+    let preemption = match &file.preemption {
+        Some(p) => Some(preemption(p, discipline, file.observation.servers, &c)?),
+        None => None,
+    };
     let config = ClusterConfig {
         resources,
         server_types,
@@ -160,6 +164,7 @@ pub(super) fn resolve_cluster(
         extended_features: file.observation.extended,
         forecast: forecast(file.observation.forecast.as_ref(), &c)?,
         health,
+        preemption,
         source_files: data_files(&file.workload, path),
     };
     check_sizes(&config, &c)?;
@@ -244,6 +249,78 @@ fn health(
             false,
         )?,
     }))
+}
+
+/// `[preemption]`: `actions` (default both `"preempt"` and `"migrate"`), `running_rows`
+/// (default 8), `checkpoint_s` (default: no checkpoints), `restart_s`, `migration_s`,
+/// `gpu_migration_s` (default 0), `decide_every_s` (default: decisions at events only).
+fn preemption(
+    file: &PreemptionFile,
+    discipline: Discipline,
+    servers: ServerObsFile,
+    c: &Check<'_>,
+) -> Result<Preemption, ScenarioError> {
+    if discipline.commits() {
+        return Err(c.err(
+            "preemption",
+            format!(
+                "needs actions.discipline = \"greedy\" (under `{}` the env runs the clock \
+                 itself until a chosen task starts, so no decision could preempt)",
+                discipline.name()
+            ),
+        ));
+    }
+    let (mut preempt, mut migrate) = (false, false);
+    for name in file
+        .actions
+        .as_deref()
+        .unwrap_or(&["preempt".into(), "migrate".into()])
+    {
+        match name.as_str() {
+            "preempt" => preempt = true,
+            "migrate" => migrate = true,
+            other => {
+                return Err(c.err(
+                    "preemption.actions",
+                    format!("unknown action `{other}` (one of: preempt, migrate)"),
+                ));
+            }
+        }
+    }
+    if migrate && matches!(servers, ServerObsFile::PerType) {
+        return Err(c.err(
+            "preemption.actions",
+            "`migrate` names a destination server, so it needs observation.servers = \
+             \"per_server\"",
+        ));
+    }
+    let running_rows = file.running_rows.unwrap_or(8);
+    if running_rows == 0 {
+        return Err(c.err("preemption.running_rows", "must be >= 1"));
+    }
+    c.at_most(
+        "preemption.running_rows",
+        running_rows,
+        limits::MAX_SLOTS,
+        |n| format!("{n} rows of features per observation"),
+    )?;
+    let delay = |key: &str, value: Option<f64>| c.time_s(key, value.unwrap_or(0.0), true);
+    Ok(Preemption {
+        running_rows,
+        preempt,
+        migrate,
+        checkpoint_s: match file.checkpoint_s {
+            Some(s) => c.time_s("preemption.checkpoint_s", s, false)?,
+            None => f64::INFINITY,
+        },
+        restart_s: delay("preemption.restart_s", file.restart_s)?,
+        migration_s: delay("preemption.migration_s", file.migration_s)?,
+        gpu_migration_s: delay("preemption.gpu_migration_s", file.gpu_migration_s)?,
+        decide_every_s: match file.decide_every_s {
+            Some(s) => Some(c.time_s("preemption.decide_every_s", s, false)?),
+            None => None,
+        },
+    })
 }
 
 /// `[observation] forecast = { window_s = 600, period_s = 86400 }` (both optional).

@@ -89,6 +89,33 @@ impl ScenarioEnv {
         }
     }
 
+    /// Preempts a running task (see [`ClusterEnv::step_preempt`]).
+    pub fn step_preempt(&mut self, index: u32, obs: &mut [f32]) -> Result<Transition, EnvError> {
+        match self {
+            ScenarioEnv::Cluster(e) => e.step_preempt(index, obs),
+            ScenarioEnv::DeepRm(_) => Err(EnvError::IllegalTask {
+                index,
+                reason: "DeepRM's env has no preemption",
+            }),
+        }
+    }
+
+    /// Moves a running task to another server (see [`ClusterEnv::step_migrate`]).
+    pub fn step_migrate(
+        &mut self,
+        index: u32,
+        server: usize,
+        obs: &mut [f32],
+    ) -> Result<Transition, EnvError> {
+        match self {
+            ScenarioEnv::Cluster(e) => e.step_migrate(index, server, obs),
+            ScenarioEnv::DeepRm(_) => Err(EnvError::IllegalTask {
+                index,
+                reason: "DeepRM's env has no migration",
+            }),
+        }
+    }
+
     /// Chooses a queued task by its index (see [`ClusterEnv::step_task`]).
     pub fn step_task(&mut self, index: u32, obs: &mut [f32]) -> Result<Transition, EnvError> {
         match self {

@@ -39,7 +39,21 @@ pub(super) struct ClusterFile {
     pub(super) reward: RewardFile,
     #[serde(default)]
     pub(super) observation: ObservationFile,
+    pub(super) preemption: Option<PreemptionFile>,
     pub(super) workload: WorkloadFile,
+}
+
+/// `[preemption]`: running-task rows, preempt/migrate actions and checkpoint-restart.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreemptionFile {
+    pub(super) actions: Option<Vec<String>>,
+    pub(super) running_rows: Option<usize>,
+    pub(super) checkpoint_s: Option<f64>,
+    pub(super) restart_s: Option<f64>,
+    pub(super) migration_s: Option<f64>,
+    pub(super) gpu_migration_s: Option<f64>,
+    pub(super) decide_every_s: Option<f64>,
 }
 
 #[derive(Deserialize)]

@@ -98,6 +98,10 @@ pub enum Decision {
     Action(usize),
     /// A queued task by its index, visible or not ([`ScenarioEnv::step_task`]).
     Task(u32),
+    /// Stop a running task by its index and requeue it ([`ScenarioEnv::step_preempt`]).
+    Preempt(u32),
+    /// Move a running task by its index to a server ([`ScenarioEnv::step_migrate`]).
+    Migrate { task: u32, server: u32 },
 }
 
 /// A deterministic heuristic: a [`Rule`] applied to a [`Snapshot`] of the env.
@@ -292,6 +296,8 @@ fn run_steps(
         let stepped = match decision {
             Decision::Action(action) => env.step(action, &mut obs),
             Decision::Task(index) => env.step_task(index, &mut obs),
+            Decision::Preempt(index) => env.step_preempt(index, &mut obs),
+            Decision::Migrate { task, server } => env.step_migrate(task, server as usize, &mut obs),
         };
         stepped.map_err(|source| EpisodeError::Step {
             scheduler: scheduler.name(),

@@ -14,9 +14,10 @@
 //! - cluster (`cluster/query.rs`): `now_s`, `num_resources`, `num_slots`, `num_servers`,
 //!   `wait_action`, `wait_allowed`,
 //!   `action_mode`, `slot` (a [`SlotView`]: estimate, no duration), `server` (capacity, free
-//!   units, speed), `health` (the monitoring reading), `running` (estimated finish times),
-//!   `fits`, `action_index`,
-//!   `chosen_server`, `slot_action_index`;
+//!   units, speed), `health` (the monitoring reading), `running` (estimated finish times,
+//!   work at risk), `fits`, `action_index`,
+//!   `chosen_server`, `slot_action_index`, `preemption` (the scenario's options),
+//!   `can_migrate`;
 //! - DeepRM (`deeprm.rs`, "State API for schedulers"): `now_steps`, `num_resources`,
 //!   `num_slots`, `wait_action`, `wait_allowed`, `slot`, `capacity`, `free_at(0)`, `running`,
 //!   `fits_now`, `action_index`.
@@ -136,9 +137,38 @@ pub struct ServerInfo {
 /// A task holding resources on a server until its *estimated* finish time.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RunningTask {
+    /// The env's handle for preempting or moving it ([`Decision::Preempt`](super::Decision::Preempt)).
+    pub index: u32,
     pub server: usize,
     pub demand: [u32; MAX_RESOURCES],
     pub estimated_finish_s: f64,
+    pub priority: u8,
+    /// When its current run started.
+    pub started_s: f64,
+    /// Work a preemption now would lose (speed-1 s since its last checkpoint).
+    pub at_risk_s: f64,
+}
+
+impl RunningTask {
+    /// A task that started at 0 with nothing at risk (hand-built snapshots).
+    pub fn new(index: u32, server: usize, demand: &[u32], estimated_finish_s: f64) -> Self {
+        Self {
+            index,
+            server,
+            demand: padded(demand),
+            estimated_finish_s,
+            priority: 0,
+            started_s: 0.0,
+            at_risk_s: 0.0,
+        }
+    }
+}
+
+/// A migration the env would carry out now: move `running[running]` to `servers[server]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub running: usize,
+    pub server: usize,
 }
 
 /// A placement that the env would carry out now: start `tasks[task]` on `servers[server]`.
@@ -162,6 +192,11 @@ pub struct Snapshot {
     pub servers: Vec<ServerInfo>,
     pub running: Vec<RunningTask>,
     pub placements: Vec<Placement>,
+    /// May a scheduler preempt running tasks, or move them (`[preemption]`)?
+    pub can_preempt: bool,
+    pub can_migrate: bool,
+    /// Every migration possible now, when `can_migrate` (ascending by running task, server).
+    pub moves: Vec<Move>,
     pub wait_action: usize,
     /// False when the env forbids waiting now (a hold limit): a rule that would wait starts
     /// the longest-waiting placeable task instead (see `Heuristic::action_in`).
@@ -193,6 +228,9 @@ impl Snapshot {
         self.servers.clear();
         self.running.clear();
         self.placements.clear();
+        self.moves.clear();
+        self.can_preempt = false;
+        self.can_migrate = false;
         match env {
             ScenarioEnv::Cluster(env) => self.fill_cluster(env),
             ScenarioEnv::DeepRm(env) => self.fill_deeprm(env),
@@ -224,10 +262,30 @@ impl Snapshot {
             }
         }));
         self.running.extend(env.running().map(|r| RunningTask {
+            index: r.index,
             server: r.server,
             demand: padded(r.demand),
             estimated_finish_s: r.estimated_finish_s,
+            priority: r.priority,
+            started_s: r.start_s,
+            at_risk_s: r.work_at_risk_s,
         }));
+        if let Some(p) = env.preemption() {
+            self.can_preempt = p.preempt;
+            self.can_migrate = p.migrate;
+        }
+        if self.can_migrate {
+            for (j, r) in self.running.iter().enumerate() {
+                for n in 0..self.servers.len() {
+                    if env.can_migrate(r.index, n) {
+                        self.moves.push(Move {
+                            running: j,
+                            server: n,
+                        });
+                    }
+                }
+            }
+        }
         for (t, task) in self.tasks.iter().enumerate() {
             match env.action_mode() {
                 ActionMode::Placement => {
@@ -277,9 +335,13 @@ impl Snapshot {
             health: 0.0,
         });
         self.running.extend(env.running().map(|r| RunningTask {
+            index: r.index,
             server: 0,
             demand: padded(r.demand),
             estimated_finish_s: r.estimated_finish_s,
+            priority: r.priority,
+            started_s: r.start_s,
+            at_risk_s: 0.0,
         }));
         for (t, task) in self.tasks.iter().enumerate() {
             if env.fits_now(task.slot) {
@@ -324,6 +386,9 @@ impl Snapshot {
             servers,
             running,
             placements,
+            can_preempt: false,
+            can_migrate: false,
+            moves: Vec::new(),
             wait_action: num_slots * num_servers,
             wait_allowed: true,
             commit_fallback: None,
