@@ -24,6 +24,8 @@ mod observation;
 mod placement;
 mod power;
 mod preemption;
+#[cfg(test)]
+mod preemption_tests;
 mod query;
 pub mod reward;
 mod schedule;

@@ -143,7 +143,10 @@ fn write_running_rows(env: &ClusterEnv, block: &mut [f32]) {
     let last_server = env.servers.len().saturating_sub(1).max(1) as f32;
     block.fill(0.0);
     let rows = env.running_rows();
-    for (row, &i) in block.chunks_exact_mut(env.layout.running_features).zip(&rows) {
+    for (row, &i) in block
+        .chunks_exact_mut(env.layout.running_features)
+        .zip(&rows)
+    {
         let spec = &env.tasks[i as usize];
         let rec = &env.records[i as usize];
         let n = rec.server as usize;

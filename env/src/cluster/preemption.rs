@@ -8,11 +8,11 @@
 //! checkpointed, so a killed task restarts from scratch, as it always has.
 
 use super::ClusterEnv;
-use crate::api::{EnvError, Transition};
 use super::config::{ActionMode, KillPolicy, Preemption};
 use super::index;
 use super::schedule::RunEnd;
 use super::state::{Admission, EventKind, TaskIndex, TaskPhase};
+use crate::api::{EnvError, Transition};
 
 /// A preempt or migrate action, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,9 +128,10 @@ impl ClusterEnv {
             return false;
         }
         p.preempt
-            || self.running_rows().iter().any(|&i| {
-                (0..self.servers.len()).any(|m| self.migration_allowed(i, m).is_ok())
-            })
+            || self
+                .running_rows()
+                .iter()
+                .any(|&i| (0..self.servers.len()).any(|m| self.migration_allowed(i, m).is_ok()))
     }
 
     pub(super) fn apply_running_action(&mut self, action: RunningAction) {
@@ -195,7 +196,12 @@ impl ClusterEnv {
         let Some(p) = self.config.preemption else {
             return;
         };
-        let pause_s = p.migration_s + if self.holds_gpus(i) { p.gpu_migration_s } else { 0.0 };
+        let pause_s = p.migration_s
+            + if self.holds_gpus(i) {
+                p.gpu_migration_s
+            } else {
+                0.0
+            };
         // Stopping the run takes it off the running count; the new run puts it back.
         self.stop_run(i, RunEnd::Migrated, true);
         self.run_on(i, m, pause_s);
@@ -265,6 +271,21 @@ impl ClusterEnv {
         match self.records.get(index as usize) {
             Some(rec) if rec.phase == TaskPhase::Running => Ok(()),
             _ => Err("it is not running"),
+        }
+    }
+
+    /// The action that preempts running task `index` (`server: None`) or moves it to
+    /// `server`, when the task has a running row and the scenario offers that action.
+    pub fn running_action_index(&self, index: u32, server: Option<usize>) -> Option<usize> {
+        let p = self.config.preemption?;
+        let row = self.running_rows().iter().position(|&i| i == index)?;
+        let (preempt_at, migrate_at) = self.running_action_offsets();
+        match server {
+            None if p.preempt => Some(preempt_at + row),
+            Some(n) if p.migrate && n < self.servers.len() => {
+                Some(migrate_at + row * self.servers.len() + n)
+            }
+            _ => None,
         }
     }
 

@@ -5,15 +5,16 @@
 use super::file::{
     ActionModeFile, ActionsFile, ClusterFile, FailureModelFile, FailuresFile, ForecastFile,
     GpuFile, HealthFile, IllegalFile, KillFile, OversizeFile, PlacementRuleFile, PowerFile,
-    PowerModelFile, PreemptionFile, ReservationFile, ServerObsFile, ServerTypeFile, TimeFile, TimeModeFile,
+    PowerModelFile, PreemptionFile, ReservationFile, ServerObsFile, ServerTypeFile, TimeFile,
+    TimeModeFile,
 };
 use super::trace::{load_trace, resolve_trace};
 use super::validate::{Check, ScenarioError, human_bytes, limits};
 use super::workload::{ResolvedWorkload, data_files, resolve_workload};
 use crate::cluster::{
     ActionMode, ClusterConfig, Discipline, Forecast, GpuConfig, HealthModel, IllegalAction,
-    KillPolicy, MAX_GPUS, OversizePolicy, PlacementRule, Preemption, Reservation, ServerObs, ServerType,
-    TimeMode, fits_some_server_type,
+    KillPolicy, MAX_GPUS, OversizePolicy, PlacementRule, Preemption, Reservation, ServerObs,
+    ServerType, TimeMode, fits_some_server_type,
 };
 use crate::trace::LoadedTrace;
 use crate::workload::{MAX_RESOURCES, Synthetic, TaskSource};

@@ -26,6 +26,9 @@
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
 //! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
+//! | `preempt[:BASE]` | [`PriorityPreemption`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
+//! | `defrag[:BASE]` | [`Defrag`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
+//! | `evacuate[:BASE[:THRESHOLD]]` | [`Evacuate`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
 //!
 //! Every scheduler above except `lookahead` reads only what a real scheduler could see.
@@ -40,6 +43,7 @@
 //! ```
 
 mod lookahead;
+mod preemptive;
 mod priority;
 mod registry;
 mod rule_selection;
@@ -49,6 +53,7 @@ mod smallest_demand;
 mod snapshot;
 
 pub use lookahead::Lookahead;
+pub use preemptive::{Defrag, Evacuate, PriorityPreemption};
 pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
@@ -57,7 +62,7 @@ pub use rule_selection::{RuleChooser, RuleSelectionEnv, RuleSelectionError};
 pub use rules::{Rule, WeightedParams};
 pub use safe::{Safe, keep_off_risky};
 pub use smallest_demand::SmallestDemand;
-pub use snapshot::{Placement, QueuedTask, RunningTask, ServerInfo, Snapshot, WaitingTask};
+pub use snapshot::{Move, Placement, QueuedTask, RunningTask, ServerInfo, Snapshot, WaitingTask};
 
 use crate::api::{Env, EnvError};
 use crate::cluster::Discipline;

@@ -5,6 +5,7 @@
 //! its code plus one entry here.
 
 use super::lookahead::Lookahead;
+use super::preemptive::{Defrag, Evacuate, PriorityPreemption};
 use super::priority::{Priority, PriorityScheduler};
 use super::rules::{Rule, WeightedParams};
 use super::safe::Safe;
@@ -180,8 +181,43 @@ pub const REGISTRY: &[Registered] = &[
         "safe",
         "[:BASE[:THRESHOLD]]",
         false,
-        Build::Scheduler(|p| Ok(Box::new(safe(p)?))),
+        Build::Scheduler(|p| {
+            let (base, threshold) = base_and_threshold(p)?;
+            Ok(Box::new(Safe::new(base, threshold)))
+        }),
         "BASE (default tetris) kept off servers whose health reading is at or above THRESHOLD (default 0.5)",
+    ),
+    entry(
+        "preempt",
+        "[:BASE]",
+        false,
+        Build::Scheduler(|p| {
+            Ok(Box::new(PriorityPreemption::new(base_heuristic(
+                p.unwrap_or("tetris"),
+            )?)))
+        }),
+        "strict priority classes; a blocked higher-class task preempts lower-class tasks ([preemption] scenarios; BASE default tetris)",
+    ),
+    entry(
+        "defrag",
+        "[:BASE]",
+        false,
+        Build::Scheduler(|p| {
+            Ok(Box::new(Defrag::new(base_heuristic(
+                p.unwrap_or("tetris"),
+            )?)))
+        }),
+        "moves one small running task to make room for the oldest task when it fits nowhere ([preemption] scenarios; BASE default tetris)",
+    ),
+    entry(
+        "evacuate",
+        "[:BASE[:THRESHOLD]]",
+        false,
+        Build::Scheduler(|p| {
+            let (base, threshold) = base_and_threshold(p)?;
+            Ok(Box::new(Evacuate::new(base, threshold)))
+        }),
+        "safe, and moves running tasks off servers whose health reading is at or above THRESHOLD ([preemption] scenarios)",
     ),
 ];
 
@@ -359,8 +395,9 @@ fn base_heuristic(base: &str) -> Result<Heuristic, String> {
     Ok(Heuristic::new(base, rule))
 }
 
-/// `safe[:BASE[:THRESHOLD]]`; BASE may carry its own parameters (`weighted:1:0.5:0.6`).
-fn safe(params: Option<&str>) -> Result<Safe, String> {
+/// `[:BASE[:THRESHOLD]]` of `safe` and `evacuate`; BASE may carry its own parameters
+/// (`weighted:1:0.5:0.6`).
+fn base_and_threshold(params: Option<&str>) -> Result<(Heuristic, f64), String> {
     let (base, threshold) = match params {
         None => ("tetris", "0.5"),
         Some(p) => match p.rsplit_once(':') {
@@ -374,7 +411,7 @@ fn safe(params: Option<&str>) -> Result<Safe, String> {
     if !(0.0..=1.0).contains(&threshold) {
         return Err(format!("THRESHOLD {threshold} is outside [0, 1]"));
     }
-    Ok(Safe::new(base_heuristic(base)?, threshold))
+    Ok((base_heuristic(base)?, threshold))
 }
 
 fn weighted_params(params: Option<&str>) -> Result<WeightedParams, String> {
@@ -408,6 +445,9 @@ mod tests {
             let expected = match r.name {
                 "lookahead" => "lookahead:tetris:0",
                 "safe" => "safe:tetris:0.5",
+                "evacuate" => "evacuate:tetris:0.5",
+                "preempt" => "preempt:tetris",
+                "defrag" => "defrag:tetris",
                 name => name,
             };
             assert_eq!(by_name(r.name).unwrap().name(), expected);

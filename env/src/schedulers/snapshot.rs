@@ -147,6 +147,8 @@ pub struct RunningTask {
     pub started_s: f64,
     /// Work a preemption now would lose (speed-1 s since its last checkpoint).
     pub at_risk_s: f64,
+    /// The action that preempts it, when it has a running row (`[preemption]`).
+    pub preempt_action: Option<usize>,
 }
 
 impl RunningTask {
@@ -160,6 +162,7 @@ impl RunningTask {
             priority: 0,
             started_s: 0.0,
             at_risk_s: 0.0,
+            preempt_action: None,
         }
     }
 }
@@ -169,6 +172,8 @@ impl RunningTask {
 pub struct Move {
     pub running: usize,
     pub server: usize,
+    /// The action that makes the move, when the task has a running row.
+    pub action: Option<usize>,
 }
 
 /// A placement that the env would carry out now: start `tasks[task]` on `servers[server]`.
@@ -269,6 +274,7 @@ impl Snapshot {
             priority: r.priority,
             started_s: r.start_s,
             at_risk_s: r.work_at_risk_s,
+            preempt_action: env.running_action_index(r.index, None),
         }));
         if let Some(p) = env.preemption() {
             self.can_preempt = p.preempt;
@@ -281,6 +287,7 @@ impl Snapshot {
                         self.moves.push(Move {
                             running: j,
                             server: n,
+                            action: env.running_action_index(r.index, Some(n)),
                         });
                     }
                 }
@@ -342,6 +349,7 @@ impl Snapshot {
             priority: r.priority,
             started_s: r.start_s,
             at_risk_s: 0.0,
+            preempt_action: None,
         }));
         for (t, task) in self.tasks.iter().enumerate() {
             if env.fits_now(task.slot) {
