@@ -161,8 +161,9 @@ pub enum NetworkError {
     )]
     NoSetStructure(ObsLayout),
     #[error(
-        "network.arch = \"set\" and \"kernel\" score placements or slots followed by wait, for \
-         the observation's {slots} slot rows and {servers} server rows; the env's actions are {actions:?}"
+        "network.arch = \"set\" and \"kernel\" score placements or slots followed by wait \
+         (\"kernel\" also preempt and migrate actions on running rows), for the observation's \
+         {slots} slot rows and {servers} server rows; the env's actions are {actions:?}"
     )]
     UnsupportedActions {
         actions: ActionLayout,
@@ -178,6 +179,14 @@ pub enum NetworkError {
 enum ActionMode {
     Pair,
     Slot,
+}
+
+/// The preempt and migrate blocks between the placements and wait (`[preemption]`), over the
+/// observation's running rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RunningBlocks {
+    preempt: bool,
+    migrate: bool,
 }
 
 fn linear(path: nn::Path, inputs: i64, outputs: i64, gain: f64) -> nn::Linear {
@@ -279,6 +288,18 @@ impl Mlp {
     }
 }
 
+/// The running rows `[B, R, fr]` that follow the slot rows (`[preemption]`).
+fn running_rows(l: ObsLayout, obs: &Tensor) -> Tensor {
+    let b = obs.size()[0];
+    let start = l.global + l.server_rows * l.server_features + l.slot_rows * l.slot_features;
+    obs.narrow(
+        1,
+        start as i64,
+        (l.running_rows * l.running_features) as i64,
+    )
+    .reshape([b, l.running_rows as i64, l.running_features as i64])
+}
+
 /// Splits `[B, dim]` into global `[B, g]`, servers `[B, S, fs]` and slots `[B, K, fk]`.
 fn split_rows(l: ObsLayout, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
     let b = obs.size()[0];
@@ -314,23 +335,55 @@ struct SetNet {
 }
 
 impl ActionMode {
-    /// How the set network scores `actions` for observations laid out as `layout`.
-    fn of(layout: ObsLayout, actions: &ActionLayout) -> Result<Self, NetworkError> {
+    /// How the set and kernel networks score `actions` for observations laid out as
+    /// `layout`: placements or slots, then the running rows' blocks if any, then wait.
+    fn of(
+        layout: ObsLayout,
+        actions: &ActionLayout,
+    ) -> Result<(Self, RunningBlocks), NetworkError> {
         let (slot_rows, server_rows) = (layout.slot_rows, layout.server_rows);
-        match actions.blocks.as_slice() {
-            [
-                ActionBlock::Placements { slots, servers },
-                ActionBlock::Wait,
-            ] if *slots == slot_rows && *servers == server_rows => Ok(Self::Pair),
-            [ActionBlock::Slots { slots }, ActionBlock::Wait] if *slots == slot_rows => {
-                Ok(Self::Slot)
+        let unsupported = || NetworkError::UnsupportedActions {
+            actions: actions.clone(),
+            slots: slot_rows,
+            servers: server_rows,
+        };
+        let [first, middle @ .., ActionBlock::Wait] = actions.blocks.as_slice() else {
+            return Err(unsupported());
+        };
+        let mode = match *first {
+            ActionBlock::Placements { slots, servers }
+                if slots == slot_rows && servers == server_rows =>
+            {
+                Self::Pair
             }
-            _ => Err(NetworkError::UnsupportedActions {
-                actions: actions.clone(),
-                slots: slot_rows,
-                servers: server_rows,
-            }),
-        }
+            ActionBlock::Slots { slots } if slots == slot_rows => Self::Slot,
+            _ => return Err(unsupported()),
+        };
+        let rows = layout.running_rows;
+        let running = match middle {
+            [] => RunningBlocks::default(),
+            [ActionBlock::Preempt { rows: r }] if *r == rows => RunningBlocks {
+                preempt: true,
+                migrate: false,
+            },
+            [ActionBlock::Migrate { rows: r, servers }]
+                if *r == rows && *servers == server_rows =>
+            {
+                RunningBlocks {
+                    preempt: false,
+                    migrate: true,
+                }
+            }
+            [
+                ActionBlock::Preempt { rows: r },
+                ActionBlock::Migrate { rows: r2, servers },
+            ] if *r == rows && *r2 == rows && *servers == server_rows => RunningBlocks {
+                preempt: true,
+                migrate: true,
+            },
+            _ => return Err(unsupported()),
+        };
+        Ok((mode, running))
     }
 }
 
@@ -423,26 +476,43 @@ impl SetNet {
     }
 }
 
-/// RLScheduler's kernel network: one MLP applied to every action's own features.
+/// RLScheduler's kernel network: one MLP applied to every action's own features. With
+/// running rows, a second kernel scores each preempt action on (running row, global) and a
+/// third each migration on (running row, destination server, global).
 #[derive(Debug)]
 struct KernelNet {
     layout: ObsLayout,
     mode: ActionMode,
     kernel: Trunk,
     kernel_head: nn::Linear,
+    preempt_kernel: Option<(Trunk, nn::Linear)>,
+    migrate_kernel: Option<(Trunk, nn::Linear)>,
     wait_head: nn::Linear,
     critic: Trunk,
     value_head: nn::Linear,
 }
 
 impl KernelNet {
-    fn new(root: &nn::Path, config: &NetworkConfig, layout: ObsLayout, mode: ActionMode) -> Self {
-        let (g, fs, fk) = (
+    fn new(
+        root: &nn::Path,
+        config: &NetworkConfig,
+        layout: ObsLayout,
+        mode: ActionMode,
+        running: RunningBlocks,
+    ) -> Self {
+        let (g, fs, fk, fr) = (
             layout.global as i64,
             layout.server_features as i64,
             layout.slot_features as i64,
+            layout.running_features as i64,
         );
         let last = *config.hidden.last().expect("validated non-empty");
+        let scorer = |name: &str, inputs: i64| {
+            (
+                Trunk::new(&(root / name), inputs, &config.hidden, config.activation),
+                linear(root / format!("{name}_head"), last, 1, 0.01),
+            )
+        };
         Self {
             layout,
             mode,
@@ -453,6 +523,10 @@ impl KernelNet {
                 config.activation,
             ),
             kernel_head: linear(root / "kernel_head", last, 1, 0.01),
+            preempt_kernel: running.preempt.then(|| scorer("preempt_kernel", fr + g)),
+            migrate_kernel: running
+                .migrate
+                .then(|| scorer("migrate_kernel", fr + fs + g)),
             wait_head: linear(root / "wait_head", last, 1, 0.01),
             critic: Trunk::new(
                 &(root / "critic"),
@@ -498,15 +572,46 @@ impl KernelNet {
             }
         };
         let hidden = self.kernel.forward(&inputs); // [B, A, H]
-        let scores = self.kernel_head.forward(&hidden).squeeze_dim(-1); // [B, A]
-        let wait = self
-            .wait_head
-            .forward(&hidden.mean_dim(1, false, Kind::Float)); // [B, 1]
+        let mut scores = vec![self.kernel_head.forward(&hidden).squeeze_dim(-1)]; // [B, A]
+        if self.preempt_kernel.is_some() || self.migrate_kernel.is_some() {
+            let running = running_rows(self.layout, obs); // [B, R, fr]
+            let r = running.size()[1];
+            if let Some((trunk, head)) = &self.preempt_kernel {
+                let inputs = Tensor::cat(
+                    &[
+                        running.shallow_clone(),
+                        global.unsqueeze(1).expand([-1, r, -1], false),
+                    ],
+                    2,
+                );
+                scores.push(head.forward(&trunk.forward(&inputs)).squeeze_dim(-1)); // [B, R]
+            }
+            if let Some((trunk, head)) = &self.migrate_kernel {
+                let n = servers.size()[1];
+                let inputs = Tensor::cat(
+                    &[
+                        running.unsqueeze(2).expand([-1, r, n, -1], false),
+                        servers.unsqueeze(1).expand([-1, r, n, -1], false),
+                        global
+                            .unsqueeze(1)
+                            .unsqueeze(1)
+                            .expand([-1, r, n, -1], false),
+                    ],
+                    3,
+                )
+                .reshape([b, r * n, -1]);
+                scores.push(head.forward(&trunk.forward(&inputs)).squeeze_dim(-1)); // [B, R*S]
+            }
+        }
+        scores.push(
+            self.wait_head
+                .forward(&hidden.mean_dim(1, false, Kind::Float)), // [B, 1]
+        );
         let value = self
             .value_head
             .forward(&self.critic.forward(obs))
             .squeeze_dim(-1);
-        (Tensor::cat(&[scores, wait], 1), value)
+        (Tensor::cat(&scores, 1), value)
     }
 }
 
@@ -583,11 +688,19 @@ impl Policy {
                 if layout.server_rows == 0 || layout.slot_rows == 0 {
                     return Err(NetworkError::NoSetStructure(layout));
                 }
-                let mode = ActionMode::of(layout, actions)?;
-                if config.arch == Arch::Set {
-                    Net::Set(Box::new(SetNet::new(&root, config, layout, mode)))
-                } else {
-                    Net::Kernel(Box::new(KernelNet::new(&root, config, layout, mode)))
+                let (mode, running) = ActionMode::of(layout, actions)?;
+                match config.arch {
+                    Arch::Set if running != RunningBlocks::default() => {
+                        return Err(NetworkError::UnsupportedActions {
+                            actions: actions.clone(),
+                            slots: layout.slot_rows,
+                            servers: layout.server_rows,
+                        });
+                    }
+                    Arch::Set => Net::Set(Box::new(SetNet::new(&root, config, layout, mode))),
+                    _ => Net::Kernel(Box::new(KernelNet::new(
+                        &root, config, layout, mode, running,
+                    ))),
                 }
             }
         };
@@ -950,11 +1063,15 @@ mod tests {
         assert_eq!(slots.num_actions(), 11);
         assert_eq!(pairs.num_actions(), 11);
         assert_eq!(
-            ActionMode::of(layout, &ActionLayout::slots_then_wait(10)).unwrap(),
+            ActionMode::of(layout, &ActionLayout::slots_then_wait(10))
+                .unwrap()
+                .0,
             ActionMode::Slot
         );
         assert_eq!(
-            ActionMode::of(layout, &ActionLayout::placements_then_wait(10, 1)).unwrap(),
+            ActionMode::of(layout, &ActionLayout::placements_then_wait(10, 1))
+                .unwrap()
+                .0,
             ActionMode::Pair
         );
         assert!(
@@ -967,5 +1084,76 @@ mod tests {
                 .size()
                 == [1, 11]
         );
+    }
+
+    /// With running rows, the kernel network scores placements, then one preempt action per
+    /// row from that row alone, then one migration per (row, server): swapping two running
+    /// rows swaps their scores. The set network refuses those blocks.
+    #[test]
+    fn the_kernel_network_scores_preempt_and_migrate_actions_per_row() {
+        let layout = ObsLayout {
+            global: 2,
+            server_rows: 3,
+            server_features: 2,
+            slot_rows: 2,
+            slot_features: 2,
+            running_rows: 2,
+            running_features: 3,
+        };
+        let actions = ActionLayout {
+            blocks: vec![
+                ActionBlock::Placements {
+                    slots: 2,
+                    servers: 3,
+                },
+                ActionBlock::Preempt { rows: 2 },
+                ActionBlock::Migrate {
+                    rows: 2,
+                    servers: 3,
+                },
+                ActionBlock::Wait,
+            ],
+            rules: Vec::new(),
+        };
+        let config = NetworkConfig {
+            arch: Arch::Kernel,
+            hidden: vec![8],
+            ..NetworkConfig::default()
+        };
+        let policy = with_torch_rng(Some(0), || {
+            Policy::new(&config, layout, &actions, Head::Logits, Device::Cpu).unwrap()
+        });
+        assert_eq!(policy.num_actions(), 6 + 2 + 6 + 1);
+        let mut obs: Vec<f32> = (0..layout.dim()).map(|i| (i as f32 * 0.37).sin()).collect();
+        let logits = |obs: &[f32]| -> Vec<f32> {
+            let t = Tensor::from_slice(obs).reshape([1, -1]);
+            Vec::<f32>::try_from(policy.forward(&t).0.reshape([-1])).unwrap()
+        };
+        let before = logits(&obs);
+        let running_start = layout.dim() - 6;
+        let (row0, row1) = obs[running_start..].split_at_mut(3);
+        row0.swap_with_slice(row1);
+        let after = logits(&obs);
+        // Equal up to float summation order within a batch.
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(
+            close(&before[..6], &after[..6]),
+            "placements read no running row"
+        );
+        assert!(close(&before[6..8], &[after[7], after[6]]));
+        assert!(close(&before[8..11], &after[11..14]));
+        assert!(close(&before[11..14], &after[8..11]));
+        assert!(
+            !close(&before[6..8], &before[8..10]),
+            "rows differ, so do scores"
+        );
+        let set = NetworkConfig {
+            arch: Arch::Set,
+            ..config
+        };
+        assert!(matches!(
+            Policy::new(&set, layout, &actions, Head::Logits, Device::Cpu),
+            Err(NetworkError::UnsupportedActions { .. })
+        ));
     }
 }
