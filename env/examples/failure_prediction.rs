@@ -8,9 +8,11 @@
 //!    within the lead time". θ is the value in 0.01, 0.02, …, 1.00 with the best F1 on the
 //!    training histories.
 //! 3. **Its precision and recall** are measured on `test` episodes with disjoint seeds.
-//! 4. **Tasks saved:** on the test seeds, the base heuristic and `safe:BASE:θ`, which keeps
-//!    new tasks off servers whose reading predicts a failure. The program prints the task runs
-//!    killed by failures, the work lost, and the completion-aware mean slowdown.
+//! 4. **Tasks saved:** on the test seeds, the base heuristic, `safe:BASE:θ`, which keeps new
+//!    tasks off servers whose reading predicts a failure, and (in scenarios that allow
+//!    migration, `[preemption]`) `evacuate:BASE:θ`, which also moves running tasks off them.
+//!    The program prints the task runs killed by failures, the work lost, the migrations and
+//!    the completion-aware mean slowdown.
 //!
 //! Run: `cargo run --release -p lepton-env --example failure_prediction -- \
 //!       configs/scenarios/cloud-ops.toml tetris 64 64`
@@ -77,22 +79,33 @@ fn scores(samples: &[(f64, bool)], threshold: f64) -> (f64, f64, f64) {
     (precision, recall, f1)
 }
 
-/// Σ killed runs, Σ lost work, mean completion-aware slowdown of `name` on `seeds`.
-fn outcomes(scenario: &Scenario, name: &str, seeds: std::ops::Range<u64>) -> (usize, f64, f64) {
+/// Σ killed runs, Σ lost work, Σ migrations, mean completion-aware slowdown of `name` on
+/// `seeds`.
+fn outcomes(
+    scenario: &Scenario,
+    name: &str,
+    seeds: std::ops::Range<u64>,
+) -> (usize, f64, usize, f64) {
     let n = seeds.end - seeds.start;
-    let per_seed: Vec<(usize, f64, f64)> = seeds
+    let per_seed: Vec<(usize, f64, usize, f64)> = seeds
         .into_par_iter()
         .map(|seed| {
             let mut env = scenario.build();
             let mut scheduler = by_name(name).unwrap_or_else(|e| panic!("{e}"));
             let m = run_episode(scheduler.as_mut(), &mut env, seed).expect("episode");
-            (m.num_killed, m.lost_work_s, m.completion_slowdown)
+            (
+                m.num_killed,
+                m.lost_work_s,
+                m.num_migrated,
+                m.completion_slowdown,
+            )
         })
         .collect();
     let killed = per_seed.iter().map(|o| o.0).sum();
     let lost = per_seed.iter().map(|o| o.1).sum();
-    let slowdown = per_seed.iter().map(|o| o.2).sum::<f64>() / n as f64;
-    (killed, lost, slowdown)
+    let migrated = per_seed.iter().map(|o| o.2).sum();
+    let slowdown = per_seed.iter().map(|o| o.3).sum::<f64>() / n as f64;
+    (killed, lost, migrated, slowdown)
 }
 
 fn main() {
@@ -129,12 +142,17 @@ fn main() {
         held_out.len(),
         held_out.iter().filter(|s| s.1).count()
     );
-    let safe = format!("safe:{base}:{threshold}");
-    for name in [base, safe.as_str()] {
-        let (killed, lost, slowdown) = outcomes(&scenario, name, test_seeds.clone());
+    let mut names = vec![base.to_string(), format!("safe:{base}:{threshold}")];
+    let migrates =
+        matches!(&scenario, Scenario::Cluster(c) if c.preemption.is_some_and(|p| p.migrate));
+    if migrates {
+        names.push(format!("evacuate:{base}:{threshold}"));
+    }
+    for name in &names {
+        let (killed, lost, migrated, slowdown) = outcomes(&scenario, name, test_seeds.clone());
         println!(
-            "{name:>20}: task runs killed {killed}, work lost {lost:.0} s, completion-aware \
-             mean slowdown {slowdown:.3}"
+            "{name:>24}: task runs killed {killed}, work lost {lost:.0} s, migrations \
+             {migrated}, completion-aware mean slowdown {slowdown:.3}"
         );
     }
 }

@@ -193,20 +193,25 @@ impl ClusterEnv {
     /// Moves running task `i` to server `m` with all its work; it pauses for the migration
     /// (longer when it holds GPUs) and holds `m`'s resources from now.
     pub(super) fn migrate(&mut self, i: TaskIndex, m: usize) {
-        let Some(p) = self.config.preemption else {
-            return;
-        };
-        let pause_s = p.migration_s
-            + if self.holds_gpus(i) {
-                p.gpu_migration_s
-            } else {
-                0.0
-            };
+        let pause_s = self.migration_pause_s(i);
         // Stopping the run takes it off the running count; the new run puts it back.
         self.stop_run(i, RunEnd::Migrated, true);
         self.run_on(i, m, pause_s);
         self.census.num_running += 1;
         self.num_migrated += 1;
+    }
+
+    /// How long a migration pauses task `i`: `migration_s`, plus `gpu_migration_s` when it
+    /// holds GPUs (0 without `[preemption]`).
+    pub fn migration_pause_s(&self, i: TaskIndex) -> f64 {
+        self.config.preemption.map_or(0.0, |p| {
+            p.migration_s
+                + if self.holds_gpus(i) {
+                    p.gpu_migration_s
+                } else {
+                    0.0
+                }
+        })
     }
 
     /// True when task `i` asks for units of the `[gpu]` resource.

@@ -10,7 +10,8 @@
 //!   the server it fits tightest), then starts the oldest task in the room made.
 //! - [`Evacuate`] (`evacuate[:BASE[:THRESHOLD]]`): failure prediction in action. A task
 //!   running on a server whose health reading is at or above THRESHOLD moves to the tightest
-//!   server below it (the task with the most work done first); placements are `safe`'s.
+//!   server below it (the task with the most work done first), unless it is estimated to end
+//!   within the move's pause; placements are `safe`'s.
 //!
 //! Each decides with a [`Decision`] (the task by its index, so any running task may be
 //! chosen); `act` returns the action of that decision when the task has a running row, else
@@ -220,7 +221,9 @@ impl Evacuate {
         let mut best: Option<(f64, u32, f64, Move)> = None;
         for m in &s.moves {
             let r = &s.running[m.running];
-            if !risky(s, r.server) || risky(s, m.server) {
+            // A task estimated to end within the pause gains nothing from the move.
+            let ends_soon = r.estimated_finish_s - s.now_s <= m.pause_s;
+            if !risky(s, r.server) || risky(s, m.server) || ends_soon {
                 continue;
             }
             // The most work done first (the earliest start), then the tightest destination.

@@ -17,7 +17,7 @@
 //!   units, speed), `health` (the monitoring reading), `running` (estimated finish times,
 //!   work at risk), `fits`, `action_index`,
 //!   `chosen_server`, `slot_action_index`, `preemption` (the scenario's options),
-//!   `can_migrate`;
+//!   `can_migrate`, `running_action_index`, `migration_pause_s`;
 //! - DeepRM (`deeprm.rs`, "State API for schedulers"): `now_steps`, `num_resources`,
 //!   `num_slots`, `wait_action`, `wait_allowed`, `slot`, `capacity`, `free_at(0)`, `running`,
 //!   `fits_now`, `action_index`.
@@ -168,12 +168,14 @@ impl RunningTask {
 }
 
 /// A migration the env would carry out now: move `running[running]` to `servers[server]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Move {
     pub running: usize,
     pub server: usize,
     /// The action that makes the move, when the task has a running row.
     pub action: Option<usize>,
+    /// How long the move pauses the task.
+    pub pause_s: f64,
 }
 
 /// A placement that the env would carry out now: start `tasks[task]` on `servers[server]`.
@@ -288,6 +290,7 @@ impl Snapshot {
                             running: j,
                             server: n,
                             action: env.running_action_index(r.index, Some(n)),
+                            pause_s: env.migration_pause_s(r.index),
                         });
                     }
                 }
