@@ -66,6 +66,19 @@ fn shipped_scenarios_in_other_modes_pass_check_env() {
             "[queue]",
             "[observation]\nextended = true\n[queue]",
         ),
+        // Preemption only, in slot mode, with an illegal action that waits.
+        (
+            "tiny",
+            "[actions]\nmode = \"placement\"\nillegal = \"error\"",
+            "[actions]\nmode = \"slot\"\nillegal = \"wait\"\n[preemption]\nactions = [\"preempt\"]\n\
+             running_rows = 3\ncheckpoint_s = 2.0\nrestart_s = 1.0",
+        ),
+        // Both actions, with ticks, on tiny's placement mode.
+        (
+            "tiny",
+            "[actions]",
+            "[preemption]\nrunning_rows = 4\nmigration_s = 1.0\ndecide_every_s = 3.0\n[actions]",
+        ),
     ];
     for (name, from, to) in variants {
         let text = shipped_text(name).replace(from, to);
@@ -163,6 +176,36 @@ fn bad_values_name_the_key_and_the_reason() {
         (
             shipped_text("tiny").replace("name = \"tiny\"", "name = \"tiny\"\nmodel = \"k8s\""),
             "model",
+        ),
+        (
+            shipped_text("tiny").replace("[actions]", "[preemption]\nrunning_rows = 0\n[actions]"),
+            "preemption.running_rows",
+        ),
+        (
+            shipped_text("tiny")
+                .replace("[actions]", "[preemption]\nactions = [\"kill\"]\n[actions]"),
+            "preemption.actions",
+        ),
+        (
+            shipped_text("tiny")
+                .replace("[actions]", "[preemption]\ncheckpoint_s = -5.0\n[actions]"),
+            "preemption.checkpoint_s",
+        ),
+        (
+            shipped_text("tiny")
+                .replace(
+                    "mode = \"placement\"",
+                    "mode = \"slot\"\ndiscipline = \"easy\"",
+                )
+                .replace("[actions]", "[preemption]\n[actions]"),
+            "preemption",
+        ),
+        (
+            shipped_text("cloud").replace(
+                "[queue]",
+                "[observation]\nservers = \"per_type\"\n[preemption]\n[queue]",
+            ),
+            "preemption.actions",
         ),
     ];
     for (text, key) in cases {

@@ -169,6 +169,7 @@ impl ClusterEnv {
     /// In event-driven mode, jumps over instants where only wait is legal.
     pub(super) fn skip_to_decision(&mut self) {
         self.update_episode_end();
+        self.refresh_running_rows();
         if self.config.time_mode != TimeMode::EventDriven {
             return;
         }
@@ -179,6 +180,7 @@ impl ClusterEnv {
             }
             self.wait();
             self.update_episode_end();
+            self.refresh_running_rows();
         }
     }
 

@@ -77,7 +77,15 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// [`Discipline`] (`strict`, `easy`, `conservative`; slot mode) every occupied slot is legal,
 /// the chosen task is the next to start (the step returns once it has started, backfilling
 /// meanwhile as the discipline allows), and waiting is legal only while a task runs.
-/// [`ClusterEnv::step_task`] chooses any queued task, visible or not. Several placements may
+/// [`ClusterEnv::step_task`] chooses any queued task, visible or not.
+///
+/// With `[preemption]` ([`Preemption`]), two blocks come before wait: one *preempt* action per
+/// running row (stop the row's task and requeue it), then one *migrate* action per (running
+/// row, server) (move the task there with its work). A preempt action is legal when its row
+/// holds a task; a migration when the task fits on the destination now (as a placement would)
+/// and the destination is not its own server. While a task runs, some such action is legal,
+/// so every event is a decision; `decide_every_s` adds a decision every that many seconds.
+/// [`ClusterEnv::step_preempt`] and [`ClusterEnv::step_migrate`] name any running task. Several placements may
 /// happen at the same instant: a placement never moves the clock. An illegal action returns
 /// [`EnvError::Illegal`](crate::api::EnvError::Illegal) with the state unchanged, or acts as wait when the scenario sets
 /// `illegal_action = "wait"`.
@@ -88,7 +96,8 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// mode a wait advances the clock by `step_s` and nothing is skipped.
 ///
 /// # Observation
-/// A flat `f32` vector of length `G + num_servers × S + num_slots × K` (see
+/// A flat `f32` vector of length `G + num_servers × S + num_slots × K` (plus the running rows
+/// below) (see
 /// [`Env::obs_layout`](crate::api::Env::obs_layout)), every element in `[0, 1]` except the deadline slack in `[−1, 1]`.
 /// With `R` resources, `T` server types, `sq(x) = x / (1 + x)` and times divided by
 /// `time_scale_s`:
@@ -133,6 +142,14 @@ use state::{EventQueue, ServerState, TaskIndex, TaskQueue, TaskRecord};
 /// - `4+R`: 1 if the task has a deadline;
 /// - `5+R`: tanh(slack), slack = (deadline − now − estimate) / time_scale_s; 0 without one;
 /// - `6+R`: 1 if the task fits on some server now.
+///
+/// With `[preemption]`, one row per running row (`running_rows` of them, the most recently
+/// started task first; `F = R + 8`), all zeros when the row is empty: `0`: 1 if the row holds
+/// a task; `1 .. 1+R`: demand / largest server capacity; `1+R`: sq(estimated time to its
+/// finish); `2+R`: sq(time since its run started); `3+R`: sq(work a preemption now would
+/// lose, speed-1 seconds since its last checkpoint); `4+R`: priority / largest priority; `5+R`:
+/// its server's health reading; `6+R`: its server's index / (servers − 1); `7+R`: 1 if it
+/// holds `[gpu]` units.
 ///
 /// With `[observation] extended = true`, each server row (per-server rows only) ends with
 /// sq(remaining estimated work of its running tasks, in server-seconds: time to go × the mean
@@ -233,6 +250,8 @@ pub struct ClusterEnv {
     lost_work_s: f64,
     num_preempted: usize,
     num_migrated: usize,
+    /// The running rows of the observation (`[preemption]`; `preemption.rs`).
+    rows: Vec<TaskIndex>,
     /// The schedule recorder (`schedule.rs`): `None`, the default, records nothing.
     schedule: Option<Box<Schedule>>,
 }

@@ -145,7 +145,7 @@ fn write_running_rows(env: &ClusterEnv, block: &mut [f32]) {
     let rows = env.running_rows();
     for (row, &i) in block
         .chunks_exact_mut(env.layout.running_features)
-        .zip(&rows)
+        .zip(rows)
     {
         let spec = &env.tasks[i as usize];
         let rec = &env.records[i as usize];

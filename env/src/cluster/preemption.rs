@@ -24,18 +24,29 @@ pub(super) enum RunningAction {
 impl ClusterEnv {
     /// The running rows: running tasks whose run started last first (ties: the lower task
     /// index), at most `running_rows` of them; empty without `[preemption]`. The newest runs
-    /// come first because they have the least work to lose.
-    pub fn running_rows(&self) -> Vec<TaskIndex> {
+    /// come first because they have the least work to lose. They are what the last
+    /// observation showed: the actions of a step name the rows the policy saw.
+    pub fn running_rows(&self) -> &[TaskIndex] {
+        &self.rows
+    }
+
+    /// Recomputes the running rows from the running list, in place (no allocation once the
+    /// buffer has grown): before every decision.
+    pub(super) fn refresh_running_rows(&mut self) {
         let Some(p) = self.config.preemption else {
-            return Vec::new();
+            return;
         };
-        let mut rows = self.running.clone();
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.clear();
+        // Room for every task of the episode at once, so the buffer never grows mid-episode.
+        rows.reserve(self.tasks.len());
+        rows.extend_from_slice(&self.running);
         rows.sort_unstable_by(|&a, &b| {
             let (ra, rb) = (&self.records[a as usize], &self.records[b as usize]);
             rb.run_start_s.total_cmp(&ra.run_start_s).then(a.cmp(&b))
         });
         rows.truncate(p.running_rows);
-        rows
+        self.rows = rows;
     }
 
     /// The first index of the preempt block and of the migrate block (each past the
@@ -65,7 +76,12 @@ impl ClusterEnv {
     ) -> Result<RunningAction, &'static str> {
         let (preempt_at, migrate_at) = self.running_action_offsets();
         let rows = self.running_rows();
-        let row_task = |row: usize| rows.get(row).copied().ok_or("the running row is empty");
+        let row_task = |row: usize| {
+            rows.get(row)
+                .copied()
+                .filter(|&i| self.records[i as usize].phase == TaskPhase::Running)
+                .ok_or("the running row is empty")
+        };
         if action < migrate_at {
             return Ok(RunningAction::Preempt(row_task(action - preempt_at)?));
         }

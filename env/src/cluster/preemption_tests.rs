@@ -254,7 +254,7 @@ fn a_predicted_failure_triggers_a_migration_that_saves_the_task() {
         env.next_failure_s[0] = 15.0;
         env.announced[0] = true;
     };
-    let mut run = |scheduler: &str, checkpoint_s: f64, restart_s: f64| {
+    let run = |scheduler: &str, checkpoint_s: f64, restart_s: f64| {
         let mut env = build(checkpoint_s, restart_s);
         let mut scheduler = schedulers::by_name(scheduler).unwrap();
         let m = play(&mut env, scheduler.as_mut(), fail_server_0_at_15);

@@ -85,6 +85,7 @@ impl ClusterEnv {
             lost_work_s: 0.0,
             num_preempted: 0,
             num_migrated: 0,
+            rows: Vec::new(),
             schedule: None,
             obs_space,
             layout,
