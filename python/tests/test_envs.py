@@ -132,15 +132,25 @@ def test_illegal_and_out_of_range_actions_raise_with_lepton_messages():
         env.step(-1)
 
 
-def test_layouts_describe_the_spaces():
-    env = lepton.make("cloud")
+@pytest.mark.parametrize("name", ["cloud", "cloud-ops"])
+def test_layouts_describe_the_spaces(name):
+    env = lepton.make(name)
     layout = env.obs_layout
     dim = layout["global"] + layout["server_rows"] * layout["server_features"]
     dim += layout["slot_rows"] * layout["slot_features"]
+    dim += layout["running_rows"] * layout["running_features"]
     assert dim == env.observation_space.shape[0]
     blocks = env.action_layout
     assert sum(b["len"] for b in blocks) == env.action_space.n
     assert blocks[-1]["kind"] == "wait" and blocks[-1]["start"] == env.action_space.n - 1
+    kinds = [b["kind"] for b in blocks]
+    if name == "cloud-ops":
+        # 10 slots × 24 servers, a preempt per running row, a move per (row, server), wait.
+        assert kinds == ["placements", "preempt", "migrate", "wait"]
+        assert [b["len"] for b in blocks] == [240, 8, 192, 1]
+        assert layout["running_rows"] == 8 and layout["running_features"] == 3 + 8
+    else:
+        assert kinds == ["placements", "wait"] and layout["running_rows"] == 0
 
 
 def rust_trajectory(name, seed, max_steps):
@@ -152,7 +162,9 @@ def rust_trajectory(name, seed, max_steps):
     return [json.loads(line) for line in out.splitlines()]
 
 
-@pytest.mark.parametrize("name,seed", [("tiny", 3), ("deeprm", 11), ("cloud", 2), ("lublin-1", 0)])
+@pytest.mark.parametrize(
+    "name,seed", [("tiny", 3), ("deeprm", 11), ("cloud", 2), ("lublin-1", 0), ("cloud-ops", 4)]
+)
 def test_python_and_rust_give_identical_observations_and_rewards(name, seed):
     max_steps = 400
     lines = rust_trajectory(name, seed, max_steps)
