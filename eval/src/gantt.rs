@@ -23,6 +23,9 @@ const MAX_ROWS_PER_SERVER: usize = 8;
 const ROW_PX: u32 = 16;
 /// Failures: down time, and the outline and cross of a killed run.
 const FAILURE_RED: RGBColor = RGBColor(214, 39, 40);
+/// Edges of runs a scheduler stopped (preempted) or moved (migrated).
+const PREEMPTED_ORANGE: RGBColor = RGBColor(255, 127, 14);
+const MIGRATED_BLUE: RGBColor = RGBColor(31, 119, 180);
 /// Width of the legend panel right of the chart, so that it never hides a bar.
 const LEGEND_PX: u32 = 230;
 
@@ -250,10 +253,11 @@ pub fn draw(dir: &Path, label: &EpisodeLabel<'_>, schedule: &Schedule) -> Result
             0.85
         };
         let corners = [(r.start_s, top(*row)), (r.end_s, bottom(*row))];
-        let edge = if r.end == RunEnd::Killed {
-            FAILURE_RED.stroke_width(2)
-        } else {
-            WHITE.stroke_width(1)
+        let edge = match r.end {
+            RunEnd::Killed => FAILURE_RED.stroke_width(2),
+            RunEnd::Preempted => PREEMPTED_ORANGE.stroke_width(2),
+            RunEnd::Migrated => MIGRATED_BLUE.stroke_width(2),
+            _ => WHITE.stroke_width(1),
         };
         chart
             .draw_series([
@@ -316,6 +320,16 @@ fn draw_legend<DB: DrawingBackend>(
             false,
         ),
     ]);
+    // Only in schedules that have them ([preemption] scenarios).
+    let has = |end: RunEnd| schedule.runs.iter().any(|r| r.end == end);
+    if has(RunEnd::Preempted) {
+        let style = PREEMPTED_ORANGE.stroke_width(2);
+        entries.push(("preempted (requeued)".into(), style, false));
+    }
+    if has(RunEnd::Migrated) {
+        let style = MIGRATED_BLUE.stroke_width(2);
+        entries.push(("migrated (continues elsewhere)".into(), style, false));
+    }
     draw_legend_rows(area, entries)
 }
 
