@@ -108,8 +108,6 @@ impl Env for ClusterEnv {
         if action >= n {
             return Err(EnvError::OutOfRange { action, n });
         }
-        const HELD_TOO_LONG: &str =
-            "a task that fits has waited the queue's hold limit: waiting is not allowed";
         if action == n - 1 {
             if !self.wait_allowed() {
                 let reason = if self.config.discipline.commits() {
@@ -123,16 +121,7 @@ impl Env for ClusterEnv {
         } else if self.is_running_action(action) {
             match self.feasible_running_action(action) {
                 Ok(running_action) => self.apply_running_action(running_action),
-                Err(reason) => match self.config.illegal_action {
-                    IllegalAction::Error => return Err(EnvError::Illegal { action, reason }),
-                    IllegalAction::Wait if self.wait_allowed() => self.wait(),
-                    IllegalAction::Wait => {
-                        return Err(EnvError::Illegal {
-                            action,
-                            reason: HELD_TOO_LONG,
-                        });
-                    }
-                },
+                Err(reason) => self.refuse_or_wait(action, reason)?,
             }
         } else if self.config.discipline.commits() {
             let k = match self.config.action_mode {
@@ -152,16 +141,7 @@ impl Env for ClusterEnv {
         } else {
             match self.feasible_placement(action) {
                 Ok((k, server)) => self.place(k, server),
-                Err(reason) => match self.config.illegal_action {
-                    IllegalAction::Error => return Err(EnvError::Illegal { action, reason }),
-                    IllegalAction::Wait if self.wait_allowed() => self.wait(),
-                    IllegalAction::Wait => {
-                        return Err(EnvError::Illegal {
-                            action,
-                            reason: HELD_TOO_LONG,
-                        });
-                    }
-                },
+                Err(reason) => self.refuse_or_wait(action, reason)?,
             }
         }
         self.num_decisions += 1;
@@ -210,7 +190,27 @@ impl Env for ClusterEnv {
     }
 }
 
+/// Why waiting is refused under a hold limit.
+const HELD_TOO_LONG: &str =
+    "a task that fits has waited the queue's hold limit: waiting is not allowed";
+
 impl ClusterEnv {
+    /// An illegal (greedy) action: an error, or a wait where the scenario says so and waiting
+    /// is allowed now.
+    fn refuse_or_wait(&mut self, action: usize, reason: &'static str) -> Result<(), EnvError> {
+        match self.config.illegal_action {
+            IllegalAction::Error => Err(EnvError::Illegal { action, reason }),
+            IllegalAction::Wait if self.wait_allowed() => {
+                self.wait();
+                Ok(())
+            }
+            IllegalAction::Wait => Err(EnvError::Illegal {
+                action,
+                reason: HELD_TOO_LONG,
+            }),
+        }
+    }
+
     /// Chooses queued task `index` (a [`QueuedView::index`](super::QueuedView::index): a
     /// task in a visible slot or in the backlog) as a slot action chooses its slot's task:
     /// under [`Discipline::Greedy`](super::Discipline::Greedy) it must fit now and starts

@@ -26,9 +26,9 @@
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
 //! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
-//! | `preempt[:BASE]` | [`PriorityPreemption`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
-//! | `defrag[:BASE]` | [`Defrag`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
-//! | `evacuate[:BASE[:THRESHOLD]]` | [`Evacuate`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
+//! | `preempt[:BASE]` | [`Preemptive`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
+//! | `defrag[:BASE]` | [`Preemptive`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
+//! | `evacuate[:BASE[:THRESHOLD]]` | [`Preemptive`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
 //!
 //! Every scheduler above except `lookahead` reads only what a real scheduler could see.
@@ -53,7 +53,7 @@ mod smallest_demand;
 mod snapshot;
 
 pub use lookahead::Lookahead;
-pub use preemptive::{Defrag, Evacuate, PriorityPreemption};
+pub use preemptive::Preemptive;
 pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,

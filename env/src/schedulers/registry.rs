@@ -5,7 +5,7 @@
 //! its code plus one entry here.
 
 use super::lookahead::Lookahead;
-use super::preemptive::{Defrag, Evacuate, PriorityPreemption};
+use super::preemptive::Preemptive;
 use super::priority::{Priority, PriorityScheduler};
 use super::rules::{Rule, WeightedParams};
 use super::safe::Safe;
@@ -192,7 +192,7 @@ pub const REGISTRY: &[Registered] = &[
         "[:BASE]",
         false,
         Build::Scheduler(|p| {
-            Ok(Box::new(PriorityPreemption::new(base_heuristic(
+            Ok(Box::new(Preemptive::preempt(base_heuristic(
                 p.unwrap_or("tetris"),
             )?)))
         }),
@@ -203,7 +203,7 @@ pub const REGISTRY: &[Registered] = &[
         "[:BASE]",
         false,
         Build::Scheduler(|p| {
-            Ok(Box::new(Defrag::new(base_heuristic(
+            Ok(Box::new(Preemptive::defrag(base_heuristic(
                 p.unwrap_or("tetris"),
             )?)))
         }),
@@ -215,7 +215,7 @@ pub const REGISTRY: &[Registered] = &[
         false,
         Build::Scheduler(|p| {
             let (base, threshold) = base_and_threshold(p)?;
-            Ok(Box::new(Evacuate::new(base, threshold)))
+            Ok(Box::new(Preemptive::evacuate(base, threshold)))
         }),
         "safe, and moves running tasks off servers whose health reading is at or above THRESHOLD ([preemption] scenarios)",
     ),
