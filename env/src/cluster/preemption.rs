@@ -77,10 +77,12 @@ impl ClusterEnv {
         let (preempt_at, migrate_at) = self.running_action_offsets();
         let rows = self.running_rows();
         let row_task = |row: usize| {
-            rows.get(row)
+            let i = rows
+                .get(row)
                 .copied()
                 .filter(|&i| self.records[i as usize].phase == TaskPhase::Running)
-                .ok_or("the running row is empty")
+                .ok_or("the running row is empty")?;
+            self.stoppable(i).map(|()| i)
         };
         if action < migrate_at {
             return Ok(RunningAction::Preempt(row_task(action - preempt_at)?));
@@ -95,9 +97,22 @@ impl ClusterEnv {
         Ok(RunningAction::Migrate(task, server))
     }
 
-    /// Why running task `i` may not move to server `m` now (its own server, or `m` cannot
-    /// take it: capacity, GPUs, failure or reservation).
+    /// Why running task `i` may not be preempted or moved now: its run started at this
+    /// instant (or starts later, on a booting server). Stopping a run that has done nothing
+    /// gains nothing, and allowing it would let a policy preempt and place, or move a task to
+    /// and fro, forever without the clock moving.
+    fn stoppable(&self, i: TaskIndex) -> Result<(), &'static str> {
+        if self.records[i as usize].run_start_s < self.now_s {
+            Ok(())
+        } else {
+            Err("the task's run started at this instant")
+        }
+    }
+
+    /// Why running task `i` may not move to server `m` now (a run that started now, its own
+    /// server, or `m` cannot take it: capacity, GPUs, failure or reservation).
     fn migration_allowed(&self, i: TaskIndex, m: usize) -> Result<(), &'static str> {
+        self.stoppable(i)?;
         if self.records[i as usize].server as usize == m {
             return Err("the task already runs on this server");
         }
@@ -119,7 +134,7 @@ impl ClusterEnv {
         let rows = self.running_rows();
         if p.preempt {
             for (row, m) in mask[preempt_at..migrate_at].iter_mut().enumerate() {
-                *m = row < rows.len();
+                *m = rows.get(row).is_some_and(|&i| self.stoppable(i).is_ok());
             }
         }
         if p.migrate {
@@ -143,7 +158,7 @@ impl ClusterEnv {
         if self.running.is_empty() {
             return false;
         }
-        p.preempt
+        (p.preempt && self.rows.iter().any(|&i| self.stoppable(i).is_ok()))
             || self
                 .running_rows()
                 .iter()
@@ -290,9 +305,15 @@ impl ClusterEnv {
             return Err("the episode is over");
         }
         match self.records.get(index as usize) {
-            Some(rec) if rec.phase == TaskPhase::Running => Ok(()),
+            Some(rec) if rec.phase == TaskPhase::Running => self.stoppable(index),
             _ => Err("it is not running"),
         }
+    }
+
+    /// True when running task `index` may be preempted or moved now (its run did not start
+    /// at this instant).
+    pub fn can_stop(&self, index: u32) -> bool {
+        self.check_running(index).is_ok()
     }
 
     /// The action that preempts running task `index` (`server: None`) or moves it to

@@ -84,14 +84,17 @@ fn a_preempted_task_loses_the_work_since_its_last_checkpoint() {
     assert_eq!(env.action_space().n, 5);
     let layout = env.obs_layout();
     assert_eq!((layout.running_rows, layout.running_features), (2, 9));
-    env.step(0, &mut obs).unwrap(); // A on the server at 0
-    // With a running task, preempting it is a decision: the env stops at once.
-    assert_eq!(env.now_s(), 0.0);
+    // A on the server at 0. A run that starts now cannot be stopped now, so nothing is left
+    // to decide until B arrives at 7.
+    env.step(0, &mut obs).unwrap();
+    assert_eq!(env.now_s(), 7.0);
     let mut mask = vec![false; 5];
     env.action_mask(&mut mask);
-    assert_eq!(mask, [false, false, true, false, true]);
-    env.step(4, &mut obs).unwrap(); // wait: to B's arrival at 7
-    assert_eq!(env.now_s(), 7.0);
+    assert_eq!(
+        mask,
+        [false, false, true, false, true],
+        "B fits nowhere; A may stop"
+    );
     // A's running row: demand 2/2, sq(3 s to its estimated finish), sq(7 s run),
     // sq(2 s of work at risk), priority 0, health 0, server 0 of 1, no GPUs.
     let row = &obs[layout.dim() - 18..layout.dim() - 9];
@@ -109,9 +112,14 @@ fn a_preempted_task_loses_the_work_since_its_last_checkpoint() {
     // B arrived into slot 0; A went back to the queue's lowest empty slot, 1.
     assert_eq!(env.slot(1).map(|s| s.task_id), Some(1));
     env.step(0, &mut obs).unwrap(); // B on the server: 7..8
-    assert_eq!(env.now_s(), 7.0, "B may be preempted: a decision");
-    env.step(4, &mut obs).unwrap(); // wait for B's end
     assert_eq!(env.now_s(), 8.0);
+    assert_eq!(
+        env.step_preempt(1, &mut obs),
+        Err(EnvError::IllegalTask {
+            index: 1,
+            reason: "it is not running"
+        })
+    );
     env.step(1, &mut obs).unwrap(); // A again: checkpoint read 8..9, then 8 work at speed 2
     while env.episode_metrics().is_none() {
         env.step(env.wait_action(), &mut obs).unwrap();
@@ -171,14 +179,17 @@ fn a_migration_keeps_the_work_and_costs_its_pause() {
     // Placements 0..4, migrations 4..8 (row × server), wait 8.
     assert_eq!(env.action_space().n, 9);
     env.step(env.action_index(0, 0).unwrap(), &mut obs).unwrap(); // A on 0
-    env.step(env.action_index(1, 0).unwrap(), &mut obs).unwrap(); // B (slot 1) on 0
-    assert_eq!(env.census().num_running, 2);
+    assert_eq!(env.now_s(), 0.0, "B still fits");
     let mut mask = vec![false; 9];
+    env.action_mask(&mut mask);
+    // A's run started at this instant: it may not move yet.
+    assert_eq!(&mask[4..8], [false, false, false, false]);
+    env.step(env.action_index(1, 0).unwrap(), &mut obs).unwrap(); // B (slot 1) on 0
+    // Nothing to decide until the tick at 4.
+    assert_eq!((env.census().num_running, env.now_s()), (2, 4.0));
     env.action_mask(&mut mask);
     // Rows: A then B (same start; lower index first). Each may move to server 1 only.
     assert_eq!(&mask[4..8], [false, true, false, true]);
-    env.step(8, &mut obs).unwrap(); // wait: to the tick at 4
-    assert_eq!(env.now_s(), 4.0);
     assert_eq!(
         env.step(4, &mut obs),
         Err(EnvError::Illegal {

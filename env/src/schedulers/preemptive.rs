@@ -154,7 +154,10 @@ fn victim_for(s: &Snapshot, t: usize) -> Option<usize> {
     let mut best: Option<(usize, f64, usize, usize)> = None;
     for (n, server) in s.servers.iter().enumerate() {
         let mut lower: Vec<usize> = (0..s.running.len())
-            .filter(|&j| s.running[j].server == n && s.running[j].priority < task.priority)
+            .filter(|&j| {
+                let r = &s.running[j];
+                r.server == n && r.priority < task.priority && r.can_stop
+            })
             .collect();
         lower.sort_by(|&a, &b| {
             let (ra, rb) = (&s.running[a], &s.running[b]);

@@ -17,7 +17,7 @@
 //!   units, speed), `health` (the monitoring reading), `running` (estimated finish times,
 //!   work at risk), `fits`, `action_index`,
 //!   `chosen_server`, `slot_action_index`, `preemption` (the scenario's options),
-//!   `can_migrate`, `running_action_index`, `migration_pause_s`;
+//!   `can_migrate`, `can_stop`, `running_action_index`, `migration_pause_s`;
 //! - DeepRM (`deeprm.rs`, "State API for schedulers"): `now_steps`, `num_resources`,
 //!   `num_slots`, `wait_action`, `wait_allowed`, `slot`, `capacity`, `free_at(0)`, `running`,
 //!   `fits_now`, `action_index`.
@@ -149,6 +149,8 @@ pub struct RunningTask {
     pub at_risk_s: f64,
     /// The action that preempts it, when it has a running row (`[preemption]`).
     pub preempt_action: Option<usize>,
+    /// False while it may not be preempted or moved (its run started at this instant).
+    pub can_stop: bool,
 }
 
 impl RunningTask {
@@ -163,6 +165,7 @@ impl RunningTask {
             started_s: 0.0,
             at_risk_s: 0.0,
             preempt_action: None,
+            can_stop: true,
         }
     }
 }
@@ -277,6 +280,7 @@ impl Snapshot {
             started_s: r.start_s,
             at_risk_s: r.work_at_risk_s,
             preempt_action: env.running_action_index(r.index, None),
+            can_stop: env.can_stop(r.index),
         }));
         if let Some(p) = env.preemption() {
             self.can_preempt = p.preempt;
@@ -353,6 +357,7 @@ impl Snapshot {
             started_s: r.start_s,
             at_risk_s: 0.0,
             preempt_action: None,
+            can_stop: false,
         }));
         for (t, task) in self.tasks.iter().enumerate() {
             if env.fits_now(task.slot) {
