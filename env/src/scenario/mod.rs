@@ -196,6 +196,8 @@ shipped!(
 );
 
 /// A resolved scenario, ready to build envs from.
+// Resolved once per run and never stored in bulk: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Scenario {
     Cluster(ClusterConfig),
