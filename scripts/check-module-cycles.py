@@ -4,7 +4,7 @@
 For every crate (`<crate>/src`), each top-level module (`src/x.rs` or `src/x/`) is a node, and
 so is every file inside a module folder, among its siblings. An edge a -> b means code of a
 names b through `crate::b` (or `super::b` from a sibling file). Test code (`#[cfg(test)]` to the
-end of a file, `tests.rs`) and comments are not dependencies. Prints every cycle found and exits
+end of a file, `tests.rs`, `*_tests.rs`) and comments are not dependencies. Prints every cycle found and exits
 1, or prints nothing and exits 0.
 
 Usage: scripts/check-module-cycles.py [crate_dir ...]   (default: env agent train eval)
@@ -84,7 +84,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def check_crate(crate: Path) -> list[str]:
     src = crate / "src"
-    files = [f for f in src.rglob("*.rs") if f.name != "tests.rs"]
+    files = [f for f in src.rglob("*.rs") if f.name != "tests.rs" and not f.name.endswith("_tests.rs")]
     graph: dict[str, set[str]] = {}
     for file in files:
         here = module_path(src, file)
