@@ -1213,6 +1213,9 @@ fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
         .map(|&n| match n {
             "lookahead" => "lookahead:tetris:0",
             "safe" => "safe:tetris:0.5",
+            "preempt" => "preempt:tetris",
+            "defrag" => "defrag:tetris",
+            "evacuate" => "evacuate:tetris:0.5",
             n => n,
         })
         .collect();
