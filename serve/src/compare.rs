@@ -49,8 +49,16 @@ impl Run {
 
     pub fn summary(&self) -> Summary {
         let waits: Vec<f64> = self.jobs.iter().map(|j| j.start_s - j.arrival_s).collect();
-        let first = self.jobs.iter().map(|j| j.arrival_s).fold(f64::INFINITY, f64::min);
-        let last = self.jobs.iter().map(|j| j.end_s).fold(f64::NEG_INFINITY, f64::max);
+        let first = self
+            .jobs
+            .iter()
+            .map(|j| j.arrival_s)
+            .fold(f64::INFINITY, f64::min);
+        let last = self
+            .jobs
+            .iter()
+            .map(|j| j.end_s)
+            .fold(f64::NEG_INFINITY, f64::max);
         Summary {
             mean_wait_s: stats::mean(&waits),
             mean_bounded_slowdown: stats::mean(&self.bounded_slowdowns()),
@@ -156,7 +164,10 @@ mod tests {
         let reference = run("slurm", &[0.0, 100.0, 200.0]);
         let candidate = run("lepton", &[0.0, 0.0, 100.0]);
         let s = reference.summary();
-        assert_eq!((s.mean_wait_s, s.mean_bounded_slowdown, s.makespan_s), (100.0, 2.0, 300.0));
+        assert_eq!(
+            (s.mean_wait_s, s.mean_bounded_slowdown, s.makespan_s),
+            (100.0, 2.0, 300.0)
+        );
         let text = report(&[reference, candidate], &BootstrapConfig::default()).unwrap();
         // (4/3) / 2 − 1 = −33.3%; better on 2 jobs, equal on 1.
         assert!(text.contains("| lepton | -33.3% |"), "{text}");

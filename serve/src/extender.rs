@@ -189,7 +189,12 @@ pub fn parse_quantity(text: &str) -> Result<f64, String> {
 
 fn quantities(map: &BTreeMap<String, String>, what: &str) -> Result<BTreeMap<String, f64>, String> {
     map.iter()
-        .map(|(k, v)| Ok((k.clone(), parse_quantity(v).map_err(|e| format!("{what} {k}: {e}"))?)))
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                parse_quantity(v).map_err(|e| format!("{what} {k}: {e}"))?,
+            ))
+        })
         .collect()
 }
 
@@ -240,7 +245,10 @@ fn candidates(args: &ExtenderArgs) -> Result<Vec<Candidate>, String> {
             let view: NodeView = serde_json::from_value(raw.clone())
                 .map_err(|e| format!("Nodes.items[{i}]: {e}"))?;
             let name = view.metadata.name;
-            let allocatable = quantities(&view.status.allocatable, &format!("node {name}: allocatable"))?;
+            let allocatable = quantities(
+                &view.status.allocatable,
+                &format!("node {name}: allocatable"),
+            )?;
             Ok(Candidate {
                 name,
                 raw: raw.clone(),
@@ -279,7 +287,8 @@ pub fn filter(body: &str) -> FilterResult {
             .iter()
             .filter_map(|(r, &want)| {
                 let have = node.allocatable.get(r).copied().unwrap_or(0.0);
-                (have < want).then(|| format!("Insufficient {r} (requests {want}, allocatable {have})"))
+                (have < want)
+                    .then(|| format!("Insufficient {r} (requests {want}, allocatable {have})"))
             })
             .collect();
         if short.is_empty() {
@@ -314,7 +323,11 @@ pub fn prioritize(body: &str, policy: NodePolicy) -> Result<Vec<HostPriority>, S
             .map(|n| n.allocatable.get(r).copied().unwrap_or(0.0))
             .fold(0.0, f64::max)
     };
-    let scale: Vec<(&String, f64)> = resources.iter().map(|r| (*r, max(r))).filter(|(_, m)| *m > 0.0).collect();
+    let scale: Vec<(&String, f64)> = resources
+        .iter()
+        .map(|r| (*r, max(r)))
+        .filter(|(_, m)| *m > 0.0)
+        .collect();
     let raw: Vec<f64> = nodes
         .iter()
         .map(|n| {
@@ -359,7 +372,11 @@ pub fn respond(method: &str, path: &str, body: &str, policy: NodePolicy) -> (u16
         ("GET", "healthz") => (200, "ok".to_owned()),
         ("POST", "filter") => {
             let result = filter(body);
-            let status = if result.error.starts_with("malformed") { 400 } else { 200 };
+            let status = if result.error.starts_with("malformed") {
+                400
+            } else {
+                200
+            };
             (status, serde_json::to_string(&result).unwrap_or_default())
         }
         ("POST", "prioritize") => match prioritize(body, policy) {
@@ -370,7 +387,10 @@ pub fn respond(method: &str, path: &str, body: &str, policy: NodePolicy) -> (u16
             404,
             format!("unknown verb `{verb}`: this extender serves filter and prioritize"),
         ),
-        _ => error(405, format!("{method} {path}: POST a verb, or GET /healthz")),
+        _ => error(
+            405,
+            format!("{method} {path}: POST a verb, or GET /healthz"),
+        ),
     }
 }
 
@@ -392,7 +412,8 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Listens on `addr` (`127.0.0.1:0` for an ephemeral port).
     pub fn bind(addr: &str, policy: NodePolicy) -> Result<Self, String> {
-        let http = tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let http =
+            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         Ok(Self { http, policy })
     }
 
@@ -407,7 +428,10 @@ impl Server {
         let mut body = String::new();
         let (status, text) = match request.as_reader().read_to_string(&mut body) {
             Ok(_) => respond(request.method().as_str(), request.url(), &body, self.policy),
-            Err(e) => (400, serde_json::json!({ "Error": format!("unreadable body: {e}") }).to_string()),
+            Err(e) => (
+                400,
+                serde_json::json!({ "Error": format!("unreadable body: {e}") }).to_string(),
+            ),
         };
         let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
             .expect("a valid static header");
@@ -430,7 +454,6 @@ impl Server {
         self.serve(&AtomicBool::new(false));
     }
 }
-
 
 #[cfg(test)]
 mod tests {

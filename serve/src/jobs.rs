@@ -70,7 +70,9 @@ fn from_spec(t: &TaskSpec) -> TraceJob {
 /// Every replayable job of a trace file, in arrival order (`.swf`, or `.csv` with a `procs`
 /// column).
 pub fn load_trace(path: &Path) -> Result<Vec<TraceJob>, JobsError> {
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let tasks = if is_csv {
         let text = std::fs::read_to_string(path)
             .map_err(|e| JobsError::Load(format!("{}: cannot read: {e}", path.display())))?;

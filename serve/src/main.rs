@@ -22,7 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "lepton-serve", version, about = "Puts lepton's policies in front of real schedulers (Slurm, Kubernetes)")]
+#[command(
+    name = "lepton-serve",
+    version,
+    about = "Puts lepton's policies in front of real schedulers (Slurm, Kubernetes)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -151,13 +155,18 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
     if value.is_finite() && value > 0.0 {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(input(format!("--{flag} must be a positive number of seconds, got {value}")))
+        Err(input(format!(
+            "--{flag} must be a positive number of seconds, got {value}"
+        )))
     }
 }
 
 fn scheduler_type(name: &str) -> Result<SchedulerType, Failure> {
-    SchedulerType::parse(name)
-        .ok_or_else(|| input(format!("--scheduler `{name}`: expected backfill or builtin")))
+    SchedulerType::parse(name).ok_or_else(|| {
+        input(format!(
+            "--scheduler `{name}`: expected backfill or builtin"
+        ))
+    })
 }
 
 fn main() -> ExitCode {
@@ -280,9 +289,16 @@ struct ReplayArgs {
 }
 
 fn parse_shape(text: &str) -> Result<(u32, u32), Failure> {
-    let bad = || input(format!("--local-cluster `{text}`: expected NODESxCPUS, e.g. 16x16"));
+    let bad = || {
+        input(format!(
+            "--local-cluster `{text}`: expected NODESxCPUS, e.g. 16x16"
+        ))
+    };
     let (n, c) = text.split_once('x').ok_or_else(bad)?;
-    let (n, c) = (n.parse::<u32>().map_err(|_| bad())?, c.parse::<u32>().map_err(|_| bad())?);
+    let (n, c) = (
+        n.parse::<u32>().map_err(|_| bad())?,
+        c.parse::<u32>().map_err(|_| bad())?,
+    );
     if n == 0 || c == 0 || n > 64 {
         return Err(input(format!(
             "--local-cluster `{text}`: 1 to 64 nodes of at least one CPU"
@@ -292,7 +308,12 @@ fn parse_shape(text: &str) -> Result<(u32, u32), Failure> {
 }
 
 fn run_replay(a: ReplayArgs) -> Result<(), Failure> {
-    let ranker = a.policy.as_deref().map(Ranker::by_name).transpose().map_err(input)?;
+    let ranker = a
+        .policy
+        .as_deref()
+        .map(Ranker::by_name)
+        .transpose()
+        .map_err(input)?;
     let interval = seconds("interval", a.interval)?;
     let shape = a.local_cluster.as_deref().map(parse_shape).transpose()?;
     let scheduler = scheduler_type(&a.scheduler)?;
@@ -345,7 +366,10 @@ fn run_replay(a: ReplayArgs) -> Result<(), Failure> {
         scaled.len(),
         a.trace.display(),
         a.start,
-        ranker.map_or("in Slurm's own order".to_owned(), |r| format!("ranked by {}", r.name()))
+        ranker.map_or("in Slurm's own order".to_owned(), |r| format!(
+            "ranked by {}",
+            r.name()
+        ))
     );
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = std::thread::scope(|scope| {
@@ -433,7 +457,8 @@ fn run_compare(
         first_outcomes.get_or_insert(outcomes);
     }
     if !simulate.is_empty() {
-        let cpus = cpus.ok_or_else(|| input("--simulate needs --cpus (the cluster's total CPUs)"))?;
+        let cpus =
+            cpus.ok_or_else(|| input("--simulate needs --cpus (the cluster's total CPUs)"))?;
         let jobs = scaled_jobs(first_outcomes.as_deref().unwrap_or_default());
         for name in simulate {
             let starts = simulate::simulate(&jobs, cpus, name).map_err(input)?;

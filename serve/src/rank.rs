@@ -57,10 +57,7 @@ impl Ranker {
             .iter()
             .map(|j| {
                 let size = f64::from(j.procs.max(1));
-                (
-                    self.priority.key(j.arrival_s, j.estimate_s, size, now_s),
-                    j,
-                )
+                (self.priority.key(j.arrival_s, j.estimate_s, size, now_s), j)
             })
             .collect();
         keyed.sort_by(|(ka, a), (kb, b)| {
@@ -113,7 +110,10 @@ mod tests {
     #[test]
     fn placement_heuristics_are_refused_with_the_list() {
         let err = Ranker::by_name("tetris").unwrap_err().to_string();
-        assert!(err.contains("`tetris`") && err.contains("fcfs, sjf"), "{err}");
+        assert!(
+            err.contains("`tetris`") && err.contains("fcfs, sjf"),
+            "{err}"
+        );
         assert!(Ranker::by_name("sjf+easy").is_err());
     }
 }

@@ -108,10 +108,7 @@ pub fn sbatch_args(job: &ScaledJob, options: &ReplayOptions) -> Vec<String> {
         format!("--time={}", job.limit_min),
         "--no-requeue".to_owned(),
         format!("--output={}", out.display()),
-        format!(
-            "--wrap=date +%s.%N; sleep {:.3}; date +%s.%N",
-            job.sleep_s
-        ),
+        format!("--wrap=date +%s.%N; sleep {:.3}; date +%s.%N", job.sleep_s),
     ];
     if let Some(p) = &options.partition {
         args.push(format!("--partition={p}"));
@@ -127,7 +124,10 @@ pub fn replay(
     options: &ReplayOptions,
 ) -> Result<Vec<JobOutcome>, ReplayError> {
     std::fs::create_dir_all(&options.job_out_dir).map_err(|e| {
-        ReplayError::Io(format!("{}: cannot create: {e}", options.job_out_dir.display()))
+        ReplayError::Io(format!(
+            "{}: cannot create: {e}",
+            options.job_out_dir.display()
+        ))
     })?;
     // Half a second to spare before the first submission.
     let t0 = epoch_now() + 0.5;
@@ -291,8 +291,8 @@ pub fn write_csv(path: &Path, outcomes: &[JobOutcome]) -> std::io::Result<()> {
 
 /// Reads [`write_csv`]'s output.
 pub fn read_csv(path: &Path) -> Result<Vec<JobOutcome>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, h)| h).unwrap_or("");
     if !header.starts_with("trace_id,slurm_id,procs,") {

@@ -98,9 +98,27 @@ mod tests {
         // 10–30; job 3 (1 proc, arriving at 1) may not overtake job 2 under strict order,
         // so it starts with it at 10.
         let jobs = [
-            TraceJob { id: 1, arrival_s: 0.0, runtime_s: 10.0, estimate_s: 10.0, procs: 4 },
-            TraceJob { id: 2, arrival_s: 0.5, runtime_s: 20.0, estimate_s: 20.0, procs: 3 },
-            TraceJob { id: 3, arrival_s: 1.0, runtime_s: 5.0, estimate_s: 5.0, procs: 1 },
+            TraceJob {
+                id: 1,
+                arrival_s: 0.0,
+                runtime_s: 10.0,
+                estimate_s: 10.0,
+                procs: 4,
+            },
+            TraceJob {
+                id: 2,
+                arrival_s: 0.5,
+                runtime_s: 20.0,
+                estimate_s: 20.0,
+                procs: 3,
+            },
+            TraceJob {
+                id: 3,
+                arrival_s: 1.0,
+                runtime_s: 5.0,
+                estimate_s: 5.0,
+                procs: 1,
+            },
         ];
         let scaled = scale(&jobs, 1.0, Some(4)).unwrap();
         let starts = simulate(&scaled, 4, "fcfs+strict").unwrap();

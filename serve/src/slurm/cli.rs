@@ -16,7 +16,9 @@ use std::process::Command;
 /// A Slurm command that could not run, failed, or printed something unreadable.
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
-    #[error("cannot run `{command}`: {source} (is Slurm installed? Debian: apt-get install slurm-client)")]
+    #[error(
+        "cannot run `{command}`: {source} (is Slurm installed? Debian: apt-get install slurm-client)"
+    )]
     Spawn {
         command: String,
         source: std::io::Error,
@@ -323,14 +325,19 @@ mod tests {
     #[test]
     fn malformed_squeue_output_names_the_field() {
         let err = parse_jobs(r#"{"jobs": [{"job_id": "x"}]}"#).unwrap_err();
-        assert!(err.contains("job_id") || err.contains("invalid type"), "{err}");
+        assert!(
+            err.contains("job_id") || err.contains("invalid type"),
+            "{err}"
+        );
         let err = parse_jobs(r#"{"errors": [{"error": "boom"}], "jobs": []}"#).unwrap_err();
         assert!(err.contains("boom"), "{err}");
     }
 
     #[test]
     fn config_lines() {
-        let c = parse_config("Configuration data as of x\nSchedulerType           = sched/backfill\nPriorityType = priority/basic\n");
+        let c = parse_config(
+            "Configuration data as of x\nSchedulerType           = sched/backfill\nPriorityType = priority/basic\n",
+        );
         assert_eq!(c["SchedulerType"], "sched/backfill");
         assert_eq!(c["PriorityType"], "priority/basic");
     }

@@ -102,11 +102,11 @@ impl std::fmt::Debug for LocalCluster {
 
 /// Whether `program` is on the PATH (or an absolute path that exists).
 pub fn installed(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    }) || ["/usr/sbin", "/usr/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).is_file())
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        || ["/usr/sbin", "/usr/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(program).is_file())
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -79,24 +79,35 @@ pub fn observe(jobs: &[SlurmJob], partition: Option<&str>) -> Vec<QueuedJob> {
         .map(|j| QueuedJob {
             id: j.job_id,
             arrival_s: j.submit_time as f64,
-            estimate_s: j
-                .time_limit_min
-                .map_or(f64::INFINITY, |m| m as f64 * 60.0),
+            estimate_s: j.time_limit_min.map_or(f64::INFINITY, |m| m as f64 * 60.0),
             procs: j.cpus,
         })
         .collect()
 }
 
+/// The highest priority `priority/basic` gives a job; ranked jobs stay above it.
+pub const BASIC_MAX: u64 = 0xFFFF_0000;
+
 /// The priority changes that make Slurm's order the ranking's (a pure function of the
-/// ranking and the jobs' current priorities).
+/// ranking and the jobs' current priorities). None when the ranked jobs' priorities already
+/// decrease strictly along the ranking and stay above [`BASIC_MAX`] (a job leaving the queue
+/// does not renumber the rest); otherwise job k of the ranking gets `TOP_PRIORITY − k`.
 pub fn plan(ranking: &[u64], jobs: &[SlurmJob]) -> Vec<Update> {
-    ranking
+    let current: Vec<(u64, u64)> = ranking
         .iter()
         .take(MAX_RANKED)
+        .filter_map(|&id| Some((id, jobs.iter().find(|j| j.job_id == id)?.priority)))
+        .collect();
+    let in_order = current.windows(2).all(|w| w[0].1 > w[1].1)
+        && current.last().is_none_or(|&(_, p)| p > BASIC_MAX);
+    if in_order {
+        return Vec::new();
+    }
+    current
+        .iter()
         .enumerate()
-        .filter_map(|(k, &id)| {
+        .filter_map(|(k, &(id, from))| {
             let to = TOP_PRIORITY - k as u64;
-            let from = jobs.iter().find(|j| j.job_id == id)?.priority;
             (from != to).then_some(Update {
                 job_id: id,
                 from,
@@ -244,5 +255,22 @@ mod tests {
             }]
         );
         assert!(plan(&[], &jobs).is_empty());
+        // Already in order and above priority/basic's range: nothing to change, even though
+        // the first-ranked job left (no renumbering).
+        let ranked = [
+            job(3, "PENDING", TOP_PRIORITY - 1, "main"),
+            job(4, "PENDING", TOP_PRIORITY - 2, "main"),
+        ];
+        assert!(plan(&[3, 4], &ranked).is_empty());
+        // Reversed: job 4 moves to the top; job 3 already has TOP − 1.
+        assert_eq!(
+            plan(&[4, 3], &ranked),
+            vec![Update {
+                job_id: 4,
+                from: TOP_PRIORITY - 2,
+                to: TOP_PRIORITY,
+                rank: 1
+            }]
+        );
     }
 }
