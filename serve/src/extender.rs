@@ -28,7 +28,8 @@
 //!   Σ_r (request_r / max_r) · (allocatable_r / max_r) wins: a node rich in what the pod asks
 //!   for.
 //!
-//! Raw scores map linearly onto 0..=10 (best 10, worst 0, rounded); equal raw scores all get 0.
+//! Raw scores map linearly onto 0..=10 (best 10, worst 0, rounded) over the nodes that can hold
+//! the pod; a node that cannot scores 0, and equal raw scores all get 0.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -328,6 +329,13 @@ pub fn prioritize(body: &str, policy: NodePolicy) -> Result<Vec<HostPriority>, S
         .map(|r| (*r, max(r)))
         .filter(|(_, m)| *m > 0.0)
         .collect();
+    // kube-scheduler sends only nodes that passed its filters, but a node that cannot hold
+    // the pod scores 0 and does not stretch the others' range.
+    let fits = |n: &Candidate| {
+        requests
+            .iter()
+            .all(|(r, &want)| n.allocatable.get(r).copied().unwrap_or(0.0) >= want)
+    };
     let raw: Vec<f64> = nodes
         .iter()
         .map(|n| {
@@ -345,14 +353,21 @@ pub fn prioritize(body: &str, policy: NodePolicy) -> Result<Vec<HostPriority>, S
                 .sum()
         })
         .collect();
-    let best = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let worst = raw.iter().copied().fold(f64::INFINITY, f64::min);
+    let fitting = || {
+        nodes
+            .iter()
+            .zip(&raw)
+            .filter(|(n, _)| fits(n))
+            .map(|(_, &s)| s)
+    };
+    let best = fitting().fold(f64::NEG_INFINITY, f64::max);
+    let worst = fitting().fold(f64::INFINITY, f64::min);
     Ok(nodes
         .iter()
         .zip(&raw)
         .map(|(n, &s)| HostPriority {
             host: n.name.clone(),
-            score: if best > worst {
+            score: if fits(n) && best > worst {
                 (MAX_SCORE as f64 * (s - worst) / (best - worst)).round() as i64
             } else {
                 0
