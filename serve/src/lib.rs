@@ -18,6 +18,17 @@
 //! assert_eq!(Ranker::by_name("sjf").unwrap().rank(&jobs, 10.0), vec![11, 10]);
 //! ```
 
+use std::path::Path;
+
+/// Writes `text` to `path` through a temporary file in the same folder and a rename, so an
+/// interrupted write leaves the previous file (lepton's rule for every file it writes).
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 pub mod compare;
 pub mod extender;
 pub mod jobs;

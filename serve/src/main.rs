@@ -485,7 +485,7 @@ fn run_compare(
     let text = compare::report(&all, &bootstrap).map_err(input)?;
     print!("{text}");
     if let Some(out) = out {
-        std::fs::write(out, &text)
+        lepton_serve::write_atomic(out, &text)
             .map_err(|e| input(format!("{}: cannot write: {e}", out.display())))?;
     }
     Ok(())

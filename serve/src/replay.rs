@@ -286,7 +286,7 @@ pub fn write_csv(path: &Path, outcomes: &[JobOutcome]) -> std::io::Result<()> {
             o.slurm_start_epoch
         );
     }
-    std::fs::write(path, text)
+    crate::write_atomic(path, &text)
 }
 
 /// Reads [`write_csv`]'s output.
