@@ -135,6 +135,18 @@ fn fcfs_start_order_matches_the_simulator() {
         let (a, b) = (&w[0], &w[1]);
         assert!(a.slurm_start_epoch <= b.slurm_start_epoch, "{a:?} {b:?}");
     }
+    // lepton-serve refuses this pair: sched/builtin with priority/basic ignores priorities.
+    let out = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
+        .args(["slurm", "--policy", "sjf", "--once"])
+        .env("SLURM_CONF", cluster.conf())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ignores priorities set by scontrol"),
+        "{stderr}"
+    );
     let slurm_times = group_times(&groups, &outcomes);
     eprintln!("start groups: simulator at {sim_times:?} s, Slurm at {slurm_times:.2?} s");
     for g in 1..groups.len() {
@@ -160,7 +172,9 @@ fn lepton_serve_sets_the_start_order() {
     let Some(cluster) = start_cluster(spec) else {
         return;
     };
-    let _serve = Serve(
+    // A held job: the loop must leave it held (a priority would release it).
+    let held = sbatch(&cluster, &["--hold", "--ntasks=1", "--time=1"]);
+    let serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
             .args(["slurm", "--policy", "sjf", "--interval", "0.2"])
             .env("SLURM_CONF", cluster.conf())
@@ -210,4 +224,60 @@ fn lepton_serve_sets_the_start_order() {
     let expected = vec![vec![1], vec![5], vec![3], vec![6, 7], vec![2], vec![4]];
     assert_eq!(sim_groups(&jobs, 4, "sjf+strict").0, expected);
     assert_eq!(groups, expected, "Slurm's start groups: {outcomes:#?}");
+
+    let still_held = job_state(&cluster, held);
+    assert_eq!(
+        (
+            still_held.state.as_str(),
+            still_held.priority,
+            still_held.reason.as_str()
+        ),
+        ("PENDING", 0, "JobHeldUser")
+    );
+
+    // Dry run: prints the changes, makes none.
+    drop(serve);
+    let later = |limit: &str| sbatch(&cluster, &["--begin=now+3600", "--ntasks=1", limit]);
+    let (long, short) = (later("--time=5"), later("--time=1"));
+    let before = (
+        job_state(&cluster, long).priority,
+        job_state(&cluster, short).priority,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
+        .args(["slurm", "--policy", "sjf", "--dry-run", "--once"])
+        .env("SLURM_CONF", cluster.conf())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "dry run: would set JobId={short} Priority=4294967000 (rank 1 of 2,"
+        )) && stdout.contains(&format!(
+            "dry run: would set JobId={long} Priority=4294966999 (rank 2 of 2,"
+        )),
+        "{stdout}"
+    );
+    let after = (
+        job_state(&cluster, long).priority,
+        job_state(&cluster, short).priority,
+    );
+    assert_eq!(before, after);
+}
+
+fn sbatch(cluster: &LocalCluster, args: &[&str]) -> u64 {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.push("--output=/dev/null".into());
+    all.push("--wrap=sleep 1".into());
+    cluster.slurm().sbatch(&all).unwrap()
+}
+
+fn job_state(cluster: &LocalCluster, id: u64) -> lepton_serve::slurm::cli::SlurmJob {
+    cluster
+        .slurm()
+        .jobs(true)
+        .unwrap()
+        .into_iter()
+        .find(|j| j.job_id == id)
+        .unwrap()
 }
