@@ -258,8 +258,14 @@ fn run_slurm(
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .map_err(|e| slurm_failed(format!("cannot install the signal handler: {e}")))?;
+    // The priority functions read only the queue; the nodes are logged so the operator sees
+    // which cluster is being driven.
+    let nodes = slurm.nodes().map_err(slurm_failed)?;
+    let usable: Vec<_> = nodes.iter().filter(|n| n.is_usable()).collect();
     eprintln!(
-        "lepton-serve: ranking Slurm's queue with {} every {interval} s{}",
+        "lepton-serve: ranking the queue of {} usable nodes ({} CPUs) with {} every {interval} s{}",
+        usable.len(),
+        usable.iter().map(|n| u64::from(n.cpus)).sum::<u64>(),
         options.ranker.name(),
         if dry_run { " (dry run)" } else { "" }
     );
