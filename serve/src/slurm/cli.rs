@@ -333,6 +333,61 @@ mod tests {
         assert!(err.contains("boom"), "{err}");
     }
 
+    /// `squeue --json --states=all` and `sinfo --json` recorded from Slurm 22.05.8 (a local
+    /// cluster of 2 nodes × 4 CPUs: one 8-CPU job running, one held, one unlimited).
+    #[test]
+    fn recorded_slurm_22_05_output() {
+        let jobs = parse_jobs(include_str!("../../tests/data/squeue.json")).unwrap();
+        let summary: Vec<(u64, &str, &str, u64, Option<u64>, u32)> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.job_id,
+                    j.state.as_str(),
+                    j.reason.as_str(),
+                    j.priority,
+                    j.time_limit_min,
+                    j.cpus,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, "RUNNING", "None", 1, Some(2), 8),
+                (2, "PENDING", "Resources", 1, Some(1), 2),
+                (3, "PENDING", "JobHeldUser", 0, Some(5), 1),
+                (4, "PENDING", "Priority", 1, Some(1), 1),
+                (5, "PENDING", "None", 1, None, 4),
+            ]
+        );
+        assert!(jobs[2].is_held() && !jobs[1].is_held());
+        assert_eq!(
+            (jobs[0].submit_time, jobs[0].start_time),
+            (1796134018, 1796134018)
+        );
+        let nodes = parse_nodes(include_str!("../../tests/data/sinfo.json")).unwrap();
+        let summary: Vec<(&str, &str, u32, u32, bool)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.state.as_str(),
+                    n.cpus,
+                    n.alloc_cpus,
+                    n.is_usable(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("n1", "allocated", 4, 4, true),
+                ("n2", "allocated", 4, 4, true)
+            ]
+        );
+    }
+
     #[test]
     fn config_lines() {
         let c = parse_config(

@@ -239,6 +239,29 @@ mod tests {
     }
 
     #[test]
+    fn recorded_queue_ranked_by_sjf() {
+        let jobs =
+            super::super::cli::parse_jobs(include_str!("../../tests/data/squeue.json")).unwrap();
+        // Pending and not held: 2 (1 min), 4 (1 min), 5 (unlimited); the held job 3 and
+        // the running job 1 are left alone. 2 and 4 tie on estimate and submit time: id.
+        let queue = observe(&jobs, None);
+        let ranking = Ranker::by_name("sjf").unwrap().rank(&queue, 0.0);
+        assert_eq!(ranking, vec![2, 4, 5]);
+        let to: Vec<(u64, u64)> = plan(&ranking, &jobs)
+            .iter()
+            .map(|u| (u.job_id, u.to))
+            .collect();
+        assert_eq!(
+            to,
+            vec![
+                (2, TOP_PRIORITY),
+                (4, TOP_PRIORITY - 1),
+                (5, TOP_PRIORITY - 2)
+            ]
+        );
+    }
+
+    #[test]
     fn plan_changes_only_what_differs() {
         let jobs = [
             job(1, "PENDING", TOP_PRIORITY - 1, "main"),
