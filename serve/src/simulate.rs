@@ -65,12 +65,11 @@ pub fn simulate(
     let mut heuristic = schedulers::by_name(scheduler).map_err(|e| e.to_string())?;
     schedulers::run_episode(heuristic.as_mut(), &mut env, 0)
         .map_err(|e| format!("{scheduler}: {e}"))?;
-    let ScenarioEnv::Cluster(cluster) = &env else {
-        unreachable!("checked above");
-    };
-    let schedule = cluster
-        .schedule()
-        .ok_or("the schedule recorder was switched on")?;
+    let schedule = match &env {
+        ScenarioEnv::Cluster(cluster) => cluster.schedule(),
+        ScenarioEnv::DeepRm(_) => None,
+    }
+    .ok_or("the replay scenario recorded no schedule")?;
     jobs.iter()
         .map(|j| {
             schedule

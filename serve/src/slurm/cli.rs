@@ -338,7 +338,9 @@ mod tests {
     #[test]
     fn recorded_slurm_22_05_output() {
         let jobs = parse_jobs(include_str!("../../tests/data/squeue.json")).unwrap();
-        let summary: Vec<(u64, &str, &str, u64, Option<u64>, u32)> = jobs
+        // id, state, reason, priority, limit (minutes), CPUs.
+        type Row<'a> = (u64, &'a str, &'a str, u64, Option<u64>, u32);
+        let summary: Vec<Row> = jobs
             .iter()
             .map(|j| {
                 (
