@@ -7,7 +7,7 @@ mod held_out;
 mod plots;
 mod report;
 mod runner;
-mod stats;
+use lepton_eval::stats;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;

@@ -1,6 +1,8 @@
 //! An in-tree mutation fuzzer of lepton's loaders, on stable Rust (no nightly toolchain, so no
 //! cargo-fuzz): it mutates the files lepton ships and reads (scenarios, training configs, SWF,
-//! Alibaba and Tiresias traces, task CSVs, evaluation suites, checkpoint metadata) and feeds
+//! Alibaba and Tiresias traces, task CSVs, evaluation suites, checkpoint metadata, and what
+//! lepton-serve reads from Slurm and Kubernetes: `squeue`/`sinfo --json` output and extender
+//! request bodies) and feeds
 //! each mutant to the loader that reads it, then, for a scenario that loads, builds the env
 //! and steps it. Every input must end in `Ok` or a clean error: a panic is a finding.
 //!
@@ -236,7 +238,42 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
     // The directory lives as long as the target (the closure owns it).
     let scratch = std::sync::Arc::new(scratch);
     let resources = vec!["cpu".to_string(), "mem_gib".to_string()];
+    let serve_data = root.join("serve/tests/data");
+    let slurm_json = vec![
+        read(serve_data.join("squeue.json")),
+        read(serve_data.join("sinfo.json")),
+    ];
+    let extender_bodies: Vec<String> = ["gpu_pod.json", "cpu_pod.json", "node_names_only.json"]
+        .iter()
+        .map(|n| read(serve_data.join(n)))
+        .collect();
     vec![
+        Target {
+            name: "slurm_json",
+            seeds: slurm_json,
+            run: Box::new(|text| {
+                use lepton_serve::slurm::{cli, driver};
+                let _ = cli::parse_nodes(text);
+                if let Ok(jobs) = cli::parse_jobs(text) {
+                    let queue = driver::observe(&jobs, None);
+                    for (_, name) in lepton_env::schedulers::Priority::ALL {
+                        let ranker = lepton_serve::rank::Ranker::by_name(name).expect("a priority");
+                        let _ = driver::plan(&ranker.rank(&queue, 1.8e9), &jobs);
+                    }
+                }
+            }),
+        },
+        Target {
+            name: "k8s_extender",
+            seeds: extender_bodies,
+            run: Box::new(|text| {
+                use lepton_serve::extender::{self, NodePolicy};
+                let _ = extender::filter(text);
+                for policy in [NodePolicy::BestFit, NodePolicy::Tetris] {
+                    let _ = extender::prioritize(text, policy);
+                }
+            }),
+        },
         Target {
             name: "scenario",
             seeds: scenarios,
