@@ -238,6 +238,20 @@ fn play(
     env.episode_metrics().unwrap().clone()
 }
 
+/// Plays the registered scheduler `name` on a fresh env of `config`, from a reset.
+fn play_named(config: ClusterConfig, name: &str) -> (ClusterEnv, crate::EpisodeMetrics) {
+    let mut env = ScenarioEnv::Cluster(ClusterEnv::new(config));
+    let m = play(
+        &mut env,
+        schedulers::by_name(name).unwrap().as_mut(),
+        |_| {},
+    );
+    let ScenarioEnv::Cluster(cluster) = env else {
+        unreachable!()
+    };
+    (cluster, m)
+}
+
 /// Two 1-unit servers; a noiseless health signal with a 10 s lead; a tick every second; A
 /// (work 20) starts on server 0 at 0, which fails at 15 (announced). `evacuate` reads 0.5 at
 /// 10 and moves A to server 1 (1 s pause): it ends at 21 and nothing is killed. `tetris`
@@ -301,21 +315,9 @@ fn priority_preemption_stops_the_lower_class() {
         );
         c.max_priority = 1;
         c.preemption = Some(preemption(f64::INFINITY, 0.0));
-        let mut env = ScenarioEnv::Cluster(ClusterEnv::new(c));
-        let m = play(
-            &mut env,
-            schedulers::by_name(scheduler).unwrap().as_mut(),
-            |_| {},
-        );
-        let ScenarioEnv::Cluster(cluster) = &env else {
-            unreachable!()
-        };
-        (
-            finish_of(cluster, 1),
-            finish_of(cluster, 2),
-            m.num_preempted,
-            m.lost_work_s,
-        )
+        let (env, m) = play_named(c, scheduler);
+        let f = |id| finish_of(&env, id);
+        (f(1), f(2), m.num_preempted, m.lost_work_s)
     };
     assert_eq!(run("preempt:tetris"), (14.0, 4.0, 1, 3.0));
     assert_eq!(run("tetris"), (10.0, 11.0, 0, 0.0));
@@ -343,16 +345,8 @@ fn defrag_moves_a_small_task_to_make_room_for_a_wide_one() {
             migration_s: 1.0,
             ..preemption(f64::INFINITY, 0.0)
         });
-        let mut env = ScenarioEnv::Cluster(ClusterEnv::new(c));
-        let m = play(
-            &mut env,
-            schedulers::by_name(scheduler).unwrap().as_mut(),
-            |_| {},
-        );
-        let ScenarioEnv::Cluster(cluster) = &env else {
-            unreachable!()
-        };
-        let f = |id| finish_of(cluster, id);
+        let (env, m) = play_named(c, scheduler);
+        let f = |id| finish_of(&env, id);
         ((f(1), f(2), f(3)), m.num_migrated)
     };
     assert_eq!(run("defrag:worst_fit"), ((11.0, 10.0, 3.0), 1));
@@ -376,12 +370,7 @@ fn without_preemption_the_new_heuristics_are_their_base() {
         let metrics = |scheduler: &str| {
             let mut c = config(2, &[2], 1.0, tasks.clone());
             c.max_priority = 1;
-            let mut env = ScenarioEnv::Cluster(ClusterEnv::new(c));
-            play(
-                &mut env,
-                schedulers::by_name(scheduler).unwrap().as_mut(),
-                |_| {},
-            )
+            play_named(c, scheduler).1
         };
         assert_eq!(metrics(name), metrics(base), "{name}");
     }
