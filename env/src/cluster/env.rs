@@ -18,14 +18,8 @@ impl Env for ClusterEnv {
     }
 
     fn action_space(&self) -> Discrete {
-        let (_, migrate_at) = self.running_action_offsets();
-        let migrate_len = match self.config.preemption {
-            Some(p) if p.migrate => p.running_rows * self.servers.len(),
-            _ => 0,
-        };
-        Discrete {
-            n: migrate_at + migrate_len + 1,
-        }
+        let (_, _, wait_at) = self.running_action_offsets();
+        Discrete { n: wait_at + 1 }
     }
 
     fn obs_layout(&self) -> ObsLayout {

@@ -11,6 +11,25 @@ const FORECAST_FEATURES: usize = 3;
 /// Features of a running row besides its demand (one per resource).
 const RUNNING_FEATURES: usize = 8;
 
+/// `x / max` (0 when `max` is 0: a resource the cluster does not have).
+#[inline]
+fn frac(x: f64, max: u32) -> f32 {
+    if max == 0 {
+        0.0
+    } else {
+        (x / f64::from(max)) as f32
+    }
+}
+
+/// A task's priority class / the largest in the workload (0 when every class is 0).
+fn priority_feature(env: &ClusterEnv, priority: u8) -> f32 {
+    if env.config.max_priority == 0 {
+        0.0
+    } else {
+        f32::from(priority) / f32::from(env.config.max_priority)
+    }
+}
+
 /// `x / (1 + x)`: maps `[0, ∞)` onto `[0, 1)` while staying linear near 0.
 #[inline]
 fn squash(x: f64) -> f32 {
@@ -73,13 +92,6 @@ pub(super) fn write(env: &ClusterEnv, obs: &mut [f32]) {
     let (global, rest) = obs.split_at_mut(layout.global);
     let (server_block, rest) = rest.split_at_mut(layout.server_rows * layout.server_features);
     let (slot_block, running_block) = rest.split_at_mut(layout.slot_rows * layout.slot_features);
-    let frac = |x: f64, max: u32| {
-        if max == 0 {
-            0.0
-        } else {
-            (x / f64::from(max)) as f32
-        }
-    };
 
     // Global block.
     let queue = &env.queue;
@@ -152,20 +164,12 @@ fn write_running_rows(env: &ClusterEnv, block: &mut [f32]) {
         let n = rec.server as usize;
         row[0] = 1.0;
         for r in 0..nr {
-            row[1 + r] = if env.max_capacity[r] == 0 {
-                0.0
-            } else {
-                (f64::from(spec.demand[r]) / f64::from(env.max_capacity[r])) as f32
-            };
+            row[1 + r] = frac(f64::from(spec.demand[r]), env.max_capacity[r]);
         }
         row[1 + nr] = squash((env.estimated_finish_s(i) - env.now_s) / scale);
         row[2 + nr] = squash((env.now_s - rec.run_start_s) / scale);
         row[3 + nr] = squash(env.work_at_risk_s(i) / scale);
-        row[4 + nr] = if env.config.max_priority == 0 {
-            0.0
-        } else {
-            f32::from(spec.priority) / f32::from(env.config.max_priority)
-        };
+        row[4 + nr] = priority_feature(env, spec.priority);
         row[5 + nr] = env.health(n) as f32;
         row[6 + nr] = n as f32 / last_server;
         row[7 + nr] = if env.holds_gpus(i) { 1.0 } else { 0.0 };
@@ -230,13 +234,6 @@ fn write_server_rows(env: &ClusterEnv, server_block: &mut [f32]) {
     let nr = env.num_resources;
     let scale = env.config.time_scale_s;
     let layout = env.layout;
-    let frac = |x: f64, max: u32| {
-        if max == 0 {
-            0.0
-        } else {
-            (x / f64::from(max)) as f32
-        }
-    };
     // Server rows. The next estimated completion per server needs one pass over the running
     // tasks; the row's last feature doubles as its accumulator (time to go, unsquashed).
     let sf = layout.server_features;
@@ -309,13 +306,6 @@ fn write_slot_rows(env: &ClusterEnv, slot_block: &mut [f32]) {
     let nr = env.num_resources;
     let scale = env.config.time_scale_s;
     let queue = &env.queue;
-    let frac = |x: f64, max: u32| {
-        if max == 0 {
-            0.0
-        } else {
-            (x / f64::from(max)) as f32
-        }
-    };
     let kf = env.layout.slot_features;
     for (row, slot) in slot_block.chunks_exact_mut(kf).zip(&queue.slots) {
         let Some(i) = *slot else {
@@ -329,11 +319,7 @@ fn write_slot_rows(env: &ClusterEnv, slot_block: &mut [f32]) {
         }
         row[1 + nr] = squash(spec.estimate_s / scale);
         row[2 + nr] = squash((env.now_s - spec.arrival_s) / scale);
-        row[3 + nr] = if env.config.max_priority == 0 {
-            0.0
-        } else {
-            f32::from(spec.priority) / f32::from(env.config.max_priority)
-        };
+        row[3 + nr] = priority_feature(env, spec.priority);
         match spec.deadline_s {
             Some(deadline_s) => {
                 row[4 + nr] = 1.0;

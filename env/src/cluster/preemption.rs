@@ -49,23 +49,32 @@ impl ClusterEnv {
         self.rows = rows;
     }
 
-    /// The first index of the preempt block and of the migrate block (each past the
-    /// placements or slots; present only when `[preemption]` offers it).
-    pub(super) fn running_action_offsets(&self) -> (usize, usize) {
+    /// The first index of the preempt block, of the migrate block and of wait: the blocks
+    /// follow the placements or slots, each present only when `[preemption]` offers it.
+    pub(super) fn running_action_offsets(&self) -> (usize, usize, usize) {
         let choices = match self.config.action_mode {
             ActionMode::Placement => self.config.num_slots * self.servers.len(),
             ActionMode::Slot => self.config.num_slots,
         };
-        let preempt_len = match self.config.preemption {
-            Some(p) if p.preempt => p.running_rows,
-            _ => 0,
+        let (preempt_len, migrate_len) = match self.config.preemption {
+            Some(p) => (
+                if p.preempt { p.running_rows } else { 0 },
+                if p.migrate {
+                    p.running_rows * self.servers.len()
+                } else {
+                    0
+                },
+            ),
+            None => (0, 0),
         };
-        (choices, choices + preempt_len)
+        let migrate_at = choices + preempt_len;
+        (choices, migrate_at, migrate_at + migrate_len)
     }
 
     /// True when `action` lies in the preempt or migrate block.
     pub(super) fn is_running_action(&self, action: usize) -> bool {
-        self.config.preemption.is_some() && action >= self.running_action_offsets().0
+        let (preempt_at, _, wait_at) = self.running_action_offsets();
+        (preempt_at..wait_at).contains(&action)
     }
 
     /// Decodes an action of the preempt or migrate block into a legal move, or says why it
@@ -74,7 +83,7 @@ impl ClusterEnv {
         &self,
         action: usize,
     ) -> Result<RunningAction, &'static str> {
-        let (preempt_at, migrate_at) = self.running_action_offsets();
+        let (preempt_at, migrate_at, _) = self.running_action_offsets();
         let rows = self.running_rows();
         let row_task = |row: usize| {
             let i = rows
@@ -130,7 +139,7 @@ impl ClusterEnv {
         let Some(p) = self.config.preemption else {
             return;
         };
-        let (preempt_at, migrate_at) = self.running_action_offsets();
+        let (preempt_at, migrate_at, wait_at) = self.running_action_offsets();
         let rows = self.running_rows();
         if p.preempt {
             for (row, m) in mask[preempt_at..migrate_at].iter_mut().enumerate() {
@@ -139,7 +148,7 @@ impl ClusterEnv {
         }
         if p.migrate {
             let num_servers = self.servers.len();
-            let block = &mut mask[migrate_at..migrate_at + p.running_rows * num_servers];
+            let block = &mut mask[migrate_at..wait_at];
             for (row, cells) in block.chunks_exact_mut(num_servers).enumerate() {
                 for (server, m) in cells.iter_mut().enumerate() {
                     *m = rows
@@ -321,7 +330,7 @@ impl ClusterEnv {
     pub fn running_action_index(&self, index: u32, server: Option<usize>) -> Option<usize> {
         let p = self.config.preemption?;
         let row = self.running_rows().iter().position(|&i| i == index)?;
-        let (preempt_at, migrate_at) = self.running_action_offsets();
+        let (preempt_at, migrate_at, _) = self.running_action_offsets();
         match server {
             None if p.preempt => Some(preempt_at + row),
             Some(n) if p.migrate && n < self.servers.len() => {

@@ -232,7 +232,7 @@ fn room_making_move(s: &Snapshot, t: usize) -> Option<Move> {
         }
         let key = (
             share(&r.demand, &from.capacity, nr),
-            leftover(s, &r.demand, m.server),
+            s.leftover_after(m.server, &r.demand),
         );
         if best.is_none_or(|(a, b, _)| key.0 < a || (key.0 == a && key.1 < b)) {
             best = Some((key.0, key.1, *m));
@@ -249,17 +249,6 @@ fn share(demand: &[u32; MAX_RESOURCES], capacity: &[u32; MAX_RESOURCES], nr: usi
         .sum()
 }
 
-/// What server `n` would have left after taking `demand`, as Σ of free fractions.
-fn leftover(s: &Snapshot, demand: &[u32; MAX_RESOURCES], n: usize) -> f64 {
-    let server = &s.servers[n];
-    (0..s.num_resources)
-        .filter(|&r| server.capacity[r] > 0)
-        .map(|r| {
-            f64::from(server.free[r].saturating_sub(demand[r])) / f64::from(server.capacity[r])
-        })
-        .sum()
-}
-
 /// A move off a risky server, else `safe`'s placement.
 fn evacuate(base: &Heuristic, threshold: f64, s: &mut Snapshot) -> Decision {
     let risky = |s: &Snapshot, n: usize| s.servers[n].health >= threshold;
@@ -272,7 +261,7 @@ fn evacuate(base: &Heuristic, threshold: f64, s: &mut Snapshot) -> Decision {
             continue;
         }
         // The most work done first (the earliest start), then the tightest destination.
-        let key = (r.started_s, r.index, leftover(s, &r.demand, m.server));
+        let key = (r.started_s, r.index, s.leftover_after(m.server, &r.demand));
         if best.is_none_or(|(a, b, c, _)| (key.0, key.1, key.2) < (a, b, c)) {
             best = Some((key.0, key.1, key.2, *m));
         }

@@ -187,13 +187,9 @@ impl Rule {
                     .filter(|(_, p)| p.task == task);
                 let score = |p: &Placement| -> f64 {
                     let server = &s.servers[p.server];
-                    let demand = &s.tasks[p.task].demand;
                     let caps = (0..nr).filter(|&r| server.capacity[r] > 0);
                     if *self == Rule::BestFit {
-                        caps.map(|r| {
-                            f64::from(server.free[r] - demand[r]) / f64::from(server.capacity[r])
-                        })
-                        .sum()
+                        s.leftover_after(p.server, &s.tasks[p.task].demand)
                     } else {
                         caps.map(|r| {
                             f64::from(server.capacity[r] - server.free[r])

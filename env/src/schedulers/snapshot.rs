@@ -437,6 +437,18 @@ impl Snapshot {
         order
     }
 
+    /// What server `n` would have free after taking `demand`: Σ over the resources it has of
+    /// free / capacity (best fit's key; lower is tighter).
+    pub fn leftover_after(&self, n: usize, demand: &[u32; MAX_RESOURCES]) -> f64 {
+        let server = &self.servers[n];
+        (0..self.num_resources)
+            .filter(|&r| server.capacity[r] > 0)
+            .map(|r| {
+                f64::from(server.free[r].saturating_sub(demand[r])) / f64::from(server.capacity[r])
+            })
+            .sum()
+    }
+
     /// The first placement of `task` (its lowest feasible server), if any.
     pub fn first_placement_of(&self, task: usize) -> Option<usize> {
         self.placements.iter().position(|p| p.task == task)
