@@ -168,10 +168,10 @@ impl ClusterEnv {
             return false;
         }
         (p.preempt && self.rows.iter().any(|&i| self.stoppable(i).is_ok()))
-            || self
-                .running_rows()
-                .iter()
-                .any(|&i| (0..self.servers.len()).any(|m| self.migration_allowed(i, m).is_ok()))
+            || (p.migrate
+                && self.rows.iter().any(|&i| {
+                    (0..self.servers.len()).any(|m| self.migration_allowed(i, m).is_ok())
+                }))
     }
 
     pub(super) fn apply_running_action(&mut self, action: RunningAction) {

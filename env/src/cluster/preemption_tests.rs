@@ -375,3 +375,28 @@ fn without_preemption_the_new_heuristics_are_their_base() {
         assert_eq!(metrics(name), metrics(base), "{name}");
     }
 }
+
+/// `[preemption]` with no actions keeps checkpoint-restart only: a running task that could
+/// move is no reason to stop the clock. Two 1-unit servers, a tick every second; after A
+/// starts at 0 the next decision is B's arrival at 5.
+#[test]
+fn without_preempt_or_migrate_actions_the_env_stops_only_for_placements() {
+    let mut c = config(
+        2,
+        &[1],
+        1.0,
+        vec![task(1, 0.0, 10.0, &[1], 0), task(2, 5.0, 1.0, &[1], 0)],
+    );
+    c.preemption = Some(Preemption {
+        preempt: false,
+        migrate: false,
+        decide_every_s: Some(1.0),
+        ..preemption(2.0, 0.0)
+    });
+    let mut env = ClusterEnv::new(c);
+    let mut obs = obs_for(&env);
+    env.reset(Some(0), &mut obs);
+    assert_eq!(env.action_space().n, 2 * 2 + 1);
+    env.step(env.action_index(0, 0).unwrap(), &mut obs).unwrap();
+    assert_eq!(env.now_s(), 5.0);
+}
