@@ -2,6 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Lower bound on the runtime in the bounded-slowdown denominator (seconds, or steps).
+pub const BOUNDED_SLOWDOWN_MIN_RUN_S: f64 = 10.0;
+
+/// One task's bounded slowdown: max(1, completion / max(run, 10)), completion = wait + run
+/// (Feitelson et al.'s definition, as RLScheduler reports it).
+pub fn bounded_slowdown(completion_s: f64, run_s: f64) -> f64 {
+    (completion_s / run_s.max(BOUNDED_SLOWDOWN_MIN_RUN_S)).max(1.0)
+}
+
 /// Metrics of one finished (terminated or truncated) scheduling episode. Times are in the
 /// scenario's time unit (seconds for real clusters, steps for DeepRM). Slowdown-like metrics
 /// are over tasks that finished; `num_unfinished` counts tasks still queued or running when

@@ -61,9 +61,9 @@ impl JobOutcome {
     }
 }
 
-/// max(1, (wait + run) / max(run, 10 s)).
+/// max(1, (wait + run) / max(run, 10 s)): lepton's definition, from a wait.
 pub fn bounded_slowdown(wait_s: f64, runtime_s: f64) -> f64 {
-    ((wait_s + runtime_s) / runtime_s.max(10.0)).max(1.0)
+    lepton_env::metrics::bounded_slowdown(wait_s + runtime_s, runtime_s)
 }
 
 /// Why a replay failed.

@@ -44,7 +44,7 @@ impl RewardWeights {
     #[inline]
     pub fn presence_rate(&self, duration_s: f64) -> f64 {
         self.slowdown / duration_s
-            + self.bounded_slowdown / duration_s.max(super::stats::BOUNDED_SLOWDOWN_MIN_RUN_S)
+            + self.bounded_slowdown / duration_s.max(crate::metrics::BOUNDED_SLOWDOWN_MIN_RUN_S)
     }
 
     /// Cost per unit time while `presence_sum` = Σ [`presence_rate`](Self::presence_rate)

@@ -1,11 +1,8 @@
 //! Episode metrics from per-task records, shared by the cluster and DeepRM envs.
 
 use super::state::{TaskPhase, TaskRecord};
-use crate::metrics::EpisodeMetrics;
+use crate::metrics::{EpisodeMetrics, bounded_slowdown};
 use crate::workload::TaskSpec;
-
-/// Lower bound on the runtime in the bounded-slowdown denominator (seconds, or steps).
-pub const BOUNDED_SLOWDOWN_MIN_RUN_S: f64 = 10.0;
 
 /// Everything the metrics need besides the task records.
 pub(crate) struct EpisodeTotals<'a> {
@@ -46,7 +43,7 @@ pub(crate) fn fill_metrics(
                 let completion_s = rec.finish_s - spec.arrival_s;
                 let run_s = rec.finish_s - rec.start_s;
                 scratch.push(completion_s / spec.duration_s);
-                sum_bounded += (completion_s / run_s.max(BOUNDED_SLOWDOWN_MIN_RUN_S)).max(1.0);
+                sum_bounded += bounded_slowdown(completion_s, run_s);
                 sum_completion += completion_s;
                 last_finish_s = last_finish_s.max(rec.finish_s);
             }
