@@ -912,6 +912,26 @@ impl LoadedPolicy {
         out[0]
     }
 
+    /// The head's score of every action for one observation (logits, or Q-values for a Q
+    /// head), illegal actions at −∞: what the greedy arg-max ranks, for a caller that orders
+    /// actions rather than picks one (lepton-serve ranks a queue by its slots' scores).
+    ///
+    /// # Panics
+    /// As [`act`](Self::act).
+    pub fn scores(&mut self, obs: &[f32], mask: &[bool]) -> Vec<f32> {
+        let (obs, mask) = self.input_tensors(obs, mask, 1);
+        let scores = tch::no_grad(|| {
+            self.policy
+                .forward(&obs)
+                .0
+                .masked_fill(&mask.logical_not(), f64::NEG_INFINITY)
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .reshape([-1])
+        });
+        Vec::<f32>::try_from(scores).expect("a float tensor converts to Vec<f32>")
+    }
+
     /// A legal action sampled from the policy's masked softmax for one observation and mask
     /// (PPO's behaviour policy), drawing from `rng`; `None` for a Q head, which defines no
     /// distribution.
@@ -1236,6 +1256,20 @@ mod tests {
         mask[first] = false;
         assert_ne!(loaded.act(&obs, &mask), first);
         assert_eq!(loaded.act(&obs, &[false, false, true, false]), 2);
+        // Its scores are the head's, illegal ones at −∞, and the greedy action is their
+        // arg-max.
+        let scores = loaded.scores(&obs, &mask);
+        assert_eq!(scores[first], f32::NEG_INFINITY);
+        assert!(
+            scores
+                .iter()
+                .enumerate()
+                .all(|(a, s)| a == first || s.is_finite())
+        );
+        let best = (0..4)
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap();
+        assert_eq!(loaded.act(&obs, &mask), best);
         drop(path);
     }
 

@@ -58,23 +58,7 @@ impl Env for ClusterEnv {
             .config
             .workload
             .fill_episode(seed, &mut self.rng, &mut self.tasks);
-        self.records.clear();
-        self.records.resize(self.tasks.len(), TaskRecord::NEW);
-        self.reset_servers();
-        self.clear_schedule();
-        self.events.clear();
-        self.queue.clear();
-        self.running.clear();
-        self.now_s = start.clock_s;
-        self.episode_start_s = start.clock_s;
-        self.next_arrival = 0;
-        self.census = Census::default();
-        self.num_decisions = 0;
-        self.presence_sum = 0.0;
-        self.used = [0; MAX_RESOURCES];
-        self.used_integral = [0.0; MAX_RESOURCES];
-        self.pending_cost = 0.0;
-        self.metrics_ready = false;
+        self.clear_episode(start.clock_s);
         self.metrics.window_start = start.window_start;
         self.schedule_server_events();
         self.arm_tick();
@@ -189,6 +173,32 @@ const HELD_TOO_LONG: &str =
     "a task that fits has waited the queue's hold limit: waiting is not allowed";
 
 impl ClusterEnv {
+    /// Empty servers, queue, records (one per task of `self.tasks`) and statistics, with the
+    /// clock at `clock_s`: an episode before anything has happened.
+    pub(super) fn clear_episode(&mut self, clock_s: f64) {
+        self.records.clear();
+        self.records.resize(self.tasks.len(), TaskRecord::NEW);
+        self.reset_servers();
+        self.clear_schedule();
+        self.events.clear();
+        self.queue.clear();
+        self.running.clear();
+        self.now_s = clock_s;
+        self.episode_start_s = clock_s;
+        self.next_arrival = 0;
+        self.census = Census::default();
+        self.num_decisions = 0;
+        self.presence_sum = 0.0;
+        self.used = [0; MAX_RESOURCES];
+        self.used_integral = [0.0; MAX_RESOURCES];
+        self.pending_cost = 0.0;
+        self.metrics_ready = false;
+        self.metrics.window_start = None;
+        self.terminated = false;
+        self.truncated = false;
+        self.end_pending = false;
+    }
+
     /// An illegal (greedy) action: an error, or a wait where the scenario says so and waiting
     /// is allowed now.
     fn refuse_or_wait(&mut self, action: usize, reason: &'static str) -> Result<(), EnvError> {

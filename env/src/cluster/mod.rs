@@ -10,7 +10,7 @@
 //! releasing tasks), `dynamics.rs` (event clock, arrivals, completions, episode end),
 //! `servers.rs` (server bookkeeping), `power.rs`, `failures.rs`, `schedule.rs` (the
 //! optional schedule recorder for Gantt charts), `setup.rs`
-//! ([`ClusterEnv::new`]), `env.rs` (`impl Env`), `inspect.rs` (checks and reports), and the
+//! ([`ClusterEnv::new`]), `env.rs` (`impl Env`), `inspect.rs` (checks and reports), `live.rs` (a real cluster's moment as a state), and the
 //! lower layers `state.rs`, `index.rs`, `observation.rs`, `reward.rs`, `stats.rs`.
 
 mod config;
@@ -20,6 +20,7 @@ mod env;
 mod failures;
 mod index;
 mod inspect;
+mod live;
 mod observation;
 mod placement;
 mod power;
@@ -42,6 +43,7 @@ pub use config::{
     IllegalAction, KillPolicy, OversizePolicy, PlacementRule, PowerModel, Preemption, Reservation,
     ServerObs, ServerType, SlotOrder, TimeMode,
 };
+pub use live::{LiveError, LiveState};
 pub use placement::fits_some_server_type;
 pub use query::ArrivalForecast;
 pub use reward::RewardWeights;
