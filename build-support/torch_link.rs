@@ -1,4 +1,4 @@
-// Shared build script of every crate that links libtorch (agent, train, eval), pulled in with
+// Shared build script of every crate that links libtorch (agent, train, eval, serve), pulled in with
 // `include!`. torch-sys (links = "tch") exports its library directory as DEP_TCH_LIBTORCH_LIB.
 //
 // 1. Embed that directory as an rpath so binaries and tests run without LD_LIBRARY_PATH.

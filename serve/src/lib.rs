@@ -32,6 +32,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 pub mod compare;
 pub mod extender;
 pub mod jobs;
+pub mod learned;
 pub mod rank;
 pub mod replay;
 pub mod simulate;

@@ -4,11 +4,12 @@
 //! Exit codes: 0 success; 2 bad input (flags, files, a policy name, a Slurm configuration that
 //! cannot obey priorities); 3 Slurm failed (a command, the local cluster, a replayed job).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use lepton_eval::stats::BootstrapConfig;
 use lepton_serve::compare::{self, Run, RunJob};
 use lepton_serve::extender::{self, NodePolicy};
 use lepton_serve::jobs::{self, ScaledJob, TraceJob};
+use lepton_serve::learned::LearnedRanker;
 use lepton_serve::rank::Ranker;
 use lepton_serve::replay::{self, JobOutcome, ReplayOptions};
 use lepton_serve::simulate;
@@ -36,61 +37,10 @@ struct Cli {
 enum Command {
     /// Rank a Slurm cluster's pending jobs with a lepton policy and apply the ranking as job
     /// priorities, every --interval seconds. Never cancels, holds or releases a job.
-    Slurm {
-        /// fcfs, sjf, wfp3, unicep or f1 (lepton's whole-queue priorities).
-        #[arg(long)]
-        policy: String,
-        /// Only rank jobs of this partition.
-        #[arg(long)]
-        partition: Option<String>,
-        /// Seconds between passes.
-        #[arg(long, default_value_t = 2.0)]
-        interval: f64,
-        /// Print the priority changes instead of making them.
-        #[arg(long)]
-        dry_run: bool,
-        /// One pass, then exit.
-        #[arg(long)]
-        once: bool,
-    },
+    Slurm(SlurmArgs),
     /// Submit a trace window to Slurm as time-scaled sleep jobs, wait for them, and write
     /// when each started and ended (trace seconds) to OUT/jobs.csv.
-    Replay {
-        /// An SWF trace, or a lepton CSV task list with a `procs` column.
-        #[arg(long)]
-        trace: PathBuf,
-        /// Index (arrival order) of the window's first job.
-        #[arg(long, default_value_t = 0)]
-        start: usize,
-        /// Jobs in the window.
-        #[arg(long)]
-        jobs: usize,
-        /// Real seconds per trace second (0.01: an hour of trace in 36 s).
-        #[arg(long)]
-        time_scale: f64,
-        /// Output folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Run the `slurm` loop with this policy during the replay (default: Slurm's own order).
-        #[arg(long)]
-        policy: Option<String>,
-        /// Seconds between the loop's passes.
-        #[arg(long, default_value_t = 0.5)]
-        interval: f64,
-        /// Start a throwaway cluster of NODESxCPUS (e.g. 16x16) for the replay instead of
-        /// using the one SLURM_CONF names.
-        #[arg(long)]
-        local_cluster: Option<String>,
-        /// The local cluster's scheduler: backfill or builtin.
-        #[arg(long, default_value = "backfill")]
-        scheduler: String,
-        #[arg(long)]
-        partition: Option<String>,
-        /// Seconds to wait after the last submission (default: the jobs' total scaled run
-        /// time plus 120 s).
-        #[arg(long)]
-        timeout: Option<f64>,
-    },
+    Replay(ReplayArgs),
     /// A paired report of replays of the same jobs (the first is the reference), with
     /// lepton's simulator on the same job list.
     Compare {
@@ -129,6 +79,82 @@ enum Command {
         #[arg(long, default_value = "tetris")]
         policy: String,
     },
+}
+
+/// The policy that ranks the queue: a priority function or a trained checkpoint.
+#[derive(Args, Clone, Debug)]
+struct PolicyArgs {
+    /// fcfs, sjf, wfp3, unicep or f1 (lepton's whole-queue priorities).
+    #[arg(long, conflicts_with = "checkpoint")]
+    policy: Option<String>,
+    /// A trained checkpoint (its best.json, or its run or checkpoint folder), e.g.
+    /// checkpoints/lublin_1_ppo/seed1. It ranks the queue through --scenario's observation.
+    #[arg(long, requires = "scenario")]
+    checkpoint: Option<PathBuf>,
+    /// The scenario a --checkpoint observes through (e.g. the one it was trained on): a
+    /// "slot" scenario of one resource whose total capacity is the cluster's CPU count.
+    #[arg(long, requires = "checkpoint")]
+    scenario: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SlurmArgs {
+    #[command(flatten)]
+    ranking: PolicyArgs,
+    /// Real seconds per scenario second, for a --checkpoint (a replay's --time-scale).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Only rank jobs of this partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Seconds between passes.
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
+    /// Print the priority changes instead of making them.
+    #[arg(long)]
+    dry_run: bool,
+    /// One pass, then exit.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// An SWF trace, or a lepton CSV task list with a `procs` column.
+    #[arg(long)]
+    trace: PathBuf,
+    /// Index (arrival order) of the window's first job.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+    /// Jobs in the window.
+    #[arg(long)]
+    jobs: usize,
+    /// Real seconds per trace second (0.01: an hour of trace in 36 s).
+    #[arg(long)]
+    time_scale: f64,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Run the `slurm` loop with this --policy or --checkpoint during the replay (default:
+    /// Slurm's own order).
+    #[command(flatten)]
+    ranking: PolicyArgs,
+    /// Seconds between the loop's passes.
+    #[arg(long, default_value_t = 0.5)]
+    interval: f64,
+    /// Start a throwaway cluster of NODESxCPUS (e.g. 16x16) for the replay instead of
+    /// using the one SLURM_CONF names.
+    #[arg(long)]
+    local_cluster: Option<String>,
+    /// The local cluster's scheduler: backfill or builtin.
+    #[arg(long, default_value = "backfill")]
+    scheduler: String,
+    #[arg(long)]
+    partition: Option<String>,
+    /// Seconds to wait after the last submission (default: the jobs' total scaled run
+    /// time plus 120 s).
+    #[arg(long)]
+    timeout: Option<f64>,
 }
 
 /// An error with its exit code.
@@ -172,38 +198,8 @@ fn scheduler_type(name: &str) -> Result<SchedulerType, Failure> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Slurm {
-            policy,
-            partition,
-            interval,
-            dry_run,
-            once,
-        } => run_slurm(&policy, partition, interval, dry_run, once),
-        Command::Replay {
-            trace,
-            start,
-            jobs,
-            time_scale,
-            out,
-            policy,
-            interval,
-            local_cluster,
-            scheduler,
-            partition,
-            timeout,
-        } => run_replay(ReplayArgs {
-            trace,
-            start,
-            jobs,
-            time_scale,
-            out,
-            policy,
-            interval,
-            local_cluster,
-            scheduler,
-            partition,
-            timeout,
-        }),
+        Command::Slurm(args) => run_slurm(args),
+        Command::Replay(args) => run_replay(args),
         Command::Compare {
             runs,
             simulate,
@@ -227,24 +223,49 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_slurm(
-    policy: &str,
-    partition: Option<String>,
-    interval: f64,
-    dry_run: bool,
-    once: bool,
-) -> Result<(), Failure> {
-    let options = DriverOptions {
-        ranker: Ranker::by_name(policy).map_err(input)?,
-        partition,
-        interval: seconds("interval", interval)?,
-        dry_run,
-    };
+/// The ranker `args` names, if any. A checkpoint is checked against the cluster's CPU count
+/// when it is known.
+fn load_ranker(
+    args: &PolicyArgs,
+    time_scale: f64,
+    cpus: Option<u64>,
+) -> Result<Option<Ranker>, Failure> {
+    match (&args.policy, &args.checkpoint, &args.scenario) {
+        (Some(name), _, _) => Ok(Some(Ranker::by_name(name).map_err(input)?)),
+        (None, Some(checkpoint), Some(scenario)) => {
+            let learned =
+                LearnedRanker::load(checkpoint, scenario, time_scale).map_err(input)?;
+            if let Some(cpus) = cpus {
+                learned.check_cluster(cpus).map_err(input)?;
+            }
+            Ok(Some(Ranker::Learned(Box::new(learned))))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn run_slurm(args: SlurmArgs) -> Result<(), Failure> {
     let slurm = Slurm::from_env();
+    let needs_cluster = args.ranking.checkpoint.is_some();
+    let cpus = if needs_cluster {
+        let nodes = slurm.nodes().map_err(slurm_failed)?;
+        Some(nodes.iter().map(|n| u64::from(n.cpus)).sum())
+    } else {
+        None
+    };
+    let ranker = load_ranker(&args.ranking, args.time_scale, cpus)?
+        .ok_or_else(|| input("give --policy NAME or --checkpoint PATH --scenario FILE"))?;
+    let mut options = DriverOptions {
+        ranker,
+        partition: args.partition,
+        interval: seconds("interval", args.interval)?,
+        dry_run: args.dry_run,
+    };
     check_config(&slurm)?;
     let mut stdout = std::io::stdout();
-    if once {
-        let report = driver::pass(&slurm, &options, &mut stdout).map_err(slurm_failed)?;
+    let dry_run = args.dry_run;
+    if args.once {
+        let report = driver::pass(&slurm, &mut options, &mut stdout).map_err(slurm_failed)?;
         println!(
             "{} ranked {} pending jobs; {} priority changes{}",
             options.ranker.name(),
@@ -258,18 +279,19 @@ fn run_slurm(
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .map_err(|e| slurm_failed(format!("cannot install the signal handler: {e}")))?;
-    // The priority functions read only the queue; the nodes are logged so the operator sees
-    // which cluster is being driven.
+    // Priority functions read only the queue, a checkpoint the running jobs too; the nodes
+    // are logged so the operator sees which cluster is being driven.
     let nodes = slurm.nodes().map_err(slurm_failed)?;
     let usable: Vec<_> = nodes.iter().filter(|n| n.is_usable()).collect();
     eprintln!(
-        "lepton-serve: ranking the queue of {} usable nodes ({} CPUs) with {} every {interval} s{}",
+        "lepton-serve: ranking the queue of {} usable nodes ({} CPUs) with {} every {} s{}",
         usable.len(),
         usable.iter().map(|n| u64::from(n.cpus)).sum::<u64>(),
         options.ranker.name(),
+        args.interval,
         if dry_run { " (dry run)" } else { "" }
     );
-    driver::run(&slurm, &options, &stop, &mut stdout);
+    driver::run(&slurm, &mut options, &stop, &mut stdout);
     Ok(())
 }
 
@@ -280,19 +302,6 @@ fn check_config(slurm: &Slurm) -> Result<(), Failure> {
     })
 }
 
-struct ReplayArgs {
-    trace: PathBuf,
-    start: usize,
-    jobs: usize,
-    time_scale: f64,
-    out: PathBuf,
-    policy: Option<String>,
-    interval: f64,
-    local_cluster: Option<String>,
-    scheduler: String,
-    partition: Option<String>,
-    timeout: Option<f64>,
-}
 
 fn parse_shape(text: &str) -> Result<(u32, u32), Failure> {
     let bad = || {
@@ -314,14 +323,13 @@ fn parse_shape(text: &str) -> Result<(u32, u32), Failure> {
 }
 
 fn run_replay(a: ReplayArgs) -> Result<(), Failure> {
-    let ranker = a
-        .policy
-        .as_deref()
-        .map(Ranker::by_name)
-        .transpose()
-        .map_err(input)?;
     let interval = seconds("interval", a.interval)?;
     let shape = a.local_cluster.as_deref().map(parse_shape).transpose()?;
+    let ranker = load_ranker(
+        &a.ranking,
+        a.time_scale,
+        shape.map(|(n, c)| u64::from(n) * u64::from(c)),
+    )?;
     let scheduler = scheduler_type(&a.scheduler)?;
     let all = jobs::load_trace(&a.trace).map_err(input)?;
     let window = jobs::window(&all, a.start, a.jobs, &a.trace).map_err(input)?;
@@ -352,6 +360,11 @@ fn run_replay(a: ReplayArgs) -> Result<(), Failure> {
     if ranker.is_some() {
         check_config(&slurm)?;
     }
+    if let (Some(Ranker::Learned(learned)), None) = (&ranker, shape) {
+        let nodes = slurm.nodes().map_err(slurm_failed)?;
+        let cpus = nodes.iter().map(|n| u64::from(n.cpus)).sum();
+        learned.check_cluster(cpus).map_err(input)?;
+    }
     let job_out_dir = cluster
         .as_ref()
         .map_or_else(|| a.out.join("slurm-out"), LocalCluster::out_dir);
@@ -372,22 +385,26 @@ fn run_replay(a: ReplayArgs) -> Result<(), Failure> {
         scaled.len(),
         a.trace.display(),
         a.start,
-        ranker.map_or("in Slurm's own order".to_owned(), |r| format!(
-            "ranked by {}",
-            r.name()
-        ))
+        ranker
+            .as_ref()
+            .map_or("in Slurm's own order".to_owned(), |r| format!(
+                "ranked by {}",
+                r.name()
+            ))
     );
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = std::thread::scope(|scope| {
         if let Some(ranker) = ranker {
             let (slurm, stop) = (slurm.clone(), stop.clone());
-            let driver_options = DriverOptions {
+            let mut driver_options = DriverOptions {
                 ranker,
                 partition: a.partition.clone(),
                 interval,
                 dry_run: false,
             };
-            scope.spawn(move || driver::run(&slurm, &driver_options, &stop, &mut std::io::sink()));
+            scope.spawn(move || {
+                driver::run(&slurm, &mut driver_options, &stop, &mut std::io::sink())
+            });
         }
         let result = replay::replay(&slurm, &scaled, &options);
         stop.store(true, Ordering::Relaxed);

@@ -258,6 +258,53 @@ mod tests {
         env.check_invariants().unwrap();
     }
 
+    /// A moment of a simulated Lublin-1 episode, read back as a live state (the running
+    /// tasks with their starts, the queued ones), gives the same observation up to the order
+    /// of the visible slots (the simulator refills freed slots where they are; a live state
+    /// fills them in arrival order).
+    #[test]
+    fn a_simulated_moment_reloads_to_the_same_observation() {
+        let path = crate::scenario::scenarios_dir().join("lublin-1.toml");
+        let ScenarioEnv::Cluster(mut sim) = crate::scenario::load_file(&path).unwrap().build()
+        else {
+            unreachable!()
+        };
+        let layout = sim.obs_layout();
+        let mut obs = vec![0.0; layout.dim()];
+        let mut mask = vec![false; sim.action_space().n];
+        sim.reset(Some(3), &mut obs);
+        for _ in 0..300 {
+            sim.action_mask(&mut mask);
+            let first = mask.iter().position(|&m| m).unwrap();
+            sim.step(first, &mut obs).unwrap();
+        }
+        assert!(sim.running.len() > 1 && sim.queue.len() > 10, "a busy moment");
+        let state = LiveState {
+            now_s: sim.now_s,
+            running: sim
+                .running
+                .iter()
+                .map(|&i| (sim.tasks[i as usize], sim.records[i as usize].run_start_s))
+                .collect(),
+            waiting: sim.queue.iter().map(|(i, _)| sim.tasks[i as usize]).collect(),
+        };
+        let mut live = sim.clone();
+        let mut reloaded = vec![0.0; layout.dim()];
+        live.load_live(&state, &mut reloaded).unwrap();
+        live.check_invariants().unwrap();
+        let slots_at = layout.global + layout.server_rows * layout.server_features;
+        assert_eq!(obs[..slots_at], reloaded[..slots_at], "global and server features");
+        let sorted_rows = |o: &[f32]| {
+            let mut rows: Vec<Vec<f32>> = o[slots_at..]
+                .chunks(layout.slot_features)
+                .map(<[f32]>::to_vec)
+                .collect();
+            rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            rows
+        };
+        assert_eq!(sorted_rows(&obs), sorted_rows(&reloaded), "slot rows");
+    }
+
     #[test]
     fn a_job_that_outlived_its_estimate_ends_now_and_bad_states_are_named() {
         let mut env = env();

@@ -16,7 +16,8 @@
 //! passes waits for the next pass instead of jumping the ranking.
 
 use super::cli::{Slurm, SlurmError, SlurmJob};
-use crate::rank::{QueuedJob, Ranker};
+use crate::rank::{QueueState, QueuedJob, Ranker, RunningJob};
+use lepton_env::cluster::LiveError;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +30,7 @@ pub const TOP_PRIORITY: u64 = 4_294_967_000;
 pub const MAX_RANKED: usize = 60_000;
 
 /// How the loop runs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct DriverOptions {
     pub ranker: Ranker,
     /// Only jobs of this partition (a job listing several partitions matches any of them).
@@ -72,18 +73,44 @@ pub struct PassReport {
     pub refused: usize,
 }
 
-/// The pending jobs a policy ranks, as lepton sees them: not held, in `partition` if given.
-pub fn observe(jobs: &[SlurmJob], partition: Option<&str>) -> Vec<QueuedJob> {
-    jobs.iter()
-        .filter(|j| j.is_pending() && !j.is_held())
-        .filter(|j| partition.is_none_or(|p| j.partition.split(',').any(|q| q == p)))
-        .map(|j| QueuedJob {
-            id: j.job_id,
-            arrival_s: j.submit_time as f64,
-            estimate_s: j.time_limit_min.map_or(f64::INFINITY, |m| m as f64 * 60.0),
-            procs: j.cpus,
-        })
-        .collect()
+/// What a policy ranks at `now_s`: the pending jobs that are not held, and the running jobs
+/// (in `partition` if given; a job listing several partitions matches any of them).
+pub fn observe(jobs: &[SlurmJob], partition: Option<&str>, now_s: f64) -> QueueState {
+    let in_partition =
+        |j: &&SlurmJob| partition.is_none_or(|p| j.partition.split(',').any(|q| q == p));
+    let queued = |j: &SlurmJob| QueuedJob {
+        id: j.job_id,
+        arrival_s: j.submit_time as f64,
+        estimate_s: j.time_limit_min.map_or(f64::INFINITY, |m| m as f64 * 60.0),
+        procs: j.cpus,
+    };
+    QueueState {
+        now_s,
+        waiting: jobs
+            .iter()
+            .filter(|j| j.is_pending() && !j.is_held())
+            .filter(in_partition)
+            .map(queued)
+            .collect(),
+        running: jobs
+            .iter()
+            .filter(|j| j.state == "RUNNING" && j.start_time > 0)
+            .filter(in_partition)
+            .map(|j| RunningJob {
+                job: queued(j),
+                start_s: j.start_time as f64,
+            })
+            .collect(),
+    }
+}
+
+/// Why a pass changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Slurm(#[from] SlurmError),
+    #[error("the policy cannot rank this queue: {0}")]
+    Policy(#[from] LiveError),
 }
 
 /// The highest priority `priority/basic` gives a job; ranked jobs stay above it.
@@ -140,12 +167,12 @@ pub fn check_config(slurm: &Slurm) -> Result<(), ConfigError> {
 /// One pass (see the module docs). Dry-run passes print their updates to `out`.
 pub fn pass(
     slurm: &Slurm,
-    options: &DriverOptions,
+    options: &mut DriverOptions,
     out: &mut dyn Write,
-) -> Result<PassReport, SlurmError> {
+) -> Result<PassReport, PassError> {
     let jobs = slurm.jobs(false)?;
-    let queue = observe(&jobs, options.partition.as_deref());
-    let ranking = options.ranker.rank(&queue, now_s());
+    let queue = observe(&jobs, options.partition.as_deref(), now_s());
+    let ranking = options.ranker.rank(&queue)?;
     let updates = plan(&ranking, &jobs);
     let mut refused = 0;
     for u in &updates {
@@ -174,7 +201,7 @@ pub fn pass(
 
 /// Runs passes every `options.interval` until `stop` is set. A failed pass is logged and
 /// changes nothing.
-pub fn run(slurm: &Slurm, options: &DriverOptions, stop: &AtomicBool, out: &mut dyn Write) {
+pub fn run(slurm: &Slurm, options: &mut DriverOptions, stop: &AtomicBool, out: &mut dyn Write) {
     let mut last_error = None;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
@@ -219,7 +246,7 @@ mod tests {
             reason: String::new(),
             priority,
             submit_time: id as i64,
-            start_time: 0,
+            start_time: if state == "RUNNING" { 100 } else { 0 },
             end_time: 0,
             time_limit_min: Some(id),
             cpus: 1,
@@ -227,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn observe_skips_running_held_and_other_partitions() {
+    fn observe_splits_waiting_from_running_and_skips_held_jobs_and_other_partitions() {
         let jobs = [
             job(1, "PENDING", 10, "main"),
             job(2, "RUNNING", 10, "main"),
@@ -235,10 +262,14 @@ mod tests {
             job(4, "PENDING", 10, "gpu"),
             job(5, "PENDING", 10, "gpu,main"),
         ];
-        let ids = |q: Vec<QueuedJob>| q.iter().map(|j| j.id).collect::<Vec<_>>();
-        assert_eq!(ids(observe(&jobs, None)), vec![1, 4, 5]);
-        assert_eq!(ids(observe(&jobs, Some("main"))), vec![1, 5]);
-        assert_eq!(observe(&jobs, None)[0].estimate_s, 60.0);
+        let ids = |q: QueueState| q.waiting.iter().map(|j| j.id).collect::<Vec<_>>();
+        assert_eq!(ids(observe(&jobs, None, 0.0)), vec![1, 4, 5]);
+        assert_eq!(ids(observe(&jobs, Some("main"), 0.0)), vec![1, 5]);
+        assert_eq!(observe(&jobs, None, 0.0).waiting[0].estimate_s, 60.0);
+        let running = observe(&jobs, Some("main"), 0.0).running;
+        assert_eq!(running.len(), 1);
+        assert_eq!((running[0].job.id, running[0].start_s), (2, 100.0));
+        assert_eq!(observe(&jobs, Some("gpu"), 0.0).running, vec![]);
     }
 
     #[test]
@@ -247,8 +278,8 @@ mod tests {
             super::super::cli::parse_jobs(include_str!("../../tests/data/squeue.json")).unwrap();
         // Pending and not held: 2 (1 min), 4 (1 min), 5 (unlimited); the held job 3 and
         // the running job 1 are left alone. 2 and 4 tie on estimate and submit time: id.
-        let queue = observe(&jobs, None);
-        let ranking = Ranker::by_name("sjf").unwrap().rank(&queue, 0.0);
+        let queue = observe(&jobs, None, 0.0);
+        let ranking = Ranker::by_name("sjf").unwrap().rank(&queue).unwrap();
         assert_eq!(ranking, vec![2, 4, 5]);
         let to: Vec<(u64, u64)> = plan(&ranking, &jobs)
             .iter()
