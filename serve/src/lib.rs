@@ -1,7 +1,8 @@
 //! `lepton-serve`: lepton's policies in front of real schedulers.
 //!
 //! - [`slurm::driver`]: ranks a Slurm cluster's pending jobs with a lepton priority policy
-//!   ([`rank`]) and applies the ranking as job priorities, every few seconds;
+//!   ([`rank`]) or a trained checkpoint ([`learned`]) and applies the ranking as job
+//!   priorities, every few seconds;
 //! - [`replay`]: submits a trace window ([`jobs`]) to Slurm as time-scaled `sleep` jobs and
 //!   reads back when each started and ended; [`simulate`] runs the same job list in lepton's
 //!   simulator and [`compare`] puts the runs in one paired report;
@@ -9,13 +10,17 @@
 //!   backed by a lepton placement score.
 //!
 //! ```
-//! use lepton_serve::rank::{QueuedJob, Ranker};
+//! use lepton_serve::rank::{QueueState, QueuedJob, Ranker};
 //!
-//! let jobs = [
-//!     QueuedJob { id: 10, arrival_s: 0.0, estimate_s: 3600.0, procs: 4 },
-//!     QueuedJob { id: 11, arrival_s: 5.0, estimate_s: 60.0, procs: 1 },
-//! ];
-//! assert_eq!(Ranker::by_name("sjf").unwrap().rank(&jobs, 10.0), vec![11, 10]);
+//! let queue = QueueState {
+//!     now_s: 10.0,
+//!     waiting: vec![
+//!         QueuedJob { id: 10, arrival_s: 0.0, estimate_s: 3600.0, procs: 4 },
+//!         QueuedJob { id: 11, arrival_s: 5.0, estimate_s: 60.0, procs: 1 },
+//!     ],
+//!     running: vec![],
+//! };
+//! assert_eq!(Ranker::by_name("sjf").unwrap().rank(&queue).unwrap(), vec![11, 10]);
 //! ```
 
 use std::path::Path;

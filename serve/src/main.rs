@@ -233,8 +233,7 @@ fn load_ranker(
     match (&args.policy, &args.checkpoint, &args.scenario) {
         (Some(name), _, _) => Ok(Some(Ranker::by_name(name).map_err(input)?)),
         (None, Some(checkpoint), Some(scenario)) => {
-            let learned =
-                LearnedRanker::load(checkpoint, scenario, time_scale).map_err(input)?;
+            let learned = LearnedRanker::load(checkpoint, scenario, time_scale).map_err(input)?;
             if let Some(cpus) = cpus {
                 learned.check_cluster(cpus).map_err(input)?;
             }
@@ -244,17 +243,21 @@ fn load_ranker(
     }
 }
 
-fn run_slurm(args: SlurmArgs) -> Result<(), Failure> {
-    let slurm = Slurm::from_env();
-    let needs_cluster = args.ranking.checkpoint.is_some();
-    let cpus = if needs_cluster {
+/// A checkpoint's scenario must have the cluster's CPU count (every node, usable or not).
+fn check_cluster(ranker: &Ranker, slurm: &Slurm) -> Result<(), Failure> {
+    if let Ranker::Learned(learned) = ranker {
         let nodes = slurm.nodes().map_err(slurm_failed)?;
-        Some(nodes.iter().map(|n| u64::from(n.cpus)).sum())
-    } else {
-        None
-    };
-    let ranker = load_ranker(&args.ranking, args.time_scale, cpus)?
+        let cpus = nodes.iter().map(|n| u64::from(n.cpus)).sum();
+        learned.check_cluster(cpus).map_err(input)?;
+    }
+    Ok(())
+}
+
+fn run_slurm(args: SlurmArgs) -> Result<(), Failure> {
+    let ranker = load_ranker(&args.ranking, args.time_scale, None)?
         .ok_or_else(|| input("give --policy NAME or --checkpoint PATH --scenario FILE"))?;
+    let slurm = Slurm::from_env();
+    check_cluster(&ranker, &slurm)?;
     let mut options = DriverOptions {
         ranker,
         partition: args.partition,
@@ -301,7 +304,6 @@ fn check_config(slurm: &Slurm) -> Result<(), Failure> {
         driver::ConfigError::Slurm(e) => slurm_failed(e),
     })
 }
-
 
 fn parse_shape(text: &str) -> Result<(u32, u32), Failure> {
     let bad = || {
@@ -360,10 +362,8 @@ fn run_replay(a: ReplayArgs) -> Result<(), Failure> {
     if ranker.is_some() {
         check_config(&slurm)?;
     }
-    if let (Some(Ranker::Learned(learned)), None) = (&ranker, shape) {
-        let nodes = slurm.nodes().map_err(slurm_failed)?;
-        let cpus = nodes.iter().map(|n| u64::from(n.cpus)).sum();
-        learned.check_cluster(cpus).map_err(input)?;
+    if let (Some(ranker), None) = (&ranker, shape) {
+        check_cluster(ranker, &slurm)?;
     }
     let job_out_dir = cluster
         .as_ref()

@@ -7,10 +7,12 @@
 //! them with a printed note, for machines that cannot run Slurm.
 
 use lepton_serve::jobs::{ScaledJob, TraceJob, scale};
-use lepton_serve::rank::{QueuedJob, Ranker};
+use lepton_serve::learned::LearnedRanker;
+use lepton_serve::rank::{QueueState, QueuedJob, Ranker};
 use lepton_serve::replay::{self, JobOutcome, ReplayOptions};
 use lepton_serve::simulate;
 use lepton_serve::slurm::cluster::{ClusterSpec, LocalCluster, PriorityType, SchedulerType};
+use lepton_serve::slurm::driver;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -206,7 +208,12 @@ fn lepton_serve_sets_the_start_order() {
             procs: j.job.procs,
         })
         .collect();
-    let ranking = Ranker::by_name("sjf").unwrap().rank(&queued, 1.0);
+    let queue = QueueState {
+        now_s: 1.0,
+        waiting: queued,
+        running: Vec::new(),
+    };
+    let ranking = Ranker::by_name("sjf").unwrap().rank(&queue).unwrap();
     assert_eq!(ranking, vec![5, 3, 6, 7, 2, 4]);
 
     // Slurm started them in that order: sorted by start (ties by rank), the ranking.
@@ -263,6 +270,90 @@ fn lepton_serve_sets_the_start_order() {
         job_state(&cluster, short).priority,
     );
     assert_eq!(before, after);
+}
+
+/// A shipped checkpoint drives sched/builtin: one `lepton-serve slurm --checkpoint` pass
+/// while jobs 2–7 queue behind a blocker sets their priorities in the policy's ranking, which
+/// is the ranking lepton-serve's `LearnedRanker` gives for that queue, and Slurm starts the
+/// jobs in that order.
+#[test]
+fn a_shipped_checkpoint_sets_the_start_order() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spec = ClusterSpec {
+        nodes: 1,
+        cpus_per_node: 4,
+        scheduler: SchedulerType::Builtin,
+        priority: PriorityType::Multifactor,
+    };
+    let Some(cluster) = start_cluster(spec) else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let checkpoint = root.join("checkpoints/lublin_1_ppo/seed1");
+    let scenario = root.join("serve/tests/data/lublin-1-on-4-cpus.toml");
+    // Job 1 holds all 4 CPUs for 5 s (it is a running job in the policy's state); 2–7 queue
+    // behind it with different sizes and limits (minutes).
+    let trace = [
+        job(1, 0.0, 5.0, 1, 4),
+        job(2, 0.3, 1.0, 5, 2),
+        job(3, 0.3, 2.0, 2, 3),
+        job(4, 0.3, 1.0, 6, 1),
+        job(5, 0.3, 1.0, 1, 4),
+        job(6, 0.3, 2.0, 3, 2),
+        job(7, 0.3, 1.0, 4, 1),
+    ];
+    let jobs = scale(&trace, 1.0, Some(4)).unwrap();
+    let (outcomes, ranking) = std::thread::scope(|scope| {
+        let replay = scope.spawn(|| run(&cluster, &jobs));
+        std::thread::sleep(Duration::from_millis(2000));
+        let out = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
+            .args(["slurm", "--once", "--checkpoint"])
+            .arg(&checkpoint)
+            .arg("--scenario")
+            .arg(&scenario)
+            .env("SLURM_CONF", cluster.conf())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("ranked 6 pending jobs"), "{stdout}");
+        // What the pass set: the pending jobs by priority, and what the ranker gives now.
+        let now = cluster.slurm().jobs(false).unwrap();
+        let mut pending: Vec<_> = now.iter().filter(|j| j.is_pending()).collect();
+        pending.sort_by_key(|j| std::cmp::Reverse(j.priority));
+        let by_priority: Vec<u64> = pending.iter().map(|j| j.job_id).collect();
+        let queue = driver::observe(&now, None, now_epoch());
+        assert_eq!(queue.running.len(), 1, "the blocker runs: {queue:?}");
+        let mut ranker = LearnedRanker::load(&checkpoint, &scenario, 1.0).unwrap();
+        assert_eq!(ranker.rank(&queue).unwrap(), by_priority);
+        (replay.join().unwrap(), by_priority)
+    });
+    let trace_id = |slurm_id: u64| {
+        outcomes
+            .iter()
+            .find(|o| o.slurm_id == slurm_id)
+            .unwrap()
+            .trace_id
+    };
+    let ranking: Vec<u64> = ranking.into_iter().map(trace_id).collect();
+    eprintln!("the policy's ranking of jobs 2-7: {ranking:?}");
+
+    // Slurm started them in that order: sorted by start (ties by rank), the ranking.
+    let rank_of = |id: u64| ranking.iter().position(|&r| r == id).unwrap();
+    let groups = slurm_groups(&outcomes);
+    let group_of = |id: u64| groups.iter().position(|g| g.contains(&id)).unwrap();
+    let mut started: Vec<&JobOutcome> = outcomes.iter().filter(|o| o.trace_id != 1).collect();
+    started.sort_by_key(|o| (group_of(o.trace_id), rank_of(o.trace_id)));
+    let order: Vec<u64> = started.iter().map(|o| o.trace_id).collect();
+    assert_eq!(order, ranking, "Slurm's start order: {outcomes:#?}");
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn sbatch(cluster: &LocalCluster, args: &[&str]) -> u64 {

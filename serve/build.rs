@@ -1,0 +1,1 @@
+include!("../build-support/torch_link.rs");
