@@ -247,18 +247,36 @@ pub fn targets(root: &Path, shared: &Path) -> Vec<Target> {
         .iter()
         .map(|n| read(serve_data.join(n)))
         .collect();
+    // The shipped Lublin-1 policy ranks every queue that parses, through load_live.
+    let learned = std::sync::Mutex::new(
+        lepton_serve::learned::LearnedRanker::load(
+            &root.join("checkpoints/lublin_1_ppo/seed1"),
+            &root.join("configs/scenarios/lublin-1.toml"),
+            1.0,
+        )
+        .expect("the shipped Lublin-1 checkpoint loads"),
+    );
     vec![
         Target {
             name: "slurm_json",
             seeds: slurm_json,
-            run: Box::new(|text| {
+            run: Box::new(move |text| {
+                use lepton_serve::rank::Ranker;
                 use lepton_serve::slurm::{cli, driver};
                 let _ = cli::parse_nodes(text);
                 if let Ok(jobs) = cli::parse_jobs(text) {
-                    let queue = driver::observe(&jobs, None);
+                    let queue = driver::observe(&jobs, None, 1.8e9);
                     for (_, name) in lepton_env::schedulers::Priority::ALL {
-                        let ranker = lepton_serve::rank::Ranker::by_name(name).expect("a priority");
-                        let _ = driver::plan(&ranker.rank(&queue, 1.8e9), &jobs);
+                        let mut ranker = Ranker::by_name(name).expect("a priority");
+                        let ranking = ranker.rank(&queue).expect("priorities always rank");
+                        let _ = driver::plan(&ranking, &jobs);
+                    }
+                    let mut learned = learned.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Ok(ranking) = learned.rank(&queue) {
+                        let ids: std::collections::HashSet<u64> =
+                            queue.waiting.iter().map(|j| j.id).collect();
+                        assert_eq!(ranking.len(), ids.len(), "every job ranked once");
+                        let _ = driver::plan(&ranking, &jobs);
                     }
                 }
             }),

@@ -211,21 +211,22 @@ impl LearnedRanker {
             .filter_map(|k| self.env.slot(k).map(|s| (k, s.task_id)))
             .collect();
         visible.sort_by(|&(a, _), &(b, _)| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        let mut ranking: Vec<u64> = visible.into_iter().map(|(_, id)| id).collect();
-        ranking.extend(
-            self.env
-                .queued()
-                .filter(|q| q.slot.is_none())
-                .map(|q| q.task_id),
-        );
-        let ranked: HashSet<u64> = ranking.iter().copied().collect();
-        let mut left: Vec<_> = queue
-            .waiting
-            .iter()
-            .filter(|j| !ranked.contains(&j.id))
+        let backlog = self
+            .env
+            .queued()
+            .filter(|q| q.slot.is_none())
+            .map(|q| q.task_id);
+        let mut by_arrival: Vec<&QueuedJob> = queue.waiting.iter().collect();
+        by_arrival.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s).then(a.id.cmp(&b.id)));
+        // Each id once (Slurm's ids are unique; a repeated one is ranked where it comes first).
+        let mut seen = HashSet::new();
+        let ranking: Vec<u64> = visible
+            .into_iter()
+            .map(|(_, id)| id)
+            .chain(backlog)
+            .chain(by_arrival.into_iter().map(|j| j.id))
+            .filter(|&id| seen.insert(id))
             .collect();
-        left.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s).then(a.id.cmp(&b.id)));
-        ranking.extend(left.into_iter().map(|j| j.id));
         Ok(ranking)
     }
 }

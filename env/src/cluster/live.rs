@@ -278,7 +278,10 @@ mod tests {
             let first = mask.iter().position(|&m| m).unwrap();
             sim.step(first, &mut obs).unwrap();
         }
-        assert!(sim.running.len() > 1 && sim.queue.len() > 10, "a busy moment");
+        assert!(
+            sim.running.len() > 1 && sim.queue.len() > 10,
+            "a busy moment"
+        );
         let state = LiveState {
             now_s: sim.now_s,
             running: sim
@@ -286,14 +289,22 @@ mod tests {
                 .iter()
                 .map(|&i| (sim.tasks[i as usize], sim.records[i as usize].run_start_s))
                 .collect(),
-            waiting: sim.queue.iter().map(|(i, _)| sim.tasks[i as usize]).collect(),
+            waiting: sim
+                .queue
+                .iter()
+                .map(|(i, _)| sim.tasks[i as usize])
+                .collect(),
         };
         let mut live = sim.clone();
         let mut reloaded = vec![0.0; layout.dim()];
         live.load_live(&state, &mut reloaded).unwrap();
         live.check_invariants().unwrap();
         let slots_at = layout.global + layout.server_rows * layout.server_features;
-        assert_eq!(obs[..slots_at], reloaded[..slots_at], "global and server features");
+        assert_eq!(
+            obs[..slots_at],
+            reloaded[..slots_at],
+            "global and server features"
+        );
         let sorted_rows = |o: &[f32]| {
             let mut rows: Vec<Vec<f32>> = o[slots_at..]
                 .chunks(layout.slot_features)
