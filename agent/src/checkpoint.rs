@@ -55,6 +55,9 @@ pub struct LayoutMeta {
     pub running_rows: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub running_features: usize,
+    /// Resource columns of the rows; absent from older checkpoints and when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resources: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -71,6 +74,7 @@ impl From<ObsLayout> for LayoutMeta {
             slot_features: l.slot_features,
             running_rows: l.running_rows,
             running_features: l.running_features,
+            resources: l.resources,
         }
     }
 }
@@ -85,6 +89,7 @@ impl From<LayoutMeta> for ObsLayout {
             slot_features: l.slot_features,
             running_rows: l.running_rows,
             running_features: l.running_features,
+            resources: l.resources,
         }
     }
 }
@@ -864,7 +869,7 @@ impl LoadedPolicy {
     ) -> Result<Self, CheckpointError> {
         let path = resolve(path.as_ref())?;
         let meta = read_meta(&path)?;
-        if meta.normalizer.is_some() && ObsLayout::from(meta.obs_layout) != layout {
+        if meta.normalizer.is_some() && !layout.reads_as(&meta.obs_layout.into()) {
             return Err(CheckpointError::Mismatch {
                 path,
                 reason: "the policy normalises observations element-wise, so it only runs on its training layout".into(),

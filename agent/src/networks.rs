@@ -1099,6 +1099,7 @@ mod tests {
             slot_features: 2,
             running_rows: 2,
             running_features: 3,
+            ..ObsLayout::default()
         };
         let actions = ActionLayout {
             blocks: vec![

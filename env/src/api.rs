@@ -39,6 +39,12 @@ pub struct ObsLayout {
     pub slot_features: usize,
     pub running_rows: usize,
     pub running_features: usize,
+    /// Resources `R` when the rows have the cluster's resource columns (0 otherwise): a
+    /// server row starts with its free units over its capacity (`R` columns), then its
+    /// capacity over the largest server's (`R`); a slot row starts with a presence flag,
+    /// then the task's demand over the largest server's capacity (`R`). Networks use them to
+    /// form (slot, server) features such as demand·free.
+    pub resources: usize,
 }
 
 impl ObsLayout {
@@ -54,6 +60,18 @@ impl ObsLayout {
             + self.server_rows * self.server_features
             + self.slot_rows * self.slot_features
             + self.running_rows * self.running_features
+    }
+
+    /// Whether a policy trained on `trained` reads this layout: the same sizes, and the same
+    /// resource columns unless `trained` records none (a checkpoint written before they were
+    /// recorded).
+    pub fn reads_as(&self, trained: &ObsLayout) -> bool {
+        let resources = if trained.resources == 0 {
+            0
+        } else {
+            self.resources
+        };
+        ObsLayout { resources, ..*self } == *trained
     }
 
     /// [`ObsLayout::dim`], or `None` if it overflows (a layout read from a file).

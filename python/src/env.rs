@@ -152,7 +152,9 @@ impl PyEnv {
 
     /// How the flat observation is laid out: `global` features, then `server_rows ×
     /// server_features`, then `slot_rows × slot_features`, then `running_rows ×
-    /// running_features` (running tasks, with `[preemption]`), row-major.
+    /// running_features` (running tasks, with `[preemption]`), row-major; `resources`: how
+    /// many resources lead the server and slot rows' columns (0 when the rows have no such
+    /// columns).
     #[getter]
     fn obs_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let layout = self.sim.obs_layout();
@@ -164,6 +166,7 @@ impl PyEnv {
         dict.set_item("slot_features", layout.slot_features)?;
         dict.set_item("running_rows", layout.running_rows)?;
         dict.set_item("running_features", layout.running_features)?;
+        dict.set_item("resources", layout.resources)?;
         Ok(dict)
     }
 

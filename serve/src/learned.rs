@@ -115,7 +115,7 @@ impl LearnedRanker {
             given,
         };
         let trained_layout = lepton_env::api::ObsLayout::from(policy.meta().obs_layout);
-        if trained_layout != env.obs_layout() {
+        if !env.obs_layout().reads_as(&trained_layout) {
             return Err(mismatch(
                 format!("observation layout {trained_layout:?}"),
                 format!("{:?}", env.obs_layout()),

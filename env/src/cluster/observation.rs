@@ -72,6 +72,10 @@ pub(super) fn layout(config: &ClusterConfig, num_servers: usize) -> ObsLayout {
         } else {
             0
         },
+        resources: match config.server_obs {
+            ServerObs::PerServer => num_resources,
+            ServerObs::PerType => 0,
+        },
     }
 }
 
