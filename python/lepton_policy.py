@@ -95,12 +95,32 @@ def _with_global(rows: Tensor, glob: Tensor) -> Tensor:
     return torch.cat([rows, glob.unsqueeze(1).expand(-1, rows.size(1), -1)], 2)
 
 
+def _pair_features(slots: Tensor, servers: Tensor, r: int) -> Tensor:
+    """[B, K, S, r + 2]: Tetris's alignment, the free fraction left per resource and the fit
+    margin of every (slot, server) pair, in the server's own units (checkpoint-format.md)."""
+    demand_of_max = slots[:, :, 1 : 1 + r].unsqueeze(2)
+    free = servers[:, :, :r].unsqueeze(1)
+    capacity_of_max = servers[:, :, r : 2 * r].unsqueeze(1)
+    demand = (demand_of_max / capacity_of_max.clamp(min=1e-6)).clamp(max=2.0)
+    alignment = (demand * free).sum(-1, keepdim=True)
+    left = free - demand
+    return torch.cat([alignment, left, left.amin(-1, keepdim=True)], 3)
+
+
+def _pair_options(net: dict, resources: int) -> Tuple[bool, float, int]:
+    """(pair_features, tetris_prior, resources) of a set or kernel network."""
+    return bool(net.get("pair_features", False)), float(net.get("tetris_prior", 0.0)), resources
+
+
 class SetNet(nn.Module):
-    def __init__(self, net: dict, layout: List[int], pairs: bool):
+    def __init__(self, net: dict, layout: List[int], pairs: bool, resources: int):
         super().__init__()
         g, _, fs, _, fk = layout
         e, p, act = net["embed_dim"], net["pair_dim"], net["activation"]
         self.layout, self.pairs, self.activation = layout, pairs, act
+        self.pair_features, self.tetris_prior, self.resources = _pair_options(net, resources)
+        # Identity stands in when off, so that TorchScript compiles either branch.
+        self.score_pair = nn.Linear(resources + 2, p) if self.pair_features else nn.Identity()
         self.server_encoder = Trunk(fs + g, [e, e], act)
         self.slot_encoder = Trunk(fk + g, [e, e], act)
         self.context = Trunk(2 * e + g, [e], act)
@@ -119,22 +139,33 @@ class SetNet(nn.Module):
         ctx = self.context(torch.cat([e_server.mean(1), e_slot.mean(1), glob], 1))
         a_slot = self.score_slot(e_slot)
         c = self.score_context(ctx)
+        b = obs.size(0)
         if self.pairs:
             z = a_slot.unsqueeze(2) + self.score_server(e_server).unsqueeze(1)
             z = z + c.unsqueeze(1).unsqueeze(1)
+            pairs = slots  # unused unless a pair option is on
+            if self.pair_features or self.tetris_prior > 0.0:
+                pairs = _pair_features(slots, servers, self.resources)
+            if self.pair_features:
+                z = z + self.score_pair(pairs)
+            scores = self.score_head(_act(z, self.activation)).reshape(b, -1)
+            if self.tetris_prior > 0.0:
+                scores = scores + pairs[:, :, :, 0].reshape(b, -1) * self.tetris_prior
         else:
             z = a_slot + c.unsqueeze(1)
-        scores = self.score_head(_act(z, self.activation)).reshape(obs.size(0), -1)
+            scores = self.score_head(_act(z, self.activation)).reshape(b, -1)
         return torch.cat([scores, self.wait_head(ctx)], 1)
 
 
 class KernelNet(nn.Module):
-    def __init__(self, net: dict, layout: List[int], pairs: bool):
+    def __init__(self, net: dict, layout: List[int], pairs: bool, resources: int):
         super().__init__()
         g, s, fs, k, fk = layout
         hidden, act = net["hidden"], net["activation"]
         self.layout, self.pairs = layout, pairs
-        self.kernel = Trunk(fk + fs + g, hidden, act)
+        self.pair_features, self.tetris_prior, self.resources = _pair_options(net, resources)
+        extra = resources + 2 if self.pair_features else 0
+        self.kernel = Trunk(fk + fs + g + extra, hidden, act)
         self.kernel_head = nn.Linear(hidden[-1], 1)
         self.wait_head = nn.Linear(hidden[-1], 1)
         self.critic = Trunk(g + s * fs + k * fk, hidden, act)
@@ -143,15 +174,18 @@ class KernelNet(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         glob, servers, slots = _split_rows(obs, self.layout)
         b, k, n = obs.size(0), slots.size(1), servers.size(1)
-        if self.pairs:  # one row per (slot, server): [B, K*S, fk + fs + g]
-            inputs = torch.cat(
-                [
-                    slots.unsqueeze(2).expand(-1, k, n, -1),
-                    servers.unsqueeze(1).expand(-1, k, n, -1),
-                    glob.unsqueeze(1).unsqueeze(1).expand(-1, k, n, -1),
-                ],
-                3,
-            ).reshape(b, k * n, -1)
+        pairs = slots  # unused unless a pair option is on
+        if self.pairs and (self.pair_features or self.tetris_prior > 0.0):
+            pairs = _pair_features(slots, servers, self.resources)
+        if self.pairs:  # one row per (slot, server): [B, K*S, fk + fs + g (+ r + 2)]
+            parts = [
+                slots.unsqueeze(2).expand(-1, k, n, -1),
+                servers.unsqueeze(1).expand(-1, k, n, -1),
+                glob.unsqueeze(1).unsqueeze(1).expand(-1, k, n, -1),
+            ]
+            if self.pair_features:
+                parts.append(pairs)
+            inputs = torch.cat(parts, 3).reshape(b, k * n, -1)
         else:  # one row per slot, with the mean server row
             inputs = torch.cat(
                 [
@@ -163,6 +197,8 @@ class KernelNet(nn.Module):
             )
         hidden = self.kernel(inputs)
         scores = self.kernel_head(hidden).squeeze(-1)
+        if self.pairs and self.tetris_prior > 0.0:
+            scores = scores + pairs[:, :, :, 0].reshape(b, -1) * self.tetris_prior
         return torch.cat([scores, self.wait_head(hidden.mean(1))], 1)
 
 
@@ -263,7 +299,15 @@ def _network(path: Path, meta: dict) -> nn.Module:
     pairs = blocks == [{"kind": "placements", "slots": k, "servers": s}, {"kind": "wait"}]
     slots = blocks == [{"kind": "slots", "slots": k}, {"kind": "wait"}]
     if net["arch"] in ("set", "kernel") and k > 0 and s > 0 and (pairs or slots):
-        return (SetNet if net["arch"] == "set" else KernelNet)(net, layout, pairs)
+        resources = lay.get("resources", 0)
+        if (net.get("pair_features") or net.get("tetris_prior", 0.0) > 0.0) and not (
+            pairs and resources > 0
+        ):
+            raise CheckpointError(
+                f"{path}: network.pair_features and tetris_prior need placements and "
+                f"obs_layout.resources > 0"
+            )
+        return (SetNet if net["arch"] == "set" else KernelNet)(net, layout, pairs, resources)
     raise CheckpointError(
         f"{path}: network.arch {net['arch']!r} with actions {blocks} is not a lepton network"
     )

@@ -88,6 +88,14 @@ pub struct NetworkConfig {
     /// Set network only: width of the per-action scoring layer (evaluated for every
     /// (slot, server) pair, so it dominates the cost on large clusters).
     pub pair_dim: i64,
+    /// Set and kernel networks on placement actions: give each (slot, server) pair's scorer
+    /// the pair's own features ([`pair_features`]: Tetris's alignment, the free fraction
+    /// left per resource, the fit margin), which sums of slot and server terms cannot form.
+    pub pair_features: bool,
+    /// Set and kernel networks on placement actions: β ≥ 0 in `logit += β · alignment`, a
+    /// prior on each placement's logit from Tetris's alignment score (the pair features'
+    /// first), so a fresh policy already prefers well-aligned placements. 0: off.
+    pub tetris_prior: f64,
 }
 
 impl Default for NetworkConfig {
@@ -99,6 +107,8 @@ impl Default for NetworkConfig {
             shared_trunk: false,
             embed_dim: 64,
             pair_dim: 16,
+            pair_features: false,
+            tetris_prior: 0.0,
         }
     }
 }
@@ -117,6 +127,12 @@ impl NetworkConfig {
             errors.push(format!(
                 "network.hidden must list at least one width in 1..={MAX_WIDTH}, got {:?}",
                 self.hidden
+            ));
+        }
+        if !(self.tetris_prior.is_finite() && (0.0..=1e3).contains(&self.tetris_prior)) {
+            errors.push(format!(
+                "network.tetris_prior must be in 0..=1000, got {}",
+                self.tetris_prior
             ));
         }
         for (key, value) in [("embed_dim", self.embed_dim), ("pair_dim", self.pair_dim)] {
@@ -172,6 +188,10 @@ pub enum NetworkError {
     },
     #[error("the env has no actions")]
     NoActions,
+    #[error(
+        "network.pair_features and network.tetris_prior need network.arch = \"set\" or \"kernel\", placement actions and an observation whose rows carry resource columns (a cluster scenario with per-server rows); this env's layout is {0:?}"
+    )]
+    NoPairColumns(ObsLayout),
 }
 
 /// How the set network maps action indices to slots and servers.
@@ -317,6 +337,38 @@ fn split_rows(l: ObsLayout, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
     (global, servers, slots)
 }
 
+/// Features of every (slot, server) pair, `[B, K, S, R + 2]`, from the rows' resource
+/// columns ([`ObsLayout::resources`]), in fractions of the server's own capacity as lepton's
+/// Tetris computes them: with `d_r` the slot's demand over the server's capacity (capped at
+/// 2: more cannot fit anyway) and `f_r` the server's free fraction,
+/// 1. Tetris's alignment `Σ_r d_r · f_r` (Grandl et al., SIGCOMM'14);
+/// 2. the fraction left free after placing, `f_r − d_r`, per resource (negative: no fit);
+/// 3. the fit margin, `min_r (f_r − d_r)`.
+///
+/// An empty slot (all zeros) gets the server's free fractions and no alignment.
+pub fn pair_features(l: ObsLayout, slots: &Tensor, servers: &Tensor) -> Tensor {
+    let r = l.resources as i64;
+    let demand_of_max = slots.narrow(2, 1, r).unsqueeze(2); // [B, K, 1, R]
+    let free = servers.narrow(2, 0, r).unsqueeze(1); // [B, 1, S, R]
+    let capacity_of_max = servers.narrow(2, r, r).unsqueeze(1); // [B, 1, S, R]
+    let demand = (demand_of_max / capacity_of_max.clamp_min(1e-6)).clamp_max(2.0);
+    let alignment = (&demand * &free).sum_dim_intlist(-1, true, Kind::Float);
+    let left = &free - &demand;
+    let margin = left.amin(-1, true);
+    Tensor::cat(&[alignment, left, margin], 3)
+}
+
+/// `scores` `[B, K·S]` plus β times the alignment of each pair (`pairs`' first feature).
+fn with_tetris_prior(scores: Tensor, pairs: Option<&Tensor>, beta: f64) -> Tensor {
+    match pairs {
+        Some(pairs) if beta > 0.0 => {
+            let b = scores.size()[0];
+            scores + pairs.narrow(3, 0, 1).reshape([b, -1]) * beta
+        }
+        _ => scores,
+    }
+}
+
 #[derive(Debug)]
 struct SetNet {
     layout: ObsLayout,
@@ -328,6 +380,9 @@ struct SetNet {
     score_slot: nn::Linear,
     score_server: nn::Linear,
     score_context: nn::Linear,
+    /// The pair features' term of a placement's score (`network.pair_features`).
+    score_pair: Option<nn::Linear>,
+    tetris_prior: f64,
     score_head: nn::Linear,
     wait_head: nn::Linear,
     value_trunk: Trunk,
@@ -413,6 +468,11 @@ impl SetNet {
             score_slot: linear(root / "score_slot", e, p, 2f64.sqrt()),
             score_server: linear(root / "score_server", e, p, 2f64.sqrt()),
             score_context: linear(root / "score_context", e, p, 2f64.sqrt()),
+            score_pair: config.pair_features.then(|| {
+                let inputs = layout.resources as i64 + 2;
+                linear(root / "score_pair", inputs, p, 2f64.sqrt())
+            }),
+            tetris_prior: config.tetris_prior,
             score_head: linear(root / "score_head", p, 1, 0.01),
             wait_head: linear(root / "wait_head", e, 1, 0.01),
             value_trunk: Trunk::new(&(root / "value_trunk"), e, &[e], act),
@@ -455,10 +515,18 @@ impl SetNet {
         let scores = match self.mode {
             ActionMode::Pair => {
                 let a_server = self.score_server.forward(&e_server); // [B,S,E]
-                let z = a_slot.unsqueeze(2) + a_server.unsqueeze(1) + c.unsqueeze(1).unsqueeze(1);
-                self.score_head
+                let mut z =
+                    a_slot.unsqueeze(2) + a_server.unsqueeze(1) + c.unsqueeze(1).unsqueeze(1);
+                let pairs = (self.score_pair.is_some() || self.tetris_prior > 0.0)
+                    .then(|| pair_features(self.layout, &slots, &servers));
+                if let (Some(score_pair), Some(pairs)) = (&self.score_pair, &pairs) {
+                    z = z + score_pair.forward(pairs);
+                }
+                let scores = self
+                    .score_head
                     .forward(&self.activation.apply(&z))
-                    .reshape([b, -1]) // [B, K*S]
+                    .reshape([b, -1]); // [B, K*S]
+                with_tetris_prior(scores, pairs.as_ref(), self.tetris_prior)
             }
             ActionMode::Slot => {
                 let z = a_slot + c.unsqueeze(1);
@@ -483,6 +551,9 @@ impl SetNet {
 struct KernelNet {
     layout: ObsLayout,
     mode: ActionMode,
+    /// Append the pair features to each placement's inputs (`network.pair_features`).
+    pair_features: bool,
+    tetris_prior: f64,
     kernel: Trunk,
     kernel_head: nn::Linear,
     preempt_kernel: Option<(Trunk, nn::Linear)>,
@@ -513,12 +584,19 @@ impl KernelNet {
                 linear(root / format!("{name}_head"), last, 1, 0.01),
             )
         };
+        let pair = if config.pair_features {
+            layout.resources as i64 + 2
+        } else {
+            0
+        };
         Self {
             layout,
             mode,
+            pair_features: config.pair_features,
+            tetris_prior: config.tetris_prior,
             kernel: Trunk::new(
                 &(root / "kernel"),
-                fk + fs + g,
+                fk + fs + g + pair,
                 &config.hidden,
                 config.activation,
             ),
@@ -541,22 +619,25 @@ impl KernelNet {
     fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
         let (global, servers, slots) = split_rows(self.layout, obs);
         let b = obs.size()[0];
-        // One input row per action: [B, A, fk + fs + g].
+        let pairs = (self.mode == ActionMode::Pair
+            && (self.pair_features || self.tetris_prior > 0.0))
+            .then(|| pair_features(self.layout, &slots, &servers));
+        // One input row per action: [B, A, fk + fs + g (+ pair features)].
         let inputs = match self.mode {
             ActionMode::Pair => {
                 let (k, n) = (slots.size()[1], servers.size()[1]);
-                Tensor::cat(
-                    &[
-                        slots.unsqueeze(2).expand([-1, k, n, -1], false),
-                        servers.unsqueeze(1).expand([-1, k, n, -1], false),
-                        global
-                            .unsqueeze(1)
-                            .unsqueeze(1)
-                            .expand([-1, k, n, -1], false),
-                    ],
-                    3,
-                )
-                .reshape([b, k * n, -1])
+                let mut parts = vec![
+                    slots.unsqueeze(2).expand([-1, k, n, -1], false),
+                    servers.unsqueeze(1).expand([-1, k, n, -1], false),
+                    global
+                        .unsqueeze(1)
+                        .unsqueeze(1)
+                        .expand([-1, k, n, -1], false),
+                ];
+                if let (true, Some(pairs)) = (self.pair_features, &pairs) {
+                    parts.push(pairs.shallow_clone());
+                }
+                Tensor::cat(&parts, 3).reshape([b, k * n, -1])
             }
             ActionMode::Slot => {
                 let k = slots.size()[1];
@@ -572,7 +653,11 @@ impl KernelNet {
             }
         };
         let hidden = self.kernel.forward(&inputs); // [B, A, H]
-        let mut scores = vec![self.kernel_head.forward(&hidden).squeeze_dim(-1)]; // [B, A]
+        let mut scores = vec![with_tetris_prior(
+            self.kernel_head.forward(&hidden).squeeze_dim(-1), // [B, A]
+            pairs.as_ref(),
+            self.tetris_prior,
+        )];
         if self.preempt_kernel.is_some() || self.migrate_kernel.is_some() {
             let running = running_rows(self.layout, obs); // [B, R, fr]
             let r = running.size()[1];
@@ -678,6 +763,9 @@ impl Policy {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net = match config.arch {
+            Arch::Mlp if config.pair_features || config.tetris_prior > 0.0 => {
+                return Err(NetworkError::NoPairColumns(layout));
+            }
             Arch::Mlp => Net::Mlp(Mlp::new(
                 &root,
                 config,
@@ -689,6 +777,13 @@ impl Policy {
                     return Err(NetworkError::NoSetStructure(layout));
                 }
                 let (mode, running) = ActionMode::of(layout, actions)?;
+                let pair_columns = mode == ActionMode::Pair
+                    && layout.resources > 0
+                    && layout.server_features >= 2 * layout.resources
+                    && layout.slot_features > layout.resources;
+                if (config.pair_features || config.tetris_prior > 0.0) && !pair_columns {
+                    return Err(NetworkError::NoPairColumns(layout));
+                }
                 match config.arch {
                     Arch::Set if running != RunningBlocks::default() => {
                         return Err(NetworkError::UnsupportedActions {
@@ -914,6 +1009,133 @@ mod tests {
     /// The kernel network scores each action from its own features: permuting slots (slot
     /// mode) or servers (pair mode) permutes the scores, and the weight count is that of one
     /// small MLP (independent of how many slots and servers there are).
+    /// Two resources. Server 0: free fractions (0.5, 1), capacity (1, 0.5) of the largest;
+    /// server 1: free (0.25, 0), capacity (0.5, 0), so it lacks resource 1. One slot with
+    /// demand (0.5, 0.25) of the largest server.
+    fn two_resource_obs() -> (ObsLayout, Tensor) {
+        let layout = ObsLayout {
+            global: 1,
+            server_rows: 2,
+            server_features: 4,
+            slot_rows: 1,
+            slot_features: 3,
+            resources: 2,
+            ..ObsLayout::default()
+        };
+        let obs = Tensor::from_slice(&[
+            0.0f32, // global
+            0.5, 1.0, 1.0, 0.5, // server 0
+            0.25, 0.0, 0.5, 0.0, // server 1
+            1.0, 0.5, 0.25, // slot 0
+        ])
+        .view([1, 12]);
+        (layout, obs)
+    }
+
+    /// By hand. Server 0: demand in its own units (0.5/1, 0.25/0.5) = (0.5, 0.5); alignment
+    /// 0.5·0.5 + 0.5·1 = 0.75; left (0, 0.5); margin 0. Server 1: (0.5/0.5, 0.25/0 capped
+    /// at 2) = (1, 2); alignment 1·0.25 + 2·0 = 0.25; left (−0.75, −2); margin −2.
+    #[test]
+    fn pair_features_by_hand() {
+        let (layout, obs) = two_resource_obs();
+        let (_, servers, slots) = split_rows(layout, &obs);
+        let f = pair_features(layout, &slots, &servers);
+        assert_eq!(f.size(), [1, 1, 2, 4]);
+        let got: Vec<f32> = Vec::try_from(f.reshape([-1])).unwrap();
+        let want = [0.75, 0.0, 0.5, 0.0, 0.25, -0.75, -2.0, -2.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+    }
+
+    /// With a large Tetris prior a fresh policy's logits are β · alignment plus its small
+    /// initial scores: it places the slot on server 0 (alignment 0.75 against 0.125), and
+    /// the logit gap is β · 0.625 to within them. Both networks; pair features change the
+    /// kernel's input width.
+    #[test]
+    fn the_tetris_prior_makes_a_fresh_policy_prefer_aligned_placements() {
+        let (layout, obs) = two_resource_obs();
+        let actions = ActionLayout::placements_then_wait(1, 2);
+        for arch in [Arch::Kernel, Arch::Set] {
+            tch::manual_seed(3);
+            let config = NetworkConfig {
+                arch,
+                hidden: vec![8],
+                embed_dim: 8,
+                pair_dim: 4,
+                pair_features: true,
+                tetris_prior: 100.0,
+                ..NetworkConfig::default()
+            };
+            let policy = Policy::new(&config, layout, &actions, Head::Logits, Device::Cpu).unwrap();
+            let logits = policy.forward(&obs).0;
+            let gap = logits.double_value(&[0, 0]) - logits.double_value(&[0, 1]);
+            assert!((gap - 50.0).abs() < 1.0, "{arch:?}: gap {gap}");
+            let mask = Tensor::from_slice(&[true, true, true]).view([1, 3]);
+            assert_eq!(policy.greedy(&obs, &mask).int64_value(&[0]), 0);
+        }
+        // The kernel's input grows by R + 2 = 4 with pair features: (3 + 4 + 1 + 4)·8 + 8.
+        tch::manual_seed(3);
+        let config = |pair_features| NetworkConfig {
+            arch: Arch::Kernel,
+            hidden: vec![8],
+            pair_features,
+            ..NetworkConfig::default()
+        };
+        let with = Policy::new(&config(true), layout, &actions, Head::Logits, Device::Cpu);
+        let without = Policy::new(&config(false), layout, &actions, Head::Logits, Device::Cpu);
+        assert_eq!(
+            with.unwrap().num_parameters() - without.unwrap().num_parameters(),
+            4 * 8
+        );
+    }
+
+    #[test]
+    fn pair_features_need_placements_and_resource_columns() {
+        let (layout, _) = two_resource_obs();
+        let on = NetworkConfig {
+            arch: Arch::Kernel,
+            pair_features: true,
+            ..NetworkConfig::default()
+        };
+        let build = |config: &NetworkConfig, layout, actions: &ActionLayout| {
+            Policy::new(config, layout, actions, Head::Logits, Device::Cpu)
+        };
+        let placements = ActionLayout::placements_then_wait(1, 2);
+        assert!(build(&on, layout, &placements).is_ok());
+        let slots = ActionLayout::slots_then_wait(1);
+        assert!(matches!(
+            build(&on, layout, &slots),
+            Err(NetworkError::NoPairColumns(_))
+        ));
+        let no_columns = ObsLayout {
+            resources: 0,
+            ..layout
+        };
+        assert!(matches!(
+            build(&on, no_columns, &placements),
+            Err(NetworkError::NoPairColumns(_))
+        ));
+        let mlp = NetworkConfig {
+            arch: Arch::Mlp,
+            tetris_prior: 1.0,
+            ..NetworkConfig::default()
+        };
+        let err = build(&mlp, layout, &placements).unwrap_err().to_string();
+        assert!(err.contains("network.tetris_prior"), "{err}");
+        let negative = NetworkConfig {
+            tetris_prior: -1.0,
+            ..on
+        };
+        let err = build(&negative, layout, &placements)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("network.tetris_prior must be in 0..=1000, got -1"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn kernel_network_is_one_mlp_per_action() {
         tch::manual_seed(5);

@@ -157,6 +157,34 @@ fn cases() -> &'static [Case] {
                 200,
             ),
             record(
+                "set, placements, pair features and Tetris prior",
+                tiny_checkpoint(
+                    &dir,
+                    "set_pairs",
+                    &ppo(&[
+                        "network.arch=\"set\"",
+                        "network.pair_features=true",
+                        "network.tetris_prior=2.0",
+                    ]),
+                ),
+                &mut *scenario_env("tiny.toml"),
+                200,
+            ),
+            record(
+                "kernel, placements, pair features and Tetris prior",
+                tiny_checkpoint(
+                    &dir,
+                    "kernel_pairs",
+                    &ppo(&[
+                        "network.arch=\"kernel\"",
+                        "network.pair_features=true",
+                        "network.tetris_prior=2.0",
+                    ]),
+                ),
+                &mut *scenario_env("tiny.toml"),
+                200,
+            ),
+            record(
                 "set, slots",
                 tiny_checkpoint(
                     &dir,
