@@ -140,6 +140,8 @@ def test_layouts_describe_the_spaces(name):
     dim += layout["slot_rows"] * layout["slot_features"]
     dim += layout["running_rows"] * layout["running_features"]
     assert dim == env.observation_space.shape[0]
+    # cpu, mem_gib, gpu lead the rows: free fractions then capacities on a server row.
+    assert layout["resources"] == 3
     blocks = env.action_layout
     assert sum(b["len"] for b in blocks) == env.action_space.n
     assert blocks[-1]["kind"] == "wait" and blocks[-1]["start"] == env.action_space.n - 1

@@ -187,6 +187,7 @@ mod tests {
             ],
         };
         env.load_live(&state, &mut obs).unwrap();
+        assert_eq!(layout.resources, 1, "rows lead with one resource column");
         assert_eq!(env.now_s(), 1000.0);
         assert_eq!(env.slot(0).unwrap().task_id, 3);
         assert_eq!(env.slot(1).unwrap().task_id, 5);
