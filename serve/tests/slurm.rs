@@ -86,6 +86,20 @@ fn group_times(groups: &[Vec<u64>], outcomes: &[JobOutcome]) -> Vec<f64> {
         .collect()
 }
 
+/// Asserts that Slurm started the jobs other than the blocker (trace job 1) in `ranking`'s
+/// order: sorted by start group, then by rank within a group (jobs one scheduling pass
+/// launched together), they are the ranking. Returns the start groups.
+fn assert_started_in_ranked_order(outcomes: &[JobOutcome], ranking: &[u64]) -> Vec<Vec<u64>> {
+    let rank_of = |id: u64| ranking.iter().position(|&r| r == id).unwrap();
+    let groups = slurm_groups(outcomes);
+    let group_of = |id: u64| groups.iter().position(|g| g.contains(&id)).unwrap();
+    let mut started: Vec<&JobOutcome> = outcomes.iter().filter(|o| o.trace_id != 1).collect();
+    started.sort_by_key(|o| (group_of(o.trace_id), rank_of(o.trace_id)));
+    let order: Vec<u64> = started.iter().map(|o| o.trace_id).collect();
+    assert_eq!(order, ranking, "Slurm's start order: {outcomes:#?}");
+    groups
+}
+
 /// The `lepton-serve slurm` loop as a child process, ended on drop.
 struct Serve(Child);
 
@@ -216,14 +230,7 @@ fn lepton_serve_sets_the_start_order() {
     let ranking = Ranker::by_name("sjf").unwrap().rank(&queue).unwrap();
     assert_eq!(ranking, vec![5, 3, 6, 7, 2, 4]);
 
-    // Slurm started them in that order: sorted by start (ties by rank), the ranking.
-    let rank_of = |id: u64| ranking.iter().position(|&r| r == id).unwrap();
-    let mut started: Vec<&JobOutcome> = outcomes.iter().filter(|o| o.trace_id != 1).collect();
-    let groups = slurm_groups(&outcomes);
-    let group_of = |id: u64| groups.iter().position(|g| g.contains(&id)).unwrap();
-    started.sort_by_key(|o| (group_of(o.trace_id), rank_of(o.trace_id)));
-    let order: Vec<u64> = started.iter().map(|o| o.trace_id).collect();
-    assert_eq!(order, ranking, "Slurm's start order: {outcomes:#?}");
+    let groups = assert_started_in_ranked_order(&outcomes, &ranking);
 
     // Strictly in order, with the start groups lepton's simulator gives for sjf+strict:
     // 5 alone (4 CPUs), 3 alone (6 does not fit beside it), 6 and 7, then 2 when 7 ends,
@@ -339,14 +346,7 @@ fn a_shipped_checkpoint_sets_the_start_order() {
     let ranking: Vec<u64> = ranking.into_iter().map(trace_id).collect();
     eprintln!("the policy's ranking of jobs 2-7: {ranking:?}");
 
-    // Slurm started them in that order: sorted by start (ties by rank), the ranking.
-    let rank_of = |id: u64| ranking.iter().position(|&r| r == id).unwrap();
-    let groups = slurm_groups(&outcomes);
-    let group_of = |id: u64| groups.iter().position(|g| g.contains(&id)).unwrap();
-    let mut started: Vec<&JobOutcome> = outcomes.iter().filter(|o| o.trace_id != 1).collect();
-    started.sort_by_key(|o| (group_of(o.trace_id), rank_of(o.trace_id)));
-    let order: Vec<u64> = started.iter().map(|o| o.trace_id).collect();
-    assert_eq!(order, ranking, "Slurm's start order: {outcomes:#?}");
+    assert_started_in_ranked_order(&outcomes, &ranking);
 }
 
 fn now_epoch() -> f64 {
