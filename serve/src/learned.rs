@@ -24,7 +24,7 @@ use crate::rank::{QueueState, QueuedJob};
 use lepton_agent::checkpoint::LoadedPolicy;
 use lepton_env::api::{ActionBlock, Env};
 use lepton_env::cluster::{ClusterEnv, LiveError, LiveState};
-use lepton_env::scenario::{self, Scenario, ScenarioEnv};
+use lepton_env::scenario::{self, Scenario};
 use lepton_env::workload::TaskSpec;
 use std::collections::HashSet;
 use std::path::Path;
@@ -92,10 +92,7 @@ impl LearnedRanker {
         let env = match scenario::load_file(scenario_path)
             .map_err(|e| LearnedError::Scenario(e.to_string()))?
         {
-            Scenario::Cluster(config) => match Scenario::Cluster(config).build() {
-                ScenarioEnv::Cluster(env) => env,
-                ScenarioEnv::DeepRm(_) => unreachable!("a cluster scenario builds a cluster env"),
-            },
+            Scenario::Cluster(config) => ClusterEnv::new(config),
             Scenario::DeepRm(_) => return Err(bad_scenario("a DeepRM scenario has no job queue")),
         };
         if env.num_resources() != 1 {
