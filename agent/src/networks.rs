@@ -520,7 +520,7 @@ impl SetNet {
                 let pairs = (self.score_pair.is_some() || self.tetris_prior > 0.0)
                     .then(|| pair_features(self.layout, &slots, &servers));
                 if let (Some(score_pair), Some(pairs)) = (&self.score_pair, &pairs) {
-                    z = z + score_pair.forward(pairs);
+                    z += score_pair.forward(pairs);
                 }
                 let scores = self
                     .score_head
