@@ -25,11 +25,19 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// hundred milliseconds, and every job here runs at least a second).
 const SAME_PASS_S: f64 = 0.6;
 
-fn start_cluster(spec: ClusterSpec) -> Option<LocalCluster> {
+/// A throwaway `sched/builtin` cluster of `nodes` × `cpus`, or `None` (with a note) when
+/// `LEPTON_SKIP_SLURM=1`.
+fn start_builtin(nodes: u32, cpus: u32, priority: PriorityType) -> Option<LocalCluster> {
     if std::env::var("LEPTON_SKIP_SLURM").is_ok_and(|v| v == "1") {
         eprintln!("note: LEPTON_SKIP_SLURM=1: skipping a real-Slurm test");
         return None;
     }
+    let spec = ClusterSpec {
+        nodes,
+        cpus_per_node: cpus,
+        scheduler: SchedulerType::Builtin,
+        priority,
+    };
     match LocalCluster::start(spec) {
         Ok(c) => Some(c),
         Err(e) => panic!("{e}\n(set LEPTON_SKIP_SLURM=1 to skip the real-Slurm tests)"),
@@ -116,13 +124,7 @@ impl Drop for Serve {
 #[test]
 fn fcfs_start_order_matches_the_simulator() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let spec = ClusterSpec {
-        nodes: 2,
-        cpus_per_node: 2,
-        scheduler: SchedulerType::Builtin,
-        priority: PriorityType::Basic,
-    };
-    let Some(cluster) = start_cluster(spec) else {
+    let Some(cluster) = start_builtin(2, 2, PriorityType::Basic) else {
         return;
     };
     // 4 CPUs. Job 3 fits at once but must not overtake job 2 (strict order); job 4 needs the
@@ -179,13 +181,7 @@ fn fcfs_start_order_matches_the_simulator() {
 #[test]
 fn lepton_serve_sets_the_start_order() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let spec = ClusterSpec {
-        nodes: 1,
-        cpus_per_node: 4,
-        scheduler: SchedulerType::Builtin,
-        priority: PriorityType::Multifactor,
-    };
-    let Some(cluster) = start_cluster(spec) else {
+    let Some(cluster) = start_builtin(1, 4, PriorityType::Multifactor) else {
         return;
     };
     // A held job: the loop must leave it held (a priority would release it).
@@ -286,13 +282,7 @@ fn lepton_serve_sets_the_start_order() {
 #[test]
 fn a_shipped_checkpoint_sets_the_start_order() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let spec = ClusterSpec {
-        nodes: 1,
-        cpus_per_node: 4,
-        scheduler: SchedulerType::Builtin,
-        priority: PriorityType::Multifactor,
-    };
-    let Some(cluster) = start_cluster(spec) else {
+    let Some(cluster) = start_builtin(1, 4, PriorityType::Multifactor) else {
         return;
     };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
