@@ -162,6 +162,11 @@ pub struct CheckpointMeta {
     /// The resolved training config, as TOML.
     pub config_toml: String,
     pub obs_layout: LayoutMeta,
+    /// The seconds the training env divided its time features by (a cluster scenario's
+    /// `time_scale_s`): an observation built elsewhere must use the same. Absent for other
+    /// envs and in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obs_time_scale_s: Option<f64>,
     pub obs_dim: usize,
     pub num_actions: usize,
     /// What each action index means, as the env published it.
@@ -270,6 +275,7 @@ impl From<MetaV1> for CheckpointMeta {
             extras,
             normalizer: m.normalizer,
             sources: Vec::new(),
+            obs_time_scale_s: None,
             trainer_state: m.trainer_state,
         }
     }
@@ -445,6 +451,8 @@ pub struct SaveRequest<'a> {
     /// Named extra groups; names are lowercase words other than `optim`.
     pub extras: Vec<(&'a str, Extra)>,
     pub sources: &'a [SourceHash],
+    /// See [`CheckpointMeta::obs_time_scale_s`].
+    pub obs_time_scale_s: Option<f64>,
     pub trainer_state: serde_json::Value,
 }
 
@@ -500,6 +508,7 @@ pub fn save(dir: &Path, req: SaveRequest<'_>) -> Result<PathBuf, CheckpointError
         seed: req.seed,
         config_toml: req.config_toml.to_string(),
         obs_layout: layout.into(),
+        obs_time_scale_s: req.obs_time_scale_s,
         obs_dim: layout.dim(),
         num_actions: req.policy.num_actions(),
         action_layout: req.policy.action_layout().clone(),
@@ -1067,6 +1076,7 @@ mod tests {
                     ("replay", Extra::Bytes(vec![1, 2, 3])),
                 ],
                 sources: &[],
+                obs_time_scale_s: None,
                 trainer_state: serde_json::json!({"rng": [1, 2]}),
             },
         )
@@ -1317,6 +1327,7 @@ mod tests {
                 normalizer: None,
                 extras: Vec::new(),
                 sources: &[],
+                obs_time_scale_s: None,
                 trainer_state: serde_json::Value::Null,
             },
         )
@@ -1434,6 +1445,7 @@ print(repr(float(t[1, 2])))
                     normalizer: None,
                     extras: Vec::new(),
                     sources: &[],
+                    obs_time_scale_s: None,
                     trainer_state: serde_json::Value::Null,
                 },
             )
@@ -1568,6 +1580,7 @@ print(repr(float(t[1, 2])))
                 normalizer: None,
                 extras: vec![],
                 sources: &[],
+                obs_time_scale_s: None,
                 trainer_state: serde_json::json!({}),
             },
         )

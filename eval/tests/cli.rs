@@ -377,6 +377,7 @@ fn save_seeded_checkpoint(
             normalizer: None,
             extras: Vec::new(),
             sources: &[],
+            obs_time_scale_s: None,
             trainer_state: serde_json::Value::Null,
         },
     )

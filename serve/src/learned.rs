@@ -18,7 +18,9 @@
 //! reservation and smaller jobs backfill around it.
 //!
 //! The scenario must describe the real cluster: one resource (processors) whose total
-//! capacity is the cluster's CPU count ([`LearnedRanker::check_cluster`]).
+//! capacity is the cluster's CPU count ([`LearnedRanker::check_cluster`]). Its observation
+//! must be the checkpoint's: the same layout and actions, and the same time unit where the
+//! checkpoint records the one it was trained with.
 
 use crate::rank::{QueueState, QueuedJob};
 use lepton_agent::checkpoint::LoadedPolicy;
@@ -116,6 +118,15 @@ impl LearnedRanker {
             return Err(mismatch(
                 format!("observation layout {trained_layout:?}"),
                 format!("{:?}", env.obs_layout()),
+            ));
+        }
+        let time_scale_s = env.config().time_scale_s;
+        if let Some(trained_s) = policy.meta().obs_time_scale_s
+            && (trained_s - time_scale_s).abs() > 1e-9 * trained_s.abs()
+        {
+            return Err(mismatch(
+                format!("time features in units of {trained_s} s"),
+                format!("{time_scale_s} s (`[observation] time_scale_s`)"),
             ));
         }
         let actions = env.action_layout();

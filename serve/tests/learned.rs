@@ -168,6 +168,27 @@ fn scenarios_and_clusters_that_cannot_be_ranked_are_refused_with_the_reason() {
         ),
         other => panic!("{other:?}"),
     }
+    // A checkpoint that records its time unit must get a scenario with the same.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(checkpoint()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let meta_path = dir.path().join("best.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["obs_time_scale_s"] = serde_json::json!(100.0);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let other_unit = LearnedRanker::load(dir.path(), &lublin_1(), 1.0).unwrap_err();
+    assert!(
+        other_unit
+            .to_string()
+            .contains("time features in units of 100 s, the scenario gives 4862.7667 s"),
+        "{other_unit}"
+    );
+    meta["obs_time_scale_s"] = serde_json::json!(4862.7667);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    LearnedRanker::load(dir.path(), &lublin_1(), 1.0).unwrap();
     let scale = LearnedRanker::load(&checkpoint(), &lublin_1(), 0.0).unwrap_err();
     assert!(scale.to_string().contains("time scale 0"), "{scale}");
 }

@@ -21,6 +21,7 @@ use lepton_agent::checkpoint::{self, CheckpointMeta, Extra, SaveRequest, SourceH
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
 use lepton_agent::optim::Adam;
+use lepton_env::scenario::Scenario;
 use lepton_env::{Env, VecEnv};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -228,6 +229,8 @@ pub(crate) struct Checkpoints<'a> {
     pub config_toml: String,
     /// The content hashes of the scenario and data files the env is built from.
     sources: Vec<SourceHash>,
+    /// The env's time unit for its features (a cluster scenario's `time_scale_s`).
+    obs_time_scale_s: Option<f64>,
     /// The metadata file of the last checkpoint written or resumed from.
     pub last: Option<PathBuf>,
 }
@@ -251,6 +254,10 @@ impl<'a> Checkpoints<'a> {
             config,
             config_toml: config.to_toml(),
             sources,
+            obs_time_scale_s: match spec.scenario() {
+                Some(Scenario::Cluster(c)) => Some(c.time_scale_s),
+                _ => None,
+            },
             last: None,
         })
     }
@@ -478,6 +485,7 @@ impl<'a> Checkpoints<'a> {
                 normalizer: learner.normalizer,
                 extras,
                 sources: &self.sources,
+                obs_time_scale_s: self.obs_time_scale_s,
                 trainer_state,
             },
         )?)

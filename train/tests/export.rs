@@ -223,6 +223,23 @@ fn cases() -> &'static [Case] {
     })
 }
 
+/// A checkpoint trained on a cluster scenario records the time unit of its features (what
+/// lepton-serve checks a live scenario against); one trained on CartPole records none.
+#[test]
+fn cluster_checkpoints_record_their_time_unit() {
+    let scenario::Scenario::Cluster(config) = scenario::load_named("tiny").unwrap() else {
+        unreachable!()
+    };
+    let unit = |name: &str| {
+        let case = cases().iter().find(|c| c.name == name).unwrap();
+        checkpoint::read_meta(&case.checkpoint)
+            .unwrap()
+            .obs_time_scale_s
+    };
+    assert_eq!(unit("kernel, placements"), Some(config.time_scale_s));
+    assert_eq!(unit("dueling dqn, shared trunk"), None);
+}
+
 /// lepton's greedy actions and unmasked head outputs (after its normaliser) for a case.
 fn lepton_decisions(case: &Case) -> (Vec<usize>, Vec<f32>) {
     let mut loaded = LoadedPolicy::load(&case.checkpoint, Device::Cpu).unwrap();

@@ -236,6 +236,7 @@ fn copy_member(
             normalizer: meta.normalizer.as_ref(),
             extras: Vec::new(),
             sources: &meta.sources,
+            obs_time_scale_s: meta.obs_time_scale_s,
             trainer_state: meta.trainer_state.clone(),
         },
     )?;
