@@ -7,11 +7,13 @@
 //! epoch that ends with `approx_kl > target_kl` stops the update early. The learning rate is
 //! annealed linearly to 0 over the run by the caller ([`annealed_lr`]).
 //!
-//! With `skip_forced`, decisions whose mask leaves a single legal action (on `deeprm`, a wait
-//! forced by a full machine: 58% of a random policy's decisions) are left out of the policy
-//! loss, the entropy bonus, the advantage normalisation and the logged `approx_kl`/`clipfrac`;
-//! they still carry rewards into GAE and train the critic. Their policy gradient is zero either
-//! way; what changes is that they no longer dilute the minibatch means and advantage statistics.
+//! With `skip_forced`, steps whose mask leaves a single legal action (on `deeprm`, a wait
+//! forced by a full machine: 58% of a random policy's decisions) never reach the learner: the
+//! trainer's envs take them themselves. Those that still reach it (an episode's first state)
+//! are left out of the policy loss, the entropy bonus, the advantage normalisation and the
+//! logged `approx_kl`/`clipfrac`; they still carry rewards into GAE and train the critic.
+//! Their policy gradient is zero either way; what changes is that they no longer dilute the
+//! minibatch means and advantage statistics, nor cost inference and update time.
 //!
 //! The masks stored with each step are reused when re-evaluating the policy, so on the first
 //! minibatch the new and old log-probabilities agree and the ratio is 1 (the update reports the
@@ -86,8 +88,10 @@ pub struct PpoConfig {
     /// [`ReturnNormalizer`](crate::normalize::ReturnNormalizer).
     #[serde(default)]
     pub normalize_returns: bool,
-    /// Leave decisions with exactly one legal action out of the policy loss, the entropy bonus
-    /// and the advantage statistics (they still count for GAE, the value loss and env steps).
+    /// Steps with exactly one legal action are taken by the training envs themselves, their
+    /// rewards added to the step before (they still count as env steps), and the few that
+    /// remain (an episode's first state) are left out of the policy loss, the entropy bonus and
+    /// the advantage statistics (they still count for GAE and the value loss).
     #[serde(default)]
     pub skip_forced: bool,
     /// Envs per same-workload group: with more than 1, consecutive groups of this many envs

@@ -77,7 +77,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let num_envs = dqn_cfg.num_envs;
     let seed = config.train.seed;
     let total_steps = config.train.total_steps;
-    let mut venv = spec.training_envs(num_envs, config.run.env_threads)?;
+    let mut venv = spec.training_envs(num_envs, config.run.env_threads, false)?;
     let (layout, actions_layout) = (venv.env(0).obs_layout(), venv.env(0).action_layout());
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 

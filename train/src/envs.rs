@@ -8,6 +8,16 @@
 //! resuming rebuilds it exactly by resetting with that episode's seed and replaying the
 //! actions (the env contract makes a trajectory a function of its seed and actions; the env
 //! checker tests it). Replaying costs at most one episode of steps per env.
+//!
+//! # Forced steps
+//! With `skip_forced` a [`Replayable`] takes every step whose state leaves a single legal
+//! action itself, right after the step that led there, and adds its reward to that step's:
+//! the learner sees only real decisions (the semi-MDP over decision points, as event-driven
+//! cluster envs already are). On `deeprm` that is every wait while nothing fits, 64–73% of a
+//! trained policy's steps. The skipped steps are counted ([`Replayable::forced_steps`]), so that
+//! a run still counts every env step, and recorded with the others, so that a resume replays
+//! them. An episode's first state is never skipped: a reset returns no reward to add the
+//! skipped steps' to.
 
 use std::path::{Path, PathBuf};
 
@@ -100,13 +110,15 @@ impl EnvSpec {
 
     /// `num_envs` training envs whose episodes can be restored exactly ([`Replayable`]),
     /// stepped on `num_threads` threads (reset them before use).
+    /// With `skip_forced` they take steps with a single legal action themselves (module docs).
     pub fn training_envs(
         &self,
         num_envs: usize,
         num_threads: usize,
+        skip_forced: bool,
     ) -> Result<VecEnv<Replayable>, VecEnvBuildError> {
         let envs = (0..num_envs)
-            .map(|_| Replayable::new(self.make()))
+            .map(|_| Replayable::new(self.make()).skipping_forced(skip_forced))
             .collect();
         VecEnv::new(envs, num_threads)
     }
@@ -178,6 +190,10 @@ pub struct Replayable {
     pending_restore: Option<EnvSnapshot>,
     /// Why the last restore could not replay the recorded actions (the env's data changed).
     restore_error: Option<String>,
+    skip_forced: bool,
+    /// Steps taken by this env itself because a single action was legal (all episodes).
+    pub forced_steps: u64,
+    mask: Vec<bool>,
 }
 
 impl Replayable {
@@ -192,6 +208,27 @@ impl Replayable {
             last_episode: None,
             pending_restore: None,
             restore_error: None,
+            skip_forced: false,
+            forced_steps: 0,
+            mask: Vec::new(),
+        }
+    }
+
+    /// With `skip`, steps whose state leaves a single legal action are taken here (module
+    /// docs).
+    pub fn skipping_forced(mut self, skip: bool) -> Self {
+        self.skip_forced = skip;
+        self.mask = vec![false; self.inner.action_space().n];
+        self
+    }
+
+    /// The only legal action of the current state, if there is exactly one.
+    fn forced_action(&mut self) -> Option<usize> {
+        self.inner.action_mask(&mut self.mask);
+        let mut legal = self.mask.iter().enumerate().filter(|(_, m)| **m);
+        match (legal.next(), legal.next()) {
+            (Some((a, _)), None) => Some(a),
+            _ => None,
         }
     }
 
@@ -283,8 +320,20 @@ impl Env for Replayable {
 
     fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
         self.last_episode = None;
-        let t = self.inner.step(action, obs)?;
+        let mut t = self.inner.step(action, obs)?;
         self.actions.push(action as u32);
+        while self.skip_forced
+            && !t.episode_over()
+            && let Some(only) = self.forced_action()
+        {
+            let forced = self.inner.step(only, obs)?;
+            self.actions.push(only as u32);
+            self.forced_steps += 1;
+            t = Transition {
+                reward: t.reward + forced.reward,
+                ..forced
+            };
+        }
         self.episode_return += f64::from(t.reward);
         self.episode_length += 1;
         self.last_episode = t
@@ -373,6 +422,86 @@ mod tests {
         let err = env.take_restore_error().unwrap();
         assert!(err.contains("of its 600 recorded actions"), "{err}");
         assert_eq!(env.take_restore_error(), None);
+    }
+
+    /// States 0..=5, the state as its observation; action 1 is legal only in even states
+    /// (odd states are forced: only 0); every step moves to the next state and earns the
+    /// state it left, times 10 when the action was 1; state 5 ends the episode.
+    struct Ladder {
+        state: u32,
+        space: BoxSpace,
+    }
+
+    impl Env for Ladder {
+        fn observation_space(&self) -> &BoxSpace {
+            &self.space
+        }
+        fn action_space(&self) -> Discrete {
+            Discrete { n: 2 }
+        }
+        fn obs_layout(&self) -> ObsLayout {
+            ObsLayout::flat(1)
+        }
+        fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
+            self.state = 0;
+            obs[0] = 0.0;
+        }
+        fn step(&mut self, action: usize, obs: &mut [f32]) -> Result<Transition, EnvError> {
+            let reward = (self.state * if action == 1 { 10 } else { 1 }) as f32;
+            self.state += 1;
+            obs[0] = self.state as f32;
+            Ok(Transition {
+                reward,
+                terminated: self.state == 5,
+                truncated: false,
+            })
+        }
+        fn action_mask(&self, mask: &mut [bool]) {
+            mask[0] = true;
+            mask[1] = self.state % 2 == 0;
+        }
+    }
+
+    /// With `skip_forced` the learner sees states 0, 2, 4 only; each step's reward includes
+    /// the forced step after it: 0·10 + 1 = 1, 2·10 + 3 = 23, then 4·10 = 40 ends the episode.
+    /// Every forced step is counted and recorded, so a restore replays it.
+    #[test]
+    fn forced_steps_are_taken_by_the_env_and_counted() {
+        let ladder = || {
+            Box::new(Ladder {
+                state: 0,
+                space: BoxSpace::uniform(1, 0.0, 5.0),
+            }) as Box<dyn Env>
+        };
+        let mut env = Replayable::new(ladder()).skipping_forced(true);
+        let mut obs = [0.0f32];
+        env.reset(Some(3), &mut obs);
+        let mut seen = vec![obs[0]];
+        let mut rewards = Vec::new();
+        for step in 0..3 {
+            let t = env.step(1, &mut obs).unwrap();
+            rewards.push(t.reward);
+            assert_eq!(t.terminated, step == 2);
+            seen.push(obs[0]);
+            if step == 1 {
+                let snapshot = env.snapshot();
+                assert_eq!(snapshot.actions, [1, 0, 1, 0], "forced steps are recorded");
+                let mut copy = Replayable::new(ladder()).skipping_forced(true);
+                copy.restore_on_next_reset(snapshot);
+                let mut copy_obs = [0.0f32];
+                copy.reset(None, &mut copy_obs);
+                assert_eq!(copy_obs, [4.0]);
+            }
+        }
+        assert_eq!(seen, [0.0, 2.0, 4.0, 5.0]);
+        assert_eq!(rewards, [1.0, 23.0, 40.0]);
+        assert_eq!(env.forced_steps, 2);
+        assert_eq!(env.last_episode, Some((64.0, 3)));
+        // Without it every state is the learner's.
+        let mut plain = Replayable::new(ladder());
+        plain.reset(Some(3), &mut obs);
+        let t = plain.step(1, &mut obs).unwrap();
+        assert_eq!((t.reward, obs[0], plain.forced_steps), (0.0, 1.0, 0));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let ppo_cfg = &config.ppo;
     let (num_envs, num_steps) = (ppo_cfg.num_envs, ppo_cfg.num_steps);
     let seed = config.train.seed;
-    let mut venv = spec.training_envs(num_envs, config.run.env_threads)?;
+    let mut venv = spec.training_envs(num_envs, config.run.env_threads, ppo_cfg.skip_forced)?;
     let (layout, actions_layout) = (venv.env(0).obs_layout(), venv.env(0).action_layout());
     let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
 
@@ -138,8 +138,11 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     )?;
     let num_iterations = config.num_iterations();
     let whole_episodes = ppo_cfg.whole_episodes();
+    // Rollouts of whole episodes, or of decisions that skip forced steps, take a varying
+    // number of env steps: such runs end, and anneal, by env steps rather than iterations.
+    let counted_by_steps = whole_episodes || ppo_cfg.skip_forced;
     let done_after = |iteration: usize, global_step: u64| {
-        if whole_episodes {
+        if counted_by_steps {
             global_step >= config.train.total_steps
         } else {
             iteration > num_iterations
@@ -150,13 +153,14 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let mut sampler = Sampler::new(num_envs, obs_dim, device);
     let mut rewards = vec![0.0f32; num_envs];
     let mut over = vec![0.0f32; num_envs];
+    let mut forced = ForcedSteps::new(&venv);
     let mut updates = Vec::new();
     let (mut t_env, mut t_infer, mut t_update) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut outcome = Outcome::Finished;
 
     while !done_after(iteration, global_step) {
         let steps_before = global_step;
-        let lr = if whole_episodes {
+        let lr = if counted_by_steps {
             ppo::annealed_lr(
                 ppo_cfg,
                 global_step as f64 / config.train.total_steps as f64,
@@ -193,6 +197,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 }
                 let t1 = Instant::now();
                 venv.step_active(&sampler.actions, &active)?;
+                global_step += forced.taken_since_last(&venv);
                 let t2 = Instant::now();
                 scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
                 rollout::bootstrap_truncated(
@@ -246,6 +251,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 }
                 let t1 = Instant::now();
                 venv.step(&sampler.actions)?;
+                global_step += forced.taken_since_last(&venv);
                 let t2 = Instant::now();
                 scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
                 if discount.by_clock {
@@ -481,6 +487,30 @@ impl Sampler {
             log_probs,
             values,
         })
+    }
+}
+
+/// The forced steps the training envs took themselves (`ppo.skip_forced`), which count as
+/// env steps as much as the decisions do.
+struct ForcedSteps {
+    seen: u64,
+}
+
+impl ForcedSteps {
+    fn new(venv: &VecEnv<Replayable>) -> Self {
+        Self {
+            seen: Self::total(venv),
+        }
+    }
+
+    fn total(venv: &VecEnv<Replayable>) -> u64 {
+        (0..venv.num_envs()).map(|i| venv.env(i).forced_steps).sum()
+    }
+
+    /// Forced steps taken since the last call.
+    fn taken_since_last(&mut self, venv: &VecEnv<Replayable>) -> u64 {
+        let total = Self::total(venv);
+        total - std::mem::replace(&mut self.seen, total)
     }
 }
 

@@ -620,6 +620,55 @@ fn same_workload_groups_train_and_resume_bit_exactly() {
     );
 }
 
+/// `ppo.skip_forced` on `deeprm`: the envs take the forced waits themselves, so almost no
+/// decision the learner sees is forced (only episodes' first states), while without it most
+/// are; every env step still counts, so the run ends at the same step budget after fewer
+/// updates, and a stop and resume continues bit-exactly.
+#[test]
+fn skipped_forced_steps_count_and_resume_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |skip: bool| {
+        config_with(
+            "ppo_deeprm.toml",
+            &[
+                "train.total_steps=3000".to_string(),
+                "ppo.num_envs=2".into(),
+                "ppo.num_steps=64".into(),
+                "network.hidden=[16]".into(),
+                format!("ppo.skip_forced={skip}"),
+                "run.device=cpu".into(),
+                "run.checkpoint_every_steps=0".into(),
+                "eval.every_steps=0".into(),
+            ],
+        )
+    };
+    let plain = train(&config(false), &options(&tmp.path().join("plain"), false, None));
+    let straight = train(&config(true), &options(&tmp.path().join("straight"), false, None));
+    let forced = |run: &lepton_train::run::RunSummary| {
+        run.updates.iter().map(|u| u.forced_fraction).sum::<f64>() / run.updates.len() as f64
+    };
+    assert!(forced(&plain) > 0.3, "{}", forced(&plain));
+    assert!(forced(&straight) < 0.1, "{}", forced(&straight));
+    assert!(straight.global_step >= 3000 && straight.global_step < 3000 + 2 * 64 * 200);
+    assert!(
+        straight.updates.len() < plain.updates.len(),
+        "{} updates skipping, {} not",
+        straight.updates.len(),
+        plain.updates.len()
+    );
+
+    let dir = tmp.path().join("resumed");
+    let first = train(&config(true), &options(&dir, false, Some(1500)));
+    assert_eq!(first.outcome, Outcome::Stopped);
+    let second = train(&config(true), &options(&dir, true, None));
+    assert_eq!(joined_updates(&first, &second), straight.updates);
+    assert_eq!(second.global_step, straight.global_step);
+    assert_eq!(
+        weights_hash(&second.last_checkpoint),
+        weights_hash(&straight.last_checkpoint)
+    );
+}
+
 /// `ppo.discount_by = "clock"` discounts by simulated seconds on `tiny`, in fixed-length and in
 /// whole-episode rollouts: the runs train and their updates differ from per-decision
 /// discounting (with γ = 0.99 per second the horizon is far longer than 100 decisions).
