@@ -458,7 +458,7 @@ mod tests {
         }
         fn action_mask(&self, mask: &mut [bool]) {
             mask[0] = true;
-            mask[1] = self.state % 2 == 0;
+            mask[1] = self.state.is_multiple_of(2);
         }
     }
 
