@@ -7,7 +7,7 @@ CARGO ?= cargo
 DEMO_RUN ?= demo
 DEMO_STEPS ?= 60000
 
-.PHONY: demo test bootstrap check-libtorch build bench bench-throughput fuzz docs-eval python python-test bench-python
+.PHONY: demo test bootstrap check-libtorch build bench bench-throughput bench-deeprm-curves fuzz docs-eval python python-test bench-python
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -78,6 +78,11 @@ bench-throughput: check-libtorch
 
 bench-quick: check-libtorch
 	@BENCH_QUICK=1 ./scripts/bench.sh
+
+# PPO on deeprm: greedy learning curves per env step and env steps/s of the shipped config and
+# its faster variants, 3 seeds each (bench/deeprm_curves.py; about 8 minutes).
+bench-deeprm-curves: build
+	@.venv/bin/python bench/deeprm_curves.py
 
 # The long fuzzing campaign of lepton's loaders (fuzz/; `make test` runs a short one).
 # FUZZ_INPUTS mutants from FUZZ_SEED, each bounded to 30 s and 2 GiB of Rust heap growth, the

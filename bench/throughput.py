@@ -9,7 +9,8 @@ Prints Markdown tables:
    TensorBoard events). lepton runs with evaluation and checkpoints off (SB3 evaluates and
    saves nothing either); one torch thread each.
 2. PPO on `deeprm`: env steps/s of the shipped config, DeepRM's 20-unit network, and the
-   20-unit network at large batch (204,800 steps, evaluation and checkpoints off).
+   20-unit network at large batch, each of the three also with `ppo.skip_forced` (204,800
+   steps, evaluation and checkpoints off).
 3. The CartPole vector envs at 256 envs on one thread (`cargo bench ... cartpole-soa`).
 
 Usage: .venv/bin/python bench/throughput.py [--seeds 1 2 3]
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "target/release/lepton-train"
 QUIET = ["--set", "eval.every_steps=0", "--set", "run.checkpoint_every_steps=0", "--no-progress"]
 CURVE_STEPS = [100_000, 200_000, 300_000, 500_000]
+# The envs take forced steps themselves (they still count as env steps), discounting by the clock.
+SKIP = ["--set", "ppo.skip_forced=true", "--set", 'ppo.discount_by="clock"']
 
 
 def curve(run_dir):
@@ -104,6 +107,12 @@ def main():
             ("MLP [20] (DeepRM's size)", ["--set", "network.hidden=[20]"]),
             ("MLP [20], 64 envs × 128, 2 minibatches", ["--set", "network.hidden=[20]", "--set", "ppo.num_envs=64",
                                                          "--set", "ppo.num_steps=128", "--set", "ppo.num_minibatches=2"]),
+            ("`ppo_deeprm.toml` + skip_forced", SKIP),
+            ("MLP 64-64, 16 envs × 64, skip_forced", [*SKIP, "--set", "network.hidden=[64,64]", "--set", "ppo.num_envs=16",
+                                                      "--set", "ppo.num_steps=64"]),
+            ("MLP [20], 64 envs × 128, 2 minibatches, skip_forced",
+             [*SKIP, "--set", "network.hidden=[20]", "--set", "ppo.num_envs=64", "--set", "ppo.num_steps=128",
+              "--set", "ppo.num_minibatches=2"]),
         ]
         for name, extra in deeprm:
             r = lepton("configs/ppo_deeprm.toml", 1, runs, ["--total-steps", "204800", *extra])
