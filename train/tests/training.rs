@@ -642,8 +642,14 @@ fn skipped_forced_steps_count_and_resume_bit_exactly() {
             ],
         )
     };
-    let plain = train(&config(false), &options(&tmp.path().join("plain"), false, None));
-    let straight = train(&config(true), &options(&tmp.path().join("straight"), false, None));
+    let plain = train(
+        &config(false),
+        &options(&tmp.path().join("plain"), false, None),
+    );
+    let straight = train(
+        &config(true),
+        &options(&tmp.path().join("straight"), false, None),
+    );
     let forced = |run: &lepton_train::run::RunSummary| {
         run.updates.iter().map(|u| u.forced_fraction).sum::<f64>() / run.updates.len() as f64
     };
