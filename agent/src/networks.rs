@@ -120,6 +120,12 @@ pub const MAX_WIDTH: i64 = 16_384;
 pub const MAX_WEIGHTS: u128 = 100_000_000;
 
 impl NetworkConfig {
+    /// Whether the network computes the (slot, server) pair features: as inputs, for the
+    /// Tetris prior, or both.
+    pub fn reads_pairs(&self) -> bool {
+        self.pair_features || self.tetris_prior > 0.0
+    }
+
     /// Every problem with the sizes, one message each, naming the key.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
@@ -356,6 +362,20 @@ pub fn pair_features(l: ObsLayout, slots: &Tensor, servers: &Tensor) -> Tensor {
     let left = &free - &demand;
     let margin = left.amin(-1, true);
     Tensor::cat(&[alignment, left, margin], 3)
+}
+
+/// Every (row, server) pair's inputs, `[B, K, S, ·]` each: the row (a slot or a running
+/// task), the server row and the global features, expanded over the pair grid.
+fn pair_grid(rows: &Tensor, servers: &Tensor, global: &Tensor) -> Vec<Tensor> {
+    let (k, n) = (rows.size()[1], servers.size()[1]);
+    vec![
+        rows.unsqueeze(2).expand([-1, k, n, -1], false),
+        servers.unsqueeze(1).expand([-1, k, n, -1], false),
+        global
+            .unsqueeze(1)
+            .unsqueeze(1)
+            .expand([-1, k, n, -1], false),
+    ]
 }
 
 /// `scores` `[B, K·S]` plus β times the alignment of each pair (`pairs`' first feature).
@@ -626,15 +646,10 @@ impl KernelNet {
         let inputs = match self.mode {
             ActionMode::Pair => {
                 let (k, n) = (slots.size()[1], servers.size()[1]);
-                let mut parts = vec![
-                    slots.unsqueeze(2).expand([-1, k, n, -1], false),
-                    servers.unsqueeze(1).expand([-1, k, n, -1], false),
-                    global
-                        .unsqueeze(1)
-                        .unsqueeze(1)
-                        .expand([-1, k, n, -1], false),
-                ];
-                if let (true, Some(pairs)) = (self.pair_features, &pairs) {
+                let mut parts = pair_grid(&slots, &servers, &global);
+                if self.pair_features
+                    && let Some(pairs) = &pairs
+                {
                     parts.push(pairs.shallow_clone());
                 }
                 Tensor::cat(&parts, 3).reshape([b, k * n, -1])
@@ -673,18 +688,8 @@ impl KernelNet {
             }
             if let Some((trunk, head)) = &self.migrate_kernel {
                 let n = servers.size()[1];
-                let inputs = Tensor::cat(
-                    &[
-                        running.unsqueeze(2).expand([-1, r, n, -1], false),
-                        servers.unsqueeze(1).expand([-1, r, n, -1], false),
-                        global
-                            .unsqueeze(1)
-                            .unsqueeze(1)
-                            .expand([-1, r, n, -1], false),
-                    ],
-                    3,
-                )
-                .reshape([b, r * n, -1]);
+                let inputs =
+                    Tensor::cat(&pair_grid(&running, &servers, &global), 3).reshape([b, r * n, -1]);
                 scores.push(head.forward(&trunk.forward(&inputs)).squeeze_dim(-1)); // [B, R*S]
             }
         }
@@ -763,7 +768,7 @@ impl Policy {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net = match config.arch {
-            Arch::Mlp if config.pair_features || config.tetris_prior > 0.0 => {
+            Arch::Mlp if config.reads_pairs() => {
                 return Err(NetworkError::NoPairColumns(layout));
             }
             Arch::Mlp => Net::Mlp(Mlp::new(
@@ -781,7 +786,7 @@ impl Policy {
                     && layout.resources > 0
                     && layout.server_features >= 2 * layout.resources
                     && layout.slot_features > layout.resources;
-                if (config.pair_features || config.tetris_prior > 0.0) && !pair_columns {
+                if config.reads_pairs() && !pair_columns {
                     return Err(NetworkError::NoPairColumns(layout));
                 }
                 match config.arch {
@@ -1006,9 +1011,6 @@ mod tests {
         assert!((va.double_value(&[0]) - vb.double_value(&[0])).abs() < 1e-6);
     }
 
-    /// The kernel network scores each action from its own features: permuting slots (slot
-    /// mode) or servers (pair mode) permutes the scores, and the weight count is that of one
-    /// small MLP (independent of how many slots and servers there are).
     /// Two resources. Server 0: free fractions (0.5, 1), capacity (1, 0.5) of the largest;
     /// server 1: free (0.25, 0), capacity (0.5, 0), so it lacks resource 1. One slot with
     /// demand (0.5, 0.25) of the largest server.
@@ -1136,6 +1138,9 @@ mod tests {
         );
     }
 
+    /// The kernel network scores each action from its own features: permuting slots (slot
+    /// mode) or servers (pair mode) permutes the scores, and the weight count is that of one
+    /// small MLP (independent of how many slots and servers there are).
     #[test]
     fn kernel_network_is_one_mlp_per_action() {
         tch::manual_seed(5);

@@ -14,7 +14,7 @@
 //! action itself, right after the step that led there, and adds its reward to that step's:
 //! the learner sees only real decisions (the semi-MDP over decision points, as event-driven
 //! cluster envs already are). On `deeprm` that is every wait while nothing fits, 64–73% of a
-//! trained policy's steps. The skipped steps are counted ([`Replayable::forced_steps`]), so that
+//! trained policy's steps. The skipped steps are counted ([`Replayable::take_forced_steps`]), so that
 //! a run still counts every env step, and recorded with the others, so that a resume replays
 //! them. An episode's first state is never skipped: a reset returns no reward to add the
 //! skipped steps' to.
@@ -191,8 +191,9 @@ pub struct Replayable {
     /// Why the last restore could not replay the recorded actions (the env's data changed).
     restore_error: Option<String>,
     skip_forced: bool,
-    /// Steps taken by this env itself because a single action was legal (all episodes).
-    pub forced_steps: u64,
+    /// Steps taken by this env itself because a single action was legal, since the last
+    /// [`Replayable::take_forced_steps`].
+    forced_steps: u64,
     mask: Vec<bool>,
 }
 
@@ -220,6 +221,11 @@ impl Replayable {
         self.skip_forced = skip;
         self.mask = vec![false; self.inner.action_space().n];
         self
+    }
+
+    /// The steps this env took itself because a single action was legal, since the last call.
+    pub fn take_forced_steps(&mut self) -> u64 {
+        std::mem::take(&mut self.forced_steps)
     }
 
     /// The only legal action of the current state, if there is exactly one.
@@ -495,13 +501,14 @@ mod tests {
         }
         assert_eq!(seen, [0.0, 2.0, 4.0, 5.0]);
         assert_eq!(rewards, [1.0, 23.0, 40.0]);
-        assert_eq!(env.forced_steps, 2);
+        assert_eq!(env.take_forced_steps(), 2);
+        assert_eq!(env.take_forced_steps(), 0, "counted since the last call");
         assert_eq!(env.last_episode, Some((64.0, 3)));
         // Without it every state is the learner's.
         let mut plain = Replayable::new(ladder());
         plain.reset(Some(3), &mut obs);
         let t = plain.step(1, &mut obs).unwrap();
-        assert_eq!((t.reward, obs[0], plain.forced_steps), (0.0, 1.0, 0));
+        assert_eq!((t.reward, obs[0], plain.take_forced_steps()), (0.0, 1.0, 0));
     }
 
     #[test]

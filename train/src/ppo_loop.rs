@@ -153,7 +153,6 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let mut sampler = Sampler::new(num_envs, obs_dim, device);
     let mut rewards = vec![0.0f32; num_envs];
     let mut over = vec![0.0f32; num_envs];
-    let mut forced = ForcedSteps::new(&venv);
     let mut updates = Vec::new();
     let (mut t_env, mut t_infer, mut t_update) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut outcome = Outcome::Finished;
@@ -197,7 +196,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 }
                 let t1 = Instant::now();
                 venv.step_active(&sampler.actions, &active)?;
-                global_step += forced.taken_since_last(&venv);
+                global_step += take_forced_steps(&mut venv);
                 let t2 = Instant::now();
                 scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
                 rollout::bootstrap_truncated(
@@ -251,7 +250,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 }
                 let t1 = Instant::now();
                 venv.step(&sampler.actions)?;
-                global_step += forced.taken_since_last(&venv);
+                global_step += take_forced_steps(&mut venv);
                 let t2 = Instant::now();
                 scaled_rewards(&venv, ppo_cfg.reward_scale, &mut rewards, &mut over);
                 if discount.by_clock {
@@ -490,28 +489,12 @@ impl Sampler {
     }
 }
 
-/// The forced steps the training envs took themselves (`ppo.skip_forced`), which count as
-/// env steps as much as the decisions do.
-struct ForcedSteps {
-    seen: u64,
-}
-
-impl ForcedSteps {
-    fn new(venv: &VecEnv<Replayable>) -> Self {
-        Self {
-            seen: Self::total(venv),
-        }
-    }
-
-    fn total(venv: &VecEnv<Replayable>) -> u64 {
-        (0..venv.num_envs()).map(|i| venv.env(i).forced_steps).sum()
-    }
-
-    /// Forced steps taken since the last call.
-    fn taken_since_last(&mut self, venv: &VecEnv<Replayable>) -> u64 {
-        let total = Self::total(venv);
-        total - std::mem::replace(&mut self.seen, total)
-    }
+/// The forced steps the training envs took themselves since the last call
+/// (`ppo.skip_forced`), which count as env steps as much as the decisions do.
+fn take_forced_steps(venv: &mut VecEnv<Replayable>) -> u64 {
+    (0..venv.num_envs())
+        .map(|i| venv.env_mut(i).take_forced_steps())
+        .sum()
 }
 
 /// The last step's rewards times `reward_scale`, and 1.0 in `over` for every env whose
