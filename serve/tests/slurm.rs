@@ -302,7 +302,18 @@ fn a_shipped_checkpoint_sets_the_start_order() {
     let jobs = scale(&trace, 1.0, Some(4)).unwrap();
     let (outcomes, ranking) = std::thread::scope(|scope| {
         let replay = scope.spawn(|| run(&cluster, &jobs));
-        std::thread::sleep(Duration::from_millis(2000));
+        // The pass must see the blocker running and 2–7 queued: wait for that moment rather
+        // than a fixed time, which a loaded machine overran (the blocker not yet started).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = cluster.slurm().jobs(false).unwrap();
+            let running = now.iter().filter(|j| j.state == "RUNNING").count();
+            let pending = now.iter().filter(|j| j.is_pending()).count();
+            if (running, pending) == (1, 6) || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let out = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
             .args(["slurm", "--once", "--checkpoint"])
             .arg(&checkpoint)
