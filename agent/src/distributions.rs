@@ -36,6 +36,11 @@ impl MaskedCategorical {
         &self.log_probs
     }
 
+    /// The legal actions, `[batch, num_actions]`.
+    pub fn mask(&self) -> &Tensor {
+        &self.mask
+    }
+
     /// Probabilities, `[batch, num_actions]` (exactly 0 where masked).
     pub fn probs(&self) -> Tensor {
         self.log_probs.exp()

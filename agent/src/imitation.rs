@@ -163,12 +163,11 @@ pub fn masked_cross_entropy(logits: &Tensor, mask: &Tensor, actions: &Tensor) ->
 }
 
 /// Mean over the batch of KL(π_prior ‖ π) = Σ_{legal a} p_prior(a) (log p_prior(a) − log π(a)),
-/// from the prior's masked log-probabilities (`[B, A]`, no gradient) and π's `logits`.
-pub fn kl_to_prior(prior_log_probs: &Tensor, logits: &Tensor, mask: &Tensor) -> Tensor {
-    let log_pi = MaskedCategorical::new(logits, mask);
-    let terms = prior_log_probs.exp() * (prior_log_probs - log_pi.log_probs());
+/// from the prior's masked log-probabilities (`[B, A]`, no gradient) and π.
+pub fn kl_to_prior(prior_log_probs: &Tensor, pi: &MaskedCategorical) -> Tensor {
+    let terms = prior_log_probs.exp() * (prior_log_probs - pi.log_probs());
     terms
-        .where_self(mask, &terms.zeros_like())
+        .where_self(pi.mask(), &terms.zeros_like())
         .sum_dim_intlist(-1, false, Kind::Float)
         .mean(Kind::Float)
 }
@@ -340,10 +339,10 @@ mod tests {
             .log_probs()
             .shallow_clone();
         let logits = Tensor::from_slice(&[0.0f32, 2f32.ln(), -3.0]).view([1, 3]);
-        let kl = kl_to_prior(&prior, &logits, &mask).double_value(&[]);
+        let kl = kl_to_prior(&prior, &MaskedCategorical::new(&logits, &mask)).double_value(&[]);
         close(kl, 0.5 * 1.5f64.ln() + 0.5 * 0.75f64.ln());
         close(
-            kl_to_prior(&prior, &prior_logits, &mask).double_value(&[]),
+            kl_to_prior(&prior, &MaskedCategorical::new(&prior_logits, &mask)).double_value(&[]),
             0.0,
         );
     }

@@ -65,6 +65,15 @@ impl Activation {
             Self::Relu => x.relu(),
         }
     }
+
+    /// In place, on a tensor that nothing else reads (a layer's fresh output): saves an
+    /// allocation and a pass over memory per layer, which is most of a small network's cost.
+    fn apply_(self, x: &mut Tensor) {
+        match self {
+            Self::Tanh => _ = x.tanh_(),
+            Self::Relu => _ = x.relu_(),
+        }
+    }
 }
 
 /// The `[network]` section of a training config (missing keys take CleanRL's defaults:
@@ -249,10 +258,55 @@ impl Trunk {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.shallow_clone();
         for layer in &self.layers {
-            h = self.activation.apply(&layer.forward(&h));
+            h = layer.forward(&h);
+            self.activation.apply_(&mut h);
         }
         h
     }
+
+    /// The same as `forward` on the concatenation of `parts` along the last dimension, with
+    /// the parts broadcast against each other (e.g. one slot row `[B, K, 1, f]` and one server
+    /// row `[B, 1, S, f']`). The first layer multiplies each part by its own columns of the
+    /// weight and adds the products, so a row shared by many actions goes through it once
+    /// instead of once per action.
+    fn forward_parts(&self, parts: &[Tensor]) -> Tensor {
+        let (first, rest) = self.layers.split_first().expect("validated non-empty");
+        let mut offset = 0;
+        let mut products: Vec<Tensor> = parts
+            .iter()
+            .map(|part| {
+                let width = *part.size().last().expect("parts have a feature dimension");
+                offset += width;
+                part.matmul(&first.ws.narrow(1, offset - width, width).tr())
+            })
+            .collect();
+        // Add the small products first, so that only the last addition is full size.
+        products.sort_by_key(Tensor::numel);
+        let mut h = products.pop().expect("at least one part");
+        let bias = first.bs.as_ref().expect("layers have a bias");
+        let small = products.iter().fold(bias.shallow_clone(), |sum, p| sum + p);
+        if broadcasts_into(&small.size(), &h.size()) {
+            h += small;
+        } else {
+            h = &small + &h; // e.g. a slot's [B, K, 1, H] and a server's [B, 1, S, H]
+        }
+        self.activation.apply_(&mut h);
+        for layer in rest {
+            h = layer.forward(&h);
+            self.activation.apply_(&mut h);
+        }
+        h
+    }
+}
+
+/// Whether a tensor of shape `small` broadcasts to `big` without growing it.
+fn broadcasts_into(small: &[i64], big: &[i64]) -> bool {
+    small.len() <= big.len()
+        && small
+            .iter()
+            .rev()
+            .zip(big.iter().rev())
+            .all(|(&s, &b)| s == b || s == 1)
 }
 
 #[derive(Debug)]
@@ -364,17 +418,14 @@ pub fn pair_features(l: ObsLayout, slots: &Tensor, servers: &Tensor) -> Tensor {
     Tensor::cat(&[alignment, left, margin], 3)
 }
 
-/// Every (row, server) pair's inputs, `[B, K, S, ·]` each: the row (a slot or a running
-/// task), the server row and the global features, expanded over the pair grid.
+/// Every (row, server) pair's inputs, broadcastable to `[B, K, S, ·]`: the row (a slot or a
+/// running task) `[B, K, 1, ·]`, the server row `[B, 1, S, ·]` and the global features
+/// `[B, 1, 1, ·]`.
 fn pair_grid(rows: &Tensor, servers: &Tensor, global: &Tensor) -> Vec<Tensor> {
-    let (k, n) = (rows.size()[1], servers.size()[1]);
     vec![
-        rows.unsqueeze(2).expand([-1, k, n, -1], false),
-        servers.unsqueeze(1).expand([-1, k, n, -1], false),
-        global
-            .unsqueeze(1)
-            .unsqueeze(1)
-            .expand([-1, k, n, -1], false),
+        rows.unsqueeze(2),
+        servers.unsqueeze(1),
+        global.unsqueeze(1).unsqueeze(1),
     ]
 }
 
@@ -500,26 +551,14 @@ impl SetNet {
         }
     }
 
-    /// Appends the global features to every row: `[B, R, f]` → `[B, R, f + g]`.
-    fn with_global(rows: &Tensor, global: &Tensor) -> Tensor {
-        let r = rows.size()[1];
-        Tensor::cat(
-            &[
-                rows.shallow_clone(),
-                global.unsqueeze(1).expand([-1, r, -1], false),
-            ],
-            2,
-        )
-    }
-
     fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
         let (global, servers, slots) = split_rows(self.layout, obs);
         let e_server = self
             .server_encoder
-            .forward(&Self::with_global(&servers, &global)); // [B,S,E]
+            .forward_parts(&[servers.shallow_clone(), global.unsqueeze(1)]); // [B,S,E]
         let e_slot = self
             .slot_encoder
-            .forward(&Self::with_global(&slots, &global)); // [B,K,E]
+            .forward_parts(&[slots.shallow_clone(), global.unsqueeze(1)]); // [B,K,E]
         let pooled = Tensor::cat(
             &[
                 e_server.mean_dim(1, false, Kind::Float),
@@ -642,32 +681,25 @@ impl KernelNet {
         let pairs = (self.mode == ActionMode::Pair
             && (self.pair_features || self.tetris_prior > 0.0))
             .then(|| pair_features(self.layout, &slots, &servers));
-        // One input row per action: [B, A, fk + fs + g (+ pair features)].
-        let inputs = match self.mode {
+        // Each action's input row is [its row, server, global (, pair features)]; the parts
+        // shared between actions enter the kernel once (`forward_parts`).
+        let hidden = match self.mode {
             ActionMode::Pair => {
-                let (k, n) = (slots.size()[1], servers.size()[1]);
                 let mut parts = pair_grid(&slots, &servers, &global);
                 if self.pair_features
                     && let Some(pairs) = &pairs
                 {
                     parts.push(pairs.shallow_clone());
                 }
-                Tensor::cat(&parts, 3).reshape([b, k * n, -1])
+                let hidden = self.kernel.forward_parts(&parts); // [B, K, S, H]
+                hidden.reshape([b, -1, *hidden.size().last().expect("hidden width")])
             }
-            ActionMode::Slot => {
-                let k = slots.size()[1];
-                let mean_server = servers.mean_dim(1, true, Kind::Float);
-                Tensor::cat(
-                    &[
-                        slots.shallow_clone(),
-                        mean_server.expand([-1, k, -1], false),
-                        global.unsqueeze(1).expand([-1, k, -1], false),
-                    ],
-                    2,
-                )
-            }
+            ActionMode::Slot => self.kernel.forward_parts(&[
+                slots.shallow_clone(),
+                servers.mean_dim(1, true, Kind::Float),
+                global.unsqueeze(1),
+            ]), // [B, K, H]
         };
-        let hidden = self.kernel.forward(&inputs); // [B, A, H]
         let mut scores = vec![with_tetris_prior(
             self.kernel_head.forward(&hidden).squeeze_dim(-1), // [B, A]
             pairs.as_ref(),
@@ -675,22 +707,13 @@ impl KernelNet {
         )];
         if self.preempt_kernel.is_some() || self.migrate_kernel.is_some() {
             let running = running_rows(self.layout, obs); // [B, R, fr]
-            let r = running.size()[1];
             if let Some((trunk, head)) = &self.preempt_kernel {
-                let inputs = Tensor::cat(
-                    &[
-                        running.shallow_clone(),
-                        global.unsqueeze(1).expand([-1, r, -1], false),
-                    ],
-                    2,
-                );
-                scores.push(head.forward(&trunk.forward(&inputs)).squeeze_dim(-1)); // [B, R]
+                let hidden = trunk.forward_parts(&[running.shallow_clone(), global.unsqueeze(1)]);
+                scores.push(head.forward(&hidden).squeeze_dim(-1)); // [B, R]
             }
             if let Some((trunk, head)) = &self.migrate_kernel {
-                let n = servers.size()[1];
-                let inputs =
-                    Tensor::cat(&pair_grid(&running, &servers, &global), 3).reshape([b, r * n, -1]);
-                scores.push(head.forward(&trunk.forward(&inputs)).squeeze_dim(-1)); // [B, R*S]
+                let hidden = trunk.forward_parts(&pair_grid(&running, &servers, &global));
+                scores.push(head.forward(&hidden).squeeze_dim(-1).reshape([b, -1])); // [B, R*S]
             }
         }
         scores.push(
@@ -892,6 +915,82 @@ mod tests {
             slot_features: 6,
             ..ObsLayout::default()
         }
+    }
+
+    /// One ReLU unit on 3 inputs, w = (1, 2, 3), b = 0.5, fed a row part `[2, 1]` and a shared
+    /// part `[1, 2]` = (1, 1): rows (1, 1, 1) → 6.5, (−2, 1, 1) → 3.5, (−9, 1, 1) → −3.5 → 0.
+    #[test]
+    fn forward_parts_by_hand() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut trunk = Trunk::new(&vs.root(), 3, &[1], Activation::Relu);
+        tch::no_grad(|| {
+            trunk.layers[0]
+                .ws
+                .copy_(&Tensor::from_slice(&[1.0f32, 2.0, 3.0]).view([1, 3]));
+            _ = trunk.layers[0].bs.as_mut().unwrap().fill_(0.5);
+        });
+        let rows = Tensor::from_slice(&[1.0f32, -2.0, -9.0]).view([3, 1]);
+        let shared = Tensor::from_slice(&[1.0f32, 1.0]).view([1, 2]);
+        let out = trunk.forward_parts(&[rows, shared]);
+        assert_eq!(
+            Vec::<f32>::try_from(out.view([-1])).unwrap(),
+            [6.5, 3.5, 0.0]
+        );
+    }
+
+    /// Slot-like (`[B, K, ·]` with `[B, 1, ·]`) and pair-like (`[B, K, 1, ·]` with
+    /// `[B, 1, S, ·]`) parts give what the trunk gives on the expanded concatenation, and so
+    /// do their gradients.
+    #[test]
+    fn forward_parts_matches_the_concatenated_input() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let trunk = Trunk::new(&vs.root(), 9, &[8, 4], Activation::Tanh);
+        let opts = (Kind::Float, Device::Cpu);
+        for shapes in [
+            vec![vec![2, 5, 4], vec![2, 1, 3], vec![2, 1, 2]],
+            vec![vec![2, 5, 1, 4], vec![2, 1, 3, 3], vec![2, 1, 1, 2]],
+        ] {
+            let parts: Vec<Tensor> = shapes
+                .iter()
+                .map(|s| Tensor::randn(s.as_slice(), opts))
+                .collect();
+            let full: Vec<i64> = (0..shapes[0].len() - 1)
+                .map(|d| shapes.iter().map(|s| s[d]).max().unwrap())
+                .collect();
+            let expanded: Vec<Tensor> = parts
+                .iter()
+                .map(|p| p.expand([full.as_slice(), &[-1]].concat(), false))
+                .collect();
+            let by_parts = trunk.forward_parts(&parts);
+            let reference = trunk.forward(&Tensor::cat(&expanded, -1));
+            assert_eq!(by_parts.size(), reference.size());
+            assert!(by_parts.allclose(&reference, 1e-5, 1e-6, false));
+            let grads = |out: Tensor| {
+                for v in vs.trainable_variables() {
+                    let mut grad = v.grad();
+                    if grad.defined() {
+                        _ = grad.zero_();
+                    }
+                }
+                out.sum(Kind::Float).backward();
+                vs.trainable_variables()
+                    .iter()
+                    .map(|v| v.grad().copy())
+                    .collect::<Vec<_>>()
+            };
+            for (a, b) in grads(by_parts).iter().zip(&grads(reference)) {
+                assert!(a.allclose(b, 1e-4, 1e-5, false));
+            }
+        }
+    }
+
+    #[test]
+    fn broadcast_shapes() {
+        assert!(broadcasts_into(&[8], &[2, 5, 8]));
+        assert!(broadcasts_into(&[2, 1, 8], &[2, 5, 8]));
+        assert!(!broadcasts_into(&[2, 1, 3, 8], &[2, 5, 1, 8]));
+        assert!(!broadcasts_into(&[1, 2, 5, 8], &[2, 5, 8]));
     }
 
     #[test]

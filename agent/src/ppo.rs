@@ -433,9 +433,9 @@ pub fn update<R: Rng>(
     update_with(config, policy, optimizer, batch, lr, rng, |_, _| None)
 }
 
-/// [`update`] with an extra loss term per minibatch: `extra_loss(indices, logits)` gets the
-/// minibatch's row indices into `batch` and the policy's logits on them, and what it returns is
-/// added to the minibatch's loss (the imitation prior's KL term).
+/// [`update`] with an extra loss term per minibatch: `extra_loss(indices, π)` gets the
+/// minibatch's row indices into `batch` and the policy's distribution on them, and what it
+/// returns is added to the minibatch's loss (the imitation prior's KL term).
 pub fn update_with<R: Rng>(
     config: &PpoConfig,
     policy: &Policy,
@@ -443,7 +443,7 @@ pub fn update_with<R: Rng>(
     batch: &Batch,
     lr: f64,
     rng: &mut R,
-    mut extra_loss: impl FnMut(&Tensor, &Tensor) -> Option<Tensor>,
+    mut extra_loss: impl FnMut(&Tensor, &MaskedCategorical) -> Option<Tensor>,
 ) -> Result<UpdateStats, PpoError> {
     let device = policy.device();
     let batch_size = batch.len();
@@ -510,7 +510,7 @@ pub fn update_with<R: Rng>(
                         (&losses.ratio - 1.0).abs().max().double_value(&[]);
                 }
             });
-            let total = match extra_loss(&idx, &logits) {
+            let total = match extra_loss(&idx, &dist) {
                 Some(extra) => &losses.total + extra,
                 None => losses.total,
             };

@@ -288,6 +288,9 @@ pub(crate) struct Prior {
     config: ImitationConfig,
 }
 
+/// How many rows of a batch the logged KL to the prior is measured on.
+const KL_LOG_ROWS: i64 = 1024;
+
 impl Prior {
     /// A frozen copy of `policy` when `im` asks for a KL term, else `None`.
     pub fn of(
@@ -345,7 +348,8 @@ impl Prior {
 
     /// A PPO update with `kl_coef_at(global_step)` · KL(π_prior ‖ π) added to each minibatch's
     /// loss (plain [`ppo::update`] once the weight has annealed to 0); logs the weight and the
-    /// batch's KL before the update.
+    /// KL before the update on up to [`KL_LOG_ROWS`] evenly spaced rows of the batch (a sample,
+    /// so that watching the drift after the anneal costs a small fraction of an update).
     #[allow(clippy::too_many_arguments)]
     pub fn update<R: Rng>(
         &self,
@@ -360,24 +364,35 @@ impl Prior {
     ) -> Result<UpdateStats, PpoError> {
         let coef = self.config.kl_coef_at(global_step);
         tb.scalar("imitation/kl_coef", coef, global_step);
-        let prior_log_probs = tch::no_grad(|| {
-            let (logits, _) = self.policy.forward(&batch.obs);
-            lepton_agent::distributions::MaskedCategorical::new(&logits, &batch.masks)
-                .log_probs()
-                .shallow_clone()
-        });
+        let prior_log_probs = |obs: &tch::Tensor, masks: &tch::Tensor| {
+            tch::no_grad(|| {
+                let (logits, _) = self.policy.forward(obs);
+                lepton_agent::distributions::MaskedCategorical::new(&logits, masks)
+                    .log_probs()
+                    .shallow_clone()
+            })
+        };
+        let len = batch.len() as i64;
+        let step = (len + KL_LOG_ROWS - 1) / KL_LOG_ROWS;
+        let rows = tch::Tensor::arange_start_step(0, len, step.max(1), tch::kind::INT64_CPU)
+            .to_device(policy.device());
+        let (obs, masks) = (
+            batch.obs.index_select(0, &rows),
+            batch.masks.index_select(0, &rows),
+        );
         let kl = tch::no_grad(|| {
-            let (logits, _) = policy.forward(&batch.obs);
-            imitation::kl_to_prior(&prior_log_probs, &logits, &batch.masks).double_value(&[])
+            let (logits, _) = policy.forward(&obs);
+            let pi = lepton_agent::distributions::MaskedCategorical::new(&logits, &masks);
+            imitation::kl_to_prior(&prior_log_probs(&obs, &masks), &pi).double_value(&[])
         });
         tb.scalar("losses/kl_prior", kl, global_step);
         if coef <= 0.0 {
             return ppo::update(ppo_cfg, policy, optimizer, batch, lr, rng);
         }
-        ppo::update_with(ppo_cfg, policy, optimizer, batch, lr, rng, |idx, logits| {
+        let prior_log_probs = prior_log_probs(&batch.obs, &batch.masks);
+        ppo::update_with(ppo_cfg, policy, optimizer, batch, lr, rng, |idx, pi| {
             let prior = prior_log_probs.index_select(0, idx);
-            let masks = batch.masks.index_select(0, idx);
-            Some(coef * imitation::kl_to_prior(&prior, logits, &masks))
+            Some(coef * imitation::kl_to_prior(&prior, pi))
         })
     }
 }
