@@ -71,10 +71,11 @@ bench: check-libtorch
 	@./scripts/bench.sh
 	@$(MAKE) --no-print-directory bench-throughput
 
-# Training throughput: PPO on CartPole (CleanRL's settings, the large-batch preset, SB3) and
-# deeprm, and the CartPole vector envs (bench/throughput.py; about 4 minutes).
+# Training throughput: PPO on CartPole (CleanRL's settings, the large-batch preset, SB3, and
+# CleanRL's ppo.py on EnvPool when CLEANRL_SRC names a checkout of it) and deeprm, and the
+# CartPole vector envs (scripts/bench_throughput.sh; about 10 minutes, 20 with CleanRL).
 bench-throughput: check-libtorch
-	@.venv/bin/python bench/throughput.py
+	@./scripts/bench_throughput.sh
 
 bench-quick: check-libtorch
 	@BENCH_QUICK=1 ./scripts/bench.sh

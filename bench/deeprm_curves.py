@@ -5,7 +5,9 @@ so machine noise hits them alike), one torch thread, checkpoints off. The traine
 evaluation runs every 102,400 steps on its 16 held-out episodes (`eval.seed`, disjoint from
 the training seeds) and records the completion-aware mean slowdown; the table gives the mean
 over the three seeds at each point, the mean over the curve, and the env steps/s of the whole
-run (evaluation included, so it is below the throughput table's figure).
+run (evaluation and any imitation warm start included, so it is below the throughput table's
+figure). A warm-started contender also stepped the env for its teacher's decisions before its
+step 0 (the "teacher" column: decisions of the cloned heuristic, forced waits included).
 
 Usage: .venv/bin/python bench/deeprm_curves.py [--seeds 1 2 3] [--steps 1024000]
 """
@@ -29,6 +31,7 @@ CONTENDERS = [
     ("MLP 64-64, 16 envs × 64, skip_forced + clock", "configs/ppo_deeprm.toml",
      ["ppo.skip_forced=true", 'ppo.discount_by="clock"', "network.hidden=[64,64]",
       "ppo.num_envs=16", "ppo.num_steps=64"]),
+    ("`ppo_deeprm_fast.toml`", "configs/ppo_deeprm_fast.toml", []),
 ]
 
 
@@ -43,7 +46,8 @@ def run(config, seed, steps, overrides, runs):
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     summary = json.loads((runs / name / "summary.json").read_text())
     lines = (runs / name / "evaluations.jsonl").read_text().splitlines()
-    return [json.loads(l)["completion_slowdown"] for l in lines], summary["session_sps"]
+    teacher = (summary.get("imitation") or {}).get("num_decisions", 0)
+    return [json.loads(l)["completion_slowdown"] for l in lines], summary["session_sps"], teacher
 
 
 def main():
@@ -55,19 +59,20 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for name, config, overrides in CONTENDERS:
-                curve, sps = run(config, seed, args.steps, overrides, Path(tmp))
-                results[name].append((curve, sps))
+                curve, sps, teacher = run(config, seed, args.steps, overrides, Path(tmp))
+                results[name].append((curve, sps, teacher))
                 print(f"seed {seed} {name}: {' '.join(f'{x:.2f}' for x in curve)} ({sps:,.0f} steps/s)",
                       flush=True)
-    points = min(len(c) for runs in results.values() for c, _ in runs)
+    points = min(len(c) for runs in results.values() for c, _, _ in runs)
     steps = [f"{(k + 1) * EVERY // 1000}k" for k in range(points)]
-    print(f"\n| contender | {' | '.join(steps)} | mean | env steps/s |")
-    print(f"|---|{'---:|' * points}---:|---|")
+    print(f"\n| contender | teacher | {' | '.join(steps)} | mean | env steps/s |")
+    print(f"|---|---:|{'---:|' * points}---:|---|")
     for name, runs in results.items():
-        mean = [sum(c[k] for c, _ in runs) / len(runs) for k in range(points)]
-        sps = [s for _, s in runs]
-        print(f"| {name} | {' | '.join(f'{m:.2f}' for m in mean)} | {sum(mean) / points:.2f} | "
-              f"{min(sps):,.0f}–{max(sps):,.0f} |")
+        mean = [sum(c[k] for c, _, _ in runs) / len(runs) for k in range(points)]
+        sps = [s for _, s, _ in runs]
+        teacher = max(t for _, _, t in runs)
+        print(f"| {name} | {f'{teacher:,}' if teacher else '—'} | {' | '.join(f'{m:.2f}' for m in mean)} | "
+              f"{sum(mean) / points:.2f} | {min(sps):,.0f}–{max(sps):,.0f} |")
 
 
 if __name__ == "__main__":

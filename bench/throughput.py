@@ -2,7 +2,9 @@
 
 Prints Markdown tables:
 1. PPO on CartPole-v1, per seed, the contenders interleaved (lepton with CleanRL's settings,
-   lepton's large-batch preset, Stable-Baselines3 with CleanRL's settings): the env step at
+   lepton's large-batch preset, Stable-Baselines3 with CleanRL's settings, and with
+   `--cleanrl-src` CleanRL's own `ppo.py` on EnvPool with its settings and with the
+   large-batch preset's rollout, see bench/cleanrl_envpool.py): the env step at
    which the 20-episode mean return first reached 475, the training seconds to it, the final
    20-episode mean and env steps/s, with lepton's time shares, and lepton's learning curve: the
    mean return of the 20 episodes before 100k, 200k, 300k and 500k env steps (from its
@@ -10,10 +12,11 @@ Prints Markdown tables:
    saves nothing either); one torch thread each.
 2. PPO on `deeprm`: env steps/s of the shipped config, DeepRM's 20-unit network, and the
    20-unit network at large batch, each of the three also with `ppo.skip_forced` (204,800
-   steps, evaluation and checkpoints off).
+   steps, evaluation and checkpoints off); then `ppo_deeprm_fast.toml`'s whole run on each
+   seed (its Tetris clone included in the time).
 3. The CartPole vector envs at 256 envs on one thread (`cargo bench ... cartpole-soa`).
 
-Usage: .venv/bin/python bench/throughput.py [--seeds 1 2 3]
+Usage: scripts/bench_throughput.sh [--seeds 1 2 3]   (CLEANRL_SRC=PATH adds CleanRL)
 """
 
 import argparse
@@ -76,6 +79,23 @@ def sb3(seed):
             "sps": r["sps"], "shares": "—", "curve": "—"}
 
 
+# CleanRL's flags for the large-batch preset's rollout and update (`ppo_cartpole_fast.toml`);
+# its network stays CleanRL's 64-64 (ppo.py has no flag for it).
+CLEANRL_FAST = ["--num-envs", "128", "--num-steps", "128", "--num-minibatches", "4", "--update-epochs", "2",
+                "--learning-rate", "5e-3", "--total-timesteps", "2000000"]
+
+
+def cleanrl(python, src, seed, extra=()):
+    with tempfile.TemporaryDirectory() as cwd:  # ppo.py writes its TensorBoard runs/ here
+        out = subprocess.run(
+            [python, str(ROOT / "bench/cleanrl_envpool.py"), "--cleanrl-src", str(src), "--",
+             "--seed", str(seed), "--no-cuda", "--no-track", *extra],
+            cwd=cwd, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"reached": r["reached_step"], "seconds": r["reached_s"], "final": r["mean_return_last_20"],
+            "sps": r["sps"], "shares": "—", "curve": "—"}
+
+
 def row(name, seed, r):
     reached = f"{r['reached']:,}" if r["reached"] else "not reached"
     seconds = f"{r['seconds']:.1f}" if r["seconds"] else "—"
@@ -86,6 +106,8 @@ def row(name, seed, r):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--cleanrl-python", help="a Python with torch, envpool, tyro (scripts/bench_throughput.sh)")
+    parser.add_argument("--cleanrl-src", type=Path, help="a checkout of github.com/vwxyzjn/cleanrl")
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "lepton-train"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as runs:
@@ -99,7 +121,12 @@ def main():
             print(row("lepton, large batch (`ppo_cartpole_fast.toml`)", seed,
                       lepton("configs/ppo_cartpole_fast.toml", seed, runs)), flush=True)
             print(row("SB3, CleanRL settings", seed, sb3(seed)), flush=True)
-        print("\n**PPO on `deeprm`, env steps/s** (204,800 steps, seed 1)\n")
+            if args.cleanrl_src:
+                print(row("CleanRL `ppo.py` on EnvPool, CleanRL settings", seed,
+                          cleanrl(args.cleanrl_python, args.cleanrl_src, seed)), flush=True)
+                print(row("CleanRL `ppo.py` on EnvPool, the large-batch preset's rollout", seed,
+                          cleanrl(args.cleanrl_python, args.cleanrl_src, seed, CLEANRL_FAST)), flush=True)
+        print("\n**PPO on `deeprm`, env steps/s** (204,800 steps, seed 1, unless the row says otherwise)\n")
         print("| configuration | env steps/s | env / inference / update |")
         print("|---|---:|---|")
         deeprm = [
@@ -117,6 +144,10 @@ def main():
         for name, extra in deeprm:
             r = lepton("configs/ppo_deeprm.toml", 1, runs, ["--total-steps", "204800", *extra])
             print(f"| {name} | {r['sps']:,.0f} | {r['shares']} |", flush=True)
+        for seed in args.seeds:
+            r = lepton("configs/ppo_deeprm_fast.toml", seed, runs)
+            print(f"| `ppo_deeprm_fast.toml`, whole run (1,024,000 steps, Tetris clone included), seed {seed} "
+                  f"| {r['sps']:,.0f} | {r['shares']} |", flush=True)
     print("\n**CartPole vector envs, 256 envs, one thread, random actions**\n")
     out = subprocess.run(["cargo", "bench", "-q", "-p", "lepton-env", "--bench", "throughput", "--", "cartpole-soa"],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
