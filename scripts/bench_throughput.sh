@@ -20,7 +20,7 @@ if [[ -n "${CLEANRL_SRC:-}" ]]; then
         echo "[bench-throughput] installing envpool==$ENVPOOL_VERSION, tyro and tensorboard into $CLEANRL_VENV" >&2
         "$PY" -m venv "$CLEANRL_VENV"
         "$CLEANRL_VENV/bin/python" -m pip install --quiet "envpool==$ENVPOOL_VERSION" \
-            "numpy==2.4.6" "gymnasium==1.2.2" "tyro==0.9.35" "tensorboard==2.21.0"
+            "numpy==2.4.6" "gymnasium==1.2.2" "tyro==1.0.17" "tensorboard==2.21.0"
         torch_site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
         own_site="$("$CLEANRL_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
         echo "$torch_site" > "$own_site/lepton-torch.pth"

@@ -675,6 +675,47 @@ fn skipped_forced_steps_count_and_resume_bit_exactly() {
     );
 }
 
+/// The fast deeprm recipe (kernel network, Tetris clone with a KL term to it, skipped forced
+/// steps, one epoch), shrunk: it trains, the KL term is logged, and a stop and resume while
+/// the KL term is on gives the same updates and weights as a straight run.
+#[test]
+fn the_fast_deeprm_recipe_trains_and_resumes_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_with(
+        "ppo_deeprm_fast.toml",
+        &[
+            "train.total_steps=2400".to_string(),
+            "ppo.num_envs=4".into(),
+            "ppo.num_steps=32".into(),
+            "imitation.steps=400".into(),
+            "imitation.epochs=2".into(),
+            "imitation.kl_anneal_steps=2400".into(),
+            "run.device=cpu".into(),
+            "run.checkpoint_every_steps=0".into(),
+            "eval.every_steps=0".into(),
+        ],
+    );
+    assert_eq!(config.network.arch, lepton_agent::networks::Arch::Kernel);
+    assert!(config.ppo.skip_forced && config.ppo.update_epochs == 1);
+    let straight = train(&config, &options(&tmp.path().join("straight"), false, None));
+    assert_eq!(straight.outcome, Outcome::Finished);
+    assert!(straight.global_step >= 2400);
+    assert!(straight.updates.iter().all(|u| u.num_minibatches == 2));
+
+    let dir = tmp.path().join("resumed");
+    let first = train(&config, &options(&dir, false, Some(1200)));
+    assert_eq!(first.outcome, Outcome::Stopped);
+    let second = train(&config, &options(&dir, true, None));
+    assert_eq!(joined_updates(&first, &second), straight.updates);
+    assert_eq!(second.global_step, straight.global_step);
+    assert_eq!(
+        weights_hash(&second.last_checkpoint),
+        weights_hash(&straight.last_checkpoint)
+    );
+    let tags = tensorboard_tags(&dir);
+    assert!(tags.contains("losses/kl_prior"), "{tags:?}");
+}
+
 /// `ppo.discount_by = "clock"` discounts by simulated seconds on `tiny`, in fixed-length and in
 /// whole-episode rollouts: the runs train and their updates differ from per-decision
 /// discounting (with γ = 0.99 per second the horizon is far longer than 100 decisions).
