@@ -17,7 +17,9 @@ Usage (in a virtualenv with torch, envpool, gymnasium, tyro and tensorboard):
 """
 
 import argparse
+import contextlib
 import json
+import os
 import runpy
 import sys
 import time
@@ -107,11 +109,9 @@ def main():
     gymnasium.vector.SyncVectorEnv = EnvPoolVector
     ppo_args = [a for a in args.ppo_args if a != "--"]
     sys.argv = [str(script), *ppo_args]
-    out, sys.stdout = sys.stdout, open("/dev/null", "w")  # its per-episode and per-iteration prints
-    try:
+    # Its per-episode and per-iteration prints would bury the one JSON line.
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.stdout = out
     seconds = time.perf_counter() - EnvPoolVector.start
     print(json.dumps(summary(EnvPoolVector.finished, EnvPoolVector.steps, seconds)))
 

@@ -74,7 +74,13 @@ def sb3(seed):
         [sys.executable, "bench/sb3_run.py", "ppo", "--seed", str(seed), "--budget", "500000",
          "--mark-steps", "100000"],
         cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    r = json.loads(out.strip().splitlines()[-1])
+    return external(out)
+
+
+def external(stdout):
+    """A row from the JSON line another library's run script printed last (sb3_run.py,
+    cleanrl_envpool.py): no time shares or curve from TensorBoard."""
+    r = json.loads(stdout.strip().splitlines()[-1])
     return {"reached": r["reached_step"], "seconds": r["reached_s"], "final": r["mean_return_last_20"],
             "sps": r["sps"], "shares": "—", "curve": "—"}
 
@@ -91,9 +97,7 @@ def cleanrl(python, src, seed, extra=()):
             [python, str(ROOT / "bench/cleanrl_envpool.py"), "--cleanrl-src", str(src), "--",
              "--seed", str(seed), "--no-cuda", "--no-track", *extra],
             cwd=cwd, check=True, capture_output=True, text=True).stdout
-    r = json.loads(out.strip().splitlines()[-1])
-    return {"reached": r["reached_step"], "seconds": r["reached_s"], "final": r["mean_return_last_20"],
-            "sps": r["sps"], "shares": "—", "curve": "—"}
+    return external(out)
 
 
 def row(name, seed, r):

@@ -380,18 +380,24 @@ impl Prior {
             batch.obs.index_select(0, &rows),
             batch.masks.index_select(0, &rows),
         );
+        // While the KL term is on, the loss needs the prior on the whole batch; the logged
+        // sample reads its rows from that.
+        let whole = (coef > 0.0).then(|| prior_log_probs(&batch.obs, &batch.masks));
+        let sampled = match &whole {
+            Some(whole) => whole.index_select(0, &rows),
+            None => prior_log_probs(&obs, &masks),
+        };
         let kl = tch::no_grad(|| {
             let (logits, _) = policy.forward(&obs);
             let pi = lepton_agent::distributions::MaskedCategorical::new(&logits, &masks);
-            imitation::kl_to_prior(&prior_log_probs(&obs, &masks), &pi).double_value(&[])
+            imitation::kl_to_prior(&sampled, &pi).double_value(&[])
         });
         tb.scalar("losses/kl_prior", kl, global_step);
-        if coef <= 0.0 {
+        let Some(whole) = whole else {
             return ppo::update(ppo_cfg, policy, optimizer, batch, lr, rng);
-        }
-        let prior_log_probs = prior_log_probs(&batch.obs, &batch.masks);
+        };
         ppo::update_with(ppo_cfg, policy, optimizer, batch, lr, rng, |idx, pi| {
-            let prior = prior_log_probs.index_select(0, idx);
+            let prior = whole.index_select(0, idx);
             Some(coef * imitation::kl_to_prior(&prior, pi))
         })
     }
