@@ -300,6 +300,10 @@ fn bad_replay_values_name_the_key() {
             "perturb = { estimate_noise = 1.0 }",
             "`workload.perturb.estimate_noise`: must be < 1, got 1",
         ),
+        (
+            "perturb = { load_noise = 1.5 }",
+            "`workload.perturb.load_noise`: must be < 1, got 1.5",
+        ),
         ("window_jobs = 0", "`workload.window_jobs`: must be >= 1"),
         (
             "window_s = 0.0",

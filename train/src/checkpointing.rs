@@ -426,7 +426,10 @@ impl<'a> Checkpoints<'a> {
                 learner.normalizer,
                 at.global_step,
             )?;
-            if snapshot.episodes.improves_eval(result.selection_score()) {
+            if snapshot
+                .episodes
+                .improves_eval(result.selection_score(self.config.eval.select))
+            {
                 let state = snapshot.state();
                 self.save("best", at.global_step, &learner, &state, Vec::new())?;
             }
@@ -449,6 +452,12 @@ impl<'a> Checkpoints<'a> {
     /// for evaluation, never resumed from).
     pub fn save_clone(&self, learner: &Learner<'_>) -> Result<PathBuf, TrainError> {
         self.write("clone", 0, learner, serde_json::Value::Null, Vec::new())
+    }
+
+    /// Writes the imitation clone as the checkpoint `best` (see [`Self::save_clone`]), before
+    /// any PPO checkpoint competes with it.
+    pub fn save_best_clone(&self, learner: &Learner<'_>) -> Result<PathBuf, TrainError> {
+        self.write("best", 0, learner, serde_json::Value::Null, Vec::new())
     }
 
     fn save<A: Serialize>(

@@ -120,6 +120,14 @@ pub struct EvalConfig {
     pub num_episodes: usize,
     /// Episode `i` of every evaluation uses seed `seed + i` (keep it away from training seeds).
     pub seed: u64,
+    /// What the `best` checkpoint maximises.
+    pub select: Selection,
+    /// The scenario the evaluation episodes come from (TOML, relative to the config file;
+    /// default: `env.scenario`), e.g. the training scenario with longer windows or a higher
+    /// load, where a policy's failures show. Its observations and actions must have the
+    /// training scenario's shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<PathBuf>,
 }
 
 impl Default for EvalConfig {
@@ -128,8 +136,22 @@ impl Default for EvalConfig {
             every_steps: 0,
             num_episodes: 10,
             seed: 1_000_000_007,
+            select: Selection::default(),
+            scenario: None,
         }
     }
+}
+
+/// What model selection (the `best` checkpoint) maximises on the evaluation seeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Minus the completion-aware mean slowdown on scheduling envs (the return elsewhere).
+    #[default]
+    Slowdown,
+    /// The mean episode return: the scenario's own objective, e.g. minus the total bounded
+    /// slowdown of an HPC scenario whose reward is `bounded_slowdown`.
+    Return,
 }
 
 /// How the run is executed and observed; may change on `--resume` without changing results.
@@ -230,7 +252,7 @@ fn names(error: &str, arg: &str) -> bool {
 }
 
 /// The keys of a training config that hold paths.
-pub const PATH_KEYS: [&str; 2] = ["env.scenario", "train.init_from"];
+pub const PATH_KEYS: [&str; 3] = ["env.scenario", "eval.scenario", "train.init_from"];
 
 /// Reads `path` as a TOML table, with the paths it holds ([`PATH_KEYS`]) made absolute
 /// relative to the file's directory: a config means the same from any working directory, and
@@ -392,6 +414,16 @@ impl TrainConfig {
             }
             (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
                 "env.scenario: {} does not exist (a path in a config file is relative to that file)",
+                path.display()
+            )),
+            _ => {}
+        }
+        match (self.env.kind, &self.eval.scenario) {
+            (EnvKind::Cartpole, Some(_)) => {
+                errors.push("eval.scenario only applies to env.kind = \"scenario\"".into())
+            }
+            (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
+                "eval.scenario: {} does not exist (a path in a config file is relative to that file)",
                 path.display()
             )),
             _ => {}

@@ -71,7 +71,11 @@ struct DqnState {
 
 /// Trains with `config` (already resolved and validated, `algo = "dqn"`).
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
-    let RunSetup { device, spec } = RunSetup::open(config)?;
+    let RunSetup {
+        device,
+        spec,
+        eval_spec,
+    } = RunSetup::open(config)?;
     let dqn_cfg = &config.dqn;
     let replay_cfg = &config.replay;
     let num_envs = dqn_cfg.num_envs;
@@ -150,7 +154,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         progress,
         clock,
     } = RunLogs::start(&checkpoints.config_toml, options, total_steps, global_step)?;
-    let evaluator = Evaluator::new(&spec, config, device, &options.run_dir, global_step)?;
+    let evaluator = Evaluator::new(&eval_spec, config, device, &options.run_dir, global_step)?;
     let mut obs_buf = vec![0.0f32; num_envs * obs_dim];
     let mut actions = vec![0usize; num_envs];
     let mut batch = SampleBatch::default();

@@ -30,7 +30,7 @@ use lepton_env::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, EnvConfig, EnvKind};
+use crate::config::{ConfigError, EnvConfig, EnvKind, TrainConfig};
 
 /// A resolved env config: what to build, ready to build many copies.
 #[derive(Clone, Debug)]
@@ -76,6 +76,35 @@ impl EnvSpec {
             rules: config.rules.clone(),
             resource_names,
         })
+    }
+
+    /// The spec of the evaluation episodes: this one, or the same env on `eval.scenario`,
+    /// which must give observations and actions of this one's shape.
+    pub fn for_evaluation(&self, config: &TrainConfig) -> Result<Self, ConfigError> {
+        let Some(path) = &config.eval.scenario else {
+            return Ok(self.clone());
+        };
+        let spec = Self::from_config(&EnvConfig {
+            scenario: Some(path.clone()),
+            ..config.env.clone()
+        })?;
+        let (train, eval) = (self.make(), spec.make());
+        if train.obs_layout() != eval.obs_layout() || train.action_layout() != eval.action_layout()
+        {
+            return Err(ConfigError::Invalid {
+                source_name: "eval".into(),
+                errors: vec![format!(
+                    "eval.scenario: {} gives observations of {} values and {} actions, the \
+                     training scenario {} and {}: a policy trained on one cannot play the other",
+                    path.display(),
+                    eval.observation_space().dim(),
+                    eval.action_space().n,
+                    train.observation_space().dim(),
+                    train.action_space().n,
+                )],
+            });
+        }
+        Ok(spec)
     }
 
     /// Completion-aware mean slowdown of each reference heuristic (SJF, Packer, Tetris) over one episode per

@@ -6,7 +6,9 @@
 //! Model selection (the `best` checkpoint) on a scheduling env uses the completion-aware mean
 //! slowdown, which charges unfinished and dropped tasks, on the evaluation seeds: every
 //! contender plays the same seeds, so the lowest mean is the best paired difference against
-//! the best heuristic, which is logged beside it (`eval/vs_best_heuristic`).
+//! the best heuristic, which is logged beside it (`eval/vs_best_heuristic`). Where the
+//! scenario's objective is another metric (bounded slowdown on HPC traces), `eval.select =
+//! "return"` selects on the episode return, which is that objective.
 
 use std::fs;
 use std::io::Write;
@@ -19,7 +21,7 @@ use lepton_env::scenario::EpisodeUse;
 use lepton_env::{Env, VecEnv};
 use tch::{Device, Tensor};
 
-use crate::config::TrainConfig;
+use crate::config::{Selection, TrainConfig};
 use crate::envs::EnvSpec;
 use crate::run::TrainError;
 use crate::tensorboard::TbWriter;
@@ -40,10 +42,12 @@ pub struct EvalResult {
 }
 
 impl EvalResult {
-    /// What model selection maximises: minus the completion-aware slowdown on scheduling
-    /// envs, the return elsewhere.
-    pub fn selection_score(&self) -> f64 {
-        self.completion_slowdown.map_or(self.mean_return, |c| -c)
+    /// What model selection maximises (see [`Selection`]).
+    pub fn selection_score(&self, select: Selection) -> f64 {
+        match select {
+            Selection::Slowdown => self.completion_slowdown.map_or(self.mean_return, |c| -c),
+            Selection::Return => self.mean_return,
+        }
     }
 }
 
@@ -124,7 +128,12 @@ pub fn evaluate(
 /// Says on stderr, in one line, when the model-selection episodes cannot differ from the
 /// training episodes (a replayed workload without windows), or train on a split's test part.
 fn warn_if_not_held_out(spec: &EnvSpec, config: &TrainConfig) {
-    if let (Some(scenario), Some(path)) = (spec.scenario(), &config.env.scenario) {
+    let path = config
+        .eval
+        .scenario
+        .as_ref()
+        .or(config.env.scenario.as_ref());
+    if let (Some(scenario), Some(path)) = (spec.scenario(), path) {
         let name = path.display().to_string();
         if let Some(warning) = scenario.held_out_warning(&name, EpisodeUse::ModelSelection) {
             eprintln!("warning: {warning}");
@@ -259,5 +268,31 @@ impl<'a> Evaluator<'a> {
         }
         self.log.append(&serde_json::Value::Object(entry))?;
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_scores_by_slowdown_or_by_return() {
+        let scheduling = EvalResult {
+            mean_return: -120.0,
+            mean_length: 50.0,
+            mean_slowdown: Some(2.0),
+            completion_slowdown: Some(2.5),
+            mean_unfinished: Some(0.0),
+            mean_dropped: Some(0.0),
+        };
+        assert_eq!(scheduling.selection_score(Selection::Slowdown), -2.5);
+        assert_eq!(scheduling.selection_score(Selection::Return), -120.0);
+        let cartpole = EvalResult {
+            completion_slowdown: None,
+            mean_slowdown: None,
+            mean_return: 500.0,
+            ..scheduling
+        };
+        assert_eq!(cartpole.selection_score(Selection::Slowdown), 500.0);
     }
 }

@@ -37,6 +37,7 @@ use crate::config::TrainConfig;
 use crate::envs::{EnvSpec, episode_seed};
 use crate::evaluation::evaluate;
 use crate::run::TrainError;
+use crate::session::EpisodeTracker;
 use crate::tensorboard::TbWriter;
 use lepton_env::seeds::mix64;
 
@@ -169,6 +170,9 @@ pub struct WarmStart {
     pub eval_mean_return: Option<f64>,
     /// ... and its mean slowdown over finished tasks only (flatters a clone that waits).
     pub eval_mean_slowdown: Option<f64>,
+    /// ... and its model-selection score (`eval.select`).
+    #[serde(skip)]
+    pub eval_selection_score: Option<f64>,
     pub seconds: f64,
 }
 
@@ -231,6 +235,7 @@ pub(crate) fn warm_start(
         epochs,
         eval_mean_return: None,
         eval_mean_slowdown: None,
+        eval_selection_score: None,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -254,6 +259,7 @@ pub(crate) fn evaluate_clone(
     }
     warm.eval_mean_return = Some(result.mean_return);
     warm.eval_mean_slowdown = result.mean_slowdown;
+    warm.eval_selection_score = Some(result.selection_score(config.eval.select));
     Ok(())
 }
 
@@ -404,14 +410,18 @@ impl Prior {
 }
 
 /// The warm start before the PPO loop: on a fresh run, clone the teacher into `policy`, score
-/// the clone, write it as the checkpoint `clone` and print what it did; on a resumed run, only
-/// reload the frozen prior from the checkpoint resumed from. Returns the KL prior (when
-/// `kl_coef > 0`) and, on a fresh run, what the cloning did.
+/// the clone on the evaluation episodes (`eval_spec`), write it as the checkpoint `clone` and
+/// print what it did; on a resumed run, only reload the frozen prior from the checkpoint
+/// resumed from. The clone is the first candidate for `best` when the run evaluates: a PPO
+/// phase that never beats it on the evaluation episodes leaves it there. Returns the KL prior
+/// (when `kl_coef > 0`) and, on a fresh run, what the cloning did.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn begin(
     config: &TrainConfig,
     resume: bool,
     spec: &EnvSpec,
+    eval_spec: &EnvSpec,
+    episodes: &mut EpisodeTracker,
     policy: &Policy,
     optimizer: &Adam,
     normalizer: &mut Option<ObsNormalizer>,
@@ -435,13 +445,27 @@ pub(crate) fn begin(
         return Ok((Prior::resumed(im, policy, config, resumed_from)?, None));
     }
     let mut warm = warm_start(config, im, spec, policy, normalizer.as_mut(), tb)?;
-    evaluate_clone(&mut warm, spec, config, policy, normalizer.as_ref(), tb)?;
-    checkpoints.save_clone(&Learner {
+    evaluate_clone(
+        &mut warm,
+        eval_spec,
+        config,
+        policy,
+        normalizer.as_ref(),
+        tb,
+    )?;
+    let learner = Learner {
         policy,
         optimizer,
         normalizer: normalizer.as_ref(),
         iteration: 0,
-    })?;
+    };
+    checkpoints.save_clone(&learner)?;
+    let candidate = warm
+        .eval_selection_score
+        .filter(|_| config.eval.every_steps > 0);
+    if candidate.is_some_and(|score| episodes.improves_eval(score)) {
+        checkpoints.save_best_clone(&learner)?;
+    }
     if progress.is_hidden() {
         eprintln!("{}", warm.describe());
     } else {

@@ -65,7 +65,11 @@ const MINIBATCH_STREAM: u64 = 0x6d62_7368;
 
 /// Trains with `config` (already resolved and validated, `algo = "ppo"`).
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
-    let RunSetup { device, spec } = RunSetup::open(config)?;
+    let RunSetup {
+        device,
+        spec,
+        eval_spec,
+    } = RunSetup::open(config)?;
     let ppo_cfg = &config.ppo;
     let (num_envs, num_steps) = (ppo_cfg.num_envs, ppo_cfg.num_steps);
     let seed = config.train.seed;
@@ -123,12 +127,14 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         config.train.total_steps,
         global_step,
     )?;
-    let evaluator = Evaluator::new(&spec, config, device, &options.run_dir, global_step)?;
+    let evaluator = Evaluator::new(&eval_spec, config, device, &options.run_dir, global_step)?;
     // Imitation warm start (`[imitation]`): clone the teacher before the first rollout.
     let (prior, warm_start) = imitation::begin(
         config,
         options.resume,
         &spec,
+        &eval_spec,
+        &mut episodes,
         &policy,
         &adam,
         &mut normalizer,

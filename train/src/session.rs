@@ -25,11 +25,13 @@ use crate::tensorboard::TbWriter;
 pub(crate) struct RunSetup {
     pub device: Device,
     pub spec: EnvSpec,
+    /// The evaluation episodes' env (`eval.scenario`, else `spec`'s).
+    pub eval_spec: EnvSpec,
 }
 
 impl RunSetup {
     /// Resolves `run.device`, sets libtorch's threads (once per process) and builds the env
-    /// spec.
+    /// specs.
     pub fn open(config: &TrainConfig) -> Result<Self, TrainError> {
         let device = config
             .run
@@ -39,7 +41,12 @@ impl RunSetup {
             .map_err(TrainError::Device)?;
         TORCH_THREADS.call_once(|| set_torch_threads(config.run.torch_threads));
         let spec = EnvSpec::from_config(&config.env)?;
-        Ok(Self { device, spec })
+        let eval_spec = spec.for_evaluation(config)?;
+        Ok(Self {
+            device,
+            spec,
+            eval_spec,
+        })
     }
 }
 

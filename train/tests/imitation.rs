@@ -167,3 +167,31 @@ fn resume_does_not_clone_again_and_is_bit_exact() {
         clone_meta.weights.sha256
     );
 }
+
+/// With evaluations on, the clone is the first candidate for `best`: PPO at a learning rate
+/// too small to change a greedy action ties with it, and a tie does not replace it.
+#[test]
+fn the_clone_stays_best_until_ppo_beats_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = small_run(512, 0.0);
+    config.eval.every_steps = 256;
+    config.ppo.lr = 1e-12;
+    config.ppo.anneal_lr = false;
+    let dir = tmp.path().join("run");
+    train(&config, &options(&dir, false, None));
+    let best = checkpoint::read_meta(&dir.join("checkpoints/best.json")).unwrap();
+    let clone = checkpoint::read_meta(&dir.join("checkpoints/clone.json")).unwrap();
+    assert_eq!(best.global_step, 0);
+    assert_eq!(best.weights.sha256, clone.weights.sha256);
+    let log = std::fs::read_to_string(dir.join("evaluations.jsonl")).unwrap();
+    let returns: Vec<f64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["episodic_return"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(returns.len(), 2, "evaluations at 256 and 512");
+    assert!(returns.windows(2).all(|w| w[0] == w[1]), "{returns:?}");
+}

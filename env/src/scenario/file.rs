@@ -383,10 +383,13 @@ pub(super) enum PartFile {
     Test,
 }
 
-/// `perturb = { arrival_jitter_s = 30.0, estimate_noise = 0.1 }`; a missing field is 0.
+/// `perturb = { load_noise = 0.3, arrival_jitter_s = 30.0, estimate_noise = 0.1 }`; a missing
+/// field is 0.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PerturbFile {
+    #[serde(default)]
+    pub(super) load_noise: f64,
     #[serde(default)]
     pub(super) arrival_jitter_s: f64,
     #[serde(default)]

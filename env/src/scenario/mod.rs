@@ -99,7 +99,7 @@
 //! lenient = false           # optional: skip and count malformed lines instead of failing
 //! split = { by = "time", test_fraction = 0.2 }   # optional: "time" | "window"
 //! part = "train"            # optional, with split: "train" (default) | "test"
-//! perturb = { arrival_jitter_s = 30.0, estimate_noise = 0.1 }   # optional, off by default
+//! perturb = { load_noise = 0.3, arrival_jitter_s = 30.0, estimate_noise = 0.1 }   # optional, off by default
 //! # perturb = { estimates = { model = "tsafrir", max_s = 86400.0, p_max = 0.2 } }
 //! ```
 //!
@@ -190,6 +190,8 @@ shipped!(
     "lublin-2",
     "lublin-1-train",
     "lublin-2-train",
+    "lublin-2-train-1024",
+    "lublin-2-modelsel",
     "alibaba-gpu",
     "tiresias",
     "csv-example",

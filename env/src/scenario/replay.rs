@@ -93,7 +93,15 @@ pub(super) fn replay_options(
                 }),
                 None => None,
             };
+            let load_noise = c.non_negative("workload.perturb.load_noise", p.load_noise)?;
+            if load_noise >= 1.0 {
+                return Err(c.err(
+                    "workload.perturb.load_noise",
+                    format!("must be < 1, got {load_noise}"),
+                ));
+            }
             Perturb {
+                load_noise,
                 estimates,
                 arrival_jitter_s: c.time_s(
                     "workload.perturb.arrival_jitter_s",

@@ -30,8 +30,10 @@
 //!   test block when `⌊(k+1)·t/b⌋ > ⌊k·t/b⌋`, so the last block always is), form the test
 //!   part; an episode replays one block of its part. Blocks are by task count only: time
 //!   blocks could be empty, so `by = window` with `window_s` is an error.
-//! - **Perturbation** (off by default, drawn after the window from the same RNG): arrival
-//!   jitter adds `U[−j, +j]` seconds of replayed time (after the load factor) to each arrival,
+//! - **Perturbation** (off by default, drawn after the window from the same RNG): load noise
+//!   multiplies the episode's load factor by one draw of `U[1 − l, 1 + l]` (the same window
+//!   replayed busier or quieter, so that a policy meets the loads of other parts of the
+//!   trace); arrival jitter adds `U[−j, +j]` seconds of replayed time (after the load factor) to each arrival,
 //!   clamped at 0, and re-sorts the window by arrival; a deadline moves with its arrival.
 //!   Estimate noise multiplies each runtime estimate by `U[1 − e, 1 + e]`; modelled user
 //!   estimates ([`TsafrirEstimates`]) replace it from one uniform draw per task; true
@@ -63,6 +65,8 @@ pub enum SplitBy {
 /// Per-episode perturbation of a replayed window; all zero (the default) replays it exactly.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Perturb {
+    /// The episode's load factor is multiplied by `U[1 − l, 1 + l]` (in [0, 1)).
+    pub load_noise: f64,
     /// Each arrival moves by `U[−j, +j]` seconds (>= 0).
     pub arrival_jitter_s: f64,
     /// Each estimate is multiplied by `U[1 − e, 1 + e]` (in [0, 1)).
@@ -698,12 +702,18 @@ impl TaskSource for Trace {
             Times::Absolute => t0,
         };
         let Perturb {
+            load_noise,
             arrival_jitter_s: jitter,
             estimate_noise: noise,
             estimates,
         } = self.perturb;
+        let load_factor = if load_noise > 0.0 {
+            self.load_factor * rng.random_range(1.0 - load_noise..=1.0 + load_noise)
+        } else {
+            self.load_factor
+        };
         out.extend(window.iter().map(|t| {
-            let mut arrival_s = clock_s + (t.arrival_s - t0) / self.load_factor;
+            let mut arrival_s = clock_s + (t.arrival_s - t0) / load_factor;
             if jitter > 0.0 {
                 arrival_s = (arrival_s + rng.random_range(-jitter..=jitter)).max(clock_s);
             }
@@ -906,7 +916,7 @@ mod tests {
             perturb: Perturb {
                 arrival_jitter_s: 15.0,
                 estimate_noise: 0.2,
-                estimates: None,
+                ..Perturb::default()
             },
             ..ReplayOptions::default()
         };
@@ -1022,9 +1032,8 @@ mod tests {
         let perturbed = ReplayOptions {
             load_factor: 2.0,
             perturb: Perturb {
-                arrival_jitter_s: 0.0,
                 estimate_noise: 0.5,
-                estimates: None,
+                ..Perturb::default()
             },
             ..time_options(25.0, None)
         };
@@ -1307,6 +1316,45 @@ mod tests {
         let whole = Trace::new(tasks(), None, 1.0);
         let start = whole.fill_episode(Some(0), &mut ChaCha8Rng::seed_from_u64(0), &mut out);
         assert_eq!(start, EpisodeStart::default());
+    }
+
+    /// Arrivals 10 s apart at load factor 2 are 5 s apart; a load noise of 0.5 makes the
+    /// episode's factor 1–3, so its gaps are 10/3–10 s, all equal within an episode.
+    #[test]
+    fn load_noise_rescales_each_episode_as_a_whole() {
+        let options = ReplayOptions {
+            window_jobs: Some(6),
+            load_factor: 2.0,
+            perturb: Perturb {
+                load_noise: 0.5,
+                ..Perturb::default()
+            },
+            ..ReplayOptions::default()
+        };
+        let trace = Trace::with_options(tasks(), &options).unwrap();
+        let plain = Trace::new(tasks(), Some(6), 2.0);
+        let (mut out, mut again, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut busier, mut quieter) = (false, false);
+        for seed in 0..50 {
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            trace.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut again);
+            assert_eq!(out, again, "seed {seed}");
+            plain.fill(&mut ChaCha8Rng::seed_from_u64(seed), &mut exact);
+            assert_eq!(ids(&out), ids(&exact), "the window is drawn first");
+            let gap = out[1].arrival_s - out[0].arrival_s;
+            assert!((10.0 / 3.0..=10.0).contains(&gap), "{gap}");
+            for p in out.windows(2) {
+                assert!((p[1].arrival_s - p[0].arrival_s - gap).abs() < 1e-9);
+            }
+            assert!(
+                out.iter()
+                    .zip(&exact)
+                    .all(|(a, b)| a.estimate_s == b.estimate_s)
+            );
+            busier |= gap < 5.0;
+            quieter |= gap > 5.0;
+        }
+        assert!(busier && quieter);
     }
 
     /// Runtimes of 5 s: a popular estimate is 60 s, the maximum 3600 s.
