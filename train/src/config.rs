@@ -405,28 +405,23 @@ impl TrainConfig {
                 self.dqn.batch_size, self.replay.capacity
             ));
         }
-        match (self.env.kind, &self.env.scenario) {
-            (EnvKind::Scenario, None) => {
-                errors.push("env.scenario is required when env.kind = \"scenario\"".into())
-            }
-            (EnvKind::Cartpole, Some(_)) => {
-                errors.push("env.scenario only applies to env.kind = \"scenario\"".into())
-            }
-            (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
-                "env.scenario: {} does not exist (a path in a config file is relative to that file)",
-                path.display()
-            )),
-            _ => {}
+        if self.env.kind == EnvKind::Scenario && self.env.scenario.is_none() {
+            errors.push("env.scenario is required when env.kind = \"scenario\"".into());
         }
-        match (self.env.kind, &self.eval.scenario) {
-            (EnvKind::Cartpole, Some(_)) => {
-                errors.push("eval.scenario only applies to env.kind = \"scenario\"".into())
+        for (key, path) in [
+            ("env.scenario", &self.env.scenario),
+            ("eval.scenario", &self.eval.scenario),
+        ] {
+            match (self.env.kind, path) {
+                (EnvKind::Cartpole, Some(_)) => {
+                    errors.push(format!("{key} only applies to env.kind = \"scenario\""))
+                }
+                (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
+                    "{key}: {} does not exist (a path in a config file is relative to that file)",
+                    path.display()
+                )),
+                _ => {}
             }
-            (EnvKind::Scenario, Some(path)) if !path.is_file() => errors.push(format!(
-                "eval.scenario: {} does not exist (a path in a config file is relative to that file)",
-                path.display()
-            )),
-            _ => {}
         }
         if self.train.init_optimizer && self.train.init_from.is_none() {
             errors.push("train.init_optimizer needs train.init_from (the checkpoint)".into());
@@ -604,6 +599,34 @@ kind = "cartpole"
             .unwrap_err()
             .to_string();
         assert!(err.contains("env.scenario"), "{err}");
+        let err = parse(&format!("{CARTPOLE}\n[eval]\nscenario = \"/x.toml\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eval.scenario only applies to env.kind = \"scenario\""),
+            "{err}"
+        );
+        let scenario = CARTPOLE.replace(
+            "kind = \"cartpole\"",
+            "kind = \"scenario\"\nscenario = \"/no/such.toml\"",
+        );
+        let err = parse(&format!(
+            "{scenario}\n[eval]\nscenario = \"/no/other.toml\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "env.scenario: /no/such.toml",
+            "eval.scenario: /no/other.toml",
+        ] {
+            assert!(err.contains(&format!("{key} does not exist")), "{err}");
+        }
+        let select = parse(&format!("{CARTPOLE}\n[eval]\nselect = \"return\"\n")).unwrap();
+        assert_eq!(select.eval.select, Selection::Return);
+        let err = parse(&format!("{CARTPOLE}\n[eval]\nselect = \"slowness\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("slowness"), "{err}");
     }
 
     #[test]
