@@ -33,8 +33,9 @@
 //! - **Perturbation** (off by default, drawn after the window from the same RNG): load noise
 //!   multiplies the episode's load factor by one draw of `U[1 − l, 1 + l]` (the same window
 //!   replayed busier or quieter, so that a policy meets the loads of other parts of the
-//!   trace); arrival jitter adds `U[−j, +j]` seconds of replayed time (after the load factor) to each arrival,
-//!   clamped at 0, and re-sorts the window by arrival; a deadline moves with its arrival.
+//!   trace); arrival jitter adds `U[−j, +j]` seconds of replayed time (after the load factor)
+//!   to each arrival, clamped at 0, and re-sorts the window by arrival; a deadline moves with
+//!   its arrival.
 //!   Estimate noise multiplies each runtime estimate by `U[1 − e, 1 + e]`; modelled user
 //!   estimates ([`TsafrirEstimates`]) replace it from one uniform draw per task; true
 //!   durations are kept.
