@@ -170,9 +170,6 @@ pub struct WarmStart {
     pub eval_mean_return: Option<f64>,
     /// ... and its mean slowdown over finished tasks only (flatters a clone that waits).
     pub eval_mean_slowdown: Option<f64>,
-    /// ... and its model-selection score (`eval.select`).
-    #[serde(skip)]
-    pub eval_selection_score: Option<f64>,
     pub seconds: f64,
 }
 
@@ -235,12 +232,12 @@ pub(crate) fn warm_start(
         epochs,
         eval_mean_return: None,
         eval_mean_slowdown: None,
-        eval_selection_score: None,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// Scores the clone greedily on the run's evaluation seeds (`imitation/eval_*` at step 0).
+/// Scores the clone greedily on the run's evaluation seeds (`imitation/eval_*` at step 0);
+/// returns its model-selection score (`eval.select`), none without evaluation episodes.
 pub(crate) fn evaluate_clone(
     warm: &mut WarmStart,
     spec: &EnvSpec,
@@ -248,9 +245,9 @@ pub(crate) fn evaluate_clone(
     policy: &Policy,
     normalizer: Option<&ObsNormalizer>,
     tb: &mut TbWriter,
-) -> Result<(), TrainError> {
+) -> Result<Option<f64>, TrainError> {
     if config.eval.num_episodes == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let result = evaluate(spec, policy, normalizer, config, policy.device())?;
     tb.scalar("imitation/eval_episodic_return", result.mean_return, 0);
@@ -259,8 +256,7 @@ pub(crate) fn evaluate_clone(
     }
     warm.eval_mean_return = Some(result.mean_return);
     warm.eval_mean_slowdown = result.mean_slowdown;
-    warm.eval_selection_score = Some(result.selection_score(config.eval.select));
-    Ok(())
+    Ok(Some(result.selection_score(config.eval.select)))
 }
 
 impl WarmStart {
@@ -445,7 +441,7 @@ pub(crate) fn begin(
         return Ok((Prior::resumed(im, policy, config, resumed_from)?, None));
     }
     let mut warm = warm_start(config, im, spec, policy, normalizer.as_mut(), tb)?;
-    evaluate_clone(
+    let score = evaluate_clone(
         &mut warm,
         eval_spec,
         config,
@@ -460,9 +456,7 @@ pub(crate) fn begin(
         iteration: 0,
     };
     checkpoints.save_clone(&learner)?;
-    let candidate = warm
-        .eval_selection_score
-        .filter(|_| config.eval.every_steps > 0);
+    let candidate = score.filter(|_| config.eval.every_steps > 0);
     if candidate.is_some_and(|score| episodes.improves_eval(score)) {
         checkpoints.save_best_clone(&learner)?;
     }
