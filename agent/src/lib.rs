@@ -8,7 +8,8 @@
 //! observation normalisation ([`normalize`]) and the checkpoint format ([`checkpoint`]),
 //! including [`checkpoint::LoadedPolicy`] for evaluation; and DQN ([`dqn`]: Double DQN, dueling
 //! heads, masked ε-greedy) over uniform or prioritized replay with n-step returns ([`replay`],
-//! on an f64 sum tree); and the imitation warm start's losses and cloning ([`imitation`]).
+//! on an f64 sum tree); the imitation warm start's losses and cloning ([`imitation`]); and
+//! evolution strategies over the same policies ([`es`]).
 //!
 //! ```no_run
 //! use lepton_agent::checkpoint::LoadedPolicy;
@@ -25,6 +26,7 @@ pub mod device;
 pub mod distributions;
 pub mod dqn;
 pub mod episodes;
+pub mod es;
 pub mod imitation;
 pub mod named;
 pub mod networks;

@@ -900,6 +900,19 @@ impl Policy {
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named
     }
+
+    /// The parameters the action head depends on (every one but the critic's own layers),
+    /// in [`Self::named_parameters`]' order: what evolution strategies perturb.
+    pub fn actor_parameters(&self) -> Vec<(String, Tensor)> {
+        const CRITIC_ONLY: [&str; 3] = ["critic", "value_trunk", "value_head"];
+        self.named_parameters()
+            .into_iter()
+            .filter(|(name, _)| {
+                let first = name.split('.').next().unwrap_or(name);
+                !CRITIC_ONLY.contains(&first)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -1073,6 +1086,65 @@ mod tests {
         )
         .unwrap();
         assert_eq!(slot.forward(&obs).0.size(), [3, 6]);
+    }
+
+    /// `actor_parameters` holds every weight the logits have a gradient for, on every
+    /// architecture (with a shared MLP trunk, the trunk is the actor's too), and leaves the
+    /// critic's own layers out.
+    #[test]
+    fn actor_parameters_are_those_the_logits_depend_on() {
+        tch::manual_seed(5);
+        let layout = cloud_like(4);
+        let obs = Tensor::randn([3, layout.dim() as i64], (Kind::Float, Device::Cpu));
+        for (arch, shared_trunk) in [
+            (Arch::Mlp, false),
+            (Arch::Mlp, true),
+            (Arch::Set, false),
+            (Arch::Kernel, false),
+        ] {
+            let config = NetworkConfig {
+                arch,
+                shared_trunk,
+                hidden: vec![8, 4],
+                embed_dim: 8,
+                pair_dim: 4,
+                ..NetworkConfig::default()
+            };
+            let policy = Policy::new(
+                &config,
+                layout,
+                &ActionLayout::slots_then_wait(5),
+                Head::Logits,
+                Device::Cpu,
+            )
+            .unwrap();
+            policy.forward(&obs).0.sum(Kind::Float).backward();
+            let with_grad: Vec<String> = policy
+                .named_parameters()
+                .into_iter()
+                .filter(|(_, p)| {
+                    p.grad().defined() && p.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0
+                })
+                .map(|(name, _)| name)
+                .collect();
+            let actor: Vec<String> = policy
+                .actor_parameters()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            // Every weight the logits read is the actor's (the set network's server scorer
+            // is unused on slot actions, so the converse does not hold there).
+            for name in &with_grad {
+                assert!(
+                    actor.contains(name),
+                    "{arch:?}: {name} is not an actor parameter"
+                );
+            }
+            if arch == Arch::Kernel {
+                assert_eq!(actor, with_grad);
+            }
+            assert!(actor.len() < policy.named_parameters().len());
+        }
     }
 
     /// Pair mode is permutation-equivariant: swapping two server rows swaps their scores.

@@ -22,7 +22,7 @@ use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
 use lepton_agent::optim::Adam;
 use lepton_env::scenario::Scenario;
-use lepton_env::{Env, VecEnv};
+use lepton_env::{ActionLayout, Env, VecEnv};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
@@ -108,6 +108,32 @@ pub(crate) struct Resumed<A> {
     pub algo: A,
 }
 
+/// What a resume restores besides the weights: the training envs, whose episodes it replays,
+/// or, for a loop that ends every episode before it checkpoints (ES), only the env's shape
+/// to check the checkpoint against.
+pub(crate) enum Resumable<'a> {
+    Envs(&'a mut VecEnv<Replayable>),
+    Shape(EnvShape),
+}
+
+/// An env's observation size and actions, which a checkpoint must match.
+#[derive(Clone, Debug)]
+pub(crate) struct EnvShape {
+    pub obs_dim: usize,
+    pub num_actions: usize,
+    pub actions: ActionLayout,
+}
+
+impl EnvShape {
+    pub fn of(env: &dyn Env) -> Self {
+        Self {
+            obs_dim: env.observation_space().dim(),
+            num_actions: env.action_space().n,
+            actions: env.action_layout(),
+        }
+    }
+}
+
 /// The networks and optimizer state a checkpoint saves, borrowed from the loop.
 pub(crate) struct Learner<'a> {
     pub policy: &'a Policy,
@@ -119,7 +145,9 @@ pub(crate) struct Learner<'a> {
 
 /// Where the trainer state comes from at the end of an iteration.
 pub(crate) struct Snapshot<'a, A, F> {
-    pub venv: &'a VecEnv<Replayable>,
+    /// The training envs whose episodes a resume replays (`None`: the loop ends every
+    /// episode before it checkpoints, as ES does).
+    pub venv: Option<&'a VecEnv<Replayable>>,
     pub action_rng: &'a ChaCha8Rng,
     pub episodes: &'a mut EpisodeTracker,
     /// The loop's own part of the state.
@@ -156,12 +184,13 @@ impl At {
 /// ones (with `train.init_optimizer`, from its optimizer state too). Returns the checkpoint's
 /// observation normaliser, which its weights expect. Everything is checked before the run
 /// directory exists: the checkpoint must hold the same network and head, and normalise
-/// observations exactly when `normalize_obs` does.
+/// observations exactly when `normalize_obs` does (`None`: a loop that keeps whichever
+/// normaliser the checkpoint has, frozen, as ES does).
 pub(crate) fn warm_start(
     config: &TrainConfig,
     policy: &Policy,
     optimizer: &mut Adam,
-    normalize_obs: bool,
+    normalize_obs: Option<bool>,
 ) -> Result<Option<ObsNormalizer>, TrainError> {
     let Some(given) = &config.train.init_from else {
         return Ok(None);
@@ -191,7 +220,10 @@ pub(crate) fn warm_start(
             inline(&config.network)
         ))
     } else {
-        match (meta.normalizer.is_some(), normalize_obs) {
+        match (
+            meta.normalizer.is_some(),
+            normalize_obs.unwrap_or(meta.normalizer.is_some()),
+        ) {
             (true, false) => Some(
                 "its weights expect normalised observations: set ppo.normalize_obs = true".into(),
             ),
@@ -263,15 +295,20 @@ impl<'a> Checkpoints<'a> {
     }
 
     /// Continues from the newest periodic checkpoint: loads the weights and the optimizer,
-    /// schedules each env's snapshot for its next reset, and returns the rest of the state.
+    /// schedules each training env's snapshot for its next reset (`Resumable::Envs`), and
+    /// returns the rest of the state.
     pub fn resume<A: DeserializeOwned>(
         &mut self,
         run_dir: &Path,
         policy: &Policy,
         optimizer: &mut Adam,
-        venv: &mut VecEnv<Replayable>,
+        mut envs: Resumable<'_>,
     ) -> Result<Resumed<A>, TrainError> {
-        let (path, meta, saved_total) = self.latest_compatible(run_dir, venv)?;
+        let shape = match &envs {
+            Resumable::Envs(venv) => EnvShape::of(venv.env(0)),
+            Resumable::Shape(shape) => shape.clone(),
+        };
+        let (path, meta, saved_total) = self.latest_compatible(run_dir, &shape)?;
         let total = self.config.train.total_steps;
         if saved_total != total {
             // The schedules (learning rate, ε, β) follow from `total_steps`, so they are
@@ -298,17 +335,23 @@ impl<'a> Checkpoints<'a> {
             })?;
         let SharedState {
             action_rng,
-            envs,
+            envs: snapshots,
             episodes,
         } = state.shared;
-        if envs.len() != venv.num_envs() {
+        let num_envs = match &envs {
+            Resumable::Envs(venv) => venv.num_envs(),
+            Resumable::Shape(_) => 0,
+        };
+        if snapshots.len() != num_envs {
             return Err(TrainError::Resume {
                 checkpoint: path,
-                reason: format!("saved {} envs, config has {}", envs.len(), venv.num_envs()),
+                reason: format!("saved {} envs, config has {num_envs}", snapshots.len()),
             });
         }
-        for (i, snapshot) in envs.into_iter().enumerate() {
-            venv.env_mut(i).restore_on_next_reset(snapshot);
+        if let Resumable::Envs(venv) = &mut envs {
+            for (i, snapshot) in snapshots.into_iter().enumerate() {
+                venv.env_mut(i).restore_on_next_reset(snapshot);
+            }
         }
         self.last = Some(path.clone());
         Ok(Resumed {
@@ -351,10 +394,13 @@ impl<'a> Checkpoints<'a> {
     fn latest_compatible(
         &self,
         run_dir: &Path,
-        venv: &VecEnv<Replayable>,
+        shape: &EnvShape,
     ) -> Result<(PathBuf, CheckpointMeta, u64), TrainError> {
-        let (obs_dim, num_actions) = (venv.obs_dim(), venv.num_actions());
-        let actions = venv.env(0).action_layout();
+        let EnvShape {
+            obs_dim,
+            num_actions,
+            actions,
+        } = shape.clone();
         let path =
             checkpoint::latest_periodic(&self.dir).map_err(|source| TrainError::NoCheckpoint {
                 run_dir: run_dir.to_path_buf(),
@@ -503,11 +549,15 @@ impl<'a> Checkpoints<'a> {
 
 impl<A: Serialize, F> Snapshot<'_, A, F> {
     fn state(&self) -> TrainerState<&A> {
-        let num_envs = self.venv.num_envs();
+        let envs = self.venv.map_or_else(Vec::new, |venv| {
+            (0..venv.num_envs())
+                .map(|i| venv.env(i).snapshot())
+                .collect()
+        });
         TrainerState {
             shared: SharedState {
                 action_rng: self.action_rng.clone(),
-                envs: (0..num_envs).map(|i| self.venv.env(i).snapshot()).collect(),
+                envs,
                 episodes: self.episodes.clone(),
             },
             algo: &self.algo,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use lepton_agent::device::DeviceChoice;
 use lepton_agent::dqn::DqnConfig;
+use lepton_agent::es::EsConfig;
 use lepton_agent::imitation::ImitationConfig;
 use lepton_agent::networks::NetworkConfig;
 use lepton_agent::ppo::PpoConfig;
@@ -16,8 +17,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// `ppo` (default) or `dqn`: which training loop runs, and which sections apply
-    /// (`[ppo]`, or `[dqn]` and `[replay]`).
+    /// `ppo` (default), `dqn` or `es`: which training loop runs, and which sections apply
+    /// (`[ppo]` and `[imitation]`, `[dqn]` and `[replay]`, or `[es]`).
     #[serde(default)]
     pub algo: Algo,
     pub train: TrainSection,
@@ -28,6 +29,8 @@ pub struct TrainConfig {
     pub dqn: DqnConfig,
     #[serde(default)]
     pub replay: ReplayConfig,
+    #[serde(default)]
+    pub es: EsConfig,
     /// Imitation warm start before PPO (off unless the section is present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imitation: Option<ImitationConfig>,
@@ -46,14 +49,19 @@ pub enum Algo {
     #[default]
     Ppo,
     Dqn,
+    /// Evolution strategies on the policy's weights ([`lepton_agent::es`]).
+    Es,
 }
 
 impl Algo {
+    pub const ALL: [Self; 3] = [Self::Ppo, Self::Dqn, Self::Es];
+
     /// The config sections only this algorithm reads.
     pub fn sections(self) -> &'static [&'static str] {
         match self {
             Self::Ppo => &["ppo", "imitation"],
             Self::Dqn => &["dqn", "replay"],
+            Self::Es => &["es"],
         }
     }
 
@@ -61,6 +69,7 @@ impl Algo {
         match self {
             Self::Ppo => "ppo",
             Self::Dqn => "dqn",
+            Self::Es => "es",
         }
     }
 }
@@ -331,10 +340,7 @@ impl TrainConfig {
             errors: vec![describe_toml_error(&e, &text)],
         })?;
         let mut errors = config.validate();
-        for other in [Algo::Ppo, Algo::Dqn]
-            .into_iter()
-            .filter(|&a| a != config.algo)
-        {
+        for other in Algo::ALL.into_iter().filter(|&a| a != config.algo) {
             for section in other.sections().iter().filter(|s| table.contains_key(**s)) {
                 errors.push(format!(
                     "[{section}] applies to algo = \"{}\", but this config has algo = \"{}\"",
@@ -363,6 +369,7 @@ impl TrainConfig {
                 .into_iter()
                 .chain(self.replay.validate())
                 .collect(),
+            Algo::Es => self.es.validate(),
         };
         if let (Algo::Ppo, Some(imitation)) = (self.algo, &self.imitation) {
             errors.extend(imitation.validate());
@@ -423,6 +430,13 @@ impl TrainConfig {
                 _ => {}
             }
         }
+        if self.algo == Algo::Es && self.train.init_optimizer {
+            errors.push(
+                "train.init_optimizer does not apply to algo = \"es\": ES's Adam steps its own \
+                 gradient estimate, not the checkpoint's loss"
+                    .into(),
+            );
+        }
         if self.train.init_optimizer && self.train.init_from.is_none() {
             errors.push("train.init_optimizer needs train.init_from (the checkpoint)".into());
         }
@@ -456,10 +470,7 @@ impl TrainConfig {
     /// The resolved config as TOML, without the sections of the other algorithm.
     pub fn to_toml(&self) -> String {
         let mut table = toml::Table::try_from(self).expect("config serialises");
-        for other in [Algo::Ppo, Algo::Dqn]
-            .into_iter()
-            .filter(|&a| a != self.algo)
-        {
+        for other in Algo::ALL.into_iter().filter(|&a| a != self.algo) {
             for section in other.sections() {
                 table.remove(*section);
             }

@@ -41,7 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, warm_start};
+use crate::checkpointing::{At, Checkpoints, Learner, Resumable, Resumed, Snapshot, warm_start};
 use crate::config::TrainConfig;
 use crate::evaluation::Evaluator;
 use crate::imitation::play_teacher;
@@ -99,7 +99,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     })?;
     let mut adam = Adam::new(online.policy().named_parameters(), dqn_cfg.adam_eps);
     if !options.resume {
-        warm_start(config, online.policy(), &mut adam, false)?;
+        warm_start(config, online.policy(), &mut adam, Some(false))?;
     }
     // The run directory is created only once everything that can refuse the config has.
     let mut checkpoints = Checkpoints::open(config, &options.run_dir, &spec)?;
@@ -117,8 +117,12 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let mut num_updates = 0u64;
     let mut global_step = 0u64;
     if options.resume {
-        let resumed: Resumed<DqnState> =
-            checkpoints.resume(&options.run_dir, online.policy(), &mut adam, &mut venv)?;
+        let resumed: Resumed<DqnState> = checkpoints.resume(
+            &options.run_dir,
+            online.policy(),
+            &mut adam,
+            Resumable::Envs(&mut venv),
+        )?;
         (action_rng, episodes) = (resumed.action_rng, resumed.episodes);
         let (path, meta) = (&resumed.checkpoint, &resumed.meta);
         let target_params = target.policy().named_parameters();
@@ -272,7 +276,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             iteration: num_updates,
         };
         let snapshot = Snapshot {
-            venv: &venv,
+            venv: Some(&venv),
             action_rng: &action_rng,
             episodes: &mut episodes,
             algo: DqnState { num_updates },

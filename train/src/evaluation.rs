@@ -60,10 +60,38 @@ pub fn evaluate(
     config: &TrainConfig,
     device: Device,
 ) -> Result<EvalResult, TrainError> {
-    let n = config.eval.num_episodes;
+    let seeds: Vec<u64> = (0..config.eval.num_episodes as u64)
+        .map(|i| config.eval.seed.wrapping_add(i))
+        .collect();
+    play_greedy(
+        spec,
+        policy,
+        normalizer,
+        &seeds,
+        config.run.env_threads,
+        device,
+    )
+    .map_err(|e| match e {
+        TrainError::EnvStep(e) => TrainError::EvalEnvStep(e),
+        e => e,
+    })
+}
+
+/// Plays one greedy episode per seed, all at once in one [`VecEnv`] on `env_threads` threads,
+/// and returns their means (`mean_length` × the number of seeds is the env steps taken). A
+/// failed env step is [`TrainError::EnvStep`].
+pub(crate) fn play_greedy(
+    spec: &EnvSpec,
+    policy: &Policy,
+    normalizer: Option<&ObsNormalizer>,
+    seeds: &[u64],
+    env_threads: usize,
+    device: Device,
+) -> Result<EvalResult, TrainError> {
+    let n = seeds.len();
     let envs: Vec<Box<dyn Env>> = (0..n).map(|_| spec.make()).collect();
-    let mut venv = VecEnv::new(envs, config.run.env_threads)?;
-    venv.reset(Some(config.eval.seed));
+    let mut venv = VecEnv::new(envs, env_threads)?;
+    venv.reset_each(seeds);
     let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());
     /// Return, length and, on scheduling envs, (mean slowdown, completion slowdown,
     /// unfinished, dropped).
@@ -88,7 +116,7 @@ pub fn evaluate(
         for (i, a) in actions.iter_mut().enumerate() {
             *a = greedy.int64_value(&[i as i64]) as usize;
         }
-        venv.step(&actions).map_err(TrainError::EvalEnvStep)?;
+        venv.step(&actions)?;
         for (i, slot) in finished.iter_mut().enumerate() {
             if slot.is_none()
                 && let Some((stats, metrics)) = venv.finished_episode(i)

@@ -39,6 +39,7 @@ mod checkpointing;
 pub mod config;
 pub mod dqn_loop;
 pub mod envs;
+pub mod es_loop;
 pub mod evaluation;
 pub mod export;
 pub mod imitation;

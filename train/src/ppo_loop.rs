@@ -39,7 +39,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpointing::{At, Checkpoints, Learner, Resumed, Snapshot, rng_state, warm_start};
+use crate::checkpointing::{
+    At, Checkpoints, Learner, Resumable, Resumed, Snapshot, rng_state, warm_start,
+};
 use crate::config::TrainConfig;
 use crate::envs::Replayable;
 use crate::evaluation::Evaluator;
@@ -91,7 +93,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         .normalize_obs
         .then(|| ObsNormalizer::new(obs_dim, 10.0));
     if !options.resume
-        && let Some(stats) = warm_start(config, &policy, &mut adam, ppo_cfg.normalize_obs)?
+        && let Some(stats) = warm_start(config, &policy, &mut adam, Some(ppo_cfg.normalize_obs))?
     {
         normalizer = Some(stats);
     }
@@ -106,8 +108,12 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let mut global_step = 0u64;
     let mut iteration = 1usize;
     if options.resume {
-        let resumed: Resumed<PpoState> =
-            checkpoints.resume(&options.run_dir, &policy, &mut adam, &mut venv)?;
+        let resumed: Resumed<PpoState> = checkpoints.resume(
+            &options.run_dir,
+            &policy,
+            &mut adam,
+            Resumable::Envs(&mut venv),
+        )?;
         (action_rng, episodes) = (resumed.action_rng, resumed.episodes);
         minibatch_rng = resumed.algo.minibatch_rng;
         return_normalizer = resumed.algo.return_normalizer;
@@ -366,7 +372,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             iteration: iteration as u64,
         };
         let snapshot = Snapshot {
-            venv: &venv,
+            venv: Some(&venv),
             action_rng: &action_rng,
             episodes: &mut episodes,
             algo: PpoState {

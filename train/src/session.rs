@@ -124,6 +124,27 @@ impl EpisodeTracker {
         }
     }
 
+    /// Counts `count` episodes played by a population of policies (ES) and logs their mean
+    /// return and length as one point, which is also what enters the recent returns.
+    pub fn record_population(
+        &mut self,
+        tb: &mut TbWriter,
+        mean_return: f64,
+        mean_length: f64,
+        count: u64,
+        global_step: u64,
+    ) {
+        self.record(
+            tb,
+            mean_return,
+            mean_length.round() as usize,
+            None,
+            &[],
+            global_step,
+        );
+        self.num_episodes += count.saturating_sub(1);
+    }
+
     /// Counts a finished episode and logs it (`charts/*`, and `cluster/*` for scheduling envs).
     fn record(
         &mut self,
