@@ -6,8 +6,9 @@
 mod common;
 
 use common::{bin, repo_root};
-use lepton_train::config::EnvConfig;
+use lepton_train::config::{EnvConfig, TrainConfig, apply_override, read_table};
 use lepton_train::envs::EnvSpec;
+use lepton_train::search::{self, FitnessConfig, Metric};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,6 +143,36 @@ fn model_selection_plays_the_eval_scenario() {
     let logged = first["heuristic_sjf_completion_slowdown"].as_f64().unwrap();
     assert_eq!(logged, sjf(&test_part));
     assert_ne!(logged, sjf(&tmp.path().join("mine.toml")));
+
+    // The search's fitness plays the eval scenario too: the same score as a config whose
+    // training env is the test part itself, not the training part's.
+    let config = |extra: &str, drop_eval_scenario: bool| {
+        let mut table = read_table(&run.join("config.toml")).unwrap();
+        if !extra.is_empty() {
+            apply_override(&mut table, extra).unwrap();
+        }
+        if drop_eval_scenario {
+            table["eval"].as_table_mut().unwrap().remove("scenario");
+        }
+        TrainConfig::from_table(table, "config.toml").unwrap()
+    };
+    let with_eval = config("", false);
+    assert_eq!(
+        with_eval.eval.scenario.as_deref(),
+        Some(test_part.as_path())
+    );
+    let fitness = FitnessConfig {
+        metric: Metric::NegCompletionSlowdown,
+        num_episodes: 3,
+        seed: 5_000_000,
+    };
+    let best = run.join("checkpoints/best.json");
+    let score = |c: &TrainConfig| search::score_checkpoint(c, &best, &fitness).unwrap();
+    let test_path = test_part.to_str().unwrap();
+    let on_test = config(&format!("env.scenario={test_path:?}"), true);
+    let on_train = config("", true);
+    assert_eq!(score(&with_eval), score(&on_test));
+    assert_ne!(score(&with_eval), score(&on_train));
 
     let cloud = repo_root().join("configs/scenarios/cloud.toml");
     let eval_arg = format!("eval.scenario={:?}", cloud.to_str().unwrap());

@@ -636,14 +636,16 @@ pub(crate) fn train_and_score(
     }
 }
 
-/// The fitness of a checkpoint: greedy episodes on the held-out `fitness` seeds.
+/// The fitness of a checkpoint: greedy episodes on the held-out `fitness` seeds, of
+/// `eval.scenario` when the config names one (else of the training scenario).
 pub fn score_checkpoint(
     config: &TrainConfig,
     meta_path: &Path,
     fitness: &FitnessConfig,
 ) -> anyhow::Result<f64> {
     let meta = checkpoint::read_meta(meta_path)?;
-    let spec = EnvSpec::from_config(&config.env)?;
+    // The trial is scored where its own model selection would have: `eval.scenario`, if set.
+    let spec = EnvSpec::from_config(&config.env)?.for_evaluation(config)?;
     let env = spec.make();
     let device = tch::Device::Cpu;
     let policy = checkpoint::load_policy(
