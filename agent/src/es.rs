@@ -122,18 +122,32 @@ pub fn set_weights(params: &[Tensor], center: &[Tensor], noise: &[Tensor], scale
 }
 
 /// Centered ranks (Salimans et al.): the lowest fitness gets −0.5, the highest +0.5, the
-/// rest evenly between, ties broken by position. Only the order of the fitnesses matters,
-/// so one heavy episode cannot dominate an update.
+/// rest evenly between; equal fitnesses share their mean rank, so candidates that played
+/// alike push the weights nowhere. Only the order of the fitnesses matters, so one heavy
+/// episode cannot dominate an update.
 pub fn centered_ranks(fitness: &[f64]) -> Vec<f64> {
     let n = fitness.len();
     if n < 2 {
         return vec![0.0; n];
     }
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| fitness[a].total_cmp(&fitness[b]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| fitness[a].total_cmp(&fitness[b]));
     let mut ranks = vec![0.0; n];
-    for (rank, &i) in order.iter().enumerate() {
-        ranks[i] = rank as f64 / (n - 1) as f64 - 0.5;
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n
+            && fitness[order[end]]
+                .total_cmp(&fitness[order[start]])
+                .is_eq()
+        {
+            end += 1;
+        }
+        let mean_rank = (start + end - 1) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = mean_rank / (n - 1) as f64 - 0.5;
+        }
+        start = end;
     }
     ranks
 }
@@ -189,12 +203,13 @@ mod tests {
             centered_ranks(&[3.0, -1.0, 10.0, 0.0, 2.0]),
             [0.25, -0.5, 0.5, -0.25, 0.0]
         );
-        // Scale does not matter, only order; ties go by position.
+        // Scale does not matter, only order; ties share their mean rank.
         assert_eq!(
             centered_ranks(&[1e9, 1.0, 1.0]),
             centered_ranks(&[5.0, 2.0, 2.0])
         );
-        assert_eq!(centered_ranks(&[1.0, 1.0, 1.0]), [-0.5, 0.0, 0.5]);
+        assert_eq!(centered_ranks(&[1e9, 1.0, 1.0]), [0.5, -0.25, -0.25]);
+        assert_eq!(centered_ranks(&[1.0, 1.0, 1.0]), [0.0, 0.0, 0.0]);
         assert_eq!(centered_ranks(&[7.0]), [0.0]);
     }
 
@@ -207,6 +222,9 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(&g[0]).unwrap(), [2.0, -1.0]);
         let g = gradient(&[1.0], &[5.0], &eps, 0.5);
         assert_eq!(Vec::<f32>::try_from(&g[0]).unwrap(), [-2.0, 1.0]);
+        // Both sides played alike: no direction.
+        let g = gradient(&[3.0], &[3.0], &eps, 0.5);
+        assert_eq!(Vec::<f32>::try_from(&g[0]).unwrap(), [0.0, 0.0]);
     }
 
     /// ES climbs a concave fitness, −|θ − c|², from θ = 0 to near c with noisy antithetic
