@@ -184,6 +184,7 @@ shipped!(
     "cloud",
     "cloud-hold",
     "cloud-slot",
+    "cloud-sorted",
     "cloud-ops",
     "hpc-lublin",
     "lublin-1",
