@@ -9,7 +9,8 @@
 //! * `session` — opening a run, its logs, episode bookkeeping, stop requests, `summary.json`;
 //! * `checkpointing` — the one resume path and the one evaluate-and-checkpoint step;
 //! * [`imitation`] — the imitation warm start's demonstrations, cloning and KL prior;
-//! * [`ppo_loop`] and [`dqn_loop`] — the two algorithms, each read top to bottom;
+//! * [`ppo_loop`], [`dqn_loop`] and [`es_loop`] — the three algorithms, each read top to
+//!   bottom;
 //! * [`trainer`] — [`trainer::run`] sends a config to its algorithm's loop;
 //! * [`export`] — a checkpoint as a TorchScript file, built by `python/lepton_policy.py` and
 //!   checked against lepton's greedy actions;

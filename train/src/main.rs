@@ -26,7 +26,8 @@ Outputs go to runs/<name>/: config.toml (the resolved config), TensorBoard event
 evaluations.jsonl (one JSON line per periodic evaluation), checkpoints/ (step_*, best, final;
 *.safetensors weights + *.json metadata), summary.json.";
 
-/// Train a PPO or DQN (`algo = "dqn"`) policy with invalid-action masking.
+/// Train a PPO, DQN (`algo = "dqn"`) or evolution-strategies (`algo = "es"`) policy with
+/// invalid-action masking.
 #[derive(Debug, Parser)]
 #[command(version, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
 struct Cli {
