@@ -100,6 +100,8 @@ pub struct NetworkConfig {
     /// Set and kernel networks on placement actions: give each (slot, server) pair's scorer
     /// the pair's own features ([`pair_features`]: Tetris's alignment, the free fraction
     /// left per resource, the fit margin), which sums of slot and server terms cannot form.
+    /// The kernel network on slot actions: give each slot's scorer those of the server a
+    /// best-fit placement would pick ([`best_fit_pair_features`]).
     pub pair_features: bool,
     /// Set and kernel networks on placement actions: β ≥ 0 in `logit += β · alignment`, a
     /// prior on each placement's logit from Tetris's alignment score (the pair features'
@@ -204,7 +206,7 @@ pub enum NetworkError {
     #[error("the env has no actions")]
     NoActions,
     #[error(
-        "network.pair_features and network.tetris_prior need network.arch = \"set\" or \"kernel\", placement actions and an observation whose rows carry resource columns (a cluster scenario with per-server rows); this env's layout is {0:?}"
+        "network.pair_features and network.tetris_prior need network.arch = \"set\" or \"kernel\", placement actions (pair_features also slot actions, with \"kernel\") and an observation whose rows carry resource columns (a cluster scenario with per-server rows); this env's layout is {0:?}"
     )]
     NoPairColumns(ObsLayout),
 }
@@ -416,6 +418,30 @@ pub fn pair_features(l: ObsLayout, slots: &Tensor, servers: &Tensor) -> Tensor {
     let left = &free - &demand;
     let margin = left.amin(-1, true);
     Tensor::cat(&[alignment, left, margin], 3)
+}
+
+/// Each slot's pair features ([`pair_features`]) with the server a best-fit placement would
+/// pick, `[B, K, R + 2]`: among the servers it fits (margin ≥ 0), the one it leaves with the
+/// least free capacity (the smallest Σ_r (f_r − d_r)), as the env's `best_fit` rule places a
+/// slot action's task. A slot that fits nowhere gets its least-bad server's (a negative
+/// margin says so). This is what the kernel network's slot scorer reads with
+/// `network.pair_features` on slot actions.
+pub fn best_fit_pair_features(l: ObsLayout, slots: &Tensor, servers: &Tensor) -> Tensor {
+    let pairs = pair_features(l, slots, servers); // [B, K, S, R + 2]
+    let r = l.resources as i64;
+    let leftover = pairs
+        .narrow(3, 1, r)
+        .sum_dim_intlist(-1, false, Kind::Float); // [B, K, S]
+    let misfit = pairs
+        .narrow(3, r + 1, 1)
+        .squeeze_dim(-1)
+        .lt(0.0)
+        .to_kind(Kind::Float);
+    // A fitting server always ranks before one that does not (leftovers are ≥ −2R).
+    let rank = leftover + misfit * (4.0 * r as f64 + 1.0);
+    let best = rank.argmin(-1, true); // [B, K, 1]
+    let index = best.unsqueeze(-1).expand([-1, -1, 1, r + 2], false);
+    pairs.gather(2, &index, false).squeeze_dim(2)
 }
 
 /// Every (row, server) pair's inputs, broadcastable to `[B, K, S, ·]`: the row (a slot or a
@@ -694,11 +720,17 @@ impl KernelNet {
                 let hidden = self.kernel.forward_parts(&parts); // [B, K, S, H]
                 hidden.reshape([b, -1, *hidden.size().last().expect("hidden width")])
             }
-            ActionMode::Slot => self.kernel.forward_parts(&[
-                slots.shallow_clone(),
-                servers.mean_dim(1, true, Kind::Float),
-                global.unsqueeze(1),
-            ]), // [B, K, H]
+            ActionMode::Slot => {
+                let mut parts = vec![
+                    slots.shallow_clone(),
+                    servers.mean_dim(1, true, Kind::Float),
+                    global.unsqueeze(1),
+                ];
+                if self.pair_features {
+                    parts.push(best_fit_pair_features(self.layout, &slots, &servers));
+                }
+                self.kernel.forward_parts(&parts) // [B, K, H]
+            }
         };
         let mut scores = vec![with_tetris_prior(
             self.kernel_head.forward(&hidden).squeeze_dim(-1), // [B, A]
@@ -805,11 +837,16 @@ impl Policy {
                     return Err(NetworkError::NoSetStructure(layout));
                 }
                 let (mode, running) = ActionMode::of(layout, actions)?;
-                let pair_columns = mode == ActionMode::Pair
-                    && layout.resources > 0
+                let resource_columns = layout.resources > 0
                     && layout.server_features >= 2 * layout.resources
                     && layout.slot_features > layout.resources;
-                if config.reads_pairs() && !pair_columns {
+                // Slot actions: only the kernel network reads pair features there (each
+                // slot's best-fit server's), and no prior applies (no server is chosen).
+                let pairs_apply = match mode {
+                    ActionMode::Pair => true,
+                    ActionMode::Slot => config.arch == Arch::Kernel && config.tetris_prior == 0.0,
+                };
+                if config.reads_pairs() && !(resource_columns && pairs_apply) {
                     return Err(NetworkError::NoPairColumns(layout));
                 }
                 match config.arch {
@@ -1221,6 +1258,39 @@ mod tests {
         }
     }
 
+    /// By hand, two servers with free fractions (1, 1) and (0.5, 0.5) of equal capacities.
+    /// Slot 0 (0.25, 0.25) fits both; best fit is server 1 (leftover 0.5 against 1.5):
+    /// alignment 0.25, left (0.25, 0.25), margin 0.25. Slot 1 (0.75, 0.25) fits only server 0
+    /// (server 1 would leave −0.25): alignment 1.0, left (0.25, 0.75), margin 0.25.
+    #[test]
+    fn best_fit_pair_features_by_hand() {
+        let layout = ObsLayout {
+            global: 1,
+            server_rows: 2,
+            server_features: 4,
+            slot_rows: 2,
+            slot_features: 3,
+            resources: 2,
+            ..ObsLayout::default()
+        };
+        let obs = Tensor::from_slice(&[
+            0.0f32, // global
+            1.0, 1.0, 1.0, 1.0, // server 0: free, capacity
+            0.5, 0.5, 1.0, 1.0, // server 1
+            1.0, 0.25, 0.25, // slot 0: present, demand
+            1.0, 0.75, 0.25, // slot 1
+        ])
+        .view([1, 15]);
+        let (_, servers, slots) = split_rows(layout, &obs);
+        let f = best_fit_pair_features(layout, &slots, &servers);
+        assert_eq!(f.size(), [1, 2, 4]);
+        let got: Vec<f32> = Vec::try_from(f.reshape([-1])).unwrap();
+        let want = [0.25, 0.25, 0.25, 0.25, 1.0, 0.25, 0.75, 0.25];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+    }
+
     /// With a large Tetris prior a fresh policy's logits are β · alignment plus its small
     /// initial scores: it places the slot on server 0 (alignment 0.75 against 0.125), and
     /// the logit gap is β · 0.625 to within them. Both networks; pair features change the
@@ -1276,11 +1346,39 @@ mod tests {
         };
         let placements = ActionLayout::placements_then_wait(1, 2);
         assert!(build(&on, layout, &placements).is_ok());
+        // Slot actions: the kernel network reads each slot's best-fit pair; the set network
+        // and the Tetris prior do not apply there.
         let slots = ActionLayout::slots_then_wait(1);
-        assert!(matches!(
-            build(&on, layout, &slots),
-            Err(NetworkError::NoPairColumns(_))
-        ));
+        let policy = build(&on, layout, &slots).unwrap();
+        assert_eq!(
+            policy.num_parameters()
+                - build(
+                    &NetworkConfig {
+                        pair_features: false,
+                        ..on.clone()
+                    },
+                    layout,
+                    &slots
+                )
+                .unwrap()
+                .num_parameters(),
+            4 * 64
+        );
+        for refused in [
+            NetworkConfig {
+                arch: Arch::Set,
+                ..on.clone()
+            },
+            NetworkConfig {
+                tetris_prior: 1.0,
+                ..on.clone()
+            },
+        ] {
+            assert!(matches!(
+                build(&refused, layout, &slots),
+                Err(NetworkError::NoPairColumns(_))
+            ));
+        }
         let no_columns = ObsLayout {
             resources: 0,
             ..layout
