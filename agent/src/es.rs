@@ -121,6 +121,15 @@ pub fn set_weights(params: &[Tensor], center: &[Tensor], noise: &[Tensor], scale
     });
 }
 
+/// Sets every parameter back to `center` (in place, outside autograd).
+pub fn restore_weights(params: &[Tensor], center: &[Tensor]) {
+    tch::no_grad(|| {
+        for (p, c) in params.iter().zip(center) {
+            p.shallow_clone().copy_(c);
+        }
+    });
+}
+
 /// Centered ranks (Salimans et al.): the lowest fitness gets −0.5, the highest +0.5, the
 /// rest evenly between; equal fitnesses share their mean rank, so candidates that played
 /// alike push the weights nowhere. Only the order of the fitnesses matters, so one heavy
@@ -249,7 +258,7 @@ mod tests {
                 set_weights(&params, &center, eps, -sigma);
                 minus.push(fitness(&params[0]));
             }
-            set_weights(&params, &center, &noise[0], 0.0);
+            restore_weights(&params, &center);
             let g = gradient(&plus, &minus, &noise, sigma);
             ascend(&mut adam, &params, &g, 0.0, 0.05);
         }

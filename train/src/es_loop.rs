@@ -34,7 +34,7 @@ use crate::checkpointing::{
 };
 use crate::config::TrainConfig;
 use crate::envs::episode_seed;
-use crate::evaluation::{Evaluator, play_greedy};
+use crate::evaluation::{Evaluator, episode_envs, play_greedy};
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{EpisodeTracker, RunLogs, RunSetup, fmt_return, write_summary};
 
@@ -109,6 +109,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
     let evaluator = Evaluator::new(&eval_spec, config, device, &options.run_dir, global_step)?;
     let total = config.train.total_steps;
     let num_workloads = es_cfg.episodes as u64;
+    // One env per workload, reset by every candidate to the generation's seeds.
+    let mut workload_envs = episode_envs(&spec, es_cfg.episodes, config.run.env_threads)?;
     let mut outcome = Outcome::Finished;
 
     while global_step < total {
@@ -128,11 +130,10 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
             for (side, sign) in [(0, 1.0), (1, -1.0)] {
                 es::set_weights(&params, &center, eps, sign * es_cfg.sigma);
                 let result = play_greedy(
-                    &spec,
+                    &mut workload_envs,
                     &policy,
                     normalizer.as_ref(),
                     &seeds,
-                    config.run.env_threads,
                     device,
                 )?;
                 global_step += (result.mean_length * seeds.len() as f64).round() as u64;
@@ -141,7 +142,7 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
                 length_sum += result.mean_length;
             }
         }
-        es::set_weights(&params, &center, &noise[0], 0.0);
+        es::restore_weights(&params, &center);
         let grad = es::gradient(&fitness[0], &fitness[1], &noise, es_cfg.sigma);
         es::ascend(&mut adam, &params, &grad, es_cfg.weight_decay, lr);
         generation += 1;

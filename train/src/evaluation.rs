@@ -63,34 +63,37 @@ pub fn evaluate(
     let seeds: Vec<u64> = (0..config.eval.num_episodes as u64)
         .map(|i| config.eval.seed.wrapping_add(i))
         .collect();
-    play_greedy(
-        spec,
-        policy,
-        normalizer,
-        &seeds,
-        config.run.env_threads,
-        device,
-    )
-    .map_err(|e| match e {
+    let mut venv = episode_envs(spec, seeds.len(), config.run.env_threads)?;
+    play_greedy(&mut venv, policy, normalizer, &seeds, device).map_err(|e| match e {
         TrainError::EnvStep(e) => TrainError::EvalEnvStep(e),
         e => e,
     })
 }
 
-/// Plays one greedy episode per seed, all at once in one [`VecEnv`] on `env_threads` threads,
-/// and returns their means (`mean_length` × the number of seeds is the env steps taken). A
+/// `n` envs of `spec` in one [`VecEnv`] on `env_threads` threads, for [`play_greedy`] (which
+/// resets them: one set can play any number of rounds of episodes).
+pub(crate) fn episode_envs(
+    spec: &EnvSpec,
+    n: usize,
+    env_threads: usize,
+) -> Result<VecEnv<Box<dyn Env>>, TrainError> {
+    Ok(VecEnv::new(
+        (0..n).map(|_| spec.make()).collect(),
+        env_threads,
+    )?)
+}
+
+/// Plays one greedy episode per seed, env `i` of `venv` from `seeds[i]`, all at once, and
+/// returns their means (`mean_length` × the number of seeds is the env steps taken). A
 /// failed env step is [`TrainError::EnvStep`].
 pub(crate) fn play_greedy(
-    spec: &EnvSpec,
+    venv: &mut VecEnv<Box<dyn Env>>,
     policy: &Policy,
     normalizer: Option<&ObsNormalizer>,
     seeds: &[u64],
-    env_threads: usize,
     device: Device,
 ) -> Result<EvalResult, TrainError> {
     let n = seeds.len();
-    let envs: Vec<Box<dyn Env>> = (0..n).map(|_| spec.make()).collect();
-    let mut venv = VecEnv::new(envs, env_threads)?;
     venv.reset_each(seeds);
     let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());
     /// Return, length and, on scheduling envs, (mean slowdown, completion slowdown,
