@@ -279,6 +279,24 @@ impl DeepRmEnv {
         self.config.num_slots
     }
 
+    /// Replaces the jobs yet to arrive by a fresh draw of the workload, seeded by `seed`
+    /// ([`redraw_future`](crate::workload::redraw_future)): one possible world consistent
+    /// with what a scheduler has seen. Job lengths are known to schedulers in DeepRM's model,
+    /// so nothing else is hidden.
+    pub fn redraw_hidden(&mut self, seed: u64) {
+        let last_arrival_s = f64::from(self.last_arrival);
+        let workload = self.config.workload.clone();
+        crate::workload::redraw_future(
+            workload.as_ref(),
+            seed,
+            &mut self.tasks,
+            self.next_arrival,
+            last_arrival_s,
+            f64::from(self.now),
+        );
+        self.records.resize(self.tasks.len(), TaskRecord::NEW);
+    }
+
     // ----- Introspection for checks and tests -----
 
     pub fn census(&self) -> Census {
@@ -459,7 +477,7 @@ impl DeepRmEnv {
         }
     }
 
-    fn write_observation(&self, obs: &mut [f32]) {
+    pub fn write_observation(&self, obs: &mut [f32]) {
         let nr = self.num_resources;
         let horizon = self.config.horizon as f32;
         let cap = &self.config.capacity;

@@ -557,6 +557,142 @@ fn lookahead_sees_through_misleading_estimates_by_hand() {
 }
 
 #[test]
+fn rollout_plans_on_the_estimates_by_hand() {
+    // The rollout's worlds give X and Y their estimates (1 s and 5 s), so X first looks best
+    // there (mean 1.1) and Y first worse (mean 3.5): it does what SJF does and scores SJF's
+    // 3.5 on the true durations, where the future-seeing lookahead scores 1.1.
+    let mut env = scenario(MISLEADING_ESTIMATES).build();
+    for samples in [1, 3] {
+        let rollout = run(&format!("rollout:sjf:{samples}"), &mut env, 0);
+        assert!(
+            (rollout.completion_slowdown - 3.5).abs() < 1e-9,
+            "{rollout:?}"
+        );
+    }
+}
+
+/// Plays the lowest-numbered legal action (a task if one can start, else wait) to the end.
+fn play_first_legal(env: &mut ScenarioEnv) -> EpisodeMetrics {
+    let mut obs = vec![0.0; env.observation_space().dim()];
+    let mut mask = vec![false; env.action_space().n];
+    loop {
+        if let Some(m) = env.episode_metrics() {
+            return m.clone();
+        }
+        env.action_mask(&mut mask);
+        let action = mask.iter().position(|&legal| legal).unwrap();
+        env.step(action, &mut obs).unwrap();
+    }
+}
+
+#[test]
+fn a_redrawn_world_runs_on_the_estimates_by_hand() {
+    // One 2-cpu server. At t=0: A (true 10 s, estimated 4 s, 1 cpu), B (true 3, est 6, 2 cpus)
+    // and E (1 s, 1 cpu); C (10 s, 1 cpu) at t=100. A starts; at the next decision (t=0, E
+    // can start, B cannot) the world is redrawn. Then E runs 0-1; B waits for A.
+    // - True world: A ends at 10, B runs 10-13 (slowdown 13/3); mean (1 + 13/3 + 1 + 1)/4.
+    // - Redrawn: A is taken to end at its estimate 4, B runs 4-10 on its estimate 6 (10/6);
+    //   the list workload redraws C as itself, 100 s after the last arrival: mean
+    //   (1 + 10/6 + 1 + 1)/4.
+    let text = r#"
+name = "redraw-by-hand"
+resources = ["cpu"]
+[[server_types]]
+name = "s"
+count = 1
+capacity = [2]
+[queue]
+num_slots = 4
+backlog_cap = 4
+[actions]
+mode = "slot"
+[workload]
+kind = "list"
+tasks = [
+  { id = 0, arrival_s = 0.0, duration_s = 10.0, estimate_s = 4.0, demand = [1] },
+  { id = 1, arrival_s = 0.0, duration_s = 3.0, estimate_s = 6.0, demand = [2] },
+  { id = 2, arrival_s = 0.0, duration_s = 1.0, demand = [1] },
+  { id = 3, arrival_s = 100.0, duration_s = 10.0, demand = [1] },
+]
+"#;
+    let mut env = scenario(text).build();
+    let mut obs = vec![0.0; env.observation_space().dim()];
+    env.reset(Some(0), &mut obs);
+    env.step(0, &mut obs).unwrap();
+    let mut world = env.clone();
+    world.redraw_hidden(5);
+    let redrawn = play_first_legal(&mut world);
+    let truth = play_first_legal(&mut env);
+    let mean = |xs: [f64; 4]| xs.iter().sum::<f64>() / 4.0;
+    assert!(
+        (truth.completion_slowdown - mean([1.0, 13.0 / 3.0, 1.0, 1.0])).abs() < 1e-9,
+        "{truth:?}"
+    );
+    assert!(
+        (redrawn.completion_slowdown - mean([1.0, 10.0 / 6.0, 1.0, 1.0])).abs() < 1e-9,
+        "{redrawn:?}"
+    );
+}
+
+#[test]
+fn a_redrawn_world_looks_the_same_and_follows_its_seed() {
+    // Redrawing changes only what no scheduler sees: the observation and the mask stay, and
+    // the same seed gives the same world, another seed another one.
+    for name in ["cloud-sorted", "deeprm"] {
+        let mut env = lepton_env::scenario::load_named(name).unwrap().build();
+        let dim = env.observation_space().dim();
+        let (mut obs, mut after) = (vec![0.0; dim], vec![0.0; dim]);
+        let mut mask = vec![false; env.action_space().n];
+        env.reset(Some(11), &mut obs);
+        let mut tetris = schedulers::by_name("tetris").unwrap();
+        for _ in 0..60 {
+            env.action_mask(&mut mask);
+            let action = tetris.act(&env, &obs, &mask);
+            env.step(action, &mut obs).unwrap();
+        }
+        env.write_observation(&mut after);
+        assert_eq!(obs, after, "{name}");
+        env.action_mask(&mut mask);
+        let mut play = |seed: u64| {
+            let mut world = env.clone();
+            world.redraw_hidden(seed);
+            let mut seen = (vec![0.0; dim], vec![false; mask.len()]);
+            world.write_observation(&mut seen.0);
+            world.action_mask(&mut seen.1);
+            let (mut scratch, mut m) = (vec![0.0; dim], vec![false; mask.len()]);
+            while world.episode_metrics().is_none() {
+                world.action_mask(&mut m);
+                let action = tetris.act(&world, &scratch, &m);
+                world.step(action, &mut scratch).unwrap();
+            }
+            (seen, world.episode_metrics().unwrap().clone())
+        };
+        let (seen, a) = play(7);
+        assert_eq!(seen, (obs.clone(), mask.clone()), "{name}");
+        assert_eq!(a, play(7).1, "{name}");
+        assert_ne!(a, play(8).1, "{name}");
+    }
+}
+
+#[test]
+fn rollout_is_seeded_and_legal_on_both_env_kinds() {
+    for name in ["tiny", "deeprm"] {
+        let mut env = lepton_env::scenario::load_named(name).unwrap().build();
+        let a = run("rollout:sjf:2", &mut env, 3);
+        assert_eq!(
+            a,
+            run("rollout:sjf:2", &mut env, 3),
+            "{name}: same seed, same episode"
+        );
+        assert_eq!(
+            a.num_finished + a.num_dropped + a.num_unfinished,
+            a.num_tasks,
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn lookahead_is_deterministic_and_never_worse_than_its_base() {
     let mut env = lepton_env::scenario::load_named("tiny").unwrap().build();
     let mut strictly_better = 0;

@@ -221,7 +221,7 @@ impl ClusterEnv {
         self.metrics_ready = true;
     }
 
-    pub(super) fn write_observation(&self, obs: &mut [f32]) {
+    pub fn write_observation(&self, obs: &mut [f32]) {
         observation::write(self, obs);
     }
 }

@@ -70,7 +70,7 @@ impl ClusterEnv {
 
     /// Schedules server `n`'s next failure at `at_s` and draws whether its health signal
     /// announces it.
-    fn schedule_failure(&mut self, n: usize, at_s: f64) {
+    pub(super) fn schedule_failure(&mut self, n: usize, at_s: f64) {
         self.events
             .push(at_s, EventKind::Failure { server: n as u32 });
         self.next_failure_s[n] = at_s;

@@ -18,6 +18,7 @@ mod discipline;
 mod dynamics;
 mod env;
 mod failures;
+mod hidden;
 mod index;
 mod inspect;
 mod live;

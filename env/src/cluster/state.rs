@@ -240,6 +240,11 @@ impl EventQueue {
         self.heap.pop()
     }
 
+    /// Keeps only the events whose kind passes `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&EventKind) -> bool) {
+        self.heap.retain(|e| keep(&e.kind));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

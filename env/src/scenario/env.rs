@@ -67,6 +67,22 @@ impl ScenarioEnv {
     }
 }
 
+// Planning without the future.
+impl ScenarioEnv {
+    /// Turns this env (a copy, typically) into one possible world consistent with what a
+    /// scheduler has observed: see [`ClusterEnv::redraw_hidden`] and
+    /// [`DeepRmEnv::redraw_hidden`].
+    pub fn redraw_hidden(&mut self, seed: u64) {
+        delegate!(self, e => e.redraw_hidden(seed))
+    }
+
+    /// Writes the observation of the current state (what the last `reset` or `step` wrote),
+    /// e.g. to check that a redrawn world looks the same.
+    pub fn write_observation(&self, obs: &mut [f32]) {
+        delegate!(self, e => e.write_observation(obs))
+    }
+}
+
 // Batch scheduling: a discipline per episode, and choosing a task from the whole queue.
 impl ScenarioEnv {
     /// What choosing a task means now (DeepRM's env: always greedy).

@@ -1,12 +1,25 @@
-//! [`Lookahead`]: one-step lookahead with base-heuristic rollouts on clones of the env.
+//! [`Lookahead`]: one-step lookahead with base-heuristic rollouts on copies of the env, in
+//! two kinds:
 //!
-//! **Not a legal scheduler.** It is an *upper-bound proxy*: it clones the whole env, so its
-//! rollouts see the true durations, the future arrivals and the failure stream, which no real
-//! scheduler (and none of the heuristics, see `snapshot.rs`) can see. It answers "how much
-//! better than the heuristic could a scheduler be on this scenario?", i.e. how much headroom a
-//! learned policy has; it is not a baseline a learned policy is expected to match. It is slow
-//! (a decision costs one rollout per candidate), so it is not in [`super::NAMES`] and reports
-//! only run it when asked for by name.
+//! - `lookahead` is **not a legal scheduler.** It is an *upper-bound proxy*: it clones the
+//!   whole env, so its rollouts see the true durations, the future arrivals and the failure
+//!   stream, which no real scheduler (and none of the heuristics, see `snapshot.rs`) can see.
+//!   It answers "how much better than the heuristic could a scheduler be on this scenario?",
+//!   i.e. how much headroom a learned policy has; it is not a baseline a learned policy is
+//!   expected to match.
+//! - `rollout` is a real scheduler: Bertsekas's rollout algorithm (Bertsekas & Castañon,
+//!   "Rollout algorithms for stochastic scheduling problems", J. Heuristics 1999). Each copy
+//!   has what no scheduler can see redrawn from the scenario's own model
+//!   ([`ScenarioEnv::redraw_hidden`]: durations from the estimates, a fresh future, fresh
+//!   failures), and a candidate's cost is its mean over `samples` such worlds. All candidates
+//!   of a decision play the same worlds (common random numbers), drawn from the episode's
+//!   seed and the decision's number, so the choice is a deterministic function of the env's
+//!   observable state, the seed and the decision count. It is what the headroom a policy can
+//!   reach from what it observes looks like; `lookahead` minus `rollout` is the part only
+//!   the future gives.
+//!
+//! Both are slow (a decision costs one rollout per candidate and world), so neither is in
+//! [`super::NAMES`]; reports run them only when asked for by name.
 //!
 //! At each decision the candidates are, in this order: the base heuristic's own action; for
 //! every queue slot with a feasible placement, the base heuristic's choice restricted to that
@@ -24,19 +37,27 @@
 //! state and rollouts start from exact clones, so with `horizon = 0` the lookahead's episode
 //! is never worse than its base heuristic's from the same seed (the rollout-improvement
 //! argument: each decision keeps the base's continuation cost or lowers it). The choice is a
-//! deterministic function of the env state.
+//! deterministic function of the env state. `rollout` has no such guarantee: its worlds are
+//! not the real one.
 
 use super::{Heuristic, Scheduler, Snapshot};
 use crate::api::Env;
 use crate::scenario::ScenarioEnv;
+use crate::seeds::mix64;
 
-/// One-step lookahead over a base heuristic's rollouts (see the module docs). Registry name
-/// `lookahead[:BASE[:HORIZON]]`, by default `lookahead:tetris:0`.
+/// One-step lookahead over a base heuristic's rollouts (see the module docs). Registry names
+/// `lookahead[:BASE[:HORIZON]]` (by default `lookahead:tetris:0`) and
+/// `rollout[:BASE[:SAMPLES]]` (by default `rollout:tetris:4`).
 #[derive(Clone, Debug)]
 pub struct Lookahead {
     base: Heuristic,
     /// Decisions each rollout plays after the candidate action; 0 = to the episode's end.
     horizon: u64,
+    /// Redrawn worlds per candidate; 0 = the exact clone (the future-seeing `lookahead`).
+    samples: u32,
+    /// The episode's seed and the decisions taken since, which seed the worlds.
+    episode_seed: u64,
+    decisions: u64,
     snapshot: Snapshot,
     restricted: Snapshot,
     candidates: Vec<usize>,
@@ -44,14 +65,27 @@ pub struct Lookahead {
 }
 
 impl Lookahead {
+    /// The future-seeing upper-bound proxy.
     pub fn new(base: Heuristic, horizon: u64) -> Self {
         Self {
             base,
             horizon,
+            samples: 0,
+            episode_seed: 0,
+            decisions: 0,
             snapshot: Snapshot::default(),
             restricted: Snapshot::default(),
             candidates: Vec::new(),
             obs: Vec::new(),
+        }
+    }
+
+    /// The real scheduler: `samples` (at least 1) redrawn worlds per candidate, rolled out to
+    /// the episode's end.
+    pub fn rollout(base: Heuristic, samples: u32) -> Self {
+        Self {
+            samples: samples.max(1),
+            ..Self::new(base, 0)
         }
     }
 
@@ -78,9 +112,25 @@ impl Lookahead {
         }
     }
 
-    /// The cost of taking `first` now and following the base heuristic afterwards.
-    fn rollout(&mut self, env: &ScenarioEnv, first: usize) -> f64 {
-        let mut sim = env.clone();
+    /// The cost of taking `first` now and following the base heuristic afterwards: on the
+    /// env itself, or its mean over the decision's redrawn worlds.
+    fn cost(&mut self, env: &ScenarioEnv, first: usize) -> f64 {
+        if self.samples == 0 {
+            return self.play_out(env.clone(), first);
+        }
+        let mut total = 0.0;
+        for world in 0..u64::from(self.samples) {
+            let mut sim = env.clone();
+            sim.redraw_hidden(mix64(
+                self.episode_seed ^ mix64(self.decisions * u64::from(self.samples) + world),
+            ));
+            total += self.play_out(sim, first);
+        }
+        total / f64::from(self.samples)
+    }
+
+    /// Takes `first` on `sim`, then lets the base heuristic play on.
+    fn play_out(&mut self, mut sim: ScenarioEnv, first: usize) -> f64 {
         self.obs.resize(sim.observation_space().dim(), 0.0);
         let mut cost = 0.0;
         let mut action = first;
@@ -114,20 +164,27 @@ fn lower(cost: f64, best: f64) -> bool {
 
 impl Scheduler for Lookahead {
     fn name(&self) -> String {
-        format!("lookahead:{}:{}", self.base.name(), self.horizon)
+        match self.samples {
+            0 => format!("lookahead:{}:{}", self.base.name(), self.horizon),
+            n => format!("rollout:{}:{n}", self.base.name()),
+        }
     }
 
-    fn reset(&mut self, _seed: u64) {}
+    fn reset(&mut self, seed: u64) {
+        self.episode_seed = seed;
+        self.decisions = 0;
+    }
 
     fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], mask: &[bool]) -> usize {
         self.fill_candidates(env, mask);
+        self.decisions += 1;
         if self.candidates.len() == 1 {
             return self.candidates[0];
         }
         let candidates = std::mem::take(&mut self.candidates);
-        let mut best = (candidates[0], self.rollout(env, candidates[0]));
+        let mut best = (candidates[0], self.cost(env, candidates[0]));
         for &action in &candidates[1..] {
-            let cost = self.rollout(env, action);
+            let cost = self.cost(env, action);
             if lower(cost, best.1) {
                 best = (action, cost);
             }

@@ -178,6 +178,13 @@ pub const REGISTRY: &[Registered] = &[
         "NOT a real scheduler: an upper bound that rolls BASE (default tetris) out on env clones, seeing the future; slow",
     ),
     entry(
+        "rollout",
+        "[:BASE[:SAMPLES]]",
+        false,
+        Build::Scheduler(|p| Ok(Box::new(rollout(p)?))),
+        "rolls BASE (default tetris) out on SAMPLES (default 4) worlds redrawn from the scenario's model, without the future; slow",
+    ),
+    entry(
         "safe",
         "[:BASE[:THRESHOLD]]",
         false,
@@ -384,6 +391,23 @@ fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
     Ok(Lookahead::new(base_heuristic(base)?, horizon))
 }
 
+/// `rollout[:BASE[:SAMPLES]]`; BASE may carry its own parameters (`weighted:1:0.5:0`).
+fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
+    let (base, samples) = match params.map(|p| p.rsplit_once(':').unwrap_or((p, "4"))) {
+        None => ("tetris", "4"),
+        Some((base, samples)) => (base, samples),
+    };
+    let samples: u32 = match samples.parse() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return Err(format!(
+                "SAMPLES `{samples}` is not a whole number of worlds above 0"
+            ));
+        }
+    };
+    Ok(Lookahead::rollout(base_heuristic(base)?, samples))
+}
+
 /// The BASE of a wrapper scheduler (`lookahead`, `safe`): a registered deterministic rule,
 /// with its own parameters.
 fn base_heuristic(base: &str) -> Result<Heuristic, String> {
@@ -444,6 +468,7 @@ mod tests {
             assert!(!r.name.contains(':') && !r.name.is_empty());
             let expected = match r.name {
                 "lookahead" => "lookahead:tetris:0",
+                "rollout" => "rollout:tetris:4",
                 "safe" => "safe:tetris:0.5",
                 "evacuate" => "evacuate:tetris:0.5",
                 "preempt" => "preempt:tetris",
@@ -502,6 +527,15 @@ mod tests {
         assert_eq!(
             by_name("lookahead:weighted:1:0.5:3").unwrap().name(),
             "lookahead:weighted:1:0.5:3"
+        );
+        assert_eq!(
+            reason("rollout:sjf:0"),
+            "scheduler `rollout:sjf:0`: SAMPLES `0` is not a whole number of worlds above 0"
+        );
+        assert_eq!(by_name("rollout:sjf").unwrap().name(), "rollout:sjf:4");
+        assert_eq!(
+            by_name("rollout:weighted:1:0.5:2").unwrap().name(),
+            "rollout:weighted:1:0.5:2"
         );
     }
 

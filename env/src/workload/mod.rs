@@ -103,6 +103,40 @@ pub trait TaskSource: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Replaces the tasks of `tasks` that have not arrived yet (those from `first` on) with a
+/// draw from the workload's own model: the tasks from position `first` on of a fresh episode
+/// of `source` (reset with `seed`), keeping their gaps to the fresh episode's task
+/// `first - 1` and placed after the last real arrival (`last_arrival_s`, clamped to `now_s`
+/// and later). A scheduler may do this: it knows the scenario's workload model and what has
+/// arrived, not what will. Deadlines move with their tasks. The result can be shorter than
+/// `tasks` when the fresh episode has fewer tasks.
+pub fn redraw_future(
+    source: &dyn TaskSource,
+    seed: u64,
+    tasks: &mut Vec<TaskSpec>,
+    first: usize,
+    last_arrival_s: f64,
+    now_s: f64,
+) {
+    let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut fresh = Vec::with_capacity(tasks.len());
+    source.fill_episode(Some(seed), &mut rng, &mut fresh);
+    tasks.truncate(first);
+    let Some(origin) = first.checked_sub(1).map_or(fresh.first(), |k| fresh.get(k)) else {
+        return;
+    };
+    let origin_s = if first == 0 { 0.0 } else { origin.arrival_s };
+    for task in fresh.iter().skip(first) {
+        let arrival_s = (last_arrival_s + task.arrival_s - origin_s).max(now_s);
+        let shift_s = arrival_s - task.arrival_s;
+        tasks.push(TaskSpec {
+            arrival_s,
+            deadline_s: task.deadline_s.map(|d| d + shift_s),
+            ..*task
+        });
+    }
+}
+
 /// Where an episode starts, as its [`TaskSource`] tells the env at reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EpisodeStart {
@@ -243,5 +277,48 @@ impl TaskSource for TaskList {
         EpisodeVariety::Identical {
             num_tasks: self.tasks.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redraw_future_keeps_the_fresh_gaps_after_the_last_arrival_by_hand() {
+        // The model's episode arrives at 0, 5, 7 and 20 (deadline 30 on the third). Two real
+        // tasks have arrived, the last at 3; it is 4 now. The fresh tasks 3 and 4 keep their
+        // gaps to the fresh task 2 (2 s and 15 s) after 3: at 5 and 18, the deadline 2 s
+        // earlier. At 6 instead, the first would be in the past: it arrives now.
+        let mut model: Vec<TaskSpec> = [0.0, 5.0, 7.0, 20.0]
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| TaskSpec::new(10 + k as u64, a, 1.0, &[1]))
+            .collect();
+        model[2].deadline_s = Some(30.0);
+        let source = TaskList::new(model);
+        let real: Vec<TaskSpec> = [0.0, 3.0, 50.0, 60.0, 70.0]
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| TaskSpec::new(k as u64, a, 2.0, &[1]))
+            .collect();
+
+        let mut tasks = real.clone();
+        redraw_future(&source, 1, &mut tasks, 2, 3.0, 4.0);
+        let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
+        assert_eq!(arrivals, [0.0, 3.0, 5.0, 18.0]);
+        assert_eq!(&tasks[..2], &real[..2]);
+        assert_eq!((tasks[2].id, tasks[2].deadline_s), (12, Some(28.0)));
+        assert_eq!((tasks[3].id, tasks[3].deadline_s), (13, None));
+
+        let mut tasks = real.clone();
+        redraw_future(&source, 1, &mut tasks, 2, 3.0, 6.0);
+        let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
+        assert_eq!(arrivals, [0.0, 3.0, 6.0, 18.0]);
+
+        // Nothing left to arrive in the model: the real list ends where the past does.
+        let mut tasks = real.clone();
+        redraw_future(&source, 1, &mut tasks, 4, 60.0, 61.0);
+        assert_eq!(&tasks[..], &real[..4]);
     }
 }
