@@ -1,9 +1,12 @@
 //! How much room a scenario leaves a learned scheduler: the heuristics, random and the
 //! `lookahead` proxy on the same seeds, completion-aware mean slowdown, each paired against
 //! the best heuristic (relative difference of the means over the same episodes). A quick
-//! tuning aid; `lepton-eval` gives the same numbers with confidence intervals.
+//! tuning aid; `lepton-eval` gives the same numbers with confidence intervals. The optional last
+//! argument names one more scheduler: `lookahead` (sees the future: an upper-bound proxy) or
+//! `rollout` (the same lookahead on worlds redrawn without the future: the headroom a scheduler
+//! can reach by planning on what it observes).
 //!
-//! Run: `cargo run -p lepton-env --example headroom -- configs/scenarios/cloud.toml 4000000 32 [lookahead]`
+//! Run: `cargo run -p lepton-env --example headroom -- configs/scenarios/cloud.toml 4000000 32 [lookahead|rollout]`
 
 use lepton_env::scenario;
 use lepton_env::schedulers::{by_name, run_episode_with};
