@@ -14,9 +14,11 @@
 //!   failures), and a candidate's cost is its mean over `samples` such worlds. All candidates
 //!   of a decision play the same worlds (common random numbers), drawn from the episode's
 //!   seed and the decision's number, so the choice is a deterministic function of the env's
-//!   observable state, the seed and the decision count. It is what the headroom a policy can
-//!   reach from what it observes looks like; `lookahead` minus `rollout` is the part only
-//!   the future gives.
+//!   observable state, the seed and the decision count. It measures the headroom a
+//!   scheduler reaches by planning on what it observes: a lower bound, since a learned
+//!   policy is not limited to one deviation from a heuristic (BENCHMARKS.md, "The headroom a
+//!   scheduler can see"); `lookahead` minus `rollout` estimates the part only the future
+//!   gives.
 //!
 //! Both are slow (a decision costs one rollout per candidate and world), so neither is in
 //! [`super::NAMES`]; reports run them only when asked for by name.
