@@ -22,6 +22,20 @@ def test_act_in_a_loop_equals_the_native_episode(name):
     assert stepped == native
 
 
+def test_rollout_steps_as_it_runs_natively():
+    # The rollout scheduler draws its worlds from the episode's seed: stepping it from Python
+    # must hand it the same seed as a native episode.
+    env = lepton.make("tiny")
+    scheduler = lepton.scheduler("rollout:sjf:2")
+    _, info = env.reset(seed=4)
+    done = False
+    while not done:
+        _, _, terminated, truncated, info = env.step(scheduler.act(env))
+        done = terminated or truncated
+    native = lepton.scheduler("rollout:sjf:2").run_episode(lepton.make("tiny"), seed=4)
+    assert info["episode_metrics"] == native
+
+
 def test_run_episode_under_a_backfilling_discipline():
     env = lepton.make("lublin-1")
     easy = lepton.scheduler("sjf+easy").run_episode(env, seed=0)
