@@ -1213,6 +1213,7 @@ fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
         .iter()
         .map(|&n| match n {
             "lookahead" => "lookahead:tetris:0",
+            "rollout" => "rollout:tetris:4",
             "safe" => "safe:tetris:0.5",
             "preempt" => "preempt:tetris",
             "defrag" => "defrag:tetris",
