@@ -1,4 +1,4 @@
-//! Trace replay: production workloads as [`TaskSource`]s.
+//! Trace replay: production workloads as [`TaskSource`](crate::workload::TaskSource)s.
 //!
 //! Three loaders turn a trace file into tasks (and, where the trace describes one, a
 //! cluster): [`swf`] (Standard Workload Format, HPC batch jobs), [`alibaba`] (Alibaba GPU
