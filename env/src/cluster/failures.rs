@@ -70,7 +70,7 @@ impl ClusterEnv {
 
     /// Schedules server `n`'s next failure at `at_s` and draws whether its health signal
     /// announces it.
-    pub(super) fn schedule_failure(&mut self, n: usize, at_s: f64) {
+    fn schedule_failure(&mut self, n: usize, at_s: f64) {
         self.events
             .push(at_s, EventKind::Failure { server: n as u32 });
         self.next_failure_s[n] = at_s;
@@ -113,6 +113,24 @@ impl ClusterEnv {
         self.next_failure_s[n]
     }
 
+    /// Draws, from the failure stream, the next failure of every up server that can fail and
+    /// the repair of every down one (exponential times: memoryless, so a draw at any moment
+    /// is the right conditional one).
+    pub(super) fn draw_server_events(&mut self) {
+        for n in 0..self.servers.len() {
+            let ty = self.config.server_types[self.servers[n].type_index].failure;
+            let Some(model) = ty else { continue };
+            if self.servers[n].up {
+                let at_s = self.now_s + exponential(&mut self.fail_rng, model.mttf_s);
+                self.schedule_failure(n, at_s);
+            } else {
+                let at_s = self.now_s + exponential(&mut self.fail_rng, model.mttr_s);
+                self.events
+                    .push(at_s, EventKind::Repair { server: n as u32 });
+            }
+        }
+    }
+
     /// Schedules the first failure of every server that can fail, and the idle timeouts.
     pub(super) fn schedule_server_events(&mut self) {
         self.next_failure_s.fill(f64::INFINITY);
@@ -122,13 +140,7 @@ impl ClusterEnv {
             self.fail_rng = ChaCha8Rng::seed_from_u64(fail_seed);
             self.health_rng = ChaCha8Rng::seed_from_u64(fail_seed ^ HEALTH_SALT);
             self.health_salt = self.health_rng.random();
-            for n in 0..self.servers.len() {
-                let ty = self.config.server_types[self.servers[n].type_index].failure;
-                if let Some(model) = ty {
-                    let at_s = self.now_s + exponential(&mut self.fail_rng, model.mttf_s);
-                    self.schedule_failure(n, at_s);
-                }
-            }
+            self.draw_server_events();
         }
         for n in 0..self.servers.len() {
             self.arm_power_down(n);

@@ -4,7 +4,6 @@
 //! that a planner (the `rollout` scheduler) can try actions on it without seeing the future.
 
 use super::ClusterEnv;
-use super::failures::exponential;
 use super::state::{EventKind, TaskPhase, TaskRecord};
 use crate::seeds::mix64;
 use crate::workload::redraw_future;
@@ -38,7 +37,7 @@ impl ClusterEnv {
                     let speed = self.servers[rec.server as usize].speed;
                     let done_s = rec.work_done_s + (now_s - rec.works_from_s).max(0.0) * speed;
                     spec.duration_s = spec.estimate_s.max(done_s);
-                    let due_s = rec.works_from_s.max(now_s) + (spec.duration_s - done_s) / speed;
+                    let due_s = self.estimated_finish_s(i as u32).max(now_s);
                     self.records[i].due_s = due_s;
                     self.events.push(
                         due_s,
@@ -83,18 +82,7 @@ impl ClusterEnv {
             let fail_seed = mix64(seed ^ FAILURE_SALT);
             self.fail_rng = ChaCha8Rng::seed_from_u64(fail_seed);
             self.health_rng = ChaCha8Rng::seed_from_u64(mix64(fail_seed));
-            for n in 0..self.servers.len() {
-                let ty = self.config.server_types[self.servers[n].type_index].failure;
-                let Some(model) = ty else { continue };
-                if self.servers[n].up {
-                    let at_s = now_s + exponential(&mut self.fail_rng, model.mttf_s);
-                    self.schedule_failure(n, at_s);
-                } else {
-                    let at_s = now_s + exponential(&mut self.fail_rng, model.mttr_s);
-                    self.events
-                        .push(at_s, EventKind::Repair { server: n as u32 });
-                }
-            }
+            self.draw_server_events();
         }
     }
 }

@@ -379,24 +379,28 @@ fn no_params(params: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// `lookahead[:BASE[:HORIZON]]`; BASE may carry its own parameters (`weighted:1:0.5:0`).
+/// `[:BASE[:COUNT]]` of `lookahead` and `rollout` as (BASE, COUNT): BASE `tetris` and COUNT
+/// `default` when left out. BASE may carry its own parameters (`weighted:1:0.5:0`), COUNT is
+/// then needed.
+fn base_and_count<'a>(params: Option<&'a str>, default: &'a str) -> (&'a str, &'a str) {
+    match params {
+        None => ("tetris", default),
+        Some(p) => p.rsplit_once(':').unwrap_or((p, default)),
+    }
+}
+
+/// `lookahead[:BASE[:HORIZON]]`.
 fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
-    let (base, horizon) = match params.map(|p| p.rsplit_once(':').unwrap_or((p, "0"))) {
-        None => ("tetris", "0"),
-        Some((base, horizon)) => (base, horizon),
-    };
+    let (base, horizon) = base_and_count(params, "0");
     let horizon: u64 = horizon
         .parse()
         .map_err(|_| format!("HORIZON `{horizon}` is not a whole number of decisions"))?;
     Ok(Lookahead::new(base_heuristic(base)?, horizon))
 }
 
-/// `rollout[:BASE[:SAMPLES]]`; BASE may carry its own parameters (`weighted:1:0.5:0`).
+/// `rollout[:BASE[:SAMPLES]]`.
 fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
-    let (base, samples) = match params.map(|p| p.rsplit_once(':').unwrap_or((p, "4"))) {
-        None => ("tetris", "4"),
-        Some((base, samples)) => (base, samples),
-    };
+    let (base, samples) = base_and_count(params, "4");
     let samples: u32 = match samples.parse() {
         Ok(n) if n > 0 => n,
         _ => {
@@ -408,7 +412,7 @@ fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
     Ok(Lookahead::rollout(base_heuristic(base)?, samples))
 }
 
-/// The BASE of a wrapper scheduler (`lookahead`, `safe`): a registered deterministic rule,
+/// The BASE of a wrapper scheduler (`lookahead`, `rollout`, `safe`): a registered deterministic rule,
 /// with its own parameters.
 fn base_heuristic(base: &str) -> Result<Heuristic, String> {
     let (entry, base_params) = lookup(base).map_err(|e| format!("BASE: {e}"))?;
