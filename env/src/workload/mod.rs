@@ -106,10 +106,14 @@ pub trait TaskSource: Send + Sync + std::fmt::Debug {
 /// Replaces the tasks of `tasks` that have not arrived yet (those from `first` on) with a
 /// draw from the workload's own model: the tasks from position `first` on of a fresh episode
 /// of `source` (reset with `seed`), keeping their gaps to the fresh episode's task
-/// `first - 1` and placed after the last real arrival (`last_arrival_s`, clamped to `now_s`
-/// and later). A scheduler may do this: it knows the scenario's workload model and what has
-/// arrived, not what will. Deadlines move with their tasks. The result can be shorter than
-/// `tasks` when the fresh episode has fewer tasks.
+/// `first - 1`, counted from `now_s`. Nothing has arrived since the last real arrival
+/// (`last_arrival_s`), so the next gap is the time still to wait from now, which for a
+/// memoryless arrival process (Poisson, the phases of an MMPP, DeepRM's Bernoulli slots) has
+/// the law of a whole fresh gap. Counting from the last arrival instead would put every fresh
+/// gap shorter than the silence since then at `now_s`: a burst in every world, which made
+/// waiting look good to a planner. A scheduler may do this: it knows the scenario's workload
+/// model and what has arrived, not what will. Deadlines move with their tasks. The result can
+/// be shorter than `tasks` when the fresh episode has fewer tasks.
 pub fn redraw_future(
     source: &dyn TaskSource,
     seed: u64,
@@ -127,7 +131,7 @@ pub fn redraw_future(
     };
     let origin_s = if first == 0 { 0.0 } else { origin.arrival_s };
     for task in fresh.iter().skip(first) {
-        let arrival_s = (last_arrival_s + task.arrival_s - origin_s).max(now_s);
+        let arrival_s = now_s.max(last_arrival_s) + task.arrival_s - origin_s;
         let shift_s = arrival_s - task.arrival_s;
         tasks.push(TaskSpec {
             arrival_s,
@@ -285,11 +289,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redraw_future_keeps_the_fresh_gaps_after_the_last_arrival_by_hand() {
+    fn redraw_future_keeps_the_fresh_gaps_counted_from_now_by_hand() {
         // The model's episode arrives at 0, 5, 7 and 20 (deadline 30 on the third). Two real
         // tasks have arrived, the last at 3; it is 4 now. The fresh tasks 3 and 4 keep their
-        // gaps to the fresh task 2 (2 s and 15 s) after 3: at 5 and 18, the deadline 2 s
-        // earlier. At 6 instead, the first would be in the past: it arrives now.
+        // gaps to the fresh task 2 (2 s and 15 s) from now: at 6 and 19, the deadline 1 s
+        // earlier. At 6 instead, they arrive at 8 and 21: nothing lands on the present.
         let mut model: Vec<TaskSpec> = [0.0, 5.0, 7.0, 20.0]
             .iter()
             .enumerate()
@@ -306,15 +310,15 @@ mod tests {
         let mut tasks = real.clone();
         redraw_future(&source, 1, &mut tasks, 2, 3.0, 4.0);
         let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
-        assert_eq!(arrivals, [0.0, 3.0, 5.0, 18.0]);
+        assert_eq!(arrivals, [0.0, 3.0, 6.0, 19.0]);
         assert_eq!(&tasks[..2], &real[..2]);
-        assert_eq!((tasks[2].id, tasks[2].deadline_s), (12, Some(28.0)));
+        assert_eq!((tasks[2].id, tasks[2].deadline_s), (12, Some(29.0)));
         assert_eq!((tasks[3].id, tasks[3].deadline_s), (13, None));
 
         let mut tasks = real.clone();
         redraw_future(&source, 1, &mut tasks, 2, 3.0, 6.0);
         let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
-        assert_eq!(arrivals, [0.0, 3.0, 6.0, 18.0]);
+        assert_eq!(arrivals, [0.0, 3.0, 8.0, 21.0]);
 
         // Nothing left to arrive in the model: the real list ends where the past does.
         let mut tasks = real.clone();
