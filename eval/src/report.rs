@@ -840,7 +840,8 @@ fn display_name(result: &ContenderResult) -> String {
     if result.members.is_empty() {
         result.contender.clone()
     } else {
-        format!("{} ({} runs)", result.contender, result.members.len())
+        let n = result.members.len();
+        format!("{} ({n} run{})", result.contender, if n == 1 { "" } else { "s" })
     }
 }
 
@@ -1284,6 +1285,20 @@ mod tests {
                 .collect(),
             members: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_checkpoint_group_names_its_run_count_in_the_singular_or_plural() {
+        let mut group = result("ppo", &[]);
+        assert_eq!(display_name(&group), "ppo");
+        let member = |path: &str| MemberResult {
+            checkpoint: path.into(),
+            episodes: Vec::new(),
+        };
+        group.members.push(member("a"));
+        assert_eq!(display_name(&group), "ppo (1 run)");
+        group.members.push(member("b"));
+        assert_eq!(display_name(&group), "ppo (2 runs)");
     }
 
     /// A one-scenario report holding `results`.
