@@ -841,7 +841,11 @@ fn display_name(result: &ContenderResult) -> String {
         result.contender.clone()
     } else {
         let n = result.members.len();
-        format!("{} ({n} run{})", result.contender, if n == 1 { "" } else { "s" })
+        format!(
+            "{} ({n} run{})",
+            result.contender,
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 

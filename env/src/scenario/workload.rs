@@ -159,6 +159,7 @@ pub(super) fn resolve_workload(
                             .map(|d| c.non_negative(&key("deadline_s"), d))
                             .transpose()?,
                         gpu_models: 0,
+                        estimate_noise: 0.0,
                     });
                 }
                 tasks

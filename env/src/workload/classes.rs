@@ -87,6 +87,7 @@ impl TaskClass {
             priority: self.priority,
             deadline_s: self.deadline_factor.map(|f| arrival_s + f * duration_s),
             gpu_models: 0,
+            estimate_noise: self.estimate_noise as f32,
         }
     }
 }

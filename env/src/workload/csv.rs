@@ -145,6 +145,7 @@ pub fn parse_task_csv(text: &str, resources: &[String]) -> Result<Vec<TaskSpec>,
             priority,
             deadline_s,
             gpu_models: 0,
+            estimate_noise: 0.0,
         });
     }
     Ok(tasks)

@@ -22,7 +22,7 @@ mod classes;
 pub mod csv;
 mod deeprm;
 
-pub use arrivals::ArrivalProcess;
+pub use arrivals::{ArrivalClock, ArrivalProcess};
 pub use classes::{DurationDist, TaskClass};
 pub use csv::CsvError;
 pub use deeprm::DeepRmGenerator;
@@ -53,6 +53,11 @@ pub struct TaskSpec {
     /// GPU models the task may run on, as a bit set over the scenario's GPU model list
     /// (bit `m` = model `m`); 0 = any server. Set by trace loaders (Alibaba's `gpu_spec`).
     pub gpu_models: u32,
+    /// How far the estimate may be off, as the workload model says: estimate = duration ×
+    /// (1 + U[−noise, noise]) (synthetic classes' `estimate_noise`). Part of the model that
+    /// schedulers may know, like the class mixture; 0 where estimates are exact or their
+    /// error model is unknown (lists, CSVs, traces).
+    pub estimate_noise: f32,
 }
 
 impl TaskSpec {
@@ -69,6 +74,7 @@ impl TaskSpec {
             priority: 0,
             deadline_s: None,
             gpu_models: 0,
+            estimate_noise: 0.0,
         }
     }
 }
@@ -101,12 +107,30 @@ pub trait TaskSource: Send + Sync + std::fmt::Debug {
     fn variety(&self) -> EpisodeVariety {
         EpisodeVariety::Generated
     }
+
+    /// The rest of an episode, consistent with what has arrived: fills `out` with the tasks
+    /// after the first `arrived.len()`, whose arrival times (from the episode's start) are
+    /// `arrived`, drawn with `rng` from the model's law given those arrivals and none since,
+    /// up to `now_s`. Returns false for sources that cannot condition on them (the default);
+    /// [`redraw_future`] then counts a fresh episode's gaps from the present.
+    fn continue_episode(
+        &self,
+        arrived: &[f64],
+        now_s: f64,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<TaskSpec>,
+    ) -> bool {
+        let _ = (arrived, now_s, rng, out);
+        false
+    }
 }
 
 /// Replaces the tasks of `tasks` that have not arrived yet (those from `first` on) with a
-/// draw from the workload's own model: the tasks from position `first` on of a fresh episode
-/// of `source` (reset with `seed`), keeping their gaps to the fresh episode's task
-/// `first - 1`, counted from `now_s`. Nothing has arrived since the last real arrival
+/// draw from the workload's own model, seeded by `seed`: the source's own continuation of the
+/// episode where it has one ([`TaskSource::continue_episode`]: synthetic workloads, whose
+/// MMPP state is drawn from its posterior given the arrivals so far); otherwise the tasks
+/// from position `first` on of a fresh episode of `source`, keeping their gaps to the fresh
+/// episode's task `first - 1`, counted from `now_s`. Nothing has arrived since the last real arrival
 /// (`last_arrival_s`), so the next gap is the time still to wait from now, which for a
 /// memoryless arrival process (Poisson, the phases of an MMPP, DeepRM's Bernoulli slots) has
 /// the law of a whole fresh gap. Counting from the last arrival instead would put every fresh
@@ -124,8 +148,13 @@ pub fn redraw_future(
 ) {
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
     let mut fresh = Vec::with_capacity(tasks.len());
-    source.fill_episode(Some(seed), &mut rng, &mut fresh);
     tasks.truncate(first);
+    let arrived: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
+    if source.continue_episode(&arrived, now_s, &mut rng, &mut fresh) {
+        tasks.extend(fresh);
+        return;
+    }
+    source.fill_episode(Some(seed), &mut rng, &mut fresh);
     let Some(origin) = first.checked_sub(1).map_or(fresh.first(), |k| fresh.get(k)) else {
         return;
     };
@@ -235,16 +264,41 @@ impl Synthetic {
     }
 }
 
-impl TaskSource for Synthetic {
-    fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
+impl Synthetic {
+    /// Clears `out` and pushes the tasks from `first_id` on, arriving from `clock`.
+    fn fill_from(
+        &self,
+        mut clock: ArrivalClock,
+        first_id: usize,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<TaskSpec>,
+    ) {
         use rand::Rng;
         out.clear();
-        let mut clock = self.arrivals.start(rng);
-        for id in 0..self.num_tasks {
+        for id in first_id..self.num_tasks {
             let arrival_s = self.arrivals.next_arrival_s(&mut clock, rng);
             let class = self.pick_class(rng.random::<f64>());
             out.push(class.sample(id as u64, arrival_s, rng));
         }
+    }
+}
+
+impl TaskSource for Synthetic {
+    fn fill(&self, rng: &mut ChaCha8Rng, out: &mut Vec<TaskSpec>) {
+        let clock = self.arrivals.start(rng);
+        self.fill_from(clock, 0, rng, out);
+    }
+
+    fn continue_episode(
+        &self,
+        arrived: &[f64],
+        now_s: f64,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<TaskSpec>,
+    ) -> bool {
+        let clock = self.arrivals.resume(arrived, now_s, rng);
+        self.fill_from(clock, arrived.len(), rng, out);
+        true
     }
 }
 
