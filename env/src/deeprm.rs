@@ -284,14 +284,12 @@ impl DeepRmEnv {
     /// with what a scheduler has seen. Job lengths are known to schedulers in DeepRM's model,
     /// so nothing else is hidden.
     pub fn redraw_hidden(&mut self, seed: u64) {
-        let last_arrival_s = f64::from(self.last_arrival);
         let workload = self.config.workload.clone();
         crate::workload::redraw_future(
             workload.as_ref(),
             seed,
             &mut self.tasks,
             self.next_arrival,
-            last_arrival_s,
             f64::from(self.now),
         );
         self.records.resize(self.tasks.len(), TaskRecord::NEW);

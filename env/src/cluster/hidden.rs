@@ -73,17 +73,12 @@ impl ClusterEnv {
             .map(|i| self.config.reward.presence_rate(self.tasks[i].duration_s))
             .sum();
 
-        let last_arrival_s = match self.next_arrival {
-            0 => self.episode_start_s,
-            k => self.tasks[k - 1].arrival_s,
-        };
         let workload = self.config.workload.clone();
         redraw_future(
             workload.as_ref(),
             mix64(seed ^ FUTURE_SALT),
             &mut self.tasks,
             self.next_arrival,
-            last_arrival_s,
             now_s,
         );
         self.records.resize(self.tasks.len(), TaskRecord::NEW);

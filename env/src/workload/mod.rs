@@ -22,7 +22,8 @@ mod classes;
 pub mod csv;
 mod deeprm;
 
-pub use arrivals::{ArrivalClock, ArrivalProcess};
+use arrivals::ArrivalClock;
+pub use arrivals::ArrivalProcess;
 pub use classes::{DurationDist, TaskClass};
 pub use csv::CsvError;
 pub use deeprm::DeepRmGenerator;
@@ -130,8 +131,8 @@ pub trait TaskSource: Send + Sync + std::fmt::Debug {
 /// episode where it has one ([`TaskSource::continue_episode`]: synthetic workloads, whose
 /// MMPP state is drawn from its posterior given the arrivals so far); otherwise the tasks
 /// from position `first` on of a fresh episode of `source`, keeping their gaps to the fresh
-/// episode's task `first - 1`, counted from `now_s`. Nothing has arrived since the last real arrival
-/// (`last_arrival_s`), so the next gap is the time still to wait from now, which for a
+/// episode's task `first - 1`, counted from `now_s`. Nothing has arrived since the last real
+/// arrival, so the next gap is the time still to wait from now, which for a
 /// memoryless arrival process (Poisson, the phases of an MMPP, DeepRM's Bernoulli slots) has
 /// the law of a whole fresh gap. Counting from the last arrival instead would put every fresh
 /// gap shorter than the silence since then at `now_s`: a burst in every world, which made
@@ -143,7 +144,6 @@ pub fn redraw_future(
     seed: u64,
     tasks: &mut Vec<TaskSpec>,
     first: usize,
-    last_arrival_s: f64,
     now_s: f64,
 ) {
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
@@ -160,7 +160,7 @@ pub fn redraw_future(
     };
     let origin_s = if first == 0 { 0.0 } else { origin.arrival_s };
     for task in fresh.iter().skip(first) {
-        let arrival_s = now_s.max(last_arrival_s) + task.arrival_s - origin_s;
+        let arrival_s = now_s + task.arrival_s - origin_s;
         let shift_s = arrival_s - task.arrival_s;
         tasks.push(TaskSpec {
             arrival_s,
@@ -262,9 +262,7 @@ impl Synthetic {
         }
         out
     }
-}
 
-impl Synthetic {
     /// Clears `out` and pushes the tasks from `first_id` on, arriving from `clock`.
     fn fill_from(
         &self,
@@ -362,7 +360,7 @@ mod tests {
             .collect();
 
         let mut tasks = real.clone();
-        redraw_future(&source, 1, &mut tasks, 2, 3.0, 4.0);
+        redraw_future(&source, 1, &mut tasks, 2, 4.0);
         let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
         assert_eq!(arrivals, [0.0, 3.0, 6.0, 19.0]);
         assert_eq!(&tasks[..2], &real[..2]);
@@ -370,13 +368,13 @@ mod tests {
         assert_eq!((tasks[3].id, tasks[3].deadline_s), (13, None));
 
         let mut tasks = real.clone();
-        redraw_future(&source, 1, &mut tasks, 2, 3.0, 6.0);
+        redraw_future(&source, 1, &mut tasks, 2, 6.0);
         let arrivals: Vec<f64> = tasks.iter().map(|t| t.arrival_s).collect();
         assert_eq!(arrivals, [0.0, 3.0, 8.0, 21.0]);
 
         // Nothing left to arrive in the model: the real list ends where the past does.
         let mut tasks = real.clone();
-        redraw_future(&source, 1, &mut tasks, 4, 60.0, 61.0);
+        redraw_future(&source, 1, &mut tasks, 4, 61.0);
         assert_eq!(&tasks[..], &real[..4]);
     }
 }
