@@ -6,8 +6,20 @@
 //! only. Sampling happens on the CPU from a portable ChaCha stream (its state is saved in
 //! checkpoints) and never returns a masked action, whatever the probabilities.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
+
+/// Mixed into an episode's seed so that the stream a sampled policy draws its actions from
+/// differs from the workload's.
+const SAMPLE_SALT: u64 = 0x5a3b_1e5d << 16;
+
+/// The stream a sampled policy draws episode `seed`'s actions from, in lepton-eval
+/// (`--sampled`) and in the trainer's evaluation (`eval.sampled`) alike, so both score the
+/// same episodes.
+pub fn episode_sampler(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_SALT)
+}
 
 /// The logit given to masked-out actions (CleanRL's invalid-action-masking value).
 pub const MASKED_LOGIT: f64 = -1e8;

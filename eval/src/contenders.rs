@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use lepton_agent::checkpoint::{self, LoadedPolicy};
+use lepton_agent::distributions::episode_sampler;
 use lepton_env::scenario::ScenarioEnv;
 use lepton_env::schedulers::{self, RuleChooser, RuleSelectionEnv, Scheduler};
 use lepton_env::{ActionLayout, Env, Scenario};
@@ -405,9 +406,6 @@ impl Rules {
     }
 }
 
-/// Mixed into the episode seed so that the sampling stream differs from the workload's.
-const SAMPLE_SALT: u64 = 0x5a3b_1e5d << 16;
-
 impl Scheduler for Learned {
     fn name(&self) -> String {
         self.name.clone()
@@ -415,7 +413,7 @@ impl Scheduler for Learned {
 
     fn reset(&mut self, seed: u64) {
         if let Some(rng) = self.sampler.as_mut() {
-            *rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_SALT);
+            *rng = episode_sampler(seed);
         }
         if let Some(rules) = self.rules.as_mut() {
             rules.seed = seed;

@@ -119,7 +119,7 @@ pub enum EnvKind {
     Scenario,
 }
 
-/// Periodic greedy evaluation on held-out seeds (does not affect training).
+/// Periodic evaluation on held-out seeds (does not affect training).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
@@ -131,6 +131,11 @@ pub struct EvalConfig {
     pub seed: u64,
     /// What the `best` checkpoint maximises.
     pub select: Selection,
+    /// Score the policy that samples its actions from its masked distribution (episode `i`'s
+    /// stream seeded from its seed, as lepton-eval's `--sampled`) instead of the greedy one.
+    /// Where the policy's mode differs from the policy (it waits whenever waiting is the most
+    /// likely single action), the sampled policy is the one PPO trained.
+    pub sampled: bool,
     /// The scenario the evaluation episodes come from (TOML, relative to the config file;
     /// default: `env.scenario`), e.g. the training scenario with longer windows or a higher
     /// load, where a policy's failures show. Its observations and actions must have the
@@ -146,6 +151,7 @@ impl Default for EvalConfig {
             num_episodes: 10,
             seed: 1_000_000_007,
             select: Selection::default(),
+            sampled: false,
             scenario: None,
         }
     }

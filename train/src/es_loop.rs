@@ -34,7 +34,7 @@ use crate::checkpointing::{
 };
 use crate::config::TrainConfig;
 use crate::envs::episode_seed;
-use crate::evaluation::{Evaluator, episode_envs, play_greedy};
+use crate::evaluation::{Actions, Evaluator, episode_envs, play};
 use crate::run::{Outcome, RETURN_WINDOW, RunOptions, RunSummary, TrainError};
 use crate::session::{EpisodeTracker, RunLogs, RunSetup, fmt_return, write_summary};
 
@@ -129,12 +129,13 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, Tra
         for eps in &noise {
             for (side, sign) in [(0, 1.0), (1, -1.0)] {
                 es::set_weights(&params, &center, eps, sign * es_cfg.sigma);
-                let result = play_greedy(
+                let result = play(
                     &mut workload_envs,
                     &policy,
                     normalizer.as_ref(),
                     &seeds,
                     device,
+                    Actions::Greedy,
                 )?;
                 global_step += (result.mean_length * seeds.len() as f64).round() as u64;
                 fitness[side].push(result.selection_score(config.eval.select));

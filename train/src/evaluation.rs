@@ -1,4 +1,4 @@
-//! Greedy evaluation on held-out seeds: [`evaluate`] (used by both training loops and by the
+//! Evaluation on held-out seeds (greedy, or sampled with `eval.sampled`): [`evaluate`] (used by both training loops and by the
 //! search's fitness), and the periodic evaluation's TensorBoard points with the reference
 //! heuristics' scores beside them ([`Evaluator`]), also appended to `evaluations.jsonl` in the
 //! run directory for programs that follow a run while it trains (Ray Tune's trainable).
@@ -15,10 +15,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lepton_agent::checkpoint;
+use lepton_agent::distributions::{MaskedCategorical, episode_sampler, sample_masked};
 use lepton_agent::networks::Policy;
 use lepton_agent::normalize::ObsNormalizer;
 use lepton_env::scenario::EpisodeUse;
 use lepton_env::{Env, VecEnv};
+use rand_chacha::ChaCha8Rng;
 use tch::{Device, Tensor};
 
 use crate::config::{Selection, TrainConfig};
@@ -26,7 +28,7 @@ use crate::envs::EnvSpec;
 use crate::run::TrainError;
 use crate::tensorboard::TbWriter;
 
-/// Mean results of one greedy evaluation.
+/// Mean results of one evaluation.
 #[derive(Clone, Debug)]
 pub struct EvalResult {
     pub mean_return: f64,
@@ -51,8 +53,9 @@ impl EvalResult {
     }
 }
 
-/// Plays one greedy episode ([`Policy::greedy`]) per held-out seed (`eval.seed + i`) with the
-/// current policy. Uses none of the training RNG streams, so evaluating never changes training.
+/// Plays one episode per held-out seed (`eval.seed + i`) with the current policy, greedy
+/// ([`Policy::greedy`]) or sampled (`eval.sampled`). Uses none of the training RNG streams, so
+/// evaluating never changes training.
 pub fn evaluate(
     spec: &EnvSpec,
     policy: &Policy,
@@ -64,13 +67,18 @@ pub fn evaluate(
         .map(|i| config.eval.seed.wrapping_add(i))
         .collect();
     let mut venv = episode_envs(spec, seeds.len(), config.run.env_threads)?;
-    play_greedy(&mut venv, policy, normalizer, &seeds, device).map_err(|e| match e {
+    let actions = if config.eval.sampled {
+        Actions::Sampled
+    } else {
+        Actions::Greedy
+    };
+    play(&mut venv, policy, normalizer, &seeds, device, actions).map_err(|e| match e {
         TrainError::EnvStep(e) => TrainError::EvalEnvStep(e),
         e => e,
     })
 }
 
-/// `n` envs of `spec` in one [`VecEnv`] on `env_threads` threads, for [`play_greedy`] (which
+/// `n` envs of `spec` in one [`VecEnv`] on `env_threads` threads, for [`play`] (which
 /// resets them: one set can play any number of rounds of episodes).
 pub(crate) fn episode_envs(
     spec: &EnvSpec,
@@ -83,17 +91,29 @@ pub(crate) fn episode_envs(
     )?)
 }
 
-/// Plays one greedy episode per seed, env `i` of `venv` from `seeds[i]`, all at once, and
-/// returns their means (`mean_length` × the number of seeds is the env steps taken). A
-/// failed env step is [`TrainError::EnvStep`].
-pub(crate) fn play_greedy(
+/// How [`play`] chooses actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Actions {
+    /// The most likely legal action.
+    Greedy,
+    /// A draw from the masked distribution, episode `seeds[i]`'s from
+    /// [`episode_sampler`]`(seeds[i])`.
+    Sampled,
+}
+
+/// Plays one episode per seed, env `i` of `venv` from `seeds[i]`, all at once, and returns
+/// their means (`mean_length` × the number of seeds is the env steps taken). A failed env step
+/// is [`TrainError::EnvStep`].
+pub(crate) fn play(
     venv: &mut VecEnv<Box<dyn Env>>,
     policy: &Policy,
     normalizer: Option<&ObsNormalizer>,
     seeds: &[u64],
     device: Device,
+    how: Actions,
 ) -> Result<EvalResult, TrainError> {
     let n = seeds.len();
+    let mut samplers: Vec<ChaCha8Rng> = seeds.iter().map(|&s| episode_sampler(s)).collect();
     venv.reset_each(seeds);
     let (dim, num_actions) = (venv.obs_dim(), venv.num_actions());
     /// Return, length and, on scheduling envs, (mean slowdown, completion slowdown,
@@ -107,17 +127,47 @@ pub(crate) fn play_greedy(
         if let Some(norm) = normalizer {
             norm.normalize(&mut obs);
         }
-        let greedy = tch::no_grad(|| {
+        let logits = tch::no_grad(|| {
             let obs_t = Tensor::from_slice(&obs)
                 .view([n as i64, dim as i64])
                 .to_device(device);
             let mask_t = Tensor::from_slice(venv.action_masks())
                 .view([n as i64, num_actions as i64])
                 .to_device(device);
-            policy.greedy(&obs_t, &mask_t).to_device(Device::Cpu)
+            match how {
+                Actions::Greedy => policy.greedy(&obs_t, &mask_t),
+                Actions::Sampled => MaskedCategorical::new(&policy.forward(&obs_t).0, &mask_t)
+                    .probs()
+                    .reshape([-1]),
+            }
+            .to_device(Device::Cpu)
         });
-        for (i, a) in actions.iter_mut().enumerate() {
-            *a = greedy.int64_value(&[i as i64]) as usize;
+        match how {
+            Actions::Greedy => {
+                for (i, a) in actions.iter_mut().enumerate() {
+                    *a = logits.int64_value(&[i as i64]) as usize;
+                }
+            }
+            Actions::Sampled => {
+                let probs = Vec::<f32>::try_from(&logits).expect("f32 probabilities");
+                let masks = venv.action_masks();
+                for i in 0..n {
+                    let row = i * num_actions..(i + 1) * num_actions;
+                    if finished[i].is_some() {
+                        // Its episode is over: any legal action, and no draw, so that each
+                        // episode's stream is the one lepton-eval's `--sampled` draws from.
+                        actions[i] = masks[row].iter().position(|&legal| legal).unwrap_or(0);
+                        continue;
+                    }
+                    sample_masked(
+                        &probs[row.clone()],
+                        &masks[row],
+                        num_actions,
+                        &mut samplers[i],
+                        &mut actions[i..=i],
+                    );
+                }
+            }
         }
         venv.step(&actions)?;
         for (i, slot) in finished.iter_mut().enumerate() {

@@ -252,6 +252,70 @@ fn scheduling_evaluations_log_unfinished_and_dropped_tasks() {
     }
 }
 
+/// `eval.sampled` scores the policy that samples its actions, episode `i`'s from
+/// `episode_sampler(eval.seed + i)`: the episodes lepton-eval's `--sampled` plays (replayed
+/// here one action at a time with `LoadedPolicy::sample`), which are not the greedy ones.
+#[test]
+fn sampled_evaluation_plays_each_episode_from_its_seeds_stream() {
+    use lepton_agent::distributions::episode_sampler;
+    use lepton_env::Env;
+
+    let completion = |dir: &Path| -> f64 {
+        let log = std::fs::read_to_string(dir.join("evaluations.jsonl")).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_str(log.lines().last().expect("an evaluation")).unwrap();
+        last["completion_slowdown"].as_f64().unwrap()
+    };
+    let run = |sampled: bool| {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tiny_config(&[
+            "train.total_steps=128".to_string(),
+            "ppo.num_envs=2".into(),
+            "ppo.num_steps=64".into(),
+            "eval.every_steps=128".into(),
+            "eval.num_episodes=3".into(),
+            format!("eval.sampled={sampled}"),
+            "run.device=\"cpu\"".into(),
+        ]);
+        train(&config, &options(tmp.path(), false, None));
+        (tmp, config)
+    };
+    let (sampled_dir, config) = run(true);
+    let (greedy_dir, _) = run(false);
+    let sampled = completion(sampled_dir.path());
+    assert_ne!(
+        sampled,
+        completion(greedy_dir.path()),
+        "sampling changed nothing"
+    );
+
+    let mut policy = checkpoint::LoadedPolicy::load(
+        sampled_dir.path().join("checkpoints/final.json"),
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let scenario =
+        lepton_env::scenario::load_file(&repo_root().join("configs/scenarios/tiny.toml")).unwrap();
+    let mut total = 0.0;
+    for i in 0..3 {
+        let seed = config.eval.seed + i;
+        let mut env = scenario.build();
+        let mut rng = episode_sampler(seed);
+        let mut obs = vec![0.0; env.observation_space().dim()];
+        let mut mask = vec![false; env.action_space().n];
+        env.reset(Some(seed), &mut obs);
+        loop {
+            env.action_mask(&mut mask);
+            let action = policy.sample(&obs, &mask, &mut rng).unwrap();
+            if env.step(action, &mut obs).unwrap().episode_over() {
+                break;
+            }
+        }
+        total += env.episode_metrics().unwrap().completion_slowdown;
+    }
+    assert_eq!(sampled, total / 3.0);
+}
+
 /// `evaluations.jsonl` holds one line per periodic evaluation with the values of its `eval/*`
 /// points; a resumed session drops the lines a killed one wrote past its checkpoint and
 /// redoes them, so the file of a stopped and resumed run is that of an uninterrupted one.

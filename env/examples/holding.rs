@@ -1,0 +1,169 @@
+//! Does holding long tasks back pay on a scenario? A probe of the room a scheduler that sees
+//! only the present has, of the kind DeepRM's learned policy found (Mao et al., HotNets'16:
+//! it holds large jobs back so that small ones can go).
+//!
+//! It prints two things for one base heuristic on the given seeds:
+//! 1. where the base's mean slowdown comes from: the finished tasks by slowdown band, each
+//!    band's share of the tasks and its contribution to the mean's excess over 1;
+//! 2. the base with a holding rule, swept over a grid: a visible task whose estimate exceeds
+//!    `LONG` seconds and that would leave less than the fraction `FREE` of the cluster's
+//!    `RESOURCE` free is passed over (the env then waits when every task is passed over and
+//!    it allows waiting). Completion-aware mean slowdown, relative to the base on the same
+//!    seeds.
+//!
+//! The rule is tuned on the seeds it is run on, so it is a probe, not a scheduler to compare
+//! learned policies with on test seeds.
+//!
+//! Run: `cargo run --release -p lepton-env --example holding -- configs/scenarios/cloud-inference.toml 4000000 32 sjf gpu`
+
+use lepton_env::scenario::{self, Scenario, ScenarioEnv};
+use lepton_env::schedulers::{Heuristic, Rule, Scheduler, Snapshot, run_episode_with};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// The base heuristic with the holding rule.
+struct Holding {
+    base: Heuristic,
+    resource: usize,
+    long_s: f64,
+    min_free: f64,
+    snapshot: Snapshot,
+}
+
+impl Scheduler for Holding {
+    fn name(&self) -> String {
+        format!(
+            "{}+hold:{}:{}",
+            self.base.name(),
+            self.long_s,
+            self.min_free
+        )
+    }
+
+    fn reset(&mut self, _seed: u64) {}
+
+    fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
+        let Self {
+            base,
+            resource: r,
+            long_s,
+            min_free,
+            snapshot,
+        } = self;
+        snapshot.fill(env);
+        if snapshot.wait_allowed {
+            let capacity: f64 = snapshot.servers.iter().map(|s| s.capacity[*r] as f64).sum();
+            let free: f64 = snapshot.servers.iter().map(|s| s.free[*r] as f64).sum();
+            let tasks = &snapshot.tasks;
+            snapshot.placements.retain(|p| {
+                let task = &tasks[p.task];
+                let left = (free - task.demand[*r] as f64) / capacity;
+                task.estimate_s <= *long_s || task.demand[*r] == 0 || left >= *min_free
+            });
+        }
+        base.action_in(snapshot)
+    }
+}
+
+fn base_rule(name: &str) -> Rule {
+    match name {
+        "sjf" => Rule::Sjf,
+        "tetris" => Rule::Tetris { srtf_weight: 1.0 },
+        "best_fit" => Rule::BestFit,
+        other => panic!("base must be sjf, tetris or best_fit, not {other}"),
+    }
+}
+
+/// Each seed's completion-aware mean slowdown and finished tasks' slowdowns.
+fn run(
+    scenario: &Scenario,
+    seeds: &[u64],
+    make: impl Fn() -> Box<dyn Scheduler> + Sync,
+) -> Vec<(f64, Vec<f64>)> {
+    seeds
+        .par_iter()
+        .map(|&seed| {
+            let mut env = scenario.build();
+            let metrics =
+                run_episode_with(make().as_mut(), &mut env, seed, |_, _| {}).expect("episode");
+            let ScenarioEnv::Cluster(cluster) = &env else {
+                panic!("holding needs a cluster scenario")
+            };
+            (
+                metrics.completion_slowdown,
+                cluster.finished_slowdowns().collect(),
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, first_seed, num_seeds, base, resource] = &args[..] else {
+        panic!("usage: holding SCENARIO FIRST_SEED NUM_SEEDS BASE RESOURCE");
+    };
+    let scenario = scenario::load_file(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+    let first: u64 = first_seed.parse().expect("first seed");
+    let seeds: Vec<u64> = (first..first + num_seeds.parse::<u64>().expect("seed count")).collect();
+    let rule = base_rule(base);
+    let resource_name = resource;
+    let ScenarioEnv::Cluster(cluster) = scenario.build() else {
+        panic!("holding needs a cluster scenario")
+    };
+    let resource = cluster
+        .resource_names()
+        .iter()
+        .position(|r| r == resource)
+        .unwrap_or_else(|| panic!("no resource {resource} in {path}"));
+    let mean = |runs: &[(f64, Vec<f64>)]| runs.iter().map(|r| r.0).sum::<f64>() / runs.len() as f64;
+
+    let plain = run(&scenario, &seeds, || {
+        Box::new(Heuristic::new(base.clone(), rule))
+    });
+    let slowdowns: Vec<f64> = plain.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let reference = mean(&plain);
+    println!(
+        "{path}, seeds {first}..{}: {base} {reference:.3}",
+        first + seeds.len() as u64
+    );
+    println!("where {base}'s mean slowdown comes from (finished tasks):");
+    let bands = [0.0, 1.0, 1.1, 2.0, 5.0, 20.0, f64::INFINITY];
+    for band in bands.windows(2) {
+        let inside: Vec<f64> = slowdowns
+            .iter()
+            .copied()
+            .filter(|&s| s >= band[0] && s < band[1])
+            .collect();
+        println!(
+            "  slowdown in [{:>4}, {:>4}): {:5.1}% of tasks, {:+.3} of the mean's excess over 1",
+            band[0],
+            band[1],
+            100.0 * inside.len() as f64 / slowdowns.len() as f64,
+            inside.iter().map(|s| s - 1.0).sum::<f64>() / slowdowns.len() as f64
+        );
+    }
+    println!(
+        "{base} holding back tasks longer than LONG s that would leave under FREE of {resource_name} free:"
+    );
+    for long_s in [3.0, 10.0, 30.0, 100.0] {
+        let row: Vec<String> = [0.05, 0.1, 0.2, 0.3]
+            .iter()
+            .map(|&min_free| {
+                let held = mean(&run(&scenario, &seeds, || {
+                    Box::new(Holding {
+                        base: Heuristic::new(base.clone(), rule),
+                        resource,
+                        long_s,
+                        min_free,
+                        snapshot: Snapshot::default(),
+                    })
+                }));
+                format!(
+                    "FREE {min_free:.2}: {held:.3} ({:+5.1}%)",
+                    100.0 * (held - reference) / reference
+                )
+            })
+            .collect();
+        println!("  LONG {long_s:>5}: {}", row.join("  "));
+    }
+}
