@@ -15,6 +15,7 @@
 //! learned policies with on test seeds.
 //!
 //! Run: `cargo run --release -p lepton-env --example holding -- configs/scenarios/cloud-inference.toml 4000000 32 sjf gpu`
+//! (RESOURCE is a name on cluster scenarios, an index on DeepRM's: `... deeprm-hold.toml 4000000 64 tetris 0`)
 
 use lepton_env::scenario::{self, Scenario, ScenarioEnv};
 use lepton_env::schedulers::{Heuristic, Rule, Scheduler, Snapshot, run_episode_with};
@@ -74,7 +75,8 @@ fn base_rule(name: &str) -> Rule {
     }
 }
 
-/// Each seed's completion-aware mean slowdown and finished tasks' slowdowns.
+/// Each seed's completion-aware mean slowdown and, on cluster scenarios, its finished tasks'
+/// slowdowns.
 fn run(
     scenario: &Scenario,
     seeds: &[u64],
@@ -86,13 +88,11 @@ fn run(
             let mut env = scenario.build();
             let metrics =
                 run_episode_with(make().as_mut(), &mut env, seed, |_, _| {}).expect("episode");
-            let ScenarioEnv::Cluster(cluster) = &env else {
-                panic!("holding needs a cluster scenario")
+            let slowdowns = match &env {
+                ScenarioEnv::Cluster(cluster) => cluster.finished_slowdowns().collect(),
+                ScenarioEnv::DeepRm(_) => Vec::new(),
             };
-            (
-                metrics.completion_slowdown,
-                cluster.finished_slowdowns().collect(),
-            )
+            (metrics.completion_slowdown, slowdowns)
         })
         .collect()
 }
@@ -107,14 +107,14 @@ fn main() {
     let seeds: Vec<u64> = (first..first + num_seeds.parse::<u64>().expect("seed count")).collect();
     let rule = base_rule(base);
     let resource_name = resource;
-    let ScenarioEnv::Cluster(cluster) = scenario.build() else {
-        panic!("holding needs a cluster scenario")
-    };
-    let resource = cluster
-        .resource_names()
-        .iter()
-        .position(|r| r == resource)
-        .unwrap_or_else(|| panic!("no resource {resource} in {path}"));
+    // A resource by name on cluster scenarios, by index on DeepRM's (cpu, mem).
+    let resource = match scenario.build() {
+        ScenarioEnv::Cluster(cluster) => {
+            cluster.resource_names().iter().position(|r| r == resource)
+        }
+        ScenarioEnv::DeepRm(_) => resource.parse().ok(),
+    }
+    .unwrap_or_else(|| panic!("no resource {resource} in {path}"));
     let mean = |runs: &[(f64, Vec<f64>)]| runs.iter().map(|r| r.0).sum::<f64>() / runs.len() as f64;
 
     let plain = run(&scenario, &seeds, || {
@@ -126,9 +126,11 @@ fn main() {
         "{path}, seeds {first}..{}: {base} {reference:.3}",
         first + seeds.len() as u64
     );
-    println!("where {base}'s mean slowdown comes from (finished tasks):");
+    if !slowdowns.is_empty() {
+        println!("where {base}'s mean slowdown comes from (finished tasks):");
+    }
     let bands = [0.0, 1.0, 1.1, 2.0, 5.0, 20.0, f64::INFINITY];
-    for band in bands.windows(2) {
+    for band in bands.windows(2).filter(|_| !slowdowns.is_empty()) {
         let inside: Vec<f64> = slowdowns
             .iter()
             .copied()
@@ -143,10 +145,10 @@ fn main() {
         );
     }
     println!(
-        "{base} holding back tasks longer than LONG s that would leave under FREE of {resource_name} free:"
+        "{base} holding back tasks longer than LONG s (time steps on DeepRM) that would leave under FREE of {resource_name} free:"
     );
     for long_s in [3.0, 10.0, 30.0, 100.0] {
-        let row: Vec<String> = [0.05, 0.1, 0.2, 0.3]
+        let row: Vec<String> = [0.05, 0.1, 0.2, 0.3, 0.5]
             .iter()
             .map(|&min_free| {
                 let held = mean(&run(&scenario, &seeds, || {

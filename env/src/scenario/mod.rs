@@ -185,6 +185,7 @@ shipped!(
     "cloud-hold",
     "cloud-slot",
     "cloud-sorted",
+    "cloud-inference",
     "cloud-ops",
     "hpc-lublin",
     "lublin-1",

@@ -24,6 +24,7 @@
 //! | `weighted` | [`Rule::Weighted`] P = α·estimate + β·slack; `weighted:ALPHA:BETA` sets α, β |
 //! | `easy` | [`Rule::Easy`] EASY backfilling on FCFS |
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
+//! | `wait` | [`Rule::Wait`] waits whenever the env allows: a rule for rule selection (a policy's choice to hold tasks back), not a scheduler; by name only, not in [`NAMES`] |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
 //! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
 //! | `preempt[:BASE]` | [`Preemptive`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |

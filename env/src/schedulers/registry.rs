@@ -171,6 +171,13 @@ pub const REGISTRY: &[Registered] = &[
         "smallest total demand first (the README's worked example)",
     ),
     entry(
+        "wait",
+        "",
+        false,
+        Build::Rule(|p| no_params(p).map(|()| Rule::Wait)),
+        "waits whenever the env allows (where a hold limit forbids it, starts the longest-waiting task): a rule for rule selection, not a scheduler",
+    ),
+    entry(
         "lookahead",
         "[:BASE[:HORIZON]]",
         false,

@@ -77,6 +77,11 @@ pub enum Rule {
     /// still wait and meet its deadline; `no_deadline_slack_s` without a deadline). Ties go
     /// to the higher priority class, then the lowest slot. First-fit server.
     Weighted(WeightedParams),
+    /// Never chooses a task: waits whenever the env allows it, and where a hold limit forbids
+    /// waiting starts the longest-waiting placeable task (as every rule does then). Alone it
+    /// is no scheduler; as a rule of rule selection (`env.rules`) it is the choice to hold
+    /// every task back now, so a policy can learn when holding pays.
+    Wait,
     /// EASY backfilling on FCFS (Lifka, 1995; Mu'alem & Feitelson, TPDS 2001). The oldest
     /// task starts if it fits (first-fit). Otherwise it gets a reservation: on each server,
     /// the earliest time its demand fits once running tasks release their resources at their
@@ -246,6 +251,7 @@ impl Rule {
                 }
                 best.map(|(i, _, _)| i)
             }
+            Rule::Wait => None,
             Rule::Easy => easy(s),
             Rule::Wfp3 => argmin(&s.placements, |p| {
                 let task = &s.tasks[p.task];
