@@ -1,7 +1,8 @@
-//! Evaluation on held-out seeds (greedy, or sampled with `eval.sampled`): [`evaluate`] (used by both training loops and by the
-//! search's fitness), and the periodic evaluation's TensorBoard points with the reference
-//! heuristics' scores beside them ([`Evaluator`]), also appended to `evaluations.jsonl` in the
-//! run directory for programs that follow a run while it trains (Ray Tune's trainable).
+//! Evaluation on held-out seeds, greedy or sampled (`eval.sampled`): [`evaluate`] (used by
+//! both training loops and by the search's fitness), and the periodic evaluation's
+//! TensorBoard points with the reference heuristics' scores beside them ([`Evaluator`]), also
+//! appended to `evaluations.jsonl` in the run directory for programs that follow a run while
+//! it trains (Ray Tune's trainable).
 //!
 //! Model selection (the `best` checkpoint) on a scheduling env uses the completion-aware mean
 //! slowdown, which charges unfinished and dropped tasks, on the evaluation seeds: every
@@ -127,7 +128,8 @@ pub(crate) fn play(
         if let Some(norm) = normalizer {
             norm.normalize(&mut obs);
         }
-        let logits = tch::no_grad(|| {
+        // Greedy: the chosen actions `[n]`; sampled: the probabilities `[n × num_actions]`.
+        let out = tch::no_grad(|| {
             let obs_t = Tensor::from_slice(&obs)
                 .view([n as i64, dim as i64])
                 .to_device(device);
@@ -145,11 +147,11 @@ pub(crate) fn play(
         match how {
             Actions::Greedy => {
                 for (i, a) in actions.iter_mut().enumerate() {
-                    *a = logits.int64_value(&[i as i64]) as usize;
+                    *a = out.int64_value(&[i as i64]) as usize;
                 }
             }
             Actions::Sampled => {
-                let probs = Vec::<f32>::try_from(&logits).expect("f32 probabilities");
+                let probs = Vec::<f32>::try_from(&out).expect("f32 probabilities");
                 let masks = venv.action_masks();
                 for i in 0..n {
                     let row = i * num_actions..(i + 1) * num_actions;
