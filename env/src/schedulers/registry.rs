@@ -514,7 +514,7 @@ mod tests {
         );
         assert!(err.contains("weighted[:ALPHA:BETA], easy"), "{err}");
         assert!(
-            err.contains("smallest_demand, lookahead[:BASE[:HORIZON]]"),
+            err.contains("smallest_demand, wait, lookahead[:BASE[:HORIZON]]"),
             "{err}"
         );
     }
