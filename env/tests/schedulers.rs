@@ -759,27 +759,21 @@ fn a_rule_that_would_wait_starts_the_longest_waiting_placeable_task_when_waiting
         task(1, 11, 2.0, &[2], 1.0),
         task(2, 12, 1.0, &[3], 5.0),
     ];
+    // `wait` holds every task back whenever it may, so it falls back the same way.
     let mut s = one_server(4.0, 3, tasks, vec![]);
-    assert_eq!(decide(Rule::Fcfs, &s), WAIT_4X1);
+    for rule in [Rule::Fcfs, Rule::Wait] {
+        assert_eq!(decide(rule, &s), WAIT_4X1, "{rule:?}");
+    }
     s.wait_allowed = false;
-    assert_eq!(decide(Rule::Fcfs, &s), 2);
+    for rule in [Rule::Fcfs, Rule::Wait] {
+        assert_eq!(decide(rule, &s), 2, "{rule:?}");
+    }
     // A rule that starts something anyway is unaffected.
     assert_eq!(decide(Rule::Sjf, &s), 1);
 }
 
 #[test]
-fn the_wait_rule_holds_every_task_back_unless_the_hold_limit_forbids_it() {
-    // Slots 1 (arrived t=2) and 2 (t=1) fit in 3 free units; SJF would start slot 1.
-    let tasks = vec![
-        task(0, 10, 0.0, &[8], 1.0),
-        task(1, 11, 2.0, &[2], 1.0),
-        task(2, 12, 1.0, &[3], 5.0),
-    ];
-    let mut s = one_server(4.0, 3, tasks, vec![]);
-    assert_eq!(decide(Rule::Wait, &s), WAIT_4X1);
-    // Waiting forbidden: the placeable task that has waited longest (slot 2) starts.
-    s.wait_allowed = false;
-    assert_eq!(decide(Rule::Wait, &s), 2);
+fn wait_is_a_rule_by_name_only() {
     assert_eq!(schedulers::by_name("wait").unwrap().name(), "wait");
     assert!(
         !schedulers::NAMES.contains(&"wait"),
