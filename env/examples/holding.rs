@@ -126,23 +126,24 @@ fn main() {
         "{path}, seeds {first}..{}: {base} {reference:.3}",
         first + seeds.len() as u64
     );
+    // DeepRM's env keeps no per-task slowdowns: no bands there.
     if !slowdowns.is_empty() {
         println!("where {base}'s mean slowdown comes from (finished tasks):");
-    }
-    let bands = [0.0, 1.0, 1.1, 2.0, 5.0, 20.0, f64::INFINITY];
-    for band in bands.windows(2).filter(|_| !slowdowns.is_empty()) {
-        let inside: Vec<f64> = slowdowns
-            .iter()
-            .copied()
-            .filter(|&s| s >= band[0] && s < band[1])
-            .collect();
-        println!(
-            "  slowdown in [{:>4}, {:>4}): {:5.1}% of tasks, {:+.3} of the mean's excess over 1",
-            band[0],
-            band[1],
-            100.0 * inside.len() as f64 / slowdowns.len() as f64,
-            inside.iter().map(|s| s - 1.0).sum::<f64>() / slowdowns.len() as f64
-        );
+        let bands = [0.0, 1.0, 1.1, 2.0, 5.0, 20.0, f64::INFINITY];
+        for band in bands.windows(2) {
+            let inside: Vec<f64> = slowdowns
+                .iter()
+                .copied()
+                .filter(|&s| s >= band[0] && s < band[1])
+                .collect();
+            println!(
+                "  slowdown in [{:>4}, {:>4}): {:5.1}% of tasks, {:+.3} of the mean's excess over 1",
+                band[0],
+                band[1],
+                100.0 * inside.len() as f64 / slowdowns.len() as f64,
+                inside.iter().map(|s| s - 1.0).sum::<f64>() / slowdowns.len() as f64
+            );
+        }
     }
     println!(
         "{base} holding back tasks longer than LONG s (time steps on DeepRM) that would leave under FREE of {resource_name} free:"
