@@ -5,66 +5,22 @@
 //! It prints two things for one base heuristic on the given seeds:
 //! 1. where the base's mean slowdown comes from: the finished tasks by slowdown band, each
 //!    band's share of the tasks and its contribution to the mean's excess over 1;
-//! 2. the base with a holding rule, swept over a grid: a visible task whose estimate exceeds
-//!    `LONG` seconds and that would leave less than the fraction `FREE` of the cluster's
-//!    `RESOURCE` free is passed over (the env then waits when every task is passed over and
-//!    it allows waiting). Completion-aware mean slowdown, relative to the base on the same
-//!    seeds.
+//! 2. the base with a holding rule, swept over a grid: the `reserve` heuristic
+//!    (`schedulers/reserve.rs`): a visible task whose estimate exceeds `LONG` seconds and that
+//!    would leave less than the fraction `FREE` of the cluster's `RESOURCE` free is passed
+//!    over (the env then waits when every task is passed over and it allows waiting).
+//!    Completion-aware mean slowdown, relative to the base on the same seeds.
 //!
-//! The rule is tuned on the seeds it is run on, so it is a probe, not a scheduler to compare
-//! learned policies with on test seeds.
+//! Each cell is tuned on the seeds it is run on: pick `reserve`'s thresholds on seeds other
+//! than the ones its score is reported on.
 //!
 //! Run: `cargo run --release -p lepton-env --example holding -- configs/scenarios/cloud-inference.toml 4000000 32 sjf gpu`
 //! (RESOURCE is a name on cluster scenarios, an index on DeepRM's: `... deeprm-hold.toml 4000000 64 tetris 0`)
 
 use lepton_env::scenario::{self, Scenario, ScenarioEnv};
-use lepton_env::schedulers::{Heuristic, Rule, Scheduler, Snapshot, run_episode_with};
+use lepton_env::schedulers::{Heuristic, Reserve, Rule, Scheduler, run_episode_with};
 use rayon::prelude::*;
 use std::path::Path;
-
-/// The base heuristic with the holding rule.
-struct Holding {
-    base: Heuristic,
-    resource: usize,
-    long_s: f64,
-    min_free: f64,
-    snapshot: Snapshot,
-}
-
-impl Scheduler for Holding {
-    fn name(&self) -> String {
-        format!(
-            "{}+hold:{}:{}",
-            self.base.name(),
-            self.long_s,
-            self.min_free
-        )
-    }
-
-    fn reset(&mut self, _seed: u64) {}
-
-    fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
-        let Self {
-            base,
-            resource: r,
-            long_s,
-            min_free,
-            snapshot,
-        } = self;
-        snapshot.fill(env);
-        if snapshot.wait_allowed {
-            let capacity: f64 = snapshot.servers.iter().map(|s| s.capacity[*r] as f64).sum();
-            let free: f64 = snapshot.servers.iter().map(|s| s.free[*r] as f64).sum();
-            let tasks = &snapshot.tasks;
-            snapshot.placements.retain(|p| {
-                let task = &tasks[p.task];
-                let left = (free - task.demand[*r] as f64) / capacity;
-                task.estimate_s <= *long_s || task.demand[*r] == 0 || left >= *min_free
-            });
-        }
-        base.action_in(snapshot)
-    }
-}
 
 fn base_rule(name: &str) -> Rule {
     match name {
@@ -153,13 +109,12 @@ fn main() {
             .iter()
             .map(|&min_free| {
                 let held = mean(&run(&scenario, &seeds, || {
-                    Box::new(Holding {
-                        base: Heuristic::new(base.clone(), rule),
-                        resource,
+                    Box::new(Reserve::new(
+                        Heuristic::new(base.clone(), rule),
+                        Some(resource),
                         long_s,
                         min_free,
-                        snapshot: Snapshot::default(),
-                    })
+                    ))
                 }));
                 format!(
                     "FREE {min_free:.2}: {held:.3} ({:+5.1}%)",

@@ -107,9 +107,10 @@ impl EnvSpec {
         Ok(spec)
     }
 
-    /// Completion-aware mean slowdown of each reference heuristic (SJF, Packer, Tetris) over one episode per
-    /// seed `seed0 + i`, `i < num_episodes` — the seeds of the periodic evaluation. Empty for
-    /// envs that are not schedulers.
+    /// Completion-aware mean slowdown of each reference heuristic (SJF, Packer, Tetris, and under
+    /// rule selection every rule that is a scheduler on its own, i.e. all but `wait`) over one
+    /// episode per seed `seed0 + i`, `i < num_episodes` — the seeds of the periodic
+    /// evaluation. Empty for envs that are not schedulers.
     pub fn heuristic_slowdowns(
         &self,
         seed0: u64,
@@ -118,8 +119,14 @@ impl EnvSpec {
         let Some(scenario) = &self.scenario else {
             return Ok(Vec::new());
         };
+        let mut names = vec!["sjf", "packer", "tetris"];
+        for rule in self.rules.iter().map(|r| r.trim()) {
+            if rule != "wait" && !names.contains(&rule) {
+                names.push(rule);
+            }
+        }
         let mut out = Vec::new();
-        for name in ["sjf", "packer", "tetris"] {
+        for name in names {
             let mut scheduler = schedulers::by_name(name).map_err(|e| e.to_string())?;
             let mut env = scenario.build();
             let mut total = 0.0;

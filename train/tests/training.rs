@@ -1185,6 +1185,30 @@ fn rule_selection_trains_and_refuses_bad_rule_lists() {
         meta["action_layout"]["rules"],
         serde_json::json!(["sjf", "tetris", "best_fit", "edf", "weighted"])
     );
+    // The rules that are schedulers on their own join SJF, Packer and Tetris as the
+    // evaluation's reference heuristics, once each.
+    let evaluation: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.join("evaluations.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut references: Vec<&str> = evaluation
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix("heuristic_")?
+                .strip_suffix("_completion_slowdown")
+        })
+        .collect();
+    references.sort_unstable();
+    assert_eq!(
+        references,
+        ["best_fit", "edf", "packer", "sjf", "tetris", "weighted"]
+    );
 
     let runs = tmp.path().join("runs");
     let refused = |sets: &[&str], expected: &str| {

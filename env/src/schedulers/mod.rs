@@ -27,6 +27,7 @@
 //! | `wait` | [`Rule::Wait`] waits whenever the env allows: a rule for rule selection (a policy's choice to hold tasks back), not a scheduler; by name only, not in [`NAMES`] |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
 //! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
+//! | `reserve[:BASE[:RESOURCE:LONG:FREE]]` | [`Reserve`]: BASE (default `sjf`) holding back tasks estimated over LONG s (default 30) that would leave under FREE (default 0.05) of resource RESOURCE (an index, default the last) free: a reserve for short tasks (Hawk, ATC'15); not in [`NAMES`] |
 //! | `preempt[:BASE]` | [`Preemptive`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `defrag[:BASE]` | [`Preemptive`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `evacuate[:BASE[:THRESHOLD]]` | [`Preemptive`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
@@ -48,6 +49,7 @@ mod lookahead;
 mod preemptive;
 mod priority;
 mod registry;
+mod reserve;
 mod rule_selection;
 mod rules;
 mod safe;
@@ -60,6 +62,7 @@ pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
 };
+pub use reserve::{Reserve, hold_back_long};
 pub use rule_selection::{RuleChooser, RuleSelectionEnv, RuleSelectionError};
 pub use rules::{Rule, WeightedParams};
 pub use safe::{Safe, keep_off_risky};

@@ -7,6 +7,7 @@
 use super::lookahead::Lookahead;
 use super::preemptive::Preemptive;
 use super::priority::{Priority, PriorityScheduler};
+use super::reserve::Reserve;
 use super::rules::{Rule, WeightedParams};
 use super::safe::Safe;
 use super::smallest_demand::SmallestDemand;
@@ -200,6 +201,13 @@ pub const REGISTRY: &[Registered] = &[
             Ok(Box::new(Safe::new(base, threshold)))
         }),
         "BASE (default tetris) kept off servers whose health reading is at or above THRESHOLD (default 0.5)",
+    ),
+    entry(
+        "reserve",
+        "[:BASE[:RESOURCE:LONG:FREE]]",
+        false,
+        Build::Scheduler(|p| Ok(Box::new(reserve(p)?))),
+        "BASE (default sjf) holding back tasks estimated over LONG s (default 30) that would leave under FREE (default 0.05) of RESOURCE (an index, default the last) free: a reserve for short tasks (Hawk, ATC'15)",
     ),
     entry(
         "preempt",
@@ -449,6 +457,36 @@ fn base_and_threshold(params: Option<&str>) -> Result<(Heuristic, f64), String> 
     Ok((base_heuristic(base)?, threshold))
 }
 
+/// `[:BASE[:RESOURCE:LONG:FREE]]` of `reserve`; BASE may carry its own parameters
+/// (`weighted:1:0.5:2:30:0.05`).
+fn reserve(params: Option<&str>) -> Result<Reserve, String> {
+    let Some(params) = params else {
+        return Ok(Reserve::new(base_heuristic("sjf")?, None, 30.0, 0.05));
+    };
+    let fields: Vec<&str> = params.rsplitn(4, ':').collect();
+    let [free, long_s, resource, base] = fields[..] else {
+        return Ok(Reserve::new(base_heuristic(params)?, None, 30.0, 0.05));
+    };
+    let resource =
+        match resource {
+            "last" => None,
+            r => Some(r.parse::<usize>().map_err(|_| {
+                format!("RESOURCE `{r}` is not a resource index (0, 1, …) or `last`")
+            })?),
+        };
+    let long_s: f64 = long_s
+        .parse()
+        .ok()
+        .filter(|l: &f64| *l >= 0.0)
+        .ok_or_else(|| format!("LONG `{long_s}` is not a number of seconds ≥ 0"))?;
+    let free: f64 = free
+        .parse()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| format!("FREE `{free}` is not a share in [0, 1]"))?;
+    Ok(Reserve::new(base_heuristic(base)?, resource, long_s, free))
+}
+
 fn weighted_params(params: Option<&str>) -> Result<WeightedParams, String> {
     let mut out = WeightedParams::default();
     let Some(params) = params else { return Ok(out) };
@@ -484,6 +522,7 @@ mod tests {
                 "evacuate" => "evacuate:tetris:0.5",
                 "preempt" => "preempt:tetris",
                 "defrag" => "defrag:tetris",
+                "reserve" => "reserve:sjf:last:30:0.05",
                 name => name,
             };
             assert_eq!(by_name(r.name).unwrap().name(), expected);
@@ -547,6 +586,30 @@ mod tests {
         assert_eq!(
             by_name("rollout:weighted:1:0.5:2").unwrap().name(),
             "rollout:weighted:1:0.5:2"
+        );
+        assert_eq!(
+            by_name("reserve:tetris").unwrap().name(),
+            "reserve:tetris:last:30:0.05"
+        );
+        assert_eq!(
+            by_name("reserve:weighted:1:0.5:2:10:0.2").unwrap().name(),
+            "reserve:weighted:1:0.5:2:10:0.2"
+        );
+        assert_eq!(
+            reason("reserve:sjf:gpu:30:0.05"),
+            "scheduler `reserve:sjf:gpu:30:0.05`: RESOURCE `gpu` is not a resource index (0, 1, …) or `last`"
+        );
+        assert_eq!(
+            reason("reserve:sjf:2:30:1.5"),
+            "scheduler `reserve:sjf:2:30:1.5`: FREE `1.5` is not a share in [0, 1]"
+        );
+        assert_eq!(
+            reason("reserve:sjf:2:-1:0.1"),
+            "scheduler `reserve:sjf:2:-1:0.1`: LONG `-1` is not a number of seconds ≥ 0"
+        );
+        assert_eq!(
+            reason("reserve:random"),
+            "scheduler `reserve:random`: BASE `random` must be a deterministic heuristic"
         );
     }
 
