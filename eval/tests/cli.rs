@@ -1218,6 +1218,7 @@ fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
             "preempt" => "preempt:tetris",
             "defrag" => "defrag:tetris",
             "evacuate" => "evacuate:tetris:0.5",
+            "reserve" => "reserve:sjf:last:30:0.05",
             n => n,
         })
         .collect();

@@ -460,9 +460,7 @@ fn base_and_threshold(params: Option<&str>) -> Result<(Heuristic, f64), String> 
 /// `[:BASE[:RESOURCE:LONG:FREE]]` of `reserve`; BASE may carry its own parameters
 /// (`weighted:1:0.5:2:30:0.05`).
 fn reserve(params: Option<&str>) -> Result<Reserve, String> {
-    let Some(params) = params else {
-        return Ok(Reserve::new(base_heuristic("sjf")?, None, 30.0, 0.05));
-    };
+    let params = params.unwrap_or("sjf");
     let fields: Vec<&str> = params.rsplitn(4, ':').collect();
     let [free, long_s, resource, base] = fields[..] else {
         return Ok(Reserve::new(base_heuristic(params)?, None, 30.0, 0.05));
