@@ -4,6 +4,7 @@
 //! list ([`help_list`]) and the "unknown scheduler" message read it, so adding a scheduler is
 //! its code plus one entry here.
 
+use super::fastest::Fastest;
 use super::lookahead::Lookahead;
 use super::preemptive::Preemptive;
 use super::priority::{Priority, PriorityScheduler};
@@ -201,6 +202,17 @@ pub const REGISTRY: &[Registered] = &[
             Ok(Box::new(Safe::new(base, threshold)))
         }),
         "BASE (default tetris) kept off servers whose health reading is at or above THRESHOLD (default 0.5)",
+    ),
+    entry(
+        "fastest",
+        "[:BASE]",
+        false,
+        Build::Scheduler(|p| {
+            Ok(Box::new(Fastest::new(base_heuristic(
+                p.unwrap_or("tetris"),
+            )?)))
+        }),
+        "BASE (default tetris) choosing only among each task's fastest servers that fit it now (servers' `speed`)",
     ),
     entry(
         "reserve",
@@ -521,6 +533,7 @@ mod tests {
                 "preempt" => "preempt:tetris",
                 "defrag" => "defrag:tetris",
                 "reserve" => "reserve:sjf:last:30:0.05",
+                "fastest" => "fastest:tetris",
                 name => name,
             };
             assert_eq!(by_name(r.name).unwrap().name(), expected);
@@ -608,6 +621,11 @@ mod tests {
         assert_eq!(
             reason("reserve:random"),
             "scheduler `reserve:random`: BASE `random` must be a deterministic heuristic"
+        );
+        assert_eq!(by_name("fastest:sjf").unwrap().name(), "fastest:sjf");
+        assert_eq!(
+            reason("fastest:random"),
+            "scheduler `fastest:random`: BASE `random` must be a deterministic heuristic"
         );
     }
 
