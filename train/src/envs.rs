@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lepton_env::scenario::{self, Scenario};
+use lepton_env::scenario::{self, Scenario, ScenarioEnv};
 use lepton_env::schedulers::{self, RuleSelectionEnv};
 use lepton_env::seeds::mix64;
 use lepton_env::{
@@ -107,8 +107,9 @@ impl EnvSpec {
         Ok(spec)
     }
 
-    /// Completion-aware mean slowdown of each reference heuristic (SJF, Packer, Tetris, and under
-    /// rule selection every rule that is a scheduler on its own, i.e. all but `wait`) over one
+    /// Completion-aware mean slowdown of each reference heuristic (SJF, Packer, Tetris,
+    /// `fastest:sjf` where servers differ in speed, and under rule selection every rule that is
+    /// a scheduler on its own, i.e. all but `wait`) over one
     /// episode per seed `seed0 + i`, `i < num_episodes` — the seeds of the periodic
     /// evaluation. Empty for envs that are not schedulers.
     pub fn heuristic_slowdowns(
@@ -120,6 +121,14 @@ impl EnvSpec {
             return Ok(Vec::new());
         };
         let mut names = vec!["sjf", "packer", "tetris"];
+        if let ScenarioEnv::Cluster(cluster) = scenario.build() {
+            // The rules choose servers by fit alone; where servers differ in speed the
+            // speed-aware SJF is the stronger reference.
+            let speed = |n| cluster.server(n).speed;
+            if (1..cluster.num_servers()).any(|n| speed(n) != speed(0)) {
+                names.push("fastest:sjf");
+            }
+        }
         for rule in self.rules.iter().map(|r| r.trim()) {
             if rule != "wait" && !names.contains(&rule) {
                 names.push(rule);

@@ -1185,8 +1185,9 @@ fn rule_selection_trains_and_refuses_bad_rule_lists() {
         meta["action_layout"]["rules"],
         serde_json::json!(["sjf", "tetris", "best_fit", "edf", "weighted"])
     );
-    // The rules that are schedulers on their own join SJF, Packer and Tetris as the
-    // evaluation's reference heuristics, once each.
+    // The rules that are schedulers on their own join SJF, Packer, Tetris and (cloud-slot's
+    // servers differ in speed) the speed-aware SJF as the evaluation's reference heuristics,
+    // once each.
     let evaluation: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(dir.join("evaluations.jsonl"))
             .unwrap()
@@ -1207,7 +1208,15 @@ fn rule_selection_trains_and_refuses_bad_rule_lists() {
     references.sort_unstable();
     assert_eq!(
         references,
-        ["best_fit", "edf", "packer", "sjf", "tetris", "weighted"]
+        [
+            "best_fit",
+            "edf",
+            "fastest:sjf",
+            "packer",
+            "sjf",
+            "tetris",
+            "weighted"
+        ]
     );
 
     let runs = tmp.path().join("runs");

@@ -11,7 +11,7 @@
 use super::{Heuristic, Scheduler, Snapshot};
 use crate::scenario::ScenarioEnv;
 
-/// Registry name `fastest[:BASE]`, by default `fastest:tetris`.
+/// Registry name `fastest[:BASE]`, by default `fastest:sjf`.
 #[derive(Clone, Debug)]
 pub struct Fastest {
     base: Heuristic,

@@ -27,7 +27,7 @@
 //! | `wait` | [`Rule::Wait`] waits whenever the env allows: a rule for rule selection (a policy's choice to hold tasks back), not a scheduler; by name only, not in [`NAMES`] |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
 //! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
-//! | `fastest[:BASE]` | [`Fastest`]: BASE (default `tetris`) choosing only among each task's fastest servers that fit it now (server types' `speed`); not in [`NAMES`] |
+//! | `fastest[:BASE]` | [`Fastest`]: BASE (default `sjf`) choosing only among each task's fastest servers that fit it now (server types' `speed`); in [`NAMES`] as `fastest:sjf` |
 //! | `reserve[:BASE[:RESOURCE:LONG:FREE]]` | [`Reserve`]: BASE (default `sjf`) holding back tasks estimated over LONG s (default 30) that would leave under FREE (default 0.05) of resource RESOURCE (an index, default the last) free: a reserve for short tasks (Hawk, ATC'15); not in [`NAMES`] |
 //! | `preempt[:BASE]` | [`Preemptive`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `defrag[:BASE]` | [`Preemptive`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |

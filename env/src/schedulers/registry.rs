@@ -206,13 +206,9 @@ pub const REGISTRY: &[Registered] = &[
     entry(
         "fastest",
         "[:BASE]",
-        false,
-        Build::Scheduler(|p| {
-            Ok(Box::new(Fastest::new(base_heuristic(
-                p.unwrap_or("tetris"),
-            )?)))
-        }),
-        "BASE (default tetris) choosing only among each task's fastest servers that fit it now (servers' `speed`)",
+        true,
+        Build::Scheduler(|p| Ok(Box::new(Fastest::new(base_heuristic(p.unwrap_or("sjf"))?)))),
+        "BASE (default sjf) choosing only among each task's fastest servers that fit it now (servers' `speed`)",
     ),
     entry(
         "reserve",
@@ -533,7 +529,7 @@ mod tests {
                 "preempt" => "preempt:tetris",
                 "defrag" => "defrag:tetris",
                 "reserve" => "reserve:sjf:last:30:0.05",
-                "fastest" => "fastest:tetris",
+                "fastest" => "fastest:sjf",
                 name => name,
             };
             assert_eq!(by_name(r.name).unwrap().name(), expected);
@@ -544,7 +540,7 @@ mod tests {
             .map(|r| r.name)
             .collect();
         assert_eq!(NAMES, default.as_slice());
-        assert_eq!(NAMES.len(), 14);
+        assert_eq!(NAMES.len(), 15);
         assert!(!NAMES.contains(&"lookahead") && !NAMES.contains(&"smallest_demand"));
         // One line per entry, and one for the NAME+DISCIPLINE family.
         assert_eq!(help_list().lines().count(), REGISTRY.len() + 1);
