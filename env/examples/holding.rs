@@ -18,7 +18,7 @@
 //! (RESOURCE is a name on cluster scenarios, an index on DeepRM's: `... deeprm-hold.toml 4000000 64 tetris 0`)
 
 use lepton_env::scenario::{self, Scenario, ScenarioEnv};
-use lepton_env::schedulers::{Heuristic, Reserve, Rule, Scheduler, run_episode_with};
+use lepton_env::schedulers::{Filter, Heuristic, Rule, Scheduler, run_episode_with};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -109,11 +109,13 @@ fn main() {
             .iter()
             .map(|&min_free| {
                 let held = mean(&run(&scenario, &seeds, || {
-                    Box::new(Reserve::new(
-                        Heuristic::new(base.clone(), rule),
-                        Some(resource),
-                        long_s,
-                        min_free,
+                    Box::new(Heuristic::new(base.clone(), rule).with_filter(
+                        "reserve",
+                        Filter::Reserve {
+                            resource: Some(resource),
+                            long_s,
+                            min_free,
+                        },
                     ))
                 }));
                 format!(

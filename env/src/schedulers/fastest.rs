@@ -1,4 +1,5 @@
-//! [`Fastest`]: a heuristic that starts each task on the fastest server it fits on now.
+//! `fastest[:BASE]`: BASE starting each task on the fastest servers it fits on now
+//! ([`Filter::Fastest`](super::Filter::Fastest); registry default `fastest:sjf`).
 //!
 //! Servers of one cluster can differ in speed (a server type's `speed`: a task's work runs
 //! that many times faster there). The rules choose a server by fit alone, so on a cluster of
@@ -8,38 +9,7 @@
 //! no more than its base; on a cluster of one speed it plays exactly its base. In slot mode
 //! the env picks the server, so there is nothing to remove.
 
-use super::{Heuristic, Scheduler, Snapshot};
-use crate::scenario::ScenarioEnv;
-
-/// Registry name `fastest[:BASE]`, by default `fastest:sjf`.
-#[derive(Clone, Debug)]
-pub struct Fastest {
-    base: Heuristic,
-    snapshot: Snapshot,
-}
-
-impl Fastest {
-    pub fn new(base: Heuristic) -> Self {
-        Self {
-            base,
-            snapshot: Snapshot::default(),
-        }
-    }
-}
-
-impl Scheduler for Fastest {
-    fn name(&self) -> String {
-        format!("fastest:{}", self.base.name())
-    }
-
-    fn reset(&mut self, _seed: u64) {}
-
-    fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
-        self.snapshot.fill(env);
-        keep_on_fastest(&mut self.snapshot);
-        self.base.action_in(&self.snapshot)
-    }
-}
+use super::Snapshot;
 
 /// Removes every placement on a server slower than the fastest server its task fits on now.
 pub fn keep_on_fastest(snapshot: &mut Snapshot) {
@@ -59,7 +29,7 @@ pub fn keep_on_fastest(snapshot: &mut Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedulers::{Placement, QueuedTask, Rule, ServerInfo};
+    use crate::schedulers::{Heuristic, Placement, QueuedTask, Rule, ServerInfo};
     use crate::workload::MAX_RESOURCES;
 
     fn units(values: &[u32]) -> [u32; MAX_RESOURCES] {

@@ -94,7 +94,7 @@ impl Lookahead {
     /// The base heuristic's action first, then its choice within each slot, then wait;
     /// duplicates removed, order kept.
     fn fill_candidates(&mut self, env: &ScenarioEnv, mask: &[bool]) {
-        self.snapshot.fill(env);
+        self.base.observe(env, &mut self.snapshot);
         self.candidates.clear();
         self.candidates.push(self.base.action_in(&self.snapshot));
         for task in 0..self.snapshot.tasks.len() {
@@ -153,7 +153,7 @@ impl Lookahead {
             if self.horizon > 0 && decisions > self.horizon {
                 return cost;
             }
-            self.restricted.fill(&sim);
+            self.base.observe(&sim, &mut self.restricted);
             action = self.base.action_in(&self.restricted);
         }
     }

@@ -26,9 +26,9 @@
 //! | `wfp3`, `unicep`, `f1` | [`Rule::Wfp3`], [`Rule::Unicep`], [`Rule::F1`] (RLScheduler, SC'20) |
 //! | `wait` | [`Rule::Wait`] waits whenever the env allows: a rule for rule selection (a policy's choice to hold tasks back), not a scheduler; by name only, not in [`NAMES`] |
 //! | `smallest_demand` | [`SmallestDemand`] smallest total demand first: the README's worked example of adding a heuristic; by name only, not in [`NAMES`] |
-//! | `safe[:BASE[:THRESHOLD]]` | [`Safe`]: BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
-//! | `fastest[:BASE]` | [`Fastest`]: BASE (default `sjf`) choosing only among each task's fastest servers that fit it now (server types' `speed`); in [`NAMES`] as `fastest:sjf` |
-//! | `reserve[:BASE[:RESOURCE:LONG:FREE]]` | [`Reserve`]: BASE (default `sjf`) holding back tasks estimated over LONG s (default 30) that would leave under FREE (default 0.05) of resource RESOURCE (an index, default the last) free: a reserve for short tasks (Hawk, ATC'15); not in [`NAMES`] |
+//! | `safe[:BASE[:THRESHOLD]]` | BASE (default `tetris`) kept off servers whose health reading (`[failures] health`) is at or above THRESHOLD (default 0.5); not in [`NAMES`] |
+//! | `fastest[:BASE]` | BASE (default `sjf`) choosing only among each task's fastest servers that fit it now (server types' `speed`); in [`NAMES`] as `fastest:sjf` |
+//! | `reserve[:BASE[:RESOURCE:LONG:FREE]]` | BASE (default `sjf`) holding back tasks estimated over LONG s (default 30) that would leave under FREE (default 0.05) of resource RESOURCE (an index, default the last) free: a reserve for short tasks (Hawk, ATC'15); not in [`NAMES`] |
 //! | `preempt[:BASE]` | [`Preemptive`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `defrag[:BASE]` | [`Preemptive`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `evacuate[:BASE[:THRESHOLD]]` | [`Preemptive`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
@@ -58,17 +58,17 @@ mod safe;
 mod smallest_demand;
 mod snapshot;
 
-pub use fastest::{Fastest, keep_on_fastest};
+pub use fastest::keep_on_fastest;
 pub use lookahead::Lookahead;
 pub use preemptive::Preemptive;
 pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
     Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
 };
-pub use reserve::{Reserve, hold_back_long};
+pub use reserve::hold_back_long;
 pub use rule_selection::{RuleChooser, RuleSelectionEnv, RuleSelectionError};
 pub use rules::{Rule, WeightedParams};
-pub use safe::{Safe, keep_off_risky};
+pub use safe::keep_off_risky;
 pub use smallest_demand::SmallestDemand;
 pub use snapshot::{Move, Placement, QueuedTask, RunningTask, ServerInfo, Snapshot, WaitingTask};
 
@@ -117,12 +117,51 @@ pub enum Decision {
     Migrate { task: u32, server: u32 },
 }
 
-/// A deterministic heuristic: a [`Rule`] applied to a [`Snapshot`] of the env.
+/// A deterministic heuristic: a [`Rule`] applied to a [`Snapshot`] of the env, choosing among
+/// the placements its [`Filter`]s keep (none: every feasible placement).
 #[derive(Clone, Debug)]
 pub struct Heuristic {
     name: String,
     rule: Rule,
+    filters: Vec<Filter>,
     snapshot: Snapshot,
+}
+
+/// Which of the feasible placements a heuristic's rule may choose from; `fastest`, `safe` and
+/// `reserve` are a rule with one of these (and each can be another's BASE, or a lookahead's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Filter {
+    /// Each task's fastest servers that fit it now ([`keep_on_fastest`]).
+    Fastest,
+    /// Off servers whose health reading is at or above `threshold`, unless that removes
+    /// every placement ([`keep_off_risky`]).
+    OffRisky { threshold: f64 },
+    /// Where waiting is allowed, no task estimated over `long_s` that would leave under
+    /// `min_free` of `resource` (`None`: the scenario's last) free ([`hold_back_long`]).
+    Reserve {
+        resource: Option<usize>,
+        long_s: f64,
+        min_free: f64,
+    },
+}
+
+impl Filter {
+    pub fn apply(&self, snapshot: &mut Snapshot) {
+        match *self {
+            Filter::Fastest => keep_on_fastest(snapshot),
+            Filter::OffRisky { threshold } => keep_off_risky(snapshot, threshold),
+            Filter::Reserve {
+                resource,
+                long_s,
+                min_free,
+            } => {
+                if snapshot.wait_allowed {
+                    let resource = resource.unwrap_or(snapshot.num_resources.saturating_sub(1));
+                    hold_back_long(snapshot, resource, long_s, min_free);
+                }
+            }
+        }
+    }
 }
 
 impl Heuristic {
@@ -130,7 +169,24 @@ impl Heuristic {
         Self {
             name: name.into(),
             rule,
+            filters: Vec::new(),
             snapshot: Snapshot::default(),
+        }
+    }
+
+    /// This heuristic under the name `name`, choosing only among the placements that `filter`
+    /// keeps of those its own filters kept.
+    pub fn with_filter(mut self, name: impl Into<String>, filter: Filter) -> Self {
+        self.name = name.into();
+        self.filters.push(filter);
+        self
+    }
+
+    /// Fills `snapshot` from `env` as this heuristic sees it: the placements its filters keep.
+    pub fn observe(&self, env: &ScenarioEnv, snapshot: &mut Snapshot) {
+        snapshot.fill(env);
+        for filter in &self.filters {
+            filter.apply(snapshot);
         }
     }
 
@@ -165,8 +221,11 @@ impl Scheduler for Heuristic {
     fn reset(&mut self, _seed: u64) {}
 
     fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
-        self.snapshot.fill(env);
-        self.action_in(&self.snapshot)
+        let mut snapshot = std::mem::take(&mut self.snapshot);
+        self.observe(env, &mut snapshot);
+        let action = self.action_in(&snapshot);
+        self.snapshot = snapshot;
+        action
     }
 }
 

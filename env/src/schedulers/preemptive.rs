@@ -17,7 +17,7 @@
 //! chosen); `act` returns the action of that decision when the task has a running row, else
 //! BASE's action.
 
-use super::safe::keep_off_risky;
+use super::keep_off_risky;
 use super::snapshot::{Move, fits};
 use super::{Decision, Heuristic, Scheduler, Snapshot};
 use crate::scenario::ScenarioEnv;

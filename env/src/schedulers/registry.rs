@@ -4,15 +4,12 @@
 //! list ([`help_list`]) and the "unknown scheduler" message read it, so adding a scheduler is
 //! its code plus one entry here.
 
-use super::fastest::Fastest;
 use super::lookahead::Lookahead;
 use super::preemptive::Preemptive;
 use super::priority::{Priority, PriorityScheduler};
-use super::reserve::Reserve;
 use super::rules::{Rule, WeightedParams};
-use super::safe::Safe;
 use super::smallest_demand::SmallestDemand;
-use super::{Heuristic, RandomDraw, RandomScheduler, Scheduler};
+use super::{Filter, Heuristic, RandomDraw, RandomScheduler, Scheduler};
 use crate::cluster::Discipline;
 
 /// How a registered scheduler is built from the parameters after its name (the text after
@@ -22,6 +19,9 @@ pub enum Build {
     /// A deterministic [`Rule`] run by [`Heuristic`]; such a scheduler can also be the BASE of
     /// a `lookahead`.
     Rule(fn(Option<&str>) -> Result<Rule, String>),
+    /// A [`Heuristic`] whose rule chooses among filtered placements (`fastest`, `safe`,
+    /// `reserve`); it can be a BASE too.
+    Heuristic(fn(Option<&str>) -> Result<Heuristic, String>),
     /// Any other [`Scheduler`].
     Scheduler(BuildScheduler),
 }
@@ -197,9 +197,10 @@ pub const REGISTRY: &[Registered] = &[
         "safe",
         "[:BASE[:THRESHOLD]]",
         false,
-        Build::Scheduler(|p| {
+        Build::Heuristic(|p| {
             let (base, threshold) = base_and_threshold(p)?;
-            Ok(Box::new(Safe::new(base, threshold)))
+            let name = format!("safe:{}:{threshold}", base.name());
+            Ok(base.with_filter(name, Filter::OffRisky { threshold }))
         }),
         "BASE (default tetris) kept off servers whose health reading is at or above THRESHOLD (default 0.5)",
     ),
@@ -207,14 +208,18 @@ pub const REGISTRY: &[Registered] = &[
         "fastest",
         "[:BASE]",
         true,
-        Build::Scheduler(|p| Ok(Box::new(Fastest::new(base_heuristic(p.unwrap_or("sjf"))?)))),
+        Build::Heuristic(|p| {
+            let base = base_heuristic(p.unwrap_or("sjf"))?;
+            let name = format!("fastest:{}", base.name());
+            Ok(base.with_filter(name, Filter::Fastest))
+        }),
         "BASE (default sjf) choosing only among each task's fastest servers that fit it now (servers' `speed`)",
     ),
     entry(
         "reserve",
         "[:BASE[:RESOURCE:LONG:FREE]]",
         false,
-        Build::Scheduler(|p| Ok(Box::new(reserve(p)?))),
+        Build::Heuristic(reserve),
         "BASE (default sjf) holding back tasks estimated over LONG s (default 30) that would leave under FREE (default 0.05) of RESOURCE (an index, default the last) free: a reserve for short tasks (Hawk, ATC'15)",
     ),
     entry(
@@ -353,6 +358,7 @@ pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
     };
     match entry.build {
         Build::Rule(rule) => Ok(Box::new(Heuristic::new(spec, rule(params).map_err(bad)?))),
+        Build::Heuristic(build) => Ok(Box::new(build(params).map_err(bad)?)),
         Build::Scheduler(build) => build(params).map_err(bad),
     }
 }
@@ -435,15 +441,16 @@ fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
     Ok(Lookahead::rollout(base_heuristic(base)?, samples))
 }
 
-/// The BASE of a wrapper scheduler (`lookahead`, `rollout`, `safe`): a registered deterministic rule,
-/// with its own parameters.
+/// The BASE of a wrapper scheduler (`lookahead`, `rollout`, `safe`, …): a registered
+/// deterministic rule, or a filtered one (`fastest:sjf`), with its own parameters.
 fn base_heuristic(base: &str) -> Result<Heuristic, String> {
     let (entry, base_params) = lookup(base).map_err(|e| format!("BASE: {e}"))?;
-    let Build::Rule(rule) = entry.build else {
-        return Err(format!("BASE `{base}` must be a deterministic heuristic"));
-    };
-    let rule = rule(base_params).map_err(|reason| format!("BASE `{base}`: {reason}"))?;
-    Ok(Heuristic::new(base, rule))
+    let reason = |reason| format!("BASE `{base}`: {reason}");
+    match entry.build {
+        Build::Rule(rule) => Ok(Heuristic::new(base, rule(base_params).map_err(reason)?)),
+        Build::Heuristic(build) => build(base_params).map_err(reason),
+        Build::Scheduler(_) => Err(format!("BASE `{base}` must be a deterministic heuristic")),
+    }
 }
 
 /// `[:BASE[:THRESHOLD]]` of `safe` and `evacuate`; BASE may carry its own parameters
@@ -467,30 +474,46 @@ fn base_and_threshold(params: Option<&str>) -> Result<(Heuristic, f64), String> 
 
 /// `[:BASE[:RESOURCE:LONG:FREE]]` of `reserve`; BASE may carry its own parameters
 /// (`weighted:1:0.5:2:30:0.05`).
-fn reserve(params: Option<&str>) -> Result<Reserve, String> {
+fn reserve(params: Option<&str>) -> Result<Heuristic, String> {
     let params = params.unwrap_or("sjf");
     let fields: Vec<&str> = params.rsplitn(4, ':').collect();
-    let [free, long_s, resource, base] = fields[..] else {
-        return Ok(Reserve::new(base_heuristic(params)?, None, 30.0, 0.05));
+    let (base, resource, long_s, min_free) = match fields[..] {
+        [free, long_s, resource, base] => (base, parse_resource(resource)?, long_s, free),
+        _ => (params, None, "30", "0.05"),
     };
-    let resource =
-        match resource {
-            "last" => None,
-            r => Some(r.parse::<usize>().map_err(|_| {
-                format!("RESOURCE `{r}` is not a resource index (0, 1, …) or `last`")
-            })?),
-        };
     let long_s: f64 = long_s
         .parse()
         .ok()
         .filter(|l: &f64| *l >= 0.0)
         .ok_or_else(|| format!("LONG `{long_s}` is not a number of seconds ≥ 0"))?;
-    let free: f64 = free
+    let min_free: f64 = min_free
         .parse()
         .ok()
         .filter(|f| (0.0..=1.0).contains(f))
-        .ok_or_else(|| format!("FREE `{free}` is not a share in [0, 1]"))?;
-    Ok(Reserve::new(base_heuristic(base)?, resource, long_s, free))
+        .ok_or_else(|| format!("FREE `{min_free}` is not a share in [0, 1]"))?;
+    let base = base_heuristic(base)?;
+    let name = format!(
+        "reserve:{}:{}:{long_s}:{min_free}",
+        base.name(),
+        resource.map_or_else(|| "last".to_string(), |r: usize| r.to_string())
+    );
+    let filter = Filter::Reserve {
+        resource,
+        long_s,
+        min_free,
+    };
+    Ok(base.with_filter(name, filter))
+}
+
+/// RESOURCE of `reserve`: an index, or `last` (`None`).
+fn parse_resource(resource: &str) -> Result<Option<usize>, String> {
+    match resource {
+        "last" => Ok(None),
+        r => r
+            .parse::<usize>()
+            .map(Some)
+            .map_err(|_| format!("RESOURCE `{r}` is not a resource index (0, 1, …) or `last`")),
+    }
 }
 
 fn weighted_params(params: Option<&str>) -> Result<WeightedParams, String> {
@@ -619,6 +642,20 @@ mod tests {
             "scheduler `reserve:random`: BASE `random` must be a deterministic heuristic"
         );
         assert_eq!(by_name("fastest:sjf").unwrap().name(), "fastest:sjf");
+        // A filtered heuristic is a BASE like a rule: filters stack, and a lookahead or a
+        // rollout plays it.
+        assert_eq!(
+            by_name("reserve:fastest:sjf:2:3:0.05").unwrap().name(),
+            "reserve:fastest:sjf:2:3:0.05"
+        );
+        assert_eq!(
+            by_name("rollout:fastest:sjf:16").unwrap().name(),
+            "rollout:fastest:sjf:16"
+        );
+        assert_eq!(
+            by_name("lookahead:safe:tetris:0.45:0").unwrap().name(),
+            "lookahead:safe:tetris:0.45:0"
+        );
         assert_eq!(
             reason("fastest:random"),
             "scheduler `fastest:random`: BASE `random` must be a deterministic heuristic"

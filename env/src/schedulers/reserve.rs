@@ -1,4 +1,6 @@
-//! [`Reserve`]: a heuristic that keeps the last share of a scarce resource for short tasks.
+//! `reserve[:BASE[:RESOURCE:LONG:FREE]]`: BASE keeping the last share of a scarce resource
+//! for short tasks ([`Filter::Reserve`](super::Filter::Reserve); registry default
+//! `reserve:sjf:last:30:0.05`).
 //!
 //! Hawk (Delgado et al., "Hawk: Hybrid Datacenter Scheduling", USENIX ATC'15) reserves a small
 //! part of a cluster for short jobs so that they never queue behind long ones; DeepRM's
@@ -13,58 +15,7 @@
 //! On `cloud-inference` (GPU inference tasks of seconds behind 4- and 8-GPU training tasks of
 //! minutes) it is the strongest heuristic; `examples/holding.rs` sweeps its two thresholds.
 
-use super::{Heuristic, Scheduler, Snapshot};
-use crate::scenario::ScenarioEnv;
-
-/// Registry name `reserve[:BASE[:RESOURCE:LONG:FREE]]`, by default `reserve:sjf:last:30:0.05`.
-#[derive(Clone, Debug)]
-pub struct Reserve {
-    base: Heuristic,
-    /// The reserved resource's index; `None` = the scenario's last (GPUs on cluster scenarios).
-    resource: Option<usize>,
-    long_s: f64,
-    min_free: f64,
-    snapshot: Snapshot,
-}
-
-impl Reserve {
-    pub fn new(base: Heuristic, resource: Option<usize>, long_s: f64, min_free: f64) -> Self {
-        Self {
-            base,
-            resource,
-            long_s,
-            min_free,
-            snapshot: Snapshot::default(),
-        }
-    }
-}
-
-impl Scheduler for Reserve {
-    fn name(&self) -> String {
-        let resource = self
-            .resource
-            .map_or_else(|| "last".to_string(), |r| r.to_string());
-        format!(
-            "reserve:{}:{resource}:{}:{}",
-            self.base.name(),
-            self.long_s,
-            self.min_free
-        )
-    }
-
-    fn reset(&mut self, _seed: u64) {}
-
-    fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
-        self.snapshot.fill(env);
-        if self.snapshot.wait_allowed {
-            let resource = self
-                .resource
-                .unwrap_or(self.snapshot.num_resources.saturating_sub(1));
-            hold_back_long(&mut self.snapshot, resource, self.long_s, self.min_free);
-        }
-        self.base.action_in(&self.snapshot)
-    }
-}
+use super::Snapshot;
 
 /// Removes the placements of tasks estimated to run longer than `long_s` that would leave
 /// less than the share `min_free` of the cluster's capacity of `resource` free. A resource
@@ -94,7 +45,7 @@ pub fn hold_back_long(snapshot: &mut Snapshot, resource: usize, long_s: f64, min
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedulers::{Placement, QueuedTask, Rule, ServerInfo};
+    use crate::schedulers::{Heuristic, Placement, QueuedTask, Rule, ServerInfo};
     use crate::workload::MAX_RESOURCES;
 
     fn units(values: &[u32]) -> [u32; MAX_RESOURCES] {

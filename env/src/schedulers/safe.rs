@@ -1,5 +1,6 @@
-//! [`Safe`]: a heuristic that keeps new tasks off servers whose health reading predicts a
-//! failure (`[failures] health`; see `cluster/failures.rs`).
+//! `safe[:BASE[:THRESHOLD]]`: BASE keeping new tasks off servers whose health reading
+//! (`[failures] health`; see `cluster/failures.rs`) predicts a failure
+//! ([`Filter::OffRisky`](super::Filter::OffRisky); registry default `safe:tetris:0.5`).
 //!
 //! At each decision the placements on servers whose reading is at or above `threshold` are
 //! removed when a placement on a server below it remains, and the base heuristic chooses from
@@ -10,40 +11,7 @@
 //! every reading is 0 and `safe` plays exactly its base. In slot mode the env picks the
 //! server, so a task whose server would be risky is passed over instead.
 
-use super::{Heuristic, Scheduler, Snapshot};
-use crate::scenario::ScenarioEnv;
-
-/// Registry name `safe[:BASE[:THRESHOLD]]`, by default `safe:tetris:0.5`.
-#[derive(Clone, Debug)]
-pub struct Safe {
-    base: Heuristic,
-    threshold: f64,
-    snapshot: Snapshot,
-}
-
-impl Safe {
-    pub fn new(base: Heuristic, threshold: f64) -> Self {
-        Self {
-            base,
-            threshold,
-            snapshot: Snapshot::default(),
-        }
-    }
-}
-
-impl Scheduler for Safe {
-    fn name(&self) -> String {
-        format!("safe:{}:{}", self.base.name(), self.threshold)
-    }
-
-    fn reset(&mut self, _seed: u64) {}
-
-    fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], _mask: &[bool]) -> usize {
-        self.snapshot.fill(env);
-        keep_off_risky(&mut self.snapshot, self.threshold);
-        self.base.action_in(&self.snapshot)
-    }
-}
+use super::Snapshot;
 
 /// Removes the placements on servers whose health reading is at or above `threshold`, unless
 /// that would remove them all.
