@@ -321,9 +321,18 @@ fn every_rule_waits_when_nothing_fits() {
 
 #[test]
 fn registry_knows_every_name_and_rejects_unknown_ones() {
+    // Each default name reports as itself, or with its default parameters spelled out.
     for name in schedulers::NAMES {
-        assert_eq!(schedulers::by_name(name).unwrap().name(), *name);
+        let built = schedulers::by_name(name).unwrap().name();
+        assert!(
+            built == *name || built.starts_with(&format!("{name}:")),
+            "{name} reports as {built}"
+        );
     }
+    assert_eq!(
+        schedulers::by_name("fastest").unwrap().name(),
+        "fastest:sjf"
+    );
     let err = schedulers::by_name("shortest").err().unwrap().to_string();
     assert!(
         err.contains("unknown scheduler `shortest`") && err.contains("packer, tetris"),

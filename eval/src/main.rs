@@ -167,10 +167,18 @@ fn schedulers_help() -> String {
 
 /// The contender `name` refers to: its exact name, or `ckpt:<name>` for a checkpoint.
 fn find_contender<'a>(contenders: &'a [Contender], name: &str) -> Option<&'a str> {
+    // A heuristic also answers to its name with default parameters left out (`fastest` for
+    // `fastest:sjf`, `reserve` for `reserve:sjf:last:30:0.05`).
+    let full_name = lepton_env::schedulers::by_name(name).ok().map(|s| s.name());
     contenders
         .iter()
         .find(|c| c.name == name)
         .or_else(|| contenders.iter().find(|c| c.name == format!("ckpt:{name}")))
+        .or_else(|| {
+            contenders
+                .iter()
+                .find(|c| Some(&c.name) == full_name.as_ref())
+        })
         .map(|c| c.name.as_str())
 }
 

@@ -1222,6 +1222,32 @@ fn every_registered_scheduler_runs_under_its_name_in_lepton_eval() {
     assert!(help.contains("smallest_demand"));
 }
 
+/// `--reference` (like the gate flags) finds a heuristic by its name with default parameters
+/// left out: `reserve` is the contender `reserve:sjf:last:30:0.05`.
+#[test]
+fn a_reference_may_leave_out_default_parameters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = suite(tmp.path(), "tiny", 1);
+    let out_dir = tmp.path().join("out");
+    let out = eval(&[
+        "--suite",
+        s(&tiny),
+        "--schedulers",
+        "sjf,reserve",
+        "--reference",
+        "reserve",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["scenarios"][0]["reference"],
+        "reserve:sjf:last:30:0.05"
+    );
+}
+
 /// lepton-train reads heuristic names in `imitation.teacher` and `dqn.prefill_teacher`:
 /// both accept every registered name and refuse an unknown one with the registry's list.
 #[test]

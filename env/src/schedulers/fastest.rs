@@ -29,14 +29,8 @@ pub fn keep_on_fastest(snapshot: &mut Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedulers::snapshot::padded as units;
     use crate::schedulers::{Heuristic, Placement, QueuedTask, Rule, ServerInfo};
-    use crate::workload::MAX_RESOURCES;
-
-    fn units(values: &[u32]) -> [u32; MAX_RESOURCES] {
-        let mut out = [0; MAX_RESOURCES];
-        out[..values.len()].copy_from_slice(values);
-        out
-    }
 
     /// Three servers of 8 GPUs: an old one with 4 free, a new one (speed 3) with 1 free, an
     /// old one with 8 free. Task 0 (60 s estimate, 1 GPU) fits all three; task 1 (10 s, 2

@@ -45,14 +45,8 @@ pub fn hold_back_long(snapshot: &mut Snapshot, resource: usize, long_s: f64, min
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedulers::snapshot::padded as units;
     use crate::schedulers::{Heuristic, Placement, QueuedTask, Rule, ServerInfo};
-    use crate::workload::MAX_RESOURCES;
-
-    fn units(values: &[u32]) -> [u32; MAX_RESOURCES] {
-        let mut out = [0; MAX_RESOURCES];
-        out[..values.len()].copy_from_slice(values);
-        out
-    }
 
     /// Two servers of 4 GPUs (8 in all, 3 free) and three tasks: a 60 s task on 2 GPUs, a
     /// 5 s task on 1 GPU, a 100 s CPU-only task.

@@ -219,7 +219,8 @@ pub struct Snapshot {
     pub raw_units: bool,
 }
 
-fn padded(values: &[u32]) -> [u32; MAX_RESOURCES] {
+/// `values` padded with zeros to [`MAX_RESOURCES`].
+pub(crate) fn padded(values: &[u32]) -> [u32; MAX_RESOURCES] {
     let mut out = [0; MAX_RESOURCES];
     out[..values.len()].copy_from_slice(values);
     out
