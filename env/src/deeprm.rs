@@ -283,7 +283,7 @@ impl DeepRmEnv {
     /// ([`redraw_future`](crate::workload::redraw_future)): one possible world consistent
     /// with what a scheduler has seen. Job lengths are known to schedulers in DeepRM's model,
     /// so nothing else is hidden.
-    pub fn redraw_hidden(&mut self, seed: u64) {
+    pub fn redraw_hidden(&mut self, seed: u64, arrivals: Option<usize>) {
         let workload = self.config.workload.clone();
         crate::workload::redraw_future(
             workload.as_ref(),
@@ -292,6 +292,9 @@ impl DeepRmEnv {
             self.next_arrival,
             f64::from(self.now),
         );
+        if let Some(n) = arrivals {
+            self.tasks.truncate(self.next_arrival + n);
+        }
         self.records.resize(self.tasks.len(), TaskRecord::NEW);
     }
 

@@ -603,6 +603,7 @@ fn a_redrawn_world_runs_on_the_estimates_by_hand() {
     // - Redrawn: A is taken to end at its estimate 4, B runs 4-10 on its estimate 6 (10/6);
     //   the list workload redraws C as itself, 100 s after the last arrival: mean
     //   (1 + 10/6 + 1 + 1)/4.
+    // - Redrawn keeping no arrivals: C is gone, mean (1 + 10/6 + 1)/3.
     let text = r#"
 name = "redraw-by-hand"
 resources = ["cpu"]
@@ -629,7 +630,8 @@ tasks = [
     env.reset(Some(0), &mut obs);
     env.step(0, &mut obs).unwrap();
     let mut world = env.clone();
-    world.redraw_hidden(5);
+    let (env_before_truth, env_before_truth_again) = (env.clone(), env.clone());
+    world.redraw_hidden(5, None);
     let redrawn = play_first_legal(&mut world);
     let truth = play_first_legal(&mut env);
     let mean = |xs: [f64; 4]| xs.iter().sum::<f64>() / 4.0;
@@ -641,6 +643,21 @@ tasks = [
         (redrawn.completion_slowdown - mean([1.0, 10.0 / 6.0, 1.0, 1.0])).abs() < 1e-9,
         "{redrawn:?}"
     );
+    // The same world keeping no arrival ends when A, B and E are done: C never comes.
+    let mut world = env_before_truth;
+    world.redraw_hidden(5, Some(0));
+    let short = play_first_legal(&mut world);
+    assert_eq!(short.num_tasks, 3, "{short:?}");
+    assert!(
+        (short.completion_slowdown - (1.0 + 10.0 / 6.0 + 1.0) / 3.0).abs() < 1e-9,
+        "{short:?}"
+    );
+    // Keeping one arrival keeps C (and more than there are keeps them all).
+    for arrivals in [1, 5] {
+        let mut world = env_before_truth_again.clone();
+        world.redraw_hidden(5, Some(arrivals));
+        assert_eq!(play_first_legal(&mut world), redrawn, "{arrivals} arrivals");
+    }
 }
 
 #[test]
@@ -664,7 +681,7 @@ fn a_redrawn_world_looks_the_same_and_follows_its_seed() {
         env.action_mask(&mut mask);
         let mut play = |seed: u64| {
             let mut world = env.clone();
-            world.redraw_hidden(seed);
+            world.redraw_hidden(seed, None);
             let mut seen = (vec![0.0; dim], vec![false; mask.len()]);
             world.write_observation(&mut seen.0);
             world.action_mask(&mut seen.1);

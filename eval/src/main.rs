@@ -233,10 +233,19 @@ fn resolve(args: Args) -> Result<Plan> {
     }
     let mut names: Vec<String> = match (&args.schedulers, &suite.schedulers) {
         (Some(list), _) | (None, Some(list)) => list.iter().map(|s| s.trim().to_string()).collect(),
-        (None, None) => lepton_env::schedulers::NAMES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        (None, None) => {
+            // The whole-queue batch schedulers need a cluster env (commit disciplines).
+            let clusters = suite
+                .scenarios
+                .iter()
+                .all(|s| matches!(s.scenario, lepton_env::Scenario::Cluster(_)));
+            let batch = clusters.then_some(lepton_env::schedulers::BATCH_NAMES);
+            lepton_env::schedulers::NAMES
+                .iter()
+                .chain(batch.into_iter().flatten())
+                .map(|s| s.to_string())
+                .collect()
+        }
     };
     let specs = args
         .checkpoint

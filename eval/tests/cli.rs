@@ -196,6 +196,36 @@ fn the_demo_suite_shows_the_paired_column() {
 }
 
 #[test]
+fn the_default_list_adds_the_whole_queue_schedulers_on_cluster_scenarios_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = |scenario: &str| -> Vec<String> {
+        let out_dir = tmp.path().join(scenario);
+        let out = eval(&[
+            "--suite",
+            s(&suite(tmp.path(), scenario, 2)),
+            "--out",
+            s(&out_dir),
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+        json["scenarios"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["contender"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let defaults = lepton_env::schedulers::NAMES.len();
+    let tiny = names("tiny");
+    assert_eq!(tiny.len(), defaults + 2, "{tiny:?}");
+    assert_eq!(&tiny[defaults..], ["sjf+greedy", "sjf+easy"]);
+    let deeprm = names("deeprm");
+    assert_eq!(deeprm.len(), defaults, "{deeprm:?}");
+    assert!(!deeprm.iter().any(|n| n.contains('+')), "{deeprm:?}");
+}
+
+#[test]
 fn gate_exits_0_when_the_candidate_holds_and_1_when_it_loses() {
     let tmp = tempfile::tempdir().unwrap();
     let suite = suite(tmp.path(), "deeprm", 3);

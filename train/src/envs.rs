@@ -128,6 +128,8 @@ impl EnvSpec {
             if (1..cluster.num_servers()).any(|n| speed(n) != speed(0)) {
                 names.push("fastest:sjf");
             }
+            // The rules see only the visible slots; the batch schedulers the whole queue.
+            names.extend(schedulers::BATCH_NAMES);
         }
         for rule in self.rules.iter().map(|r| r.trim()) {
             if rule != "wait" && !names.contains(&rule) {

@@ -1214,6 +1214,8 @@ fn rule_selection_trains_and_refuses_bad_rule_lists() {
             "fastest:sjf",
             "packer",
             "sjf",
+            "sjf+easy",
+            "sjf+greedy",
             "tetris",
             "weighted"
         ]

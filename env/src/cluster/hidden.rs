@@ -27,8 +27,10 @@ impl ClusterEnv {
     ///   exponential failure model (memoryless, so the draw is the right conditional one);
     ///   the health signal's announcements are drawn afresh with them.
     ///
-    /// Finished and dropped tasks keep their truth: it is already known.
-    pub fn redraw_hidden(&mut self, seed: u64) {
+    /// Finished and dropped tasks keep their truth: it is already known. With
+    /// `arrivals = Some(n)`, the world keeps only the next `n` of the redrawn arrivals and ends
+    /// when the tasks it has are done (a planner's finite horizon).
+    pub fn redraw_hidden(&mut self, seed: u64, arrivals: Option<usize>) {
         let now_s = self.now_s;
         let mut durations = ChaCha8Rng::seed_from_u64(mix64(seed ^ DURATION_SALT));
         for i in 0..self.next_arrival {
@@ -81,6 +83,9 @@ impl ClusterEnv {
             self.next_arrival,
             now_s,
         );
+        if let Some(n) = arrivals {
+            self.tasks.truncate(self.next_arrival + n);
+        }
         self.records.resize(self.tasks.len(), TaskRecord::NEW);
 
         if self.any_failures {

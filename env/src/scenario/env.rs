@@ -72,8 +72,8 @@ impl ScenarioEnv {
     /// Turns this env (a copy, typically) into one possible world consistent with what a
     /// scheduler has observed: see [`ClusterEnv::redraw_hidden`] and
     /// [`DeepRmEnv::redraw_hidden`].
-    pub fn redraw_hidden(&mut self, seed: u64) {
-        delegate!(self, e => e.redraw_hidden(seed))
+    pub fn redraw_hidden(&mut self, seed: u64, arrivals: Option<usize>) {
+        delegate!(self, e => e.redraw_hidden(seed, arrivals))
     }
 
     /// Writes the observation of the current state (what the last `reset` or `step` wrote),

@@ -30,7 +30,11 @@
 //! decisions), and the candidate with the lowest cost wins:
 //!
 //! - `horizon = 0` (the default): the episode's completion-aware mean slowdown
-//!   ([`EpisodeMetrics::completion_slowdown`](crate::EpisodeMetrics)).
+//!   ([`EpisodeMetrics::completion_slowdown`](crate::EpisodeMetrics)). A `rollout` whose
+//!   worlds keep only the next `arrivals` arrivals ends each world when its tasks are done,
+//!   so the cost covers the tasks in the system and those few: one decision moves a whole
+//!   episode's mean by little, and on heavy-tailed workloads the spread of whole redrawn
+//!   futures buries it (BENCHMARKS.md "A rollout on a finite horizon").
 //! - `horizon > 0`: minus the return of the rollout (the scenario's reward) over the first
 //!   action and `horizon` further decisions; cheaper, but it no longer bounds anything.
 //!
@@ -49,7 +53,7 @@ use crate::seeds::mix64;
 
 /// One-step lookahead over a base heuristic's rollouts (see the module docs). Registry names
 /// `lookahead[:BASE[:HORIZON]]` (by default `lookahead:tetris:0`) and
-/// `rollout[:BASE[:SAMPLES]]` (by default `rollout:tetris:4`).
+/// `rollout[:BASE[:SAMPLES[:ARRIVALS]]]` (by default `rollout:tetris:4`, every arrival).
 #[derive(Clone, Debug)]
 pub struct Lookahead {
     base: Heuristic,
@@ -57,6 +61,8 @@ pub struct Lookahead {
     horizon: u64,
     /// Redrawn worlds per candidate; 0 = the exact clone (the future-seeing `lookahead`).
     samples: u32,
+    /// Arrivals each redrawn world keeps (`None`: all of the episode's).
+    arrivals: Option<usize>,
     /// The episode's seed and the decisions taken since, which seed the worlds.
     episode_seed: u64,
     decisions: u64,
@@ -73,6 +79,7 @@ impl Lookahead {
             base,
             horizon,
             samples: 0,
+            arrivals: None,
             episode_seed: 0,
             decisions: 0,
             snapshot: Snapshot::default(),
@@ -83,10 +90,12 @@ impl Lookahead {
     }
 
     /// The real scheduler: `samples` (at least 1) redrawn worlds per candidate, rolled out to
-    /// the episode's end.
-    pub fn rollout(base: Heuristic, samples: u32) -> Self {
+    /// the world's end: the episode's, or where `arrivals` is set, when the tasks in the
+    /// system and the next `arrivals` redrawn ones are done.
+    pub fn rollout(base: Heuristic, samples: u32, arrivals: Option<usize>) -> Self {
         Self {
             samples: samples.max(1),
+            arrivals,
             ..Self::new(base, 0)
         }
     }
@@ -123,9 +132,10 @@ impl Lookahead {
         let mut total = 0.0;
         for world in 0..u64::from(self.samples) {
             let mut sim = env.clone();
-            sim.redraw_hidden(mix64(
-                self.episode_seed ^ mix64(self.decisions * u64::from(self.samples) + world),
-            ));
+            sim.redraw_hidden(
+                mix64(self.episode_seed ^ mix64(self.decisions * u64::from(self.samples) + world)),
+                self.arrivals,
+            );
             total += self.play_out(sim, first);
         }
         total / f64::from(self.samples)
@@ -166,9 +176,10 @@ fn lower(cost: f64, best: f64) -> bool {
 
 impl Scheduler for Lookahead {
     fn name(&self) -> String {
-        match self.samples {
-            0 => format!("lookahead:{}:{}", self.base.name(), self.horizon),
-            n => format!("rollout:{}:{n}", self.base.name()),
+        match (self.samples, self.arrivals) {
+            (0, _) => format!("lookahead:{}:{}", self.base.name(), self.horizon),
+            (n, None) => format!("rollout:{}:{n}", self.base.name()),
+            (n, Some(a)) => format!("rollout:{}:{n}:{a}", self.base.name()),
         }
     }
 

@@ -33,7 +33,7 @@
 //! | `defrag[:BASE]` | [`Preemptive`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `evacuate[:BASE[:THRESHOLD]]` | [`Preemptive`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
-//! | `rollout[:BASE[:SAMPLES]]` | [`Lookahead::rollout`]: the same one-step lookahead on SAMPLES (default 4) copies of the env with what no scheduler sees redrawn from the scenario's model ([`ScenarioEnv::redraw_hidden`](crate::scenario::ScenarioEnv::redraw_hidden)); a real scheduler (Bertsekas's rollout algorithm); slow, and not in [`NAMES`] |
+//! | `rollout[:BASE[:SAMPLES[:ARRIVALS]]]` | [`Lookahead::rollout`]: the same one-step lookahead on SAMPLES (default 4) copies of the env with what no scheduler sees redrawn from the scenario's model ([`ScenarioEnv::redraw_hidden`](crate::scenario::ScenarioEnv::redraw_hidden)), each keeping the next ARRIVALS redrawn arrivals (default all); a real scheduler (Bertsekas's rollout algorithm); slow, and not in [`NAMES`] |
 //!
 //! Every scheduler above except `lookahead` reads only what a real scheduler could see.
 //!
@@ -63,7 +63,8 @@ pub use lookahead::Lookahead;
 pub use preemptive::Preemptive;
 pub use priority::{Priority, PriorityScheduler};
 pub use registry::{
-    Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list, known_names,
+    BATCH_NAMES, Build, NAMES, REGISTRY, Registered, UnknownScheduler, by_name, help_list,
+    known_names,
 };
 pub use reserve::hold_back_long;
 pub use rule_selection::{RuleChooser, RuleSelectionEnv, RuleSelectionError};

@@ -188,10 +188,10 @@ pub const REGISTRY: &[Registered] = &[
     ),
     entry(
         "rollout",
-        "[:BASE[:SAMPLES]]",
+        "[:BASE[:SAMPLES[:ARRIVALS]]]",
         false,
         Build::Scheduler(|p| Ok(Box::new(rollout(p)?))),
-        "rolls BASE (default tetris) out on SAMPLES (default 4) worlds redrawn from the scenario's model, without the future; slow",
+        "rolls BASE (default tetris) out on SAMPLES (default 4) worlds redrawn from the scenario's model, without the future; each world keeps the next ARRIVALS arrivals (default all); slow",
     ),
     entry(
         "safe",
@@ -283,6 +283,13 @@ pub const NAMES: &[&str] = &{
     }
     names
 };
+
+/// The whole-queue batch schedulers that reports and the trainer add to [`NAMES`] on cluster
+/// scenarios (DeepRM's env has no commit disciplines). They choose from the whole queue, not
+/// only the visible slots, which the other heuristics and slot- or placement-action policies
+/// are limited to; on the cloud scenarios that makes them the strongest heuristics
+/// (BENCHMARKS.md "The whole queue").
+pub const BATCH_NAMES: &[&str] = &["sjf+greedy", "sjf+easy"];
 
 /// Every registered name with its parameter syntax, comma-separated (error messages).
 pub fn known_names() -> String {
@@ -427,8 +434,22 @@ fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
     Ok(Lookahead::new(base_heuristic(base)?, horizon))
 }
 
-/// `rollout[:BASE[:SAMPLES]]`.
+/// `rollout[:BASE[:SAMPLES[:ARRIVALS]]]`. BASE may carry its own parameters, so the last two
+/// fields are read as SAMPLES and ARRIVALS when both are whole numbers and what comes before
+/// them is a BASE; otherwise the last field is SAMPLES.
 fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
+    if let Some((rest, arrivals)) = params.and_then(|p| p.rsplit_once(':'))
+        && let Some((base, samples)) = rest.rsplit_once(':')
+        && let (Ok(samples), Ok(arrivals)) = (samples.parse::<u32>(), arrivals.parse::<usize>())
+        && let Ok(base) = base_heuristic(base)
+    {
+        if samples == 0 {
+            return Err(format!(
+                "SAMPLES `{samples}` is not a whole number of worlds above 0"
+            ));
+        }
+        return Ok(Lookahead::rollout(base, samples, Some(arrivals)));
+    }
     let (base, samples) = base_and_count(params, "4");
     let samples: u32 = match samples.parse() {
         Ok(n) if n > 0 => n,
@@ -438,7 +459,7 @@ fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
             ));
         }
     };
-    Ok(Lookahead::rollout(base_heuristic(base)?, samples))
+    Ok(Lookahead::rollout(base_heuristic(base)?, samples, None))
 }
 
 /// The BASE of a wrapper scheduler (`lookahead`, `rollout`, `safe`, …): a registered
@@ -616,6 +637,19 @@ mod tests {
         assert_eq!(
             by_name("rollout:weighted:1:0.5:2").unwrap().name(),
             "rollout:weighted:1:0.5:2"
+        );
+        // ARRIVALS after SAMPLES, also behind a BASE with parameters of its own.
+        for name in [
+            "rollout:sjf:4:0",
+            "rollout:fastest:sjf:16",
+            "rollout:fastest:sjf:16:10",
+            "rollout:weighted:1:0.5:8:5",
+        ] {
+            assert_eq!(by_name(name).unwrap().name(), name);
+        }
+        assert_eq!(
+            reason("rollout:sjf:0:5"),
+            "scheduler `rollout:sjf:0:5`: SAMPLES `0` is not a whole number of worlds above 0"
         );
         assert_eq!(
             by_name("reserve:tetris").unwrap().name(),
