@@ -90,6 +90,9 @@ pub enum PlacementRule {
     /// The server where the task fits now leaving the least free capacity (sum over
     /// resources of the leftover fraction of capacity); ties go to the lowest index.
     BestFit,
+    /// The lowest-index server where the task fits now among those of the fastest server
+    /// types (`speed`) that have one.
+    FastestFit,
 }
 
 /// What an illegal (masked-out) placement does.

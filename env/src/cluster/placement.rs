@@ -45,6 +45,24 @@ impl ClusterEnv {
                 }
                 best.map(|(_, n)| n)
             }
+            PlacementRule::FastestFit => {
+                let mut best: Option<(f64, usize)> = None;
+                for (t, &(lo, hi)) in self.type_ranges.iter().enumerate() {
+                    let speed = self.config.server_types[t].speed;
+                    let beaten = best.is_some_and(|(s, n)| s > speed || (s == speed && n < lo));
+                    if beaten || !self.index.range_summary(lo, hi).admits(need, nr) {
+                        continue;
+                    }
+                    let found =
+                        (lo..hi).find(|&n| index::server_admits(&self.servers[n], need, nr));
+                    if let Some(n) = found
+                        && best.is_none_or(|(s, bn)| speed > s || n < bn)
+                    {
+                        best = Some((speed, n));
+                    }
+                }
+                best.map(|(_, n)| n)
+            }
         }
     }
 

@@ -192,6 +192,34 @@ fn slot_mode_uses_the_placement_rule() {
 }
 
 #[test]
+fn fastest_fit_takes_the_first_fitting_server_of_the_fastest_type_that_has_one() {
+    // Servers 0-1 "slow" (4 cpus, speed 1), 2 "fast" (2 cpus, speed 1.5), 3 "fast-too"
+    // (4 cpus, speed 1.5). A 2-cpu task goes to server 2 (fast, lowest index); a 3-cpu task
+    // fits no 2-cpu server, so to server 3, the other speed-1.5 type. With server 3 taken, a
+    // 3-cpu task falls back to server 0, the first slow one.
+    let types = vec![
+        ServerType::new("slow", 2, &[4], 1.0),
+        ServerType::new("fast", 1, &[2], 1.5),
+        ServerType::new("fast-too", 1, &[4], 1.5),
+    ];
+    let tasks = vec![
+        TaskSpec::new(1, 0.0, 10.0, &[2]),
+        TaskSpec::new(2, 0.0, 10.0, &[3]),
+        TaskSpec::new(3, 0.0, 10.0, &[3]),
+    ];
+    let mut config = ClusterConfig::new(vec!["cpu".into()], types, Arc::new(TaskList::new(tasks)));
+    config.action_mode = ActionMode::Slot;
+    config.placement_rule = PlacementRule::FastestFit;
+    let mut env = ClusterEnv::new(config);
+    assert_eq!(env.chosen_server(0), Some(2));
+    assert_eq!(env.chosen_server(1), Some(3));
+    let mut obs = obs_for(&env);
+    env.step(1, &mut obs).unwrap(); // the 3-cpu task onto server 3
+    assert_eq!(env.chosen_server(0), Some(2));
+    assert_eq!(env.chosen_server(2), Some(0));
+}
+
+#[test]
 fn running_tasks_expose_estimated_not_true_finish() {
     let mut task = TaskSpec::new(1, 0.0, 10.0, &[1]);
     task.estimate_s = 4.0;

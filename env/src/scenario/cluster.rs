@@ -555,6 +555,7 @@ fn actions(a: &ActionsFile) -> (ActionMode, PlacementRule, IllegalAction) {
     let rule = match a.placement_rule {
         PlacementRuleFile::FirstFit => PlacementRule::FirstFit,
         PlacementRuleFile::BestFit => PlacementRule::BestFit,
+        PlacementRuleFile::FastestFit => PlacementRule::FastestFit,
     };
     let illegal = match a.illegal {
         IllegalFile::Error => IllegalAction::Error,

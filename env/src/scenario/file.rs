@@ -214,6 +214,7 @@ pub(super) enum PlacementRuleFile {
     #[default]
     FirstFit,
     BestFit,
+    FastestFit,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]

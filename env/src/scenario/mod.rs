@@ -38,7 +38,7 @@
 //! max_decisions = 100000               # truncation
 //! [actions]                            # optional
 //! mode = "placement"                   # "placement" | "slot"
-//! placement_rule = "first_fit"         # slot mode: "first_fit" | "best_fit"
+//! placement_rule = "first_fit"         # slot mode: "first_fit" | "best_fit" | "fastest_fit"
 //! illegal = "error"                    # "error" | "wait"
 //! discipline = "greedy"                # slot mode: "greedy" (a choice starts now) |
 //!                                      # "strict" | "easy" | "conservative" (a choice is
