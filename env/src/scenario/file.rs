@@ -208,6 +208,8 @@ pub(super) enum ActionModeFile {
     Slot,
 }
 
+// The variants spell the file's values (`first_fit`, `best_fit`, `fastest_fit`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum PlacementRuleFile {
