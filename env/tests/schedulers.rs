@@ -716,6 +716,17 @@ fn rollout_is_seeded_and_legal_on_both_env_kinds() {
             "{name}"
         );
     }
+    // A whole-queue base: the episode runs under its discipline and chooses by task index.
+    let mut env = lepton_env::scenario::load_named("tiny").unwrap().build();
+    let mut rollout = schedulers::by_name("rollout:sjf+easy:2:3").unwrap();
+    assert_eq!(rollout.name(), "rollout:sjf+easy:2:3");
+    assert_eq!(
+        rollout.discipline(),
+        Some(lepton_env::cluster::Discipline::Easy)
+    );
+    let a = schedulers::run_episode(rollout.as_mut(), &mut env, 3).unwrap();
+    assert_eq!(a, run("rollout:sjf+easy:2:3", &mut env, 3));
+    assert_eq!(a.num_finished, a.num_tasks);
 }
 
 #[test]
@@ -723,7 +734,15 @@ fn lookahead_is_deterministic_and_never_worse_than_its_base() {
     let mut env = lepton_env::scenario::load_named("tiny").unwrap().build();
     let mut strictly_better = 0;
     for seed in 0..6 {
-        for base in ["tetris", "sjf", "fcfs"] {
+        // Slot heuristics, and whole-queue batch schedulers under their own disciplines.
+        for base in [
+            "tetris",
+            "sjf",
+            "fcfs",
+            "sjf+greedy",
+            "sjf+easy",
+            "fcfs+conservative",
+        ] {
             let b = run(base, &mut env, seed);
             let spec = format!("lookahead:{base}:0");
             let l = run(&spec, &mut env, seed);

@@ -23,6 +23,12 @@
 //! Both are slow (a decision costs one rollout per candidate and world), so neither is in
 //! [`super::NAMES`]; reports run them only when asked for by name.
 //!
+//! BASE is a slot heuristic (a [`Heuristic`]: `tetris`, `fastest:sjf`, …) or a whole-queue
+//! batch scheduler (`sjf+easy`, …). With a batch BASE the candidates are the base's own
+//! decision, each other queued task it may choose now in its own order (at most
+//! [`QUEUE_CANDIDATES`]), and wait where the mask allows it; the episode runs under the
+//! base's discipline.
+//!
 //! At each decision the candidates are, in this order: the base heuristic's own action; for
 //! every queue slot with a feasible placement, the base heuristic's choice restricted to that
 //! slot (its preferred server for the task); and wait. Each candidate is applied to a clone of
@@ -46,17 +52,41 @@
 //! deterministic function of the env state. `rollout` has no such guarantee: its worlds are
 //! not the real one.
 
-use super::{Heuristic, Scheduler, Snapshot};
+use super::priority::PriorityScheduler;
+use super::{Decision, Heuristic, Scheduler, Snapshot, step_decision};
 use crate::api::Env;
+use crate::cluster::Discipline;
 use crate::scenario::ScenarioEnv;
 use crate::seeds::mix64;
 
-/// One-step lookahead over a base heuristic's rollouts (see the module docs). Registry names
+/// The most queued tasks a batch BASE's lookahead tries besides the base's own choice.
+pub const QUEUE_CANDIDATES: usize = 16;
+
+/// What a lookahead rolls out (one per lookahead: the variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Base {
+    /// A heuristic over the visible slots.
+    Slots(Heuristic),
+    /// A whole-queue batch scheduler (`PRIORITY+DISCIPLINE`).
+    Queue(PriorityScheduler),
+}
+
+impl Base {
+    fn name(&self) -> String {
+        match self {
+            Base::Slots(h) => h.name(),
+            Base::Queue(q) => q.name(),
+        }
+    }
+}
+
+/// One-step lookahead over a base scheduler's rollouts (see the module docs). Registry names
 /// `lookahead[:BASE[:HORIZON]]` (by default `lookahead:tetris:0`) and
 /// `rollout[:BASE[:SAMPLES[:ARRIVALS]]]` (by default `rollout:tetris:4`, every arrival).
 #[derive(Clone, Debug)]
 pub struct Lookahead {
-    base: Heuristic,
+    base: Base,
     /// Decisions each rollout plays after the candidate action; 0 = to the episode's end.
     horizon: u64,
     /// Redrawn worlds per candidate; 0 = the exact clone (the future-seeing `lookahead`).
@@ -68,13 +98,14 @@ pub struct Lookahead {
     decisions: u64,
     snapshot: Snapshot,
     restricted: Snapshot,
-    candidates: Vec<usize>,
+    candidates: Vec<Decision>,
     obs: Vec<f32>,
+    mask: Vec<bool>,
 }
 
 impl Lookahead {
     /// The future-seeing upper-bound proxy.
-    pub fn new(base: Heuristic, horizon: u64) -> Self {
+    pub fn new(base: Base, horizon: u64) -> Self {
         Self {
             base,
             horizon,
@@ -86,13 +117,14 @@ impl Lookahead {
             restricted: Snapshot::default(),
             candidates: Vec::new(),
             obs: Vec::new(),
+            mask: Vec::new(),
         }
     }
 
     /// The real scheduler: `samples` (at least 1) redrawn worlds per candidate, rolled out to
     /// the world's end: the episode's, or where `arrivals` is set, when the tasks in the
     /// system and the next `arrivals` redrawn ones are done.
-    pub fn rollout(base: Heuristic, samples: u32, arrivals: Option<usize>) -> Self {
+    pub fn rollout(base: Base, samples: u32, arrivals: Option<usize>) -> Self {
         Self {
             samples: samples.max(1),
             arrivals,
@@ -100,32 +132,46 @@ impl Lookahead {
         }
     }
 
-    /// The base heuristic's action first, then its choice within each slot, then wait;
-    /// duplicates removed, order kept.
-    fn fill_candidates(&mut self, env: &ScenarioEnv, mask: &[bool]) {
-        self.base.observe(env, &mut self.snapshot);
+    /// The base's decision first, then the alternatives (its choice within each slot, or
+    /// the other queued tasks it may choose), then wait; duplicates removed, order kept.
+    fn fill_candidates(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) {
         self.candidates.clear();
-        self.candidates.push(self.base.action_in(&self.snapshot));
-        for task in 0..self.snapshot.tasks.len() {
-            self.restricted.clone_from(&self.snapshot);
-            self.restricted.placements.retain(|p| p.task == task);
-            if self.restricted.placements.is_empty() {
-                continue;
+        let wait = Decision::Action(mask.len() - 1);
+        match &mut self.base {
+            Base::Slots(base) => {
+                base.observe(env, &mut self.snapshot);
+                self.candidates
+                    .push(Decision::Action(base.action_in(&self.snapshot)));
+                for task in 0..self.snapshot.tasks.len() {
+                    self.restricted.clone_from(&self.snapshot);
+                    self.restricted.placements.retain(|p| p.task == task);
+                    if self.restricted.placements.is_empty() {
+                        continue;
+                    }
+                    let action = Decision::Action(base.action_in(&self.restricted));
+                    if action != wait && !self.candidates.contains(&action) {
+                        self.candidates.push(action);
+                    }
+                }
             }
-            let action = self.base.action_in(&self.restricted);
-            if action != self.snapshot.wait_action && !self.candidates.contains(&action) {
-                self.candidates.push(action);
+            Base::Queue(base) => {
+                self.candidates.push(base.decide(env, obs, mask));
+                for index in base.ranked(env, QUEUE_CANDIDATES) {
+                    let task = Decision::Task(index);
+                    if !self.candidates.contains(&task) {
+                        self.candidates.push(task);
+                    }
+                }
             }
         }
-        let wait = self.snapshot.wait_action;
-        if mask.get(wait).copied().unwrap_or(false) && !self.candidates.contains(&wait) {
+        if mask.last().copied().unwrap_or(false) && !self.candidates.contains(&wait) {
             self.candidates.push(wait);
         }
     }
 
-    /// The cost of taking `first` now and following the base heuristic afterwards: on the
-    /// env itself, or its mean over the decision's redrawn worlds.
-    fn cost(&mut self, env: &ScenarioEnv, first: usize) -> f64 {
+    /// The cost of taking `first` now and following the base afterwards: on the env itself,
+    /// or its mean over the decision's redrawn worlds.
+    fn cost(&mut self, env: &ScenarioEnv, first: Decision) -> f64 {
         if self.samples == 0 {
             return self.play_out(env.clone(), first);
         }
@@ -141,14 +187,15 @@ impl Lookahead {
         total / f64::from(self.samples)
     }
 
-    /// Takes `first` on `sim`, then lets the base heuristic play on.
-    fn play_out(&mut self, mut sim: ScenarioEnv, first: usize) -> f64 {
+    /// Takes `first` on `sim`, then lets the base play on.
+    fn play_out(&mut self, mut sim: ScenarioEnv, first: Decision) -> f64 {
         self.obs.resize(sim.observation_space().dim(), 0.0);
+        self.mask.resize(sim.action_space().n, false);
         let mut cost = 0.0;
-        let mut action = first;
+        let mut decision = first;
         let mut decisions = 0;
         loop {
-            match sim.step(action, &mut self.obs) {
+            match step_decision(&mut sim, decision, &mut self.obs) {
                 Ok(t) => cost -= f64::from(t.reward),
                 Err(_) => return f64::INFINITY,
             }
@@ -163,8 +210,16 @@ impl Lookahead {
             if self.horizon > 0 && decisions > self.horizon {
                 return cost;
             }
-            self.base.observe(&sim, &mut self.restricted);
-            action = self.base.action_in(&self.restricted);
+            decision = match &mut self.base {
+                Base::Slots(base) => {
+                    base.observe(&sim, &mut self.restricted);
+                    Decision::Action(base.action_in(&self.restricted))
+                }
+                Base::Queue(base) => {
+                    sim.action_mask(&mut self.mask);
+                    base.decide(&sim, &self.obs, &self.mask)
+                }
+            };
         }
     }
 }
@@ -188,21 +243,40 @@ impl Scheduler for Lookahead {
         self.decisions = 0;
     }
 
-    fn act(&mut self, env: &ScenarioEnv, _obs: &[f32], mask: &[bool]) -> usize {
-        self.fill_candidates(env, mask);
+    /// A slot base's lookahead; with a batch base, restricted to the visible slots, the
+    /// base's own choice (episodes use [`decide`](Scheduler::decide)).
+    fn act(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> usize {
+        if let Base::Queue(base) = &mut self.base {
+            return base.act(env, obs, mask);
+        }
+        match self.decide(env, obs, mask) {
+            Decision::Action(action) => action,
+            other => unreachable!("a slot base decides by action, not {other:?}"),
+        }
+    }
+
+    fn decide(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> Decision {
+        self.fill_candidates(env, obs, mask);
         self.decisions += 1;
         if self.candidates.len() == 1 {
             return self.candidates[0];
         }
         let candidates = std::mem::take(&mut self.candidates);
         let mut best = (candidates[0], self.cost(env, candidates[0]));
-        for &action in &candidates[1..] {
-            let cost = self.cost(env, action);
+        for &decision in &candidates[1..] {
+            let cost = self.cost(env, decision);
             if lower(cost, best.1) {
-                best = (action, cost);
+                best = (decision, cost);
             }
         }
         self.candidates = candidates;
         best.0
+    }
+
+    fn discipline(&self) -> Option<Discipline> {
+        match &self.base {
+            Base::Slots(_) => None,
+            Base::Queue(base) => base.discipline(),
+        }
     }
 }

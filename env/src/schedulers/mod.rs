@@ -32,7 +32,7 @@
 //! | `preempt[:BASE]` | [`Preemptive`]: strict priority classes; a blocked higher class preempts lower ones (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `defrag[:BASE]` | [`Preemptive`]: moves one small running task to make room for the oldest task (`[preemption]` scenarios); not in [`NAMES`] |
 //! | `evacuate[:BASE[:THRESHOLD]]` | [`Preemptive`]: `safe`, and moves running tasks off servers whose health reading is at or above THRESHOLD (`[preemption]` scenarios); not in [`NAMES`] |
-//! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
+//! | `lookahead[:BASE[:HORIZON]]` | **not a real scheduler**: an upper-bound proxy that sees the future. [`Lookahead`] tries each candidate action on a clone of the env and rolls BASE (default `tetris`; a slot heuristic or a whole-queue `PRIORITY+DISCIPLINE`) out to the episode's end (or HORIZON decisions); slow, and not in [`NAMES`] |
 //! | `rollout[:BASE[:SAMPLES[:ARRIVALS]]]` | [`Lookahead::rollout`]: the same one-step lookahead on SAMPLES (default 4) copies of the env with what no scheduler sees redrawn from the scenario's model ([`ScenarioEnv::redraw_hidden`](crate::scenario::ScenarioEnv::redraw_hidden)), each keeping the next ARRIVALS redrawn arrivals (default all); a real scheduler (Bertsekas's rollout algorithm); slow, and not in [`NAMES`] |
 //!
 //! Every scheduler above except `lookahead` reads only what a real scheduler could see.
@@ -315,6 +315,20 @@ pub enum EpisodeError {
     TooLong(u64),
 }
 
+/// Carries out a scheduler's `decision` on `env`, as an episode does.
+pub fn step_decision(
+    env: &mut ScenarioEnv,
+    decision: Decision,
+    obs: &mut [f32],
+) -> Result<crate::Transition, crate::EnvError> {
+    match decision {
+        Decision::Action(action) => env.step(action, obs),
+        Decision::Task(index) => env.step_task(index, obs),
+        Decision::Preempt(index) => env.step_preempt(index, obs),
+        Decision::Migrate { task, server } => env.step_migrate(task, server as usize, obs),
+    }
+}
+
 /// Safety net for [`run_episode`]: scenarios truncate long before this many steps.
 pub const MAX_EPISODE_STEPS: u64 = 50_000_000;
 
@@ -366,13 +380,7 @@ fn run_steps(
         env.action_mask(&mut mask);
         let decision = scheduler.decide(env, &obs, &mask);
         on_decision(env, decision);
-        let stepped = match decision {
-            Decision::Action(action) => env.step(action, &mut obs),
-            Decision::Task(index) => env.step_task(index, &mut obs),
-            Decision::Preempt(index) => env.step_preempt(index, &mut obs),
-            Decision::Migrate { task, server } => env.step_migrate(task, server as usize, &mut obs),
-        };
-        stepped.map_err(|source| EpisodeError::Step {
+        step_decision(env, decision, &mut obs).map_err(|source| EpisodeError::Step {
             scheduler: scheduler.name(),
             decision,
             source,

@@ -86,6 +86,11 @@ impl Priority {
         tasks: impl Iterator<Item = &'a WaitingTask>,
         now_s: f64,
     ) -> Option<&'a WaitingTask> {
+        tasks.min_by(|a, b| self.compare(a, b, now_s))
+    }
+
+    /// The order of [`best`](Self::best): `Less` when `a` goes before `b`.
+    fn compare(self, a: &WaitingTask, b: &WaitingTask, now_s: f64) -> std::cmp::Ordering {
         let order = |t: &WaitingTask| {
             let k = self.task_key(t, now_s);
             (
@@ -95,13 +100,11 @@ impl Priority {
                 t.index,
             )
         };
-        tasks.min_by(|a, b| {
-            let (ka, kb) = (order(a), order(b));
-            ka.0.cmp(&kb.0)
-                .then(ka.1.total_cmp(&kb.1))
-                .then(ka.2.total_cmp(&kb.2))
-                .then(ka.3.cmp(&kb.3))
-        })
+        let (ka, kb) = (order(a), order(b));
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then(ka.2.total_cmp(&kb.2))
+            .then(ka.3.cmp(&kb.3))
     }
 }
 
@@ -120,6 +123,21 @@ impl PriorityScheduler {
             discipline,
             queue: Vec::new(),
         }
+    }
+
+    /// The queued tasks this scheduler may choose now (those that fit, or every one under a
+    /// commit discipline), best first, at most `limit`: a lookahead's alternatives to its
+    /// choice.
+    pub fn ranked(&mut self, env: &ScenarioEnv, limit: usize) -> Vec<u32> {
+        let now_s = WaitingTask::fill_queue(&mut self.queue, env);
+        let commits = self.discipline.commits();
+        let mut tasks: Vec<&WaitingTask> = self
+            .queue
+            .iter()
+            .filter(|t| commits || t.fits_now)
+            .collect();
+        tasks.sort_by(|a, b| self.priority.compare(a, b, now_s));
+        tasks.iter().take(limit).map(|t| t.index).collect()
     }
 
     /// The task to choose among `queue` at `now_s`: the best one that may be chosen.

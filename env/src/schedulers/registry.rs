@@ -4,7 +4,7 @@
 //! list ([`help_list`]) and the "unknown scheduler" message read it, so adding a scheduler is
 //! its code plus one entry here.
 
-use super::lookahead::Lookahead;
+use super::lookahead::{Base, Lookahead};
 use super::preemptive::Preemptive;
 use super::priority::{Priority, PriorityScheduler};
 use super::rules::{Rule, WeightedParams};
@@ -355,8 +355,11 @@ fn lookup(spec: &str) -> Result<(&'static Registered, Option<&str>), UnknownSche
 /// `lookahead:sjf:0` or `f1+easy`. Unknown names fail with the list of known ones.
 pub fn by_name(spec: &str) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
     let spec = spec.trim();
-    if let Some((name, discipline)) = spec.split_once('+') {
-        return family_member(spec, name, discipline);
+    // `sjf+easy`, but not `lookahead:sjf+easy:0` (a family member as a parameter).
+    if let Some((name, discipline)) = spec.split_once('+')
+        && !name.contains(':')
+    {
+        return family_member(spec, name, discipline).map(|s| Box::new(s) as Box<dyn Scheduler>);
     }
     let (entry, params) = lookup(spec)?;
     let bad = |reason| UnknownScheduler::Params {
@@ -375,7 +378,7 @@ fn family_member(
     spec: &str,
     name: &str,
     discipline: &str,
-) -> Result<Box<dyn Scheduler>, UnknownScheduler> {
+) -> Result<PriorityScheduler, UnknownScheduler> {
     let (entry, _) = lookup(name).map_err(|_| UnknownScheduler::Name {
         name: spec.to_string(),
     })?;
@@ -396,7 +399,7 @@ fn family_member(
             names.join(", ")
         )));
     };
-    Ok(Box::new(PriorityScheduler::new(priority, discipline)))
+    Ok(PriorityScheduler::new(priority, discipline))
 }
 
 /// The names that take `+DISCIPLINE`.
@@ -431,7 +434,7 @@ fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
     let horizon: u64 = horizon
         .parse()
         .map_err(|_| format!("HORIZON `{horizon}` is not a whole number of decisions"))?;
-    Ok(Lookahead::new(base_heuristic(base)?, horizon))
+    Ok(Lookahead::new(lookahead_base(base)?, horizon))
 }
 
 /// `rollout[:BASE[:SAMPLES[:ARRIVALS]]]`. BASE may carry its own parameters, so the last two
@@ -441,7 +444,7 @@ fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
     if let Some((rest, arrivals)) = params.and_then(|p| p.rsplit_once(':'))
         && let Some((base, samples)) = rest.rsplit_once(':')
         && let (Ok(samples), Ok(arrivals)) = (samples.parse::<u32>(), arrivals.parse::<usize>())
-        && let Ok(base) = base_heuristic(base)
+        && let Ok(base) = lookahead_base(base)
     {
         if samples == 0 {
             return Err(format!(
@@ -459,7 +462,18 @@ fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
             ));
         }
     };
-    Ok(Lookahead::rollout(base_heuristic(base)?, samples, None))
+    Ok(Lookahead::rollout(lookahead_base(base)?, samples, None))
+}
+
+/// The BASE of `lookahead` and `rollout`: a whole-queue batch scheduler (`sjf+easy`) or a
+/// slot heuristic ([`base_heuristic`]).
+fn lookahead_base(base: &str) -> Result<Base, String> {
+    match base.split_once('+') {
+        Some((name, discipline)) => family_member(base, name, discipline)
+            .map(Base::Queue)
+            .map_err(|e| format!("BASE: {e}")),
+        None => base_heuristic(base).map(Base::Slots),
+    }
 }
 
 /// The BASE of a wrapper scheduler (`lookahead`, `rollout`, `safe`, …): a registered
@@ -647,6 +661,15 @@ mod tests {
         ] {
             assert_eq!(by_name(name).unwrap().name(), name);
         }
+        // A whole-queue BASE, and a bad one.
+        assert_eq!(
+            by_name("lookahead:sjf+easy:0").unwrap().name(),
+            "lookahead:sjf+easy:0"
+        );
+        assert_eq!(
+            reason("lookahead:sjf+nope:0"),
+            "scheduler `lookahead:sjf+nope:0`: BASE: scheduler `sjf+nope`: unknown discipline `nope` (one of: greedy, strict, easy, conservative)"
+        );
         assert_eq!(
             reason("rollout:sjf:0:5"),
             "scheduler `rollout:sjf:0:5`: SAMPLES `0` is not a whole number of worlds above 0"
