@@ -8,7 +8,7 @@
 //!       configs/scenarios/cloud-slot.toml 4000000 16 sjf sjf,tetris,best_fit,edf,weighted`
 
 use lepton_env::scenario::{self, ScenarioEnv};
-use lepton_env::schedulers::{RuleChooser, by_name, run_episode};
+use lepton_env::schedulers::{RuleChooser, by_name, run_episode, step_decision};
 use lepton_env::{Env, EpisodeMetrics};
 use rayon::prelude::*;
 use std::path::Path;
@@ -28,22 +28,21 @@ fn ceiling(env: &mut ScenarioEnv, seed: u64, base: &str, rules: &[String]) -> Ep
         let mut best = (chooser.decision(0), f64::INFINITY);
         for k in (0..rules.len()).filter(|&k| chooser.is_first(k)) {
             let mut sim = env.clone();
-            let mut action = chooser.decision(k);
+            let mut decision = chooser.decision(k);
             let cost = loop {
-                sim.step(action, &mut scratch)
+                step_decision(&mut sim, decision, &mut scratch)
                     .expect("a rule's decision is legal");
                 if let Some(m) = sim.episode_metrics() {
                     break m.completion_slowdown;
                 }
                 sim.action_mask(&mut mask);
-                action = base.act(&sim, &scratch, &mask);
+                decision = base.decide(&sim, &scratch, &mask);
             };
             if cost < best.1 - 1e-9 * cost.abs() {
                 best = (chooser.decision(k), cost);
             }
         }
-        env.step(best.0, &mut obs)
-            .expect("a rule's decision is legal");
+        step_decision(env, best.0, &mut obs).expect("a rule's decision is legal");
         if let Some(m) = env.episode_metrics() {
             return m.clone();
         }

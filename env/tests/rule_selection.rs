@@ -140,3 +140,34 @@ fn rule_selection_is_deterministic_and_a_single_rule_plays_that_rule() {
     let sjf = run_episode(by_name("sjf").unwrap().as_mut(), &mut plain, 5).unwrap();
     assert_eq!(slowdown, sjf.completion_slowdown);
 }
+
+#[test]
+fn a_whole_queue_rule_chooses_from_the_backlog() {
+    // `sjf+greedy` alone plays exactly its own episode, which starts tasks that wait outside
+    // the ten visible slots: each rule's one-hot gets a backlog column (10 slots, wait,
+    // backlog), and some observations mark it.
+    let cloud_slot = || load_named("cloud-slot").unwrap().build();
+    let inner_dim = cloud_slot().observation_space().dim();
+    let mut only = RuleSelectionEnv::new(cloud_slot(), &names(&["sjf+greedy"])).unwrap();
+    assert_eq!(only.observation_space().dim(), inner_dim + 12);
+    let (trace, slowdown) = play(&mut only, 5);
+    let batch = run_episode(
+        by_name("sjf+greedy").unwrap().as_mut(),
+        &mut cloud_slot(),
+        5,
+    )
+    .unwrap();
+    assert_eq!(slowdown, batch.completion_slowdown);
+    let width = inner_dim + 12;
+    let backlog = trace
+        .chunks(width)
+        .filter(|obs| obs[inner_dim + 11] == 1.0)
+        .count();
+    assert!(backlog > 0, "no decision started a task from the backlog");
+    // Beside a slot rule: two one-hots of 12.
+    let mixed = RuleSelectionEnv::new(cloud_slot(), &names(&["sjf", "sjf+greedy"])).unwrap();
+    assert_eq!(mixed.observation_space().dim(), inner_dim + 24);
+    // Slot rules alone keep the layout of checkpoints trained before (slots + wait).
+    let slots = RuleSelectionEnv::new(cloud_slot(), &names(&["sjf", "tetris"])).unwrap();
+    assert_eq!(slots.observation_space().dim(), inner_dim + 22);
+}

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use lepton_agent::checkpoint::{self, LoadedPolicy};
 use lepton_agent::distributions::episode_sampler;
 use lepton_env::scenario::ScenarioEnv;
-use lepton_env::schedulers::{self, RuleChooser, RuleSelectionEnv, Scheduler};
+use lepton_env::schedulers::{self, Decision, RuleChooser, RuleSelectionEnv, Scheduler};
 use lepton_env::{ActionLayout, Env, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -423,9 +423,19 @@ impl Scheduler for Learned {
         }
     }
 
+    /// The policy's action; for a rule-selection policy whose chosen rule names a task
+    /// outside the visible slots (a whole-queue rule), which no action can start, wait.
+    /// Episodes use [`decide`](Scheduler::decide), which carries that choice out.
     fn act(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> usize {
+        match self.decide(env, obs, mask) {
+            Decision::Action(action) => action,
+            _ => mask.len() - 1,
+        }
+    }
+
+    fn decide(&mut self, env: &ScenarioEnv, obs: &[f32], mask: &[bool]) -> Decision {
         let Some(rules) = self.rules.as_mut() else {
-            return pick(&mut self.policy, self.sampler.as_mut(), obs, mask);
+            return Decision::Action(pick(&mut self.policy, self.sampler.as_mut(), obs, mask));
         };
         let (chooser, obs, mask) = rules.observe(env, obs);
         chooser.decision(pick(&mut self.policy, self.sampler.as_mut(), obs, mask))

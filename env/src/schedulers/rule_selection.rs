@@ -13,13 +13,15 @@
 //!   rule 0 is legal). The rules' decisions are always legal in the scenario's own mask.
 //! - **Observation:** the scenario's observation, then per rule a one-hot of the slot its
 //!   decision starts (`slots + 1` entries, the last for wait), so the policy sees which rules
-//!   agree and what each would start.
+//!   agree and what each would start. A rule may be a whole-queue batch scheduler under the
+//!   scenario's discipline (`sjf+greedy` on a greedy scenario): its decision then names any
+//!   queued task, and each one-hot gets one more entry, for a task outside the visible slots.
 //!
 //! [`RuleChooser`] is the part a learned policy needs at evaluation time (it acts on the
 //! scenario's env, as a [`Scheduler`]); [`RuleSelectionEnv`] wraps a scenario's env for
 //! training.
 
-use super::{Scheduler, by_name};
+use super::{Decision, Scheduler, by_name, step_decision};
 use crate::api::{ActionBlock, ActionLayout, Env, EnvError, ObsLayout, Transition};
 use crate::metrics::EpisodeMetrics;
 use crate::scenario::ScenarioEnv;
@@ -40,8 +42,12 @@ pub enum RuleSelectionError {
 pub struct RuleChooser {
     names: Vec<String>,
     schedulers: Vec<Box<dyn Scheduler>>,
-    /// The scenario's action for each rule's decision now.
-    decisions: Vec<usize>,
+    /// Each rule's decision now, and the feature column it marks (see `write_features`).
+    decisions: Vec<Decision>,
+    columns: Vec<usize>,
+    /// Whether a rule chooses from the whole queue (a batch scheduler): the one-hots then
+    /// have a column for tasks outside the visible slots.
+    whole_queue: bool,
     inner_mask: Vec<bool>,
     /// Visible slots, and the scenario action's block layout to find a decision's slot.
     slots: usize,
@@ -82,10 +88,13 @@ impl RuleChooser {
             }
             schedulers.push(scheduler);
         }
+        let whole_queue = schedulers.iter().any(|s| s.discipline().is_some());
         Ok(Self {
             names: names.to_vec(),
             schedulers,
-            decisions: vec![0; names.len()],
+            decisions: vec![Decision::Action(0); names.len()],
+            columns: vec![0; names.len()],
+            whole_queue,
             inner_mask: vec![false; env.action_space().n],
             slots,
             servers_per_slot,
@@ -108,7 +117,12 @@ impl RuleChooser {
 
     /// Observation entries the chooser appends to the scenario's.
     pub fn num_features(&self) -> usize {
-        self.names.len() * (self.slots + 1)
+        self.names.len() * self.width()
+    }
+
+    /// Entries per rule: the visible slots, wait, and with a whole-queue rule the backlog.
+    fn width(&self) -> usize {
+        self.slots + 1 + usize::from(self.whole_queue)
     }
 
     /// Prepares the rules for an episode from `seed` (only random rules use it).
@@ -119,10 +133,28 @@ impl RuleChooser {
     }
 
     /// Asks every rule for its decision in `env` now (`obs` is the scenario's observation).
+    /// Batch rules choose from the whole queue; every other rule acts through the scenario's
+    /// actions (a preempting rule by its placements only).
     pub fn decide(&mut self, env: &ScenarioEnv, obs: &[f32]) {
         env.action_mask(&mut self.inner_mask);
-        for (decision, scheduler) in self.decisions.iter_mut().zip(&mut self.schedulers) {
-            *decision = scheduler.act(env, obs, &self.inner_mask);
+        let (slots, per_slot, backlog) = (self.slots, self.servers_per_slot, self.width() - 1);
+        for (k, scheduler) in self.schedulers.iter_mut().enumerate() {
+            let decision = if scheduler.discipline().is_some() {
+                scheduler.decide(env, obs, &self.inner_mask)
+            } else {
+                Decision::Action(scheduler.act(env, obs, &self.inner_mask))
+            };
+            self.decisions[k] = decision;
+            self.columns[k] = match (decision, env) {
+                (Decision::Action(action), _) => (action / per_slot).min(slots),
+                // A queued task: its visible slot, else the backlog column.
+                (Decision::Task(index), ScenarioEnv::Cluster(cluster)) => cluster
+                    .queued()
+                    .find(|t| t.index == index)
+                    .and_then(|t| t.slot)
+                    .unwrap_or(backlog),
+                _ => backlog,
+            };
         }
     }
 
@@ -135,8 +167,8 @@ impl RuleChooser {
         self.write_features(true, tail);
     }
 
-    /// The scenario's action that carries out rule `k`'s decision.
-    pub fn decision(&self, k: usize) -> usize {
+    /// Rule `k`'s decision: a scenario action, or a queued task for a whole-queue rule.
+    pub fn decision(&self, k: usize) -> Decision {
         self.decisions[k]
     }
 
@@ -147,10 +179,9 @@ impl RuleChooser {
         if !decided {
             return;
         }
-        let width = self.slots + 1;
-        for (k, &action) in self.decisions.iter().enumerate() {
-            let slot = (action / self.servers_per_slot).min(self.slots);
-            out[k * width + slot] = 1.0;
+        let width = self.width();
+        for (k, &column) in self.columns.iter().enumerate() {
+            out[k * width + column] = 1.0;
         }
     }
 
@@ -255,9 +286,11 @@ impl Env for RuleSelectionEnv {
                 reason: "an earlier rule makes the same decision",
             });
         }
-        let transition = self
-            .inner
-            .step(self.chooser.decision(action), &mut self.inner_obs)?;
+        let transition = step_decision(
+            &mut self.inner,
+            self.chooser.decision(action),
+            &mut self.inner_obs,
+        )?;
         self.decided = !transition.episode_over();
         self.write_obs(obs);
         Ok(transition)
