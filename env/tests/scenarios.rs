@@ -1,7 +1,7 @@
 //! Every shipped scenario loads, validates, and passes the env checker; bad scenario files
 //! fail with messages that name the file, the key and the reason.
 
-use lepton_env::scenario::{self, SHIPPED, Scenario, ScenarioError};
+use lepton_env::scenario::{self, SHIPPED, Scenario, ScenarioEnv, ScenarioError};
 use lepton_env::{Env, check_env};
 use std::path::Path;
 
@@ -579,5 +579,69 @@ fn an_episode_over_before_its_first_decision_ends_on_that_decision() {
         assert!(t.episode_over(), "{t:?}");
         assert!(env.episode_metrics().is_some());
         assert!(env.step(action, &mut obs).is_err(), "and then it is over");
+    }
+}
+
+/// The hold limit binds under a commit discipline too. One 10-unit server, EASY, slot
+/// actions: A (100 s, 5 units) and B (50 s, 5 units) arrive at 0, C (10 s, 1 unit) at 20.
+/// Commit to A (it starts), wait: the clock runs to C's arrival at 20, where B, which fits
+/// and has waited 20 s, forbids waiting under a 10 s limit; without a limit waiting stays
+/// legal while A runs.
+#[test]
+fn a_hold_limit_binds_under_a_commit_discipline() {
+    let toml = |hold: &str| {
+        format!(
+            r#"
+name = "hold-easy"
+resources = ["cpu"]
+[[server_types]]
+name = "s"
+count = 1
+capacity = [10]
+[queue]
+num_slots = 3
+backlog_cap = 3
+{hold}
+[actions]
+mode = "slot"
+discipline = "easy"
+[workload]
+kind = "list"
+tasks = [
+  {{ id = 1, arrival_s = 0.0, duration_s = 100.0, demand = [5] }},
+  {{ id = 2, arrival_s = 0.0, duration_s = 50.0, demand = [5] }},
+  {{ id = 3, arrival_s = 20.0, duration_s = 10.0, demand = [1] }},
+]
+"#
+        )
+    };
+    for (hold, wait_legal_at_20) in [("hold_limit_s = 10", false), ("", true)] {
+        let mut env = Scenario::from_toml_str(&toml(hold), Path::new("hold-easy.toml"))
+            .unwrap()
+            .build();
+        let mut obs = vec![0.0; env.obs_layout().dim()];
+        let mut mask = vec![false; env.action_space().n];
+        let wait = mask.len() - 1;
+        env.reset(Some(0), &mut obs);
+        env.action_mask(&mut mask);
+        // Nothing runs yet: a task must be chosen.
+        assert!(!mask[wait], "{hold}");
+        env.step(0, &mut obs).unwrap();
+        env.action_mask(&mut mask);
+        // A runs, B has waited 0 s: waiting is legal either way.
+        assert!(mask[wait], "{hold}");
+        env.step(wait, &mut obs).unwrap();
+        let ScenarioEnv::Cluster(cluster) = &env else {
+            panic!()
+        };
+        assert_eq!(cluster.now_s(), 20.0, "{hold}");
+        env.action_mask(&mut mask);
+        assert_eq!(mask[wait], wait_legal_at_20, "{hold}");
+        if !wait_legal_at_20 {
+            assert!(matches!(
+                env.step(wait, &mut obs),
+                Err(lepton_env::EnvError::Illegal { .. })
+            ));
+        }
     }
 }

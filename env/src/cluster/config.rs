@@ -271,7 +271,8 @@ pub struct ClusterConfig {
     pub backlog_cap: usize,
     /// How long a task that fits may be held back: with `Some(h)`, waiting is illegal while a
     /// visible task that fits some server now has waited `h` seconds or more (`Some(0.0)`:
-    /// work-conserving). `None`: waiting is always legal.
+    /// work-conserving), under every discipline. `None`: waiting is legal (under a commit
+    /// discipline, while some task runs or none is queued).
     pub hold_limit_s: Option<f64>,
     /// Which backlog task fills a freed slot.
     pub slot_order: SlotOrder,

@@ -233,13 +233,15 @@ impl ClusterEnv {
     }
 
     /// False while the queue's hold limit forbids waiting (a visible task that fits some
-    /// server now has waited `hold_limit_s` or longer), and under a commit discipline while
-    /// tasks are queued and none runs (then waiting would wait for nothing).
+    /// server now has waited `hold_limit_s` or longer), under every discipline, and under a
+    /// commit discipline while tasks are queued and none runs (then waiting would wait for
+    /// nothing).
     pub fn wait_allowed(&self) -> bool {
-        if self.config.discipline.commits() {
-            // Waiting for the next completion is a choice (RLScheduler's "skip"); with nothing
-            // running there is none to wait for, and a queued task must be chosen.
-            return self.queue.is_empty() || !self.running.is_empty();
+        // Under a commit discipline waiting for the next event is a choice (RLScheduler's
+        // "skip"); with nothing running there may be none to wait for, and a queued task must
+        // be chosen.
+        if self.config.discipline.commits() && !self.queue.is_empty() && self.running.is_empty() {
+            return false;
         }
         let Some(limit) = self.config.hold_limit_s else {
             return true;

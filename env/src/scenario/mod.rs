@@ -187,6 +187,7 @@ shipped!(
     "cloud-sorted",
     "cloud-inference",
     "cloud-ops",
+    "cloud-easy",
     "hpc-lublin",
     "lublin-1",
     "lublin-2",
