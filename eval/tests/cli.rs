@@ -169,24 +169,28 @@ fn the_demo_suite_shows_the_paired_column() {
         "--suite",
         "configs/eval/demo.toml",
         "--schedulers",
-        "sjf,tetris",
+        "wfp3+easy,sjf+easy",
         "--reference",
-        "tetris",
+        "sjf+easy",
         "--out",
         s(tmp.path()),
     ]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
-    assert!(md.contains("| contender | vs tetris (slowdown) |"), "{md}");
-    let sjf = md.lines().find(|l| l.starts_with("| sjf |")).unwrap();
-    assert!(sjf.contains("/20, p"), "{sjf}");
+    assert!(
+        md.contains("| contender | vs sjf+easy (slowdown) |"),
+        "{md}"
+    );
+    let wfp3 = md.lines().find(|l| l.starts_with("| wfp3+easy |")).unwrap();
+    assert!(wfp3.contains("/20, p"), "{wfp3}");
     // The point of pairing: the same seeds make the difference far tighter than either mean.
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("report.json")).unwrap()).unwrap();
     let cloud = &json["scenarios"][0];
-    let tetris = &cloud["results"][1]["metrics"]["completion_slowdown"];
-    let unpaired_width = (tetris["ci_high"].as_f64().unwrap() - tetris["ci_low"].as_f64().unwrap())
-        / tetris["mean"].as_f64().unwrap();
+    let reference = &cloud["results"][1]["metrics"]["completion_slowdown"];
+    let unpaired_width = (reference["ci_high"].as_f64().unwrap()
+        - reference["ci_low"].as_f64().unwrap())
+        / reference["mean"].as_f64().unwrap();
     let paired = &cloud["paired"][0];
     let paired_width = paired["ci_high"].as_f64().unwrap() - paired["ci_low"].as_f64().unwrap();
     assert!(
