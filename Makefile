@@ -1,11 +1,11 @@
 # The two commands of the README, plus the pieces they are made of.
-#   make demo   train PPO on the default scenario (with a hold limit), evaluate it against the heuristics
+#   make demo   train PPO on the default scenario's tasks (batch-scheduler decisions), evaluate it against the heuristics
 #   make test   formatting, lints and the whole test suite (what CI runs)
 # Both bootstrap libtorch and the Python tools on first use (scripts/bootstrap.sh).
 
 CARGO ?= cargo
 DEMO_RUN ?= demo
-DEMO_STEPS ?= 60000
+DEMO_STEPS ?= 1228800
 
 .PHONY: demo test bootstrap check-libtorch build bench bench-throughput bench-deeprm-curves fuzz docs-eval python python-test bench-python
 

@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# `make demo`: the product's main job on the default scenario (configs/scenarios/cloud.toml)
-# with a hold limit (configs/scenarios/cloud-hold.toml: a task that fits may not be held back
-# for more than 60 s, so a briefly trained policy cannot leave the work waiting forever).
-# Trains the project's recipe briefly on the CPU (configs/ppo_cloud_hold.toml: a short Tetris
-# clone, then PPO with the kernel network), scores the best checkpoint against the heuristic
-# schedulers on held-out seeds, and prints where the logs, checkpoints and report are.
+# `make demo`: the product's main job on the default scenario's tasks (configs/scenarios/cloud.toml)
+# with batch-scheduler decisions (configs/scenarios/cloud-easy.toml: commit to one of the ten
+# shortest queued tasks or wait, EASY backfilling over the whole queue, a 60 s hold limit).
+# Trains the project's recipe on the CPU (configs/ppo_cloud_easy.toml: a clone of `sjf+easy`,
+# then PPO with the kernel network and same-workload groups), scores the best checkpoint
+# against the heuristic schedulers on held-out seeds, and prints where the logs, checkpoints
+# and report are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-demo}"
-STEPS="${2:-60000}"
+STEPS="${2:-1228800}"
 BIN=target/release
 
-echo "==> cloning Tetris, then PPO on the 'cloud-hold' scenario for $STEPS env steps (run '$RUN')"
+echo "==> cloning sjf+easy, then PPO on cloud's tasks ('cloud-easy') for $STEPS env steps (run '$RUN')"
 rm -rf "runs/$RUN"
-"$BIN/lepton-train" --config configs/ppo_cloud_hold.toml --total-steps "$STEPS" --run-name "$RUN" \
-    --set imitation.steps=5000 --set imitation.kl_anneal_steps=$((STEPS / 2))
+"$BIN/lepton-train" --config configs/ppo_cloud_easy.toml --total-steps "$STEPS" --run-name "$RUN"
 
 echo "==> evaluating the best checkpoint against the heuristics on held-out seeds"
-"$BIN/lepton-eval" --suite configs/eval/demo-hold.toml \
+"$BIN/lepton-eval" --suite configs/eval/demo-easy.toml \
     --checkpoint "runs/$RUN/checkpoints/best" --out "runs/$RUN/eval"
 
 cat <<EOT
