@@ -443,26 +443,25 @@ fn lookahead(params: Option<&str>) -> Result<Lookahead, String> {
 fn rollout(params: Option<&str>) -> Result<Lookahead, String> {
     if let Some((rest, arrivals)) = params.and_then(|p| p.rsplit_once(':'))
         && let Some((base, samples)) = rest.rsplit_once(':')
-        && let (Ok(samples), Ok(arrivals)) = (samples.parse::<u32>(), arrivals.parse::<usize>())
+        && samples.parse::<u32>().is_ok()
+        && let Ok(arrivals) = arrivals.parse::<usize>()
         && let Ok(base) = lookahead_base(base)
     {
-        if samples == 0 {
-            return Err(format!(
-                "SAMPLES `{samples}` is not a whole number of worlds above 0"
-            ));
-        }
-        return Ok(Lookahead::rollout(base, samples, Some(arrivals)));
+        return Ok(Lookahead::rollout(base, worlds(samples)?, Some(arrivals)));
     }
     let (base, samples) = base_and_count(params, "4");
-    let samples: u32 = match samples.parse() {
-        Ok(n) if n > 0 => n,
-        _ => {
-            return Err(format!(
-                "SAMPLES `{samples}` is not a whole number of worlds above 0"
-            ));
-        }
-    };
+    let samples = worlds(samples)?;
     Ok(Lookahead::rollout(lookahead_base(base)?, samples, None))
+}
+
+/// `rollout`'s SAMPLES: a whole number of redrawn worlds above 0.
+fn worlds(samples: &str) -> Result<u32, String> {
+    match samples.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "SAMPLES `{samples}` is not a whole number of worlds above 0"
+        )),
+    }
 }
 
 /// The BASE of `lookahead` and `rollout`: a whole-queue batch scheduler (`sjf+easy`) or a
